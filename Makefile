@@ -1,0 +1,42 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run   - create .venv, install, seed the demo workspace, serve on http://127.0.0.1:8000/
+#   make test  - create .venv, install, run the test suite (including the golden evals)
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export COPILOT_DATA_DIR ?= $(CURDIR)/data
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export ANONYMIZED_TELEMETRY := False
+
+.PHONY: install run demo serve test test-fast bench clean
+
+install: $(STAMP)
+
+# torch first, pinned: it resolves to the local CPU wheel instead of a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q torch==2.13.0
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/copilot demo --if-missing
+
+run: demo
+	$(BIN)/copilot serve
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: install
+	for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) data build *.egg-info

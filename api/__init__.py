@@ -1,0 +1,1 @@
+"""The HTTP service: FastAPI routers per audience plus server-rendered web pages."""

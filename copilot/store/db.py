@@ -1,0 +1,158 @@
+"""Engine, sessions, migrations and the workspace-scoped repository.
+
+All record access goes through :class:`Repo`, which is bound to one workspace
+and adds the workspace filter to every query it builds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, Select, create_engine, event, inspect, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from copilot.errors import CopilotError, NotFound
+from copilot.settings import Settings
+from copilot.store.models import AuditEvent, Workspace, WorkspaceScoped
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+T = TypeVar("T", bound=WorkspaceScoped)
+
+
+class StoreError(CopilotError):
+    """A problem with the record store that a user can act on."""
+
+
+class WorkspaceNotFound(StoreError, NotFound):
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"workspace '{slug}' does not exist (create it with `copilot demo` or `copilot workspace create {slug}`)")
+        self.slug = slug
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["engine"] = engine
+    return config
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (creates everything on an empty database)."""
+    command.upgrade(alembic_config(engine), revision)
+
+
+class Store:
+    """The database of one deployment: an engine plus a session factory."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, upgrade: bool = True) -> Store:
+        if settings.database_url is None:
+            settings.ensure_dirs()
+        store = cls(make_engine(settings.resolved_database_url))
+        if upgrade:
+            migrate(store.engine)
+        return store
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on any error."""
+        session = self.sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    @contextmanager
+    def repo(self, workspace: str) -> Iterator[Repo]:
+        with self.session() as session:
+            yield Repo.for_slug(session, workspace)
+
+    def has_tables(self) -> bool:
+        return inspect(self.engine).has_table("workspaces")
+
+
+class Repo:
+    """A session bound to one workspace: every query it builds is scoped to it."""
+
+    def __init__(self, session: Session, workspace: Workspace) -> None:
+        self.session = session
+        self.workspace = workspace
+
+    @classmethod
+    def for_slug(cls, session: Session, slug: str) -> Repo:
+        workspace = session.scalar(select(Workspace).where(Workspace.slug == slug))
+        if workspace is None:
+            raise WorkspaceNotFound(slug)
+        return cls(session, workspace)
+
+    @property
+    def workspace_id(self) -> int:
+        return self.workspace.id
+
+    def select(self, model: type[T]) -> Select[tuple[T]]:
+        return select(model).where(model.workspace_id == self.workspace.id)
+
+    def all(self, query: Select[tuple[T]]) -> list[T]:
+        return list(self.session.scalars(query))
+
+    def get(self, model: type[T], record_id: int) -> T | None:
+        """The row with this id if it belongs to this workspace, else None."""
+        row = self.session.get(model, record_id)
+        return row if row is not None and row.workspace_id == self.workspace.id else None
+
+    def by_external_id(self, model: type[T], external_id: str) -> T | None:
+        query = self.select(model).where(model.external_id == external_id)  # type: ignore[attr-defined]
+        return self.session.scalar(query)
+
+    def add(self, row: T) -> T:
+        row.workspace_id = self.workspace.id
+        self.session.add(row)
+        return row
+
+
+def get_or_create_workspace(session: Session, slug: str, name: str | None = None) -> Workspace:
+    workspace = session.scalar(select(Workspace).where(Workspace.slug == slug))
+    if workspace is None:
+        workspace = Workspace(slug=slug, name=name or slug)
+        session.add(workspace)
+        session.flush()
+    return workspace
+
+
+@event.listens_for(Session, "before_flush")
+def _audit_log_is_append_only(session: Session, _context: Any, _instances: Any) -> None:
+    for row in (*session.dirty, *session.deleted):
+        if isinstance(row, AuditEvent) and (row in session.deleted or session.is_modified(row)):
+            raise StoreError("audit events are append-only: they cannot be changed or deleted")

@@ -1,0 +1,385 @@
+"""SQLAlchemy 2.0 typed models for the CRM record store and the AI side.
+
+Every row belongs to a workspace. CRM records carry an optional ``external_id``
+(the id in the system they were imported from), unique per workspace and kind,
+which is what ingest upserts on.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class AuthorKind(str, enum.Enum):
+    customer = "customer"
+    agent = "agent"
+    internal_note = "internal_note"
+
+
+class TicketStatus(str, enum.Enum):
+    new = "new"
+    open = "open"
+    pending = "pending"
+    solved = "solved"
+    closed = "closed"
+
+
+class Priority(str, enum.Enum):
+    low = "low"
+    normal = "normal"
+    high = "high"
+    urgent = "urgent"
+
+
+class Channel(str, enum.Enum):
+    email = "email"
+    chat = "chat"
+    phone = "phone"
+    web = "web"
+    social = "social"
+
+
+class DealStage(str, enum.Enum):
+    prospecting = "prospecting"
+    qualification = "qualification"
+    discovery = "discovery"
+    proposal = "proposal"
+    negotiation = "negotiation"
+    closed_won = "closed_won"
+    closed_lost = "closed_lost"
+
+
+class AiStatus(str, enum.Enum):
+    pending = "pending"  # waiting for human review
+    approved = "approved"
+    edited = "edited"  # approved with changes
+    rejected = "rejected"
+    stale = "stale"  # the record changed after it was produced
+    sent = "sent"
+    completed = "completed"  # informational output that needs no review
+    failed = "failed"
+
+
+def _enum(enum_cls: type[enum.Enum]) -> Enum:
+    return Enum(enum_cls, native_enum=False, length=32, validate_strings=True)
+
+
+class Workspace(Base):
+    __tablename__ = "workspaces"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WorkspaceScoped:
+    """Columns every workspace-owned row has."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class CrmRecord(WorkspaceScoped):
+    """A record imported from (or mirrored to) the CRM, addressable by its external id."""
+
+    external_id: Mapped[str | None] = mapped_column(String(128))
+
+
+def _crm_table_args(table: str) -> tuple[Any, ...]:
+    return (UniqueConstraint("workspace_id", "external_id", name=f"uq_{table}_external_id"),)
+
+
+class Account(CrmRecord, Base):
+    __tablename__ = "accounts"
+    __table_args__ = _crm_table_args("accounts")
+
+    name: Mapped[str] = mapped_column(String(200))
+    domain: Mapped[str | None] = mapped_column(String(200))
+    industry: Mapped[str | None] = mapped_column(String(100))
+    segment: Mapped[str | None] = mapped_column(String(50))
+    country: Mapped[str | None] = mapped_column(String(80))
+    plan: Mapped[str | None] = mapped_column(String(80))
+
+
+class Contact(CrmRecord, Base):
+    __tablename__ = "contacts"
+    __table_args__ = _crm_table_args("contacts")
+
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(50))
+    title: Mapped[str | None] = mapped_column(String(120))
+    language: Mapped[str | None] = mapped_column(String(16))
+
+
+class Deal(CrmRecord, Base):
+    __tablename__ = "deals"
+    __table_args__ = _crm_table_args("deals")
+
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    stage: Mapped[DealStage] = mapped_column(_enum(DealStage))
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    close_date: Mapped[date | None] = mapped_column(Date)
+    owner: Mapped[str | None] = mapped_column(String(120))
+    next_step: Mapped[str | None] = mapped_column(Text)
+    # [{"stage": "proposal", "at": "2026-03-01T10:00:00+00:00"}, ...] oldest first
+    stage_history: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class Ticket(CrmRecord, Base):
+    __tablename__ = "tickets"
+    __table_args__ = _crm_table_args("tickets")
+
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
+    subject: Mapped[str] = mapped_column(String(300))
+    status: Mapped[TicketStatus] = mapped_column(_enum(TicketStatus), default=TicketStatus.open)
+    priority: Mapped[Priority] = mapped_column(_enum(Priority), default=Priority.normal)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel), default=Channel.email)
+    assignee: Mapped[str | None] = mapped_column(String(120))
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="ticket", order_by="Message.sent_at", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Message(CrmRecord, Base):
+    __tablename__ = "messages"
+    __table_args__ = (*_crm_table_args("messages"), Index("ix_messages_ticket_sent", "ticket_id", "sent_at"))
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    author_kind: Mapped[AuthorKind] = mapped_column(_enum(AuthorKind))
+    author: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    ticket: Mapped[Ticket] = relationship(back_populates="messages")
+
+
+class Call(CrmRecord, Base):
+    __tablename__ = "calls"
+    __table_args__ = _crm_table_args("calls")
+
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id", ondelete="SET NULL"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # [{"name": "Dana Reyes", "role": "rep"|"customer", "company": "..."}]
+    participants: Mapped[list[Any]] = mapped_column(default=list)
+
+    turns: Mapped[list[CallTurn]] = relationship(
+        back_populates="call", order_by="CallTurn.position", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class CallTurn(WorkspaceScoped, Base):
+    """One speaker turn of a call transcript; tasks cite turns by id."""
+
+    __tablename__ = "call_turns"
+    __table_args__ = (UniqueConstraint("call_id", "position", name="uq_call_turns_position"),)
+
+    call_id: Mapped[int] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    speaker: Mapped[str] = mapped_column(String(200))
+    start_s: Mapped[float] = mapped_column(default=0.0)
+    text: Mapped[str] = mapped_column(Text)
+
+    call: Mapped[Call] = relationship(back_populates="turns")
+
+
+class NpsResponse(CrmRecord, Base):
+    __tablename__ = "nps_responses"
+    __table_args__ = (*_crm_table_args("nps_responses"), Index("ix_nps_ws_submitted", "workspace_id", "submitted_at"))
+
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    survey: Mapped[str | None] = mapped_column(String(120))
+    campaign: Mapped[str | None] = mapped_column(String(120))
+    segment: Mapped[str | None] = mapped_column(String(50))
+
+
+class KbArticle(CrmRecord, Base):
+    __tablename__ = "kb_articles"
+    __table_args__ = _crm_table_args("kb_articles")
+
+    title: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)  # markdown, sections under "## " headings
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+
+
+class Note(CrmRecord, Base):
+    __tablename__ = "notes"
+    __table_args__ = _crm_table_args("notes")
+
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"), index=True)
+    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id", ondelete="SET NULL"), index=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"), index=True)
+    author: Mapped[str | None] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    noted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AiResult(WorkspaceScoped, Base):
+    """One AI output with its provenance; drafts move through human review."""
+
+    __tablename__ = "ai_results"
+    __table_args__ = (
+        Index("ix_ai_results_subject", "workspace_id", "subject_kind", "subject_id"),
+        Index("ix_ai_results_status", "workspace_id", "status"),
+    )
+
+    task: Mapped[str] = mapped_column(String(64))
+    status: Mapped[AiStatus] = mapped_column(_enum(AiStatus), default=AiStatus.pending)
+    subject_kind: Mapped[str] = mapped_column(String(32))  # e.g. "ticket", "deal", "call"
+    subject_id: Mapped[int | None] = mapped_column(Integer)
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the task's typed result, as JSON
+    final_text: Mapped[str | None] = mapped_column(Text)  # what the human approved (after edits)
+    prompt_name: Mapped[str | None] = mapped_column(String(128))
+    prompt_version: Mapped[str | None] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(200))
+    input_ids: Mapped[list[Any]] = mapped_column(default=list)
+    source_ids: Mapped[list[Any]] = mapped_column(default=list)
+    tokens_in: Mapped[int] = mapped_column(default=0)
+    tokens_out: Mapped[int] = mapped_column(default=0)
+    latency_ms: Mapped[float] = mapped_column(default=0.0)
+    cost_usd: Mapped[float | None] = mapped_column()
+    guard_verdicts: Mapped[list[Any]] = mapped_column(default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(default=1)  # bumped on every review change
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class AuditEvent(Base):
+    """Append-only log of every human decision and delivery."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_ws_at", "workspace_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    ai_result_id: Mapped[int | None] = mapped_column(ForeignKey("ai_results.id"), index=True)
+    subject_kind: Mapped[str | None] = mapped_column(String(32))
+    subject_id: Mapped[int | None] = mapped_column(Integer)
+    task: Mapped[str | None] = mapped_column(String(64))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    edit_distance: Mapped[int | None] = mapped_column(Integer)
+
+
+class Role(str, enum.Enum):
+    agent = "agent"
+    rep = "rep"
+    marketing = "marketing"
+    admin = "admin"
+
+
+class ApiKey(WorkspaceScoped, Base):
+    """An API key bound to one workspace and role; only its hash is stored."""
+
+    __tablename__ = "api_keys"
+
+    name: Mapped[str] = mapped_column(String(120))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    prefix: Mapped[str] = mapped_column(String(16), index=True)  # shown in listings, used for lookup
+    key_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class JobStatus(str, enum.Enum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class Job(WorkspaceScoped, Base):
+    """Long-running work (NPS themes, reindexing, bulk summaries) with progress and a persisted result."""
+
+    __tablename__ = "jobs"
+
+    kind: Mapped[str] = mapped_column(String(64))
+    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus), default=JobStatus.queued)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    done: Mapped[int] = mapped_column(default=0)
+    total: Mapped[int | None] = mapped_column()
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DeliveryStatus(str, enum.Enum):
+    pending = "pending"
+    delivered = "delivered"
+    failed = "failed"
+
+
+class Delivery(WorkspaceScoped, Base):
+    """One outbound delivery of an approved output (webhook or export), idempotent by key."""
+
+    __tablename__ = "deliveries"
+
+    ai_result_id: Mapped[int] = mapped_column(ForeignKey("ai_results.id"), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    target: Mapped[str] = mapped_column(String(500))
+    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus), default=DeliveryStatus.pending)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+CRM_MODELS: dict[str, type[CrmRecord]] = {
+    "account": Account,
+    "contact": Contact,
+    "deal": Deal,
+    "ticket": Ticket,
+    "message": Message,
+    "call": Call,
+    "nps_response": NpsResponse,
+    "kb_article": KbArticle,
+    "note": Note,
+}

@@ -1,0 +1,95 @@
+"""What every task shares: provenance, the typed outcome envelope, and saving it as an AiResult."""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel, Field
+from sqlalchemy import update
+
+from copilot.guards import GuardVerdict, blocking_failures
+from copilot.store import Repo
+from copilot.store.models import AiResult, AiStatus
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class Provenance(BaseModel):
+    """Where an AI output came from: enough to reproduce and audit it."""
+
+    task: str
+    prompt_name: str | None = None
+    prompt_version: str | None = None
+    model: str | None = None
+    input_ids: list[str] = Field(default_factory=list)  # "message:12", "call_turn:7", ...
+    source_ids: list[str] = Field(default_factory=list)  # retrieved records cited as [S1], [S2], ...
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_ms: float = 0.0
+    cost_usd: float | None = None
+
+
+class TaskOutcome(BaseModel, Generic[T]):
+    """A task's typed result plus the guard verdicts a reviewer must see."""
+
+    task: str
+    result: T
+    verdicts: list[GuardVerdict] = Field(default_factory=list)
+    provenance: Provenance
+    used_fallback: bool = False
+    fallback_reason: str | None = None
+    status: AiStatus = AiStatus.pending
+    ai_result_id: int | None = None
+    version: int | None = None
+
+    @property
+    def blocked(self) -> bool:
+        return bool(blocking_failures(self.verdicts))
+
+
+def save_outcome(repo: Repo, outcome: TaskOutcome[T], *, subject_kind: str, subject_id: int | None) -> AiResult:
+    """Persist an outcome as one AiResult row (in the caller's transaction) and note its id on the outcome."""
+    provenance = outcome.provenance
+    row = repo.add(
+        AiResult(
+            task=outcome.task,
+            status=outcome.status,
+            subject_kind=subject_kind,
+            subject_id=subject_id,
+            content={
+                "result": outcome.result.model_dump(mode="json"),
+                "used_fallback": outcome.used_fallback,
+                "fallback_reason": outcome.fallback_reason,
+            },
+            prompt_name=provenance.prompt_name,
+            prompt_version=provenance.prompt_version,
+            model=provenance.model,
+            input_ids=provenance.input_ids,
+            source_ids=provenance.source_ids,
+            tokens_in=provenance.tokens_in,
+            tokens_out=provenance.tokens_out,
+            latency_ms=provenance.latency_ms,
+            cost_usd=provenance.cost_usd,
+            guard_verdicts=[v.model_dump(mode="json") for v in outcome.verdicts],
+        )
+    )
+    repo.session.flush()
+    outcome.ai_result_id, outcome.version = row.id, row.version
+    return row
+
+
+def mark_stale(repo: Repo, *, subject_kind: str, subject_id: int, tasks: tuple[str, ...]) -> int:
+    """Mark pending or completed outputs about a record as stale after it changed; returns how many."""
+    statement = (
+        update(AiResult)
+        .where(
+            AiResult.workspace_id == repo.workspace_id,
+            AiResult.subject_kind == subject_kind,
+            AiResult.subject_id == subject_id,
+            AiResult.task.in_(tasks),
+            AiResult.status.in_([AiStatus.pending, AiStatus.completed]),
+        )
+        .values(status=AiStatus.stale, version=AiResult.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return repo.session.execute(statement).rowcount

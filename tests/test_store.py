@@ -1,0 +1,93 @@
+"""Record store: migrations, workspace scoping, append-only audit log."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from sqlalchemy import inspect, text
+
+from copilot.store import Store, StoreError, WorkspaceNotFound
+from copilot.store.db import make_engine, migrate
+from copilot.store.models import Account, AiResult, AuditEvent, Message, Ticket, AuthorKind
+
+
+def test_upgrade_from_empty_creates_every_table(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    migrate(engine)
+    tables = set(inspect(engine).get_table_names())
+    assert {"workspaces", "accounts", "contacts", "deals", "tickets", "messages", "calls", "call_turns",
+            "nps_responses", "kb_articles", "notes", "ai_results", "audit_events", "alembic_version"} <= tables
+    migrate(engine)  # idempotent
+    with engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_models_match_migrations(store: Store):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from copilot.store.models import Base
+
+    with store.engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert diff == []
+
+
+def test_query_in_one_workspace_never_returns_anothers_rows(store: Store, two_workspaces):
+    alpha, beta = two_workspaces
+    for slug in (alpha, beta):
+        with store.repo(slug) as repo:
+            account = repo.add(Account(name=f"Same Name", external_id="acc-1"))
+            repo.session.flush()
+            ticket = repo.add(Ticket(subject="Refund for double charge", account_id=account.id, external_id="t-1"))
+            repo.session.flush()
+            repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, body=f"hello from {slug}"))
+    with store.repo(alpha) as repo:
+        bodies = [m.body for m in repo.all(repo.select(Message))]
+        assert bodies == ["hello from alpha"]
+        beta_ticket_id = store.sessions().scalar(text("SELECT id FROM tickets WHERE workspace_id != :w").bindparams(w=repo.workspace_id))
+        assert repo.get(Ticket, beta_ticket_id) is None
+        assert repo.by_external_id(Ticket, "t-1").workspace_id == repo.workspace_id
+
+
+def test_unknown_workspace_is_a_clear_error(store: Store):
+    with pytest.raises(WorkspaceNotFound, match="workspace 'nope' does not exist"):
+        with store.repo("nope"):
+            pass
+
+
+def test_audit_log_is_append_only(store: Store, two_workspaces):
+    with store.repo("alpha") as repo:
+        result = repo.add(AiResult(task="reply_draft", subject_kind="ticket", subject_id=1))
+        repo.session.flush()
+        repo.session.add(AuditEvent(workspace_id=repo.workspace_id, actor="ana", action="approve", ai_result_id=result.id))
+    with store.sessions() as session:
+        event = session.query(AuditEvent).one()
+        event.actor = "mallory"
+        with pytest.raises(StoreError, match="append-only"):
+            session.flush()
+        session.rollback()
+        session.delete(session.query(AuditEvent).one())
+        with pytest.raises(StoreError, match="append-only"):
+            session.flush()
+    with pytest.raises(Exception, match="append-only"):
+        with store.engine.begin() as connection:
+            connection.execute(text("UPDATE audit_events SET actor = 'mallory'"))
+
+
+def test_ai_result_version_guards_concurrent_review(store: Store, two_workspaces):
+    from sqlalchemy.orm.exc import StaleDataError
+
+    with store.repo("alpha") as repo:
+        result = repo.add(AiResult(task="reply_draft", subject_kind="ticket"))
+        repo.session.flush()
+        result_id = result.id
+    first, second = store.sessions(), store.sessions()
+    a, b = first.get(AiResult, result_id), second.get(AiResult, result_id)
+    a.status = "approved"
+    first.commit()
+    b.status = "rejected"
+    with pytest.raises(StaleDataError):
+        second.commit()
+    first.close(), second.close()
