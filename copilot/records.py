@@ -1,0 +1,28 @@
+"""What happens after records are written: outputs about changed records go stale."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from copilot.ingest import IngestReport
+from copilot.ingest.loader import AfterWrite
+from copilot.settings import Settings
+from copilot.store import Repo
+from copilot.store.models import AuthorKind, Message
+from copilot.tasks.base import mark_stale
+
+TICKET_TASKS_STALE_ON_CUSTOMER_MESSAGE = ("ticket_summary", "reply_draft")
+
+
+def mark_tickets_stale(repo: Repo, report: IngestReport) -> None:
+    """A new customer message makes the ticket's summary and reply drafts stale."""
+    message_ids = report.written_ids.get("message", [])
+    query = select(Message.ticket_id).where(Message.author_kind == AuthorKind.customer).distinct()
+    for start in range(0, len(message_ids), 5000):
+        chunk = message_ids[start:start + 5000]
+        for ticket_id in repo.session.scalars(query.where(Message.id.in_(chunk))):
+            mark_stale(repo, subject_kind="ticket", subject_id=ticket_id, tasks=TICKET_TASKS_STALE_ON_CUSTOMER_MESSAGE)
+
+
+def after_write_hooks(settings: Settings) -> list[AfterWrite]:
+    return [mark_tickets_stale]
