@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
 
 from api.routers import health
 from copilot import __version__
@@ -17,4 +18,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.store = store or Store.from_settings(settings)
     app.include_router(health.router)
     app.include_router(health.router, prefix="/v1")
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
     return app

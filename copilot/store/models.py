@@ -142,6 +142,8 @@ class Contact(CrmRecord, Base):
     title: Mapped[str | None] = mapped_column(String(120))
     language: Mapped[str | None] = mapped_column(String(16))
 
+    account: Mapped[Account | None] = relationship()
+
 
 class Deal(CrmRecord, Base):
     __tablename__ = "deals"
@@ -158,6 +160,8 @@ class Deal(CrmRecord, Base):
     # [{"stage": "proposal", "at": "2026-03-01T10:00:00+00:00"}, ...] oldest first
     stage_history: Mapped[list[Any]] = mapped_column(default=list)
 
+    account: Mapped[Account | None] = relationship()
+
 
 class Ticket(CrmRecord, Base):
     __tablename__ = "tickets"
@@ -173,6 +177,8 @@ class Ticket(CrmRecord, Base):
     opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
+    account: Mapped[Account | None] = relationship()
+    contact: Mapped[Contact | None] = relationship()
     messages: Mapped[list[Message]] = relationship(
         back_populates="ticket", order_by="Message.sent_at", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -202,6 +208,8 @@ class Call(CrmRecord, Base):
     # [{"name": "Dana Reyes", "role": "rep"|"customer", "company": "..."}]
     participants: Mapped[list[Any]] = mapped_column(default=list)
 
+    deal: Mapped[Deal | None] = relationship()
+    account: Mapped[Account | None] = relationship()
     turns: Mapped[list[CallTurn]] = relationship(
         back_populates="call", order_by="CallTurn.position", cascade="all, delete-orphan", passive_deletes=True
     )
@@ -235,6 +243,9 @@ class NpsResponse(CrmRecord, Base):
     campaign: Mapped[str | None] = mapped_column(String(120))
     segment: Mapped[str | None] = mapped_column(String(50))
 
+    contact: Mapped[Contact | None] = relationship()
+    account: Mapped[Account | None] = relationship()
+
 
 class KbArticle(CrmRecord, Base):
     __tablename__ = "kb_articles"
@@ -256,6 +267,9 @@ class Note(CrmRecord, Base):
     author: Mapped[str | None] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
     noted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    account: Mapped[Account | None] = relationship()
+    deal: Mapped[Deal | None] = relationship()
 
 
 class AiResult(WorkspaceScoped, Base):

@@ -1,0 +1,45 @@
+"""`copilot demo`: seed the demo workspace."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from copilot.cli.common import console, load_settings, open_store
+from copilot.demo.generator import seed_demo, workspace_has_records
+
+
+def demo(
+    workspace: Annotated[str, typer.Option("--workspace", "-w", help="Workspace to seed.")] = "demo",
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed and anchor give identical content.")] = 7,
+    anchor: Annotated[str | None, typer.Option(help="Day the demo data is placed around (YYYY-MM-DD, default today).")] = None,
+    if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing when the workspace already has records.")] = False,
+    reset: Annotated[bool, typer.Option("--reset", help="Delete the workspace and seed it again.")] = False,
+) -> None:
+    """Seed a realistic demo workspace: accounts, contacts, deals, tickets, calls, NPS, KB articles."""
+    try:
+        anchor_day = date.fromisoformat(anchor) if anchor else None
+    except ValueError:
+        raise typer.BadParameter(f"'{anchor}' is not a date (use YYYY-MM-DD)", param_hint="--anchor") from None
+    store = open_store(load_settings())
+    if if_missing and not reset and workspace_has_records(store, workspace):
+        console.print(f"workspace [bold]{workspace}[/] already has records; leaving it as it is")
+        return
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True) as progress:
+        task = progress.add_task("seeding", total=None)
+        counts = seed_demo(store, workspace, seed=seed, anchor=anchor_day, reset=reset,
+                           progress=lambda label: progress.update(task, description=f"generating {label}"))
+    table = Table(title=f"demo workspace '{workspace}' seeded")
+    table.add_column("records")
+    table.add_column("count", justify="right")
+    for name, value in counts.model_dump(exclude={"workspace", "content_hash"}).items():
+        table.add_row(name.replace("_", " "), str(value))
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)

@@ -1,0 +1,1 @@
+"""The demo workspace: a realistic, deterministic CRM for an invented invoicing SaaS."""
