@@ -24,5 +24,21 @@ def mark_tickets_stale(repo: Repo, report: IngestReport) -> None:
             mark_stale(repo, subject_kind="ticket", subject_id=ticket_id, tasks=TICKET_TASKS_STALE_ON_CUSTOMER_MESSAGE)
 
 
+def index_written(settings: Settings) -> AfterWrite:
+    """Index what an ingest wrote, so search sees it as soon as the ingest commits."""
+
+    def hook(repo: Repo, report: IngestReport) -> None:
+        from retrieval import open_index
+
+        history = open_index(settings)
+        for kind, ids in report.written_ids.items():
+            history.index_records(repo, kind, ids)
+
+    return hook
+
+
 def after_write_hooks(settings: Settings) -> list[AfterWrite]:
-    return [mark_tickets_stale]
+    hooks: list[AfterWrite] = [mark_tickets_stale]
+    if settings.index_on_ingest:
+        hooks.append(index_written(settings))
+    return hooks

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     max_retries: int = 2
     cache_dir: Path | None = Field(default=None, description="On-disk response cache; off when unset.")
 
+    index_on_ingest: bool = Field(default=True, description="Index ingested records for search right away.")
     chroma_path: Path | None = Field(default=None, description="Embedded chromadb folder; default: data_dir/chroma.")
     chroma_url: str | None = Field(default=None, description="chromadb server URL; when set, used instead of chroma_path.")
 

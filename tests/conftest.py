@@ -25,6 +25,7 @@ def _clean_copilot_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
             monkeypatch.delenv(key)
     monkeypatch.setenv("COPILOT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("COPILOT_MODEL", "fake/echo")
+    monkeypatch.setenv("COPILOT_INDEX_ON_INGEST", "false")  # tests that need the index build it themselves
 
 
 @pytest.fixture

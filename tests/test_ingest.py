@@ -109,7 +109,7 @@ def test_same_external_ids_in_two_workspaces_stay_separate(store, two_workspaces
         assert alpha.by_external_id(Ticket, "T-1").id != beta.by_external_id(Ticket, "T-1").id
 
 
-def test_new_customer_message_makes_ticket_drafts_stale(store, two_workspaces, tmp_path):
+def test_new_customer_message_makes_ticket_drafts_stale(store, two_workspaces, tmp_path, settings):
     ingest_all(store)
     with store.repo("alpha") as repo:
         ticket = repo.by_external_id(Ticket, "T-1")
@@ -119,7 +119,7 @@ def test_new_customer_message_makes_ticket_drafts_stale(store, two_workspaces, t
     path.write_text(json.dumps({"ticket": "T-1", "author_kind": "customer", "body": "Any news?", "sent_at": "2026-03-07T10:00:00Z"}) + "\n")
     from copilot.records import after_write_hooks
 
-    ingest_file(store, "alpha", path, after_write=after_write_hooks(None))
+    ingest_file(store, "alpha", path, after_write=after_write_hooks(settings))
     with store.repo("alpha") as repo:
         assert repo.get(AiResult, draft.id).status is AiStatus.stale
         assert repo.get(AiResult, approved.id).status is AiStatus.approved

@@ -27,10 +27,12 @@ def test_models_match_migrations(store: Store):
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
+    from copilot.store.migrations.naming import include_name
     from copilot.store.models import Base
 
     with store.engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        context = MigrationContext.configure(connection, opts={"include_name": include_name})
+        diff = compare_metadata(context, Base.metadata)
     assert diff == []
 
 

@@ -19,6 +19,7 @@ def demo(
     anchor: Annotated[str | None, typer.Option(help="Day the demo data is placed around (YYYY-MM-DD, default today).")] = None,
     if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing when the workspace already has records.")] = False,
     reset: Annotated[bool, typer.Option("--reset", help="Delete the workspace and seed it again.")] = False,
+    index: Annotated[bool, typer.Option("--index/--no-index", help="Index the records for search after seeding.")] = True,
 ) -> None:
     """Seed a realistic demo workspace: accounts, contacts, deals, tickets, calls, NPS, KB articles."""
     try:
@@ -39,6 +40,10 @@ def demo(
     for name, value in counts.model_dump(exclude={"workspace", "content_hash"}).items():
         table.add_row(name.replace("_", " "), str(value))
     console.print(table)
+    if index:
+        from copilot.cli.search import index as index_command
+
+        index_command(workspace=workspace, rebuild=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -386,6 +386,27 @@ class Delivery(WorkspaceScoped, Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class SearchChunk(Base):
+    """One indexed piece of customer history: the lexical index and the source of truth for the vector index."""
+
+    __tablename__ = "search_chunks"
+    __table_args__ = (
+        Index("ix_search_chunks_record", "workspace_id", "record_kind", "record_id"),
+        Index("ix_search_chunks_account", "workspace_id", "account_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # also the rowid of the SQLite FTS5 index
+    chunk_id: Mapped[str] = mapped_column(String(96), unique=True)  # "<kind>:<record id>:<n>", the vector id too
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    record_kind: Mapped[str] = mapped_column(String(32))
+    record_id: Mapped[int] = mapped_column(Integer)
+    account_id: Mapped[int | None] = mapped_column(Integer)
+    contact_id: Mapped[int | None] = mapped_column(Integer)
+    shared: Mapped[bool] = mapped_column(default=False)  # visible to every account of the workspace (KB)
+    ts: Mapped[float] = mapped_column(default=0.0)  # unix seconds of the record
+    text: Mapped[str] = mapped_column(Text)
+
+
 CRM_MODELS: dict[str, type[CrmRecord]] = {
     "account": Account,
     "contact": Contact,

@@ -1,0 +1,168 @@
+"""The history index: vectors in chromadb (one collection per workspace) and text in the main database.
+
+The ``search_chunks`` table is the lexical index (SQLite FTS5 / PostgreSQL full-text) and the
+record of what is indexed; chroma holds the vectors under the same chunk ids.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, func, insert, select, text
+
+from copilot.errors import CopilotError
+from copilot.settings import Settings
+from copilot.store import Repo
+from copilot.store.models import SearchChunk
+from retrieval.chunking import INDEXED_KINDS, MODELS, Chunk, load_chunks, record_ids
+from retrieval.embeddings import Embedder
+
+WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class IndexError_(CopilotError):
+    """The vector index cannot be reached or read."""
+
+
+def collection_name(workspace_id: int) -> str:
+    return f"ws-{workspace_id}-history"
+
+
+def chroma_client(settings: Settings) -> Any:
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    try:
+        if settings.chroma_url:
+            host, _, port = settings.chroma_url.removeprefix("http://").removeprefix("https://").rstrip("/").partition(":")
+            return chromadb.HttpClient(host=host, port=int(port or 8000), ssl=settings.chroma_url.startswith("https"), settings=chroma_settings)
+        settings.resolved_chroma_path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(settings.resolved_chroma_path), settings=chroma_settings)
+    except Exception as error:  # chromadb raises many kinds; the user needs one message
+        where = settings.chroma_url or settings.resolved_chroma_path
+        raise IndexError_(f"cannot open the vector index at {where}: {error}") from None
+
+
+class HistoryIndex:
+    """Write and query side of the index for one deployment."""
+
+    def __init__(self, settings: Settings, embedder: Embedder, client: Any | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.client = client or chroma_client(settings)
+        self._collections: dict[int, Any] = {}
+
+    def collection(self, workspace_id: int) -> Any:
+        if workspace_id not in self._collections:
+            self._collections[workspace_id] = self.client.get_or_create_collection(
+                collection_name(workspace_id), embedding_function=None, metadata={"hnsw:space": "cosine"}
+            )
+        return self._collections[workspace_id]
+
+    # -- writing ----------------------------------------------------------------------------
+    def index_records(self, repo: Repo, kind: str, ids: Sequence[int]) -> int:
+        """(Re)index these records: old chunks go, new chunks come. Returns chunks written."""
+        if kind not in INDEXED_KINDS or not ids:
+            return 0
+        self.remove_records(repo, kind, ids)
+        chunks = load_chunks(repo, kind, list(ids))
+        self.write_chunks(repo, chunks)
+        return len(chunks)
+
+    def write_chunks(self, repo: Repo, chunks: list[Chunk]) -> None:
+        if not chunks:
+            return
+        vectors = self.embedder.encode([c.text for c in chunks])
+        self.add_vectors(repo.workspace_id, chunks, vectors)
+        repo.session.execute(insert(SearchChunk), [c.model_dump() for c in chunks])
+
+    def add_vectors(self, workspace_id: int, chunks: list[Chunk], vectors: np.ndarray, batch: int = 4000) -> None:
+        collection = self.collection(workspace_id)
+        for start in range(0, len(chunks), batch):
+            part = chunks[start:start + batch]
+            collection.upsert(
+                ids=[c.chunk_id for c in part],
+                embeddings=vectors[start:start + batch],
+                metadatas=[_metadata(c) for c in part],
+            )
+
+    def remove_records(self, repo: Repo, kind: str, ids: Sequence[int]) -> None:
+        """Forget these records (their chunks disappear from results)."""
+        condition = (SearchChunk.workspace_id == repo.workspace_id) & (SearchChunk.record_kind == kind) & SearchChunk.record_id.in_(list(ids))
+        chunk_ids = list(repo.session.scalars(select(SearchChunk.chunk_id).where(condition)))
+        if chunk_ids:
+            self.collection(repo.workspace_id).delete(ids=chunk_ids)
+            repo.session.execute(delete(SearchChunk).where(condition))
+
+    def rebuild(self, repo: Repo, *, batch: int = 256, resume: bool = True, progress: Callable[[int], None] | None = None) -> int:
+        """Index every record of the workspace in batches; with ``resume`` skip records already indexed."""
+        if not resume:
+            if self._has_collection(repo.workspace_id):
+                self.client.delete_collection(collection_name(repo.workspace_id))
+            self._collections.pop(repo.workspace_id, None)
+            repo.session.execute(delete(SearchChunk).where(SearchChunk.workspace_id == repo.workspace_id))
+            repo.session.commit()
+        written = 0
+        for kind in INDEXED_KINDS:
+            indexed = set(repo.session.scalars(select(SearchChunk.record_id).where(
+                SearchChunk.workspace_id == repo.workspace_id, SearchChunk.record_kind == kind)))
+            after = 0
+            while ids := record_ids(repo, kind, after, batch):
+                after = ids[-1]
+                todo = [i for i in ids if i not in indexed]
+                self.write_chunks(repo, load_chunks(repo, kind, todo))
+                repo.session.commit()  # a checkpoint: an interrupted rebuild resumes after this batch
+                written += len(todo)
+                if progress:
+                    progress(len(ids))
+        return written
+
+    def _has_collection(self, workspace_id: int) -> bool:
+        return collection_name(workspace_id) in {getattr(c, "name", c) for c in self.client.list_collections()}
+
+    def count_records(self, repo: Repo) -> int:
+        """Records of the workspace that a rebuild would visit."""
+        return sum(repo.session.scalar(select(func.count()).select_from(m).where(m.workspace_id == repo.workspace_id)) or 0 for m in MODELS.values())
+
+    # -- reading ----------------------------------------------------------------------------
+    def vector_candidates(self, workspace_id: int, vector: np.ndarray, where: dict[str, Any] | None, limit: int) -> list[tuple[str, float]]:
+        collection = self.collection(workspace_id)
+        if collection.count() == 0:
+            return []
+        try:
+            result = collection.query(query_embeddings=[vector], n_results=min(limit, collection.count()), where=where, include=["distances"])
+        except Exception as error:
+            raise IndexError_(f"vector search failed: {error}") from None
+        return list(zip(result["ids"][0], (1.0 - d for d in result["distances"][0]), strict=True))
+
+    def lexical_candidates(self, repo: Repo, query: str, where_sql: str, params: dict[str, Any], limit: int) -> list[tuple[str, float]]:
+        words = [w for w in WORD.findall(query.lower()) if len(w) > 1][:32]
+        if not words:
+            return []
+        params = {**params, "limit": limit, "workspace_id": repo.workspace_id}
+        if repo.session.get_bind().dialect.name == "sqlite":
+            params["match"] = " OR ".join(f'"{w}"' for w in words)
+            sql = ("SELECT c.chunk_id, -bm25(search_fts) AS score FROM search_fts JOIN search_chunks c ON c.id = search_fts.rowid "
+                   f"WHERE search_fts MATCH :match AND c.workspace_id = :workspace_id {where_sql} ORDER BY bm25(search_fts) LIMIT :limit")
+        else:
+            params["match"] = " | ".join(words)
+            sql = ("SELECT c.chunk_id, ts_rank_cd(to_tsvector('english', c.text), to_tsquery('english', :match)) AS score FROM search_chunks c "
+                   f"WHERE to_tsvector('english', c.text) @@ to_tsquery('english', :match) AND c.workspace_id = :workspace_id {where_sql} "
+                   "ORDER BY score DESC LIMIT :limit")
+        return [(row[0], float(row[1])) for row in repo.session.execute(text(sql), params)]
+
+
+def _metadata(chunk: Chunk) -> dict[str, Any]:
+    return {
+        "workspace_id": chunk.workspace_id,
+        "record_kind": chunk.record_kind,
+        "record_id": chunk.record_id,
+        "account_id": chunk.account_id if chunk.account_id is not None else -1,
+        "contact_id": chunk.contact_id if chunk.contact_id is not None else -1,
+        "shared": chunk.shared,
+        "ts": chunk.ts,
+    }
