@@ -1,0 +1,72 @@
+"""Support-agent commands: ticket summary, reply draft, tone rewrite, sentiment."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from pydantic import BaseModel
+from rich.panel import Panel
+from rich.table import Table
+
+from copilot.cli.common import WorkspaceOption, console, load_settings, open_store, workspace_slug
+from copilot.errors import NotFound
+from copilot.gateway import Gateway
+from copilot.store import Repo
+from copilot.store.models import Ticket
+from copilot.tasks.base import TaskOutcome
+from copilot.tasks.context import TaskContext
+
+TicketArgument = Annotated[str, typer.Argument(help="Ticket id or external id (e.g. T-1042).")]
+
+
+def resolve_ticket(repo: Repo, reference: str) -> Ticket:
+    ticket = repo.by_external_id(Ticket, reference) or (repo.get(Ticket, int(reference)) if reference.isdigit() else None)
+    if ticket is None:
+        raise NotFound(f"no ticket '{reference}' in workspace '{repo.workspace.slug}'")
+    return ticket
+
+
+def show_outcome(title: str, outcome: TaskOutcome[BaseModel], body: str) -> None:
+    provenance = outcome.provenance
+    console.print(Panel(body, title=title, subtitle=f"AI result {outcome.ai_result_id} · {outcome.status.value}"))
+    verdicts = Table("guard", "verdict", "details", title="guard verdicts")
+    for verdict in outcome.verdicts:
+        mark = "[green]pass[/]" if verdict.passed else ("[yellow]flag[/]" if verdict.severity.value == "flag" else "[red]fail[/]")
+        verdicts.add_row(verdict.name, mark, "; ".join(verdict.details))
+    console.print(verdicts)
+    if outcome.used_fallback:
+        console.print(f"[yellow]fallback used:[/] {outcome.fallback_reason}")
+    console.print(f"[dim]model {provenance.model} · prompt {provenance.prompt_name}@{provenance.prompt_version} · "
+                  f"{provenance.tokens_in}+{provenance.tokens_out} tokens · {provenance.latency_ms:.0f} ms · inputs {len(provenance.input_ids)}"
+                  f" · sources {', '.join(provenance.source_ids) or '-'}[/]")
+
+
+def summarize_ticket_command(
+    ticket: TicketArgument,
+    workspace: WorkspaceOption = None,
+    strategy: Annotated[str, typer.Option(help="auto, model or extractive.")] = "auto",
+) -> None:
+    """Summarise a ticket: intent, what happened, commitments, open questions, status (with message ids)."""
+    from copilot.tasks.ticket_summary import summarize_ticket
+
+    if strategy not in ("auto", "model", "extractive"):
+        raise typer.BadParameter("use auto, model or extractive", param_hint="--strategy")
+    settings = load_settings()
+    store = open_store(settings)
+    with store.repo(workspace_slug(settings, workspace)) as repo:
+        record = resolve_ticket(repo, ticket)
+        outcome = summarize_ticket(TaskContext(settings, repo, Gateway(settings)), record.id, strategy)
+    summary = outcome.result
+    lines = [f"[bold]Intent:[/] {summary.intent}"]
+    for heading, bullets in (("What happened", summary.what_happened), ("Agent commitments", summary.agent_commitments),
+                             ("Open questions", summary.open_questions)):
+        if bullets:
+            lines.append(f"[bold]{heading}:[/]")
+            lines += [f"  • {b.text} [dim](messages {', '.join(map(str, b.message_ids))})[/]" for b in bullets]
+    lines.append(f"[bold]Status:[/] {summary.status}")
+    show_outcome(f"Ticket {record.external_id or record.id}: {record.subject}", outcome, "\n".join(lines))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("summarize-ticket")(summarize_ticket_command)

@@ -1,0 +1,69 @@
+"""A conversation as tasks see it: typed messages with ids, plus sentence helpers."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel
+
+from copilot.guards import signature_block
+from copilot.store import Repo
+from copilot.store.models import Ticket
+
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9¿¡\"'(])|\n+")
+GREETING = re.compile(r"^(hi|hello|hey|dear|hola|hallo|bonjour|guten tag|good (morning|afternoon|evening))\b[^.!?\n]{0,40}[,!]?\s*$", re.I)
+LEADING_GREETING = re.compile(r"^(hi|hello|hey|dear|hola|hallo|bonjour|good (morning|afternoon|evening))\b[^,.!?\n]{0,30}[,!]\s+(?=\S)", re.I)
+SIGN_OFF = re.compile(r"^(thanks|thank you|cheers|best|regards|kind regards|best regards)\W*$", re.I)
+
+
+class ThreadMessage(BaseModel):
+    id: int
+    author_kind: str  # customer | agent | internal_note
+    author: str | None = None
+    text: str
+
+
+class Thread(BaseModel):
+    subject: str = ""
+    channel: str = "email"
+    status: str = "open"
+    messages: list[ThreadMessage]
+
+    @property
+    def ids(self) -> list[int]:
+        return [m.id for m in self.messages]
+
+    @property
+    def customer_wrote_last(self) -> bool:
+        visible = [m for m in self.messages if m.author_kind != "internal_note"]
+        return bool(visible) and visible[-1].author_kind == "customer"
+
+    def texts(self) -> list[str]:
+        return [self.subject, *(m.text for m in self.messages)]
+
+
+def load_thread(repo: Repo, ticket: Ticket) -> Thread:
+    return Thread(
+        subject=ticket.subject,
+        channel=ticket.channel.value,
+        status=ticket.status.value,
+        messages=[ThreadMessage(id=m.id, author_kind=m.author_kind.value, author=m.author, text=m.body) for m in ticket.messages],
+    )
+
+
+def body_without_signature(text: str) -> str:
+    signature = signature_block(text)
+    return text[: text.rfind(signature)].strip() if signature else text.strip()
+
+
+def sentences(text: str) -> list[str]:
+    """Content sentences of a message: no greeting line, no sign-off, no signature."""
+    out = []
+    for piece in SENTENCE_END.split(body_without_signature(text)):
+        piece = LEADING_GREETING.sub("", piece.strip())
+        if piece[:1].islower():
+            piece = piece[0].upper() + piece[1:]
+        if len(piece) < 3 or GREETING.match(piece) or SIGN_OFF.match(piece):
+            continue
+        out.append(piece)
+    return out
