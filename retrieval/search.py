@@ -35,6 +35,7 @@ class SearchHit(BaseModel):
     record_id: int
     account_id: int | None
     snippet: str
+    text: str = Field(description="The whole chunk, for prompts and citation previews.")
     score: float
     timestamp: float
     vector_rank: int | None = None
@@ -82,7 +83,7 @@ class Searcher:
         lexical_rank = {cid: i + 1 for i, (cid, _) in enumerate(lexical_ranked)}
         return [
             SearchHit(label=f"S{n}", chunk_id=row.chunk_id, record_kind=row.record_kind, record_id=row.record_id, account_id=row.account_id,
-                      snippet=_snippet(row.text), score=round(score, 6), timestamp=row.ts,
+                      snippet=_snippet(row.text), text=row.text, score=round(score, 6), timestamp=row.ts,
                       vector_rank=vector_rank.get(row.chunk_id), lexical_rank=lexical_rank.get(row.chunk_id))
             for n, (score, row) in enumerate(scored[:limit], start=1)
         ]

@@ -68,5 +68,29 @@ def summarize_ticket_command(
     show_outcome(f"Ticket {record.external_id or record.id}: {record.subject}", outcome, "\n".join(lines))
 
 
+def draft_reply_command(
+    ticket: TicketArgument,
+    workspace: WorkspaceOption = None,
+    strategy: Annotated[str, typer.Option(help="auto, model or retrieval.")] = "auto",
+) -> None:
+    """Draft a reply grounded in the thread, the account's history and the KB; it waits for human review."""
+    from copilot.tasks.reply_draft import draft_reply
+
+    if strategy not in ("auto", "model", "retrieval"):
+        raise typer.BadParameter("use auto, model or retrieval", param_hint="--strategy")
+    settings = load_settings()
+    store = open_store(settings)
+    with store.repo(workspace_slug(settings, workspace)) as repo:
+        record = resolve_ticket(repo, ticket)
+        outcome = draft_reply(TaskContext(settings, repo, Gateway(settings)), record.id, strategy)
+    draft = outcome.result
+    lines = [draft.text, ""]
+    lines += [f"[bold][{s.label}][/] {s.record_kind} {s.record_id}: [dim]{s.text[:160]}[/]" for s in draft.sources]
+    if draft.needs_explicit_approval:
+        lines.append(f"[yellow]needs explicit approval:[/] {', '.join(draft.needs_explicit_approval)}")
+    show_outcome(f"Draft reply to {record.external_id or record.id} ({draft.channel}, {draft.language}) — not sent", outcome, "\n".join(lines))
+
+
 def register(app: typer.Typer) -> None:
     app.command("summarize-ticket")(summarize_ticket_command)
+    app.command("draft-reply")(draft_reply_command)
