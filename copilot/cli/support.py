@@ -91,6 +91,68 @@ def draft_reply_command(
     show_outcome(f"Draft reply to {record.external_id or record.id} ({draft.channel}, {draft.language}) — not sent", outcome, "\n".join(lines))
 
 
+def rewrite_command(
+    text: Annotated[str | None, typer.Argument(help="Text to rewrite (or use --draft).")] = None,
+    tone: Annotated[str, typer.Option(help="friendly, formal, empathetic, concise, expand, fix_grammar, neutral or a workspace tone.")] = "friendly",
+    draft: Annotated[int | None, typer.Option(help="Rewrite this stored draft (AI result id) instead.")] = None,
+    workspace: WorkspaceOption = None,
+    strategy: Annotated[str, typer.Option(help="auto, model or rules.")] = "auto",
+) -> None:
+    """Rewrite a reply in another tone; numbers, dates, links, names and the signature must survive."""
+    from copilot.tasks.tone_rewrite import rewrite
+
+    if strategy not in ("auto", "model", "rules"):
+        raise typer.BadParameter("use auto, model or rules", param_hint="--strategy")
+    settings = load_settings()
+    store = open_store(settings)
+    with store.repo(workspace_slug(settings, workspace)) as repo:
+        outcome = rewrite(TaskContext(settings, repo, Gateway(settings)), text, tone, draft_id=draft, strategy=strategy)
+    result = outcome.result
+    note = "[yellow]unchanged: the rewrite is identical to the input[/]\n" if result.unchanged else ""
+    note += f"[red]rejected, lost: {'; '.join(result.lost)}[/]\n" if result.lost else ""
+    show_outcome(f"Rewrite ({result.tone})", outcome, note + result.text)
+
+
+tones_app = typer.Typer(help="List, add and reset the workspace's rewrite tones.", no_args_is_help=True)
+
+
+@tones_app.command("list")
+def tones_list(workspace: WorkspaceOption = None) -> None:
+    """Show every tone the rewrite task knows in this workspace."""
+    from copilot.tasks.tone_rewrite import builtin_tones, workspace_tones
+
+    settings = load_settings()
+    with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
+        table = Table("tone", "instruction", "source")
+        for name, instruction in sorted(workspace_tones(repo).items()):
+            table.add_row(name, instruction, "built-in" if builtin_tones().get(name) == instruction else "workspace")
+    console.print(table)
+
+
+@tones_app.command("add")
+def tones_add(name: str, instruction: str, workspace: WorkspaceOption = None) -> None:
+    """Add or override a tone for this workspace."""
+    from copilot.tasks.tone_rewrite import set_custom_tone
+
+    settings = load_settings()
+    with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
+        set_custom_tone(repo, name, instruction)
+    console.print(f"tone [bold]{name}[/] saved")
+
+
+@tones_app.command("reset")
+def tones_reset(workspace: WorkspaceOption = None) -> None:
+    """Drop the workspace's custom tones and go back to the built-in ones."""
+    from copilot.tasks.tone_rewrite import reset_tones
+
+    settings = load_settings()
+    with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
+        reset_tones(repo)
+    console.print("tones reset to the built-in set")
+
+
 def register(app: typer.Typer) -> None:
+    app.command("rewrite")(rewrite_command)
+    app.add_typer(tones_app, name="tones")
     app.command("summarize-ticket")(summarize_ticket_command)
     app.command("draft-reply")(draft_reply_command)
