@@ -3,35 +3,45 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
-from copilot.demo.generator import seed_demo, workspace_has_records
+from copilot.cli.main import app
+from copilot.demo.generator import DemoCounts, seed_demo, workspace_has_records
+from copilot.errors import InvalidInput
+from copilot.settings import Settings
 from copilot.store import Store
 from copilot.store.models import Account, Deal, DealStage, Message, NpsResponse, Priority, Ticket, TicketStatus
 
 ANCHOR = date(2026, 11, 22)
 
 
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory) -> tuple[Store, object]:
-    from copilot.settings import Settings
+class Seeded(NamedTuple):
+    store: Store
+    counts: DemoCounts
+    data_dir: Path
 
-    store = Store.from_settings(Settings(data_dir=tmp_path_factory.mktemp("demo")))
-    counts = seed_demo(store, "demo", seed=7, anchor=ANCHOR)
-    return store, counts
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory) -> Seeded:
+    data_dir = tmp_path_factory.mktemp("demo")
+    store = Store.from_settings(Settings(data_dir=data_dir))
+    return Seeded(store, seed_demo(store, "demo", seed=7, anchor=ANCHOR), data_dir)
 
 
 def test_counts_meet_the_minimums(seeded):
-    _, counts = seeded
+    _, counts, _ = seeded
     assert counts.accounts >= 40 and counts.contacts >= 150 and counts.deals >= 60 and counts.tickets >= 400
     assert counts.calls >= 30 and counts.nps_responses >= 1500 and counts.kb_articles >= 40
     assert counts.messages >= 2 * counts.tickets
 
 
 def test_threads_are_multi_message_and_varied(seeded):
-    store, _ = seeded
+    store, _, _ = seeded
     with store.repo("demo") as repo:
         sizes = repo.session.execute(
             select(func.count()).select_from(Message).where(Message.workspace_id == repo.workspace_id).group_by(Message.ticket_id)
@@ -46,8 +56,6 @@ def test_threads_are_multi_message_and_varied(seeded):
 
 
 def test_same_seed_is_identical_and_other_seed_differs(tmp_path):
-    from copilot.settings import Settings
-
     store = Store.from_settings(Settings(data_dir=tmp_path))
     first = seed_demo(store, "one", seed=7, anchor=ANCHOR)
     again = seed_demo(store, "two", seed=7, anchor=ANCHOR)
@@ -57,10 +65,14 @@ def test_same_seed_is_identical_and_other_seed_differs(tmp_path):
     assert first.tickets == other.tickets  # a second workspace does not touch the first
     with store.repo("one") as repo:
         assert len(repo.all(repo.select(Ticket))) == first.tickets
+    reset = seed_demo(store, "one", 7, reset=True, anchor=ANCHOR)
+    assert reset.content_hash == first.content_hash and reset.tickets == first.tickets
+    with store.repo("two") as repo:
+        assert len(repo.all(repo.select(Ticket))) == again.tickets
 
 
 def test_hard_cases_exist(seeded):
-    store, _ = seeded
+    store, _, _ = seeded
     with store.repo("demo") as repo:
         acme = repo.by_external_id(Account, "ACME")
         assert acme.name == "Acme Corporation"
@@ -78,13 +90,37 @@ def test_hard_cases_exist(seeded):
 
 
 def test_some_threads_end_with_the_customer(seeded):
-    store, _ = seeded
+    store, _, _ = seeded
     with store.repo("demo") as repo:
         open_tickets = repo.all(repo.select(Ticket).where(Ticket.status == TicketStatus.open).limit(50))
         assert any(t.messages[-1].author_kind.value == "customer" for t in open_tickets)
 
 
 def test_if_missing_sees_existing_records(seeded):
-    store, _ = seeded
+    store, _, _ = seeded
     assert workspace_has_records(store, "demo")
     assert not workspace_has_records(store, "nothing-here")
+
+
+def ticket_count(store: Store, workspace: str) -> int:
+    with store.repo(workspace) as repo:
+        return repo.session.scalar(repo.select(Ticket).with_only_columns(func.count()))
+
+
+def test_if_missing_is_a_no_op_on_a_seeded_workspace(seeded, monkeypatch):
+    store, counts, data_dir = seeded
+    monkeypatch.setenv("COPILOT_DATA_DIR", str(data_dir))
+    result = CliRunner().invoke(app, ["demo", "--if-missing", "--no-index"])
+    assert result.exit_code == 0, result.output
+    assert "already has records" in result.output
+    assert ticket_count(store, "demo") == counts.tickets
+
+
+def test_seeding_a_seeded_workspace_without_reset_is_refused(seeded, monkeypatch):
+    store, counts, data_dir = seeded
+    with pytest.raises(InvalidInput, match="already has records"):
+        seed_demo(store, "demo", 7, anchor=ANCHOR)
+    monkeypatch.setenv("COPILOT_DATA_DIR", str(data_dir))
+    result = CliRunner().invoke(app, ["demo", "--no-index"])
+    assert isinstance(result.exception, InvalidInput)
+    assert ticket_count(store, "demo") == counts.tickets

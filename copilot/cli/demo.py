@@ -6,11 +6,11 @@ from datetime import date
 from typing import Annotated
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from copilot.cli.common import console, load_settings, open_store
-from copilot.demo.generator import seed_demo, workspace_has_records
+from copilot.demo.generator import STEP_LABELS, seed_demo, workspace_has_records
 
 
 def demo(
@@ -30,10 +30,15 @@ def demo(
     if if_missing and not reset and workspace_has_records(store, workspace):
         console.print(f"workspace [bold]{workspace}[/] already has records; leaving it as it is")
         return
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True) as progress:
-        task = progress.add_task("seeding", total=None)
-        counts = seed_demo(store, workspace, seed=seed, anchor=anchor_day, reset=reset,
-                           progress=lambda label: progress.update(task, description=f"generating {label}"))
+    columns = (TextColumn("{task.description:<32}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("seeding", total=len(STEP_LABELS))
+
+        def show_step(label: str) -> None:
+            progress.update(task, description=f"generating {label}", completed=STEP_LABELS.index(label))
+
+        counts = seed_demo(store, workspace, seed, reset, anchor=anchor_day, progress=show_step)
+        progress.update(task, description="done", completed=len(STEP_LABELS))
     table = Table(title=f"demo workspace '{workspace}' seeded")
     table.add_column("records")
     table.add_column("count", justify="right")

@@ -13,11 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
+from typing import TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
 
 from copilot.demo import kb, people, sales, tickets
+from copilot.errors import InvalidInput
 from copilot.store import Store, get_or_create_workspace
 from copilot.store.models import (
     Account,
@@ -44,8 +47,14 @@ CALLS = 30
 NPS_RESPONSES = 1500
 OPEN_STAGES = [DealStage.prospecting, DealStage.qualification, DealStage.discovery, DealStage.proposal, DealStage.negotiation]
 MIN_DEALS = 60
+ACME_DETRACTORS = 3
 PROPER_NOUNS = {*people.INTEGRATIONS, *people.FIRST_NAMES, "Android", "Ledgerly"}
+STEP_LABELS = ("accounts and contacts", "knowledge base", "tickets", "deals", "calls", "NPS responses", "notes", "writing rows")
+DATE_FORMATS = {"es": "%d/%m/%Y", "fr": "%d/%m/%Y", "de": "%d.%m.%Y"}
 MOOD_WEIGHTS = {"calm": 5, "confused": 2, "frustrated": 3, "angry": 1, "grateful": 1}
+
+
+RowT = TypeVar("RowT")
 
 
 class DemoCounts(BaseModel):
@@ -84,13 +93,20 @@ class DemoBuilder:
         self.people: dict[str, list[Person]] = {}
         self.rows: list[object] = []
         self.sequence = 1000
+        self.deals: list[tuple[Deal, Account]] = []
+        self.stalled_deal: Deal | None = None
+
+    def steps(self) -> list[tuple[str, Callable[[], None]]]:
+        """The generation steps in order; each may rely on the ones before it."""
+        builds = [self.build_accounts, self.build_kb, self.build_tickets, self.build_deals, self.build_calls, self.build_nps, self.build_notes]
+        return list(zip(STEP_LABELS[:-1], builds, strict=True))
 
     # -- helpers -------------------------------------------------------------------------------
     def next_id(self, prefix: str) -> str:
         self.sequence += 1
         return f"{prefix}-{self.sequence}"
 
-    def add(self, row):  # noqa: ANN001, ANN201 - any ORM row
+    def add(self, row: RowT) -> RowT:
         row.workspace_id = self.workspace_id
         self.rows.append(row)
         return row
@@ -129,17 +145,16 @@ class DemoBuilder:
         contact.account = account  # resolved to account_id on flush
         return Person(f"{first} {last}", first, contact.email, title, speaks, contact)
 
-    def build_deals(self) -> list[tuple[Deal, Account]]:
-        deals = []
+    def build_deals(self) -> None:
+        deals = self.deals
         for account in self.accounts:
             for _ in range(self.rng.choice([1, 1, 2, 2])):
                 deals.append((self.make_deal(account), account))
         while len(deals) < MIN_DEALS - 1:
             account = self.rng.choice(self.accounts)
             deals.append((self.make_deal(account), account))
-        stalled = self.make_deal(self.accounts[0], name="Acme Corporation — Enterprise expansion", stage=DealStage.negotiation, stalled=True)
-        deals.append((stalled, self.accounts[0]))
-        return deals
+        self.stalled_deal = self.make_deal(self.accounts[0], name="Acme Corporation — Enterprise expansion", stage=DealStage.negotiation, stalled=True)
+        deals.append((self.stalled_deal, self.accounts[0]))
 
     def make_deal(self, account: Account, name: str | None = None, stage: DealStage | None = None, stalled: bool = False) -> Deal:
         order = list(DealStage)[:5]
@@ -177,15 +192,20 @@ class DemoBuilder:
         for _ in range(TICKETS - 3):
             account = self.rng.choice(self.accounts)
             person = self.rng.choice(self.people[account.external_id])
-            family = self.rng.choice(tickets.FAMILIES)
-            moods = [m for m in family.openings] or ["calm"]
+            own_language = tickets.LOCALISED.get(person.language)
+            if own_language and self.rng.random() < 0.5:
+                family = families[self.rng.choice(list(own_language))]
+            else:
+                family = self.rng.choice(tickets.FAMILIES)
+            moods = list(family.openings)
             mood = self.rng.choices(moods, weights=[MOOD_WEIGHTS.get(m, 1) for m in moods])[0]
             self.make_ticket(person, family, mood, self.rng.choices(list(Channel), weights=[6, 4, 1, 2, 1])[0])
 
     def ticket_slots(self, person: Person, opened: datetime) -> dict[str, str]:
+        date_format = DATE_FORMATS.get(person.language, "%B %-d")
         return {
             "first": person.first, "invoice": f"INV-{opened.year}-{self.rng.randint(1, 999):04d}", "amount": self.money(29, 900),
-            "date": (opened - timedelta(days=self.rng.randint(1, 12))).strftime("%B %-d"), "order": f"#{self.rng.randint(10000, 99999)}",
+            "date": (opened - timedelta(days=self.rng.randint(1, 12))).strftime(date_format), "order": f"#{self.rng.randint(10000, 99999)}",
             "integration": self.rng.choice(people.INTEGRATIONS), "device": self.rng.choice(people.DEVICES),
             "plan": self.rng.choice(people.PLANS), "count": str(self.rng.randint(40, 4000)), "company": person.contact.account.name,
         }
@@ -198,13 +218,12 @@ class DemoBuilder:
         slots |= {"agent": agent, "agent_first": agent.split()[0], "name": person.name, "title": person.title}
         if invoice:
             slots["invoice"] = invoice
-        localised = tickets.LOCALISED_OPENINGS.get(person.language, {}).get(family.name)
-        opening = self.rng.choice(localised or family.openings[mood])
+        localised = tickets.LOCALISED.get(person.language, {}).get(family.name)
         ticket = self.add(Ticket(external_id=self.next_id("T"), subject=self.fill(subject or self.rng.choice(family.subjects), slots),
                                  channel=channel, assignee=agent, opened_at=opened,
                                  priority=priority or Priority(self.rng.choice([family.priority, family.priority, "normal", "high" if mood == "angry" else "low"]))))
         ticket.account, ticket.contact = person.contact.account, person.contact
-        thread, outcome = self.thread(family, mood, channel, person, slots, opening, localised is not None)
+        thread, outcome = self.thread(family, mood, channel, person, slots, localised)
         if injection:
             thread = thread[:2] + [(AuthorKind.customer, person.name, self.fill(tickets.INJECTION_MESSAGE, slots))]
             outcome = "customer_replied"
@@ -219,7 +238,7 @@ class DemoBuilder:
             ticket.closed_at = when
 
     def thread(self, family: tickets.Family, mood: str, channel: Channel, person: Person, slots: dict[str, str],
-               opening: str, localised: bool) -> tuple[list[tuple[AuthorKind, str, str]], str]:
+               localised: tuple[str, str] | None) -> tuple[list[tuple[AuthorKind, str, str]], str]:
         """The messages of a thread and how it stands: resolved, waiting_on_customer or customer_replied."""
         email = channel is Channel.email
         def customer(text: str) -> tuple[AuthorKind, str, str]:
@@ -231,14 +250,14 @@ class DemoBuilder:
         def agent(text: str) -> tuple[AuthorKind, str, str]:
             body = self.fill(text, slots) + (self.fill(self.rng.choice(tickets.AGENT_SIGNOFFS), slots) if email else "")
             return AuthorKind.agent, slots["agent"], body
-        thread = [customer(opening)]
+        thread = [customer(localised[0] if localised else self.rng.choice(family.openings[mood]))]
         if self.rng.random() < 0.35:
             thread.append((AuthorKind.internal_note, slots["agent"], self.fill(self.rng.choice(family.notes), slots)))
         thread.append(agent(self.rng.choice(family.agent_replies)))
         stage = self.rng.random()
         if stage < 0.25:
             return thread, "waiting_on_customer"
-        followups = tickets.LOCALISED_FOLLOWUPS[person.language][:1] if localised else family.followups.get(mood) or next(iter(family.followups.values()))
+        followups = [localised[1]] if localised else family.followups.get(mood) or next(iter(family.followups.values()))
         thread.append(customer(self.rng.choice(followups)))
         if stage < 0.4:
             return thread, "customer_replied"
@@ -246,43 +265,55 @@ class DemoBuilder:
             thread.append((AuthorKind.internal_note, slots["agent"], self.fill(self.rng.choice(family.notes), slots)))
         thread.append(agent(self.rng.choice(family.resolutions)))
         if self.rng.random() < 0.5:
-            thanks = tickets.LOCALISED_FOLLOWUPS[person.language][1:] if localised else tickets.THANKS
+            thanks = tickets.LOCALISED_THANKS[person.language] if localised else tickets.THANKS
             thread.append(customer(self.rng.choice(thanks)))
         return thread, "resolved"
 
-    def build_calls(self, deals: list[tuple[Deal, Account]]) -> None:
-        active = [(deal, account) for deal, account in deals if deal.stage not in (DealStage.prospecting,)]
-        self.rng.shuffle(active)
-        for deal, account in active[:CALLS]:
+    def build_calls(self) -> None:
+        """Calls go to open deals first (never the stalled one: it has had no contact), then to the others."""
+        candidates = [(deal, account) for deal, account in self.deals if deal is not self.stalled_deal]
+        self.rng.shuffle(candidates)
+        candidates.sort(key=lambda pair: pair[0].stage not in OPEN_STAGES[1:])
+        for deal, account in candidates[:CALLS]:
             self.make_call(deal, account)
 
-    def make_call(self, deal: Deal, account: Account) -> None:
-        customer = self.rng.choice(self.people[account.external_id])
-        speakers = {"rep": deal.owner or people.SALES_REPS[0], "se": self.rng.choice(people.SOLUTION_ENGINEERS), "customer": customer.name}
-        started = self.days_ago(1, 90)
-        due = (started + timedelta(days=self.rng.randint(3, 14))).strftime("%A %B %-d")
-        slots = {"customer": customer.first, "company": account.name, "due": due, "amount": self.money(20000, 90000).split(".")[0],
-                 "month": (started + timedelta(days=30)).strftime("%B")}
+    def business_day_after(self, start: datetime, low: int, high: int) -> str:
+        day = start + timedelta(days=self.rng.randint(low, high))
+        while day.weekday() >= 5:
+            day += timedelta(days=1)
+        return day.strftime("%A %B %-d")
+
+    def call_script(self) -> list[tuple[str, str]]:
+        """Speaker roles and lines: opening, pains and pitch, demo, questions, objections, decision, action items, next step."""
         script = list(sales.OPENING)
         pains = self.rng.sample(sales.PAIN_POINTS, self.rng.randint(2, len(sales.PAIN_POINTS)))
         pitches = self.rng.sample(sales.PITCH, self.rng.randint(2, len(sales.PITCH)))
-        chatter = self.rng.sample(sales.SMALL_TALK, self.rng.randint(1, 4))
+        chatter = self.rng.sample(sales.SMALL_TALK, self.rng.randint(1, 3))
         for index in range(max(len(pains), len(pitches))):
-            script += pains[index:index + 1] + chatter[index:index + 1] + pitches[index:index + 1]
+            script += pains[index:index + 1] + pitches[index:index + 1]
+            script += chatter[index] if index < len(chatter) else []
+        script += sales.WALKTHROUGH[: self.rng.choice([0, 3, 6, 9, 12, len(sales.WALKTHROUGH)])]
         for question, answer in self.rng.sample(sales.QUESTIONS, self.rng.randint(2, len(sales.QUESTIONS))):
             script += [question, answer]
         for index in self.rng.sample(range(len(sales.OBJECTIONS)), self.rng.randint(1, 3)):
             script += [sales.OBJECTIONS[index], sales.OBJECTION_ANSWERS[index]]
         script += self.rng.sample(sales.DECISIONS, 1) + self.rng.sample(sales.ACTION_ITEMS, self.rng.randint(2, 3))
-        script += self.rng.sample(sales.NEXT_STEPS, 1) + sales.CLOSING
+        return script + self.rng.sample(sales.NEXT_STEPS, 1) + sales.CLOSING
+
+    def make_call(self, deal: Deal, account: Account) -> None:
+        customer = self.rng.choice(self.people[account.external_id])
+        speakers = {"rep": deal.owner or people.SALES_REPS[0], "se": self.rng.choice(people.SOLUTION_ENGINEERS), "customer": customer.name}
+        started = self.days_ago(1, 90).replace(hour=self.rng.randint(13, 20), minute=self.rng.choice([0, 15, 30, 45]), second=0, microsecond=0)
+        slots = {"customer": customer.first, "company": account.name, "amount": f"${int(deal.amount or 0):,}",
+                 "month": (started + timedelta(days=30)).strftime("%B")}
         call = self.add(Call(external_id=self.next_id("CALL"), title=f"{self.rng.choice(sales.CALL_KINDS)} — {account.name}", started_at=started,
                              participants=[{"name": speakers["rep"], "role": "rep", "company": people.PRODUCT},
                                            {"name": speakers["se"], "role": "solutions engineer", "company": people.PRODUCT},
                                            {"name": customer.name, "role": "customer", "company": account.name}]))
         call.deal, call.account = deal, account
         offset = 0.0
-        for position, (role, text) in enumerate(script):
-            body = self.fill(text, slots)
+        for position, (role, text) in enumerate(self.call_script()):
+            body = self.fill(text, slots | {"due": self.business_day_after(started, 2, 12)})
             self.add(CallTurn(call=call, position=position, speaker=speakers[role], start_s=round(offset, 1), text=body))
             offset += len(body.split()) / 2.6 + self.rng.uniform(0.5, 3.0)
 
@@ -290,12 +321,10 @@ class DemoBuilder:
         grumpy = {account.external_id for account in self.rng.sample(self.accounts[1:], 8)} | {"ACME"}
         themes = list(sales.NPS_THEMES)
         for index in range(NPS_RESPONSES):
-            account = self.rng.choice(self.accounts)
+            account = self.accounts[0] if index < ACME_DETRACTORS else self.rng.choice(self.accounts)
             person = self.rng.choice(self.people[account.external_id])
             weights = [3, 2, 2, 3, 3, 4, 5, 6, 5, 3, 2] if account.external_id in grumpy else [1, 1, 1, 1, 2, 2, 3, 6, 9, 10, 9]
-            score = self.rng.choices(range(11), weights=weights)[0]
-            if account.external_id == "ACME" and index < 6:
-                score = self.rng.randint(1, 4)
+            score = self.rng.randint(1, 4) if index < ACME_DETRACTORS else self.rng.choices(range(11), weights=weights)[0]
             self.add(NpsResponse(external_id=self.next_id("NPS"), score=score, comment=self.nps_comment(score, themes),
                                  submitted_at=self.days_ago(0, 365), campaign=self.rng.choice(sales.NPS_CAMPAIGNS),
                                  survey="Relationship NPS", segment=account.segment, contact=person.contact, account=account))
@@ -322,66 +351,74 @@ class DemoBuilder:
             body += "\n\n## Troubleshooting\n" + "\n".join(f"- {tip}" for tip in tips)
             self.add(KbArticle(external_id=f"KB-{index:03d}", title=title, body=body, tags=tags))
 
-    def build_notes(self, deals: list[tuple[Deal, Account]]) -> None:
-        templates = [
-            "Champion is {name} ({title}); very engaged, pushes internally for the rollout.",
-            "{name} mentioned budget freeze until next quarter. Keep in touch monthly.",
-            "Renewal risk: complaints about reliability in the last QBR.",
-            "Expansion opportunity: their sister company also needs invoicing.",
-            "Legal review of the MSA is with their counsel; expect redlines.",
-        ]
-        for deal, account in deals:
-            if self.rng.random() < 0.6:
-                person = self.rng.choice(self.people[account.external_id])
-                note = self.add(Note(external_id=self.next_id("NOTE"), author=deal.owner, noted_at=self.days_ago(1, 120),
-                                     body=self.fill(self.rng.choice(templates), {"name": person.name, "title": person.title})))
-                note.account, note.deal = account, deal
+    def build_notes(self) -> None:
+        for deal, account in self.deals:
+            if deal is self.stalled_deal:
+                self.make_note(account, deal, deal.owner, sales.STALLED_DEAL_NOTE, self.now - timedelta(days=96))
+            elif self.rng.random() < 0.6:
+                self.make_note(account, deal, deal.owner, self.rng.choice(sales.DEAL_NOTES), self.days_ago(1, 120))
+        for account in self.rng.sample(self.accounts, 15):
+            self.make_note(account, None, self.rng.choice(people.SUPPORT_AGENTS), self.rng.choice(sales.ACCOUNT_NOTES), self.days_ago(1, 300))
+
+    def make_note(self, account: Account, deal: Deal | None, author: str | None, template: str, when: datetime) -> None:
+        person = self.rng.choice(self.people[account.external_id])
+        note = self.add(Note(external_id=self.next_id("NOTE"), author=author, noted_at=when,
+                             body=self.fill(template, {"name": person.name, "title": person.title, "company": account.name})))
+        note.account, note.deal = account, deal
 
 
-def seed_demo(store: Store, workspace: str = "demo", *, seed: int = 7, anchor: date | None = None, reset: bool = False,
+def seed_demo(store: Store, workspace: str = "demo", seed: int = 7, reset: bool = False, *, anchor: date | None = None,
               progress: Callable[[str], None] | None = None) -> DemoCounts:
-    """Create the demo workspace with its records (in one transaction) and return what was written."""
+    """Create the demo workspace with its records (in one transaction) and return what was written.
+
+    ``progress`` is called with the name of each generation step as it starts (one call per entry of STEP_LABELS).
+    """
     anchor = anchor or datetime.now(timezone.utc).date()
     with store.session() as session:
         existing = session.scalar(select(Workspace).where(Workspace.slug == workspace))
         if existing is not None and reset:
             session.execute(delete(Workspace).where(Workspace.id == existing.id))
             session.flush()
+        elif existing is not None and has_records(session, existing):
+            raise InvalidInput(f"workspace '{workspace}' already has records: reset it (--reset) or leave it (--if-missing)")
         ws = get_or_create_workspace(session, workspace, "Ledgerly demo" if workspace == "demo" else workspace)
         builder = DemoBuilder(ws.id, seed, anchor)
-        steps: list[tuple[str, Callable[[], object]]] = [
-            ("accounts and contacts", builder.build_accounts), ("knowledge base", builder.build_kb), ("tickets", builder.build_tickets)
-        ]
-        for label, step in steps:
+        for label, step in builder.steps():
             if progress:
                 progress(label)
             step()
-        deals = builder.build_deals()
-        for label, step in (("calls", lambda: builder.build_calls(deals)), ("NPS responses", builder.build_nps), ("notes", lambda: builder.build_notes(deals))):
-            if progress:
-                progress(label)
-            step()
+        if progress:
+            progress(STEP_LABELS[-1])
         session.add_all(builder.rows)
         session.flush()
         return count_records(session, ws)
 
 
-def count_records(session, workspace: Workspace) -> DemoCounts:  # noqa: ANN001
+def count_records(session: Session, workspace: Workspace) -> DemoCounts:
     counts = DemoCounts(workspace=workspace.slug)
     models = {"accounts": Account, "contacts": Contact, "deals": Deal, "tickets": Ticket, "messages": Message, "calls": Call,
               "call_turns": CallTurn, "nps_responses": NpsResponse, "kb_articles": KbArticle, "notes": Note}
     digest = hashlib.sha256()
     for field, model in models.items():
         setattr(counts, field, session.scalar(select(func.count()).select_from(model).where(model.workspace_id == workspace.id)))
-    for model, columns in ((Message, (Message.external_id, Message.body, Message.sent_at)), (CallTurn, (CallTurn.speaker, CallTurn.text)),
-                           (NpsResponse, (NpsResponse.score, NpsResponse.comment)), (Deal, (Deal.name, Deal.stage, Deal.amount))):
+    hashed = ((Account, (Account.external_id, Account.name, Account.plan)), (Contact, (Contact.external_id, Contact.name, Contact.email)),
+              (Ticket, (Ticket.external_id, Ticket.subject, Ticket.status, Ticket.priority)),
+              (Message, (Message.external_id, Message.body, Message.sent_at)), (CallTurn, (CallTurn.speaker, CallTurn.start_s, CallTurn.text)),
+              (NpsResponse, (NpsResponse.score, NpsResponse.comment, NpsResponse.submitted_at)),
+              (Deal, (Deal.name, Deal.stage, Deal.amount, Deal.stage_history)), (Note, (Note.body,)), (KbArticle, (KbArticle.body,)))
+    for model, columns in hashed:
         for row in session.execute(select(*columns).where(model.workspace_id == workspace.id).order_by(model.id)):
             digest.update(repr(tuple(row)).encode())
     counts.content_hash = digest.hexdigest()[:16]
     return counts
 
 
+def has_records(session: Session, workspace: Workspace) -> bool:
+    return any(session.scalar(select(model.id).where(model.workspace_id == workspace.id).limit(1)) is not None
+               for model in (Account, Ticket, Deal, NpsResponse, KbArticle))
+
+
 def workspace_has_records(store: Store, workspace: str) -> bool:
     with store.session() as session:
         ws = session.scalar(select(Workspace).where(Workspace.slug == workspace))
-        return ws is not None and session.scalar(select(func.count()).select_from(Ticket).where(Ticket.workspace_id == ws.id)) > 0
+        return ws is not None and has_records(session, ws)

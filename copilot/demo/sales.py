@@ -73,20 +73,58 @@ QUESTIONS = [
 ]
 
 SMALL_TALK = [
-    ("customer", "Sorry, give me a second, someone's at the door."),
-    ("rep", "No problem at all."),
-    ("customer", "Could you repeat that last part? The line cut out for a moment."),
-    ("rep", "Sure — I said the reminders can be set per client."),
-    ("customer", "Makes sense."),
-    ("rep", "Any questions so far?"),
-    ("customer", "Not yet, keep going."),
-    ("customer", "Can you share your screen again? I lost it."),
+    [("customer", "Sorry, give me a second, someone's at the door."), ("rep", "No problem at all.")],
+    [("customer", "Could you repeat that last part? The line cut out for a moment."), ("rep", "Sure — I said the reminders can be set per client.")],
+    [("rep", "Any questions so far?"), ("customer", "Not yet, keep going.")],
+    [("customer", "Can you share your screen again? I lost it."), ("se", "Sharing now. Can you see the dashboard?"), ("customer", "Yes, got it.")],
+    [("customer", "Makes sense."), ("rep", "Great.")],
 ]
 
+# The product demo, in order; a call shows a leading slice of it.
+WALKTHROUGH = [
+    ("se", "Let me show you the dashboard first. At the top you see outstanding, overdue and paid this month."),
+    ("customer", "Is that per entity or for the whole group?"),
+    ("se", "You can switch between entities here, or see the consolidated view."),
+    ("se", "Creating an invoice: pick the client, the line items come from your product catalogue, and taxes are calculated by country."),
+    ("customer", "What about clients that are tax-exempt?"),
+    ("se", "You mark the client as exempt once, with the certificate number, and it's applied to every invoice."),
+    ("se", "Here's the reminder schedule. Three days before due, on the due date, and then weekly, all editable."),
+    ("customer", "Can we stop reminders for a specific client? Some of our big accounts would be offended."),
+    ("se", "Yes, per client, and you can also pause them for a single invoice."),
+    ("se", "And this is the reconciliation view: bank transactions on the left, suggested invoice matches on the right."),
+    ("customer", "How good is the matching in practice?"),
+    ("se", "Customers typically see 85 to 95 percent matched automatically; the rest takes a click each."),
+    ("se", "Finally, reports: aged receivables, revenue by client, and the audit export your accountants asked about."),
+    ("customer", "That audit export alone would have saved us a week last year."),
+]
 CLOSING = [
     ("rep", "Thanks everyone, this was really helpful. I'll follow up by email with a summary."),
     ("customer", "Thank you, talk soon."),
 ]
+
+DEAL_NOTES = [
+    "Champion is {name} ({title}); very engaged, pushes internally for the rollout.",
+    "{name} mentioned a budget freeze until next quarter. Keep in touch monthly.",
+    "Renewal risk: complaints about reliability in the last QBR.",
+    "Expansion opportunity: their sister company also needs invoicing.",
+    "Legal review of the MSA is with their counsel; expect redlines.",
+    "{name} ({title}) asked for two customer references in the same industry.",
+    "Competitor in the mix: they are also trialling a cheaper tool. Our edge is reconciliation and the Salesforce sync.",
+    "Procurement needs three quotes; we're the preferred option according to {name}.",
+    "Security questionnaire returned; only open point is SSO enforcement for contractors.",
+]
+ACCOUNT_NOTES = [
+    "{company} runs month-end on the last two business days; avoid maintenance windows then.",
+    "Main admin is {name} ({title}). Prefers email over calls.",
+    "Had two billing incidents this year; handle their tickets with priority.",
+    "Uses the API heavily for nightly invoice creation; watch rate limits.",
+    "Asked about EU data hosting; currently hosted in the US region.",
+    "{name} is very happy with support, offered to be a reference.",
+]
+STALLED_DEAL_NOTE = (
+    "Sent the redlined contract to {name} ({title}). Waiting on their legal team; "
+    "no reply yet and no meeting booked."
+)
 
 NPS_THEMES: dict[str, dict[str, list[str]]] = {
     "pricing": {
