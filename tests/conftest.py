@@ -46,3 +46,13 @@ def two_workspaces(store: Store) -> tuple[str, str]:
         get_or_create_workspace(session, "alpha", "Alpha Inc")
         get_or_create_workspace(session, "beta", "Beta GmbH")
     return "alpha", "beta"
+
+
+@pytest.fixture
+def fake_script():
+    """The queue of responses for ``fake/scripted``, emptied before and after the test."""
+    from copilot.gateway.fake import SCRIPT
+
+    SCRIPT.reset()
+    yield SCRIPT
+    SCRIPT.reset()

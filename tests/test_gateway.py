@@ -21,10 +21,8 @@ class Verdict(BaseModel):
 
 
 @pytest.fixture(autouse=True)
-def _clean_script():
-    SCRIPT.reset()
-    yield
-    SCRIPT.reset()
+def _empty_script(fake_script):
+    return fake_script
 
 
 def gateway(tmp_path, model="fake/scripted", **overrides) -> Gateway:

@@ -36,10 +36,8 @@ class FakeSearcher:
 
 
 @pytest.fixture(autouse=True)
-def _script():
-    SCRIPT.reset()
-    yield
-    SCRIPT.reset()
+def _empty_script(fake_script):
+    return fake_script
 
 
 def make_ticket(store, customer_messages: list[str], channel: str = "email") -> int:

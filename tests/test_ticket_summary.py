@@ -34,10 +34,8 @@ class FakeEmbedder:
 
 
 @pytest.fixture(autouse=True)
-def _script():
-    SCRIPT.reset()
-    yield
-    SCRIPT.reset()
+def _empty_script(fake_script):
+    return fake_script
 
 
 @pytest.fixture

@@ -18,10 +18,8 @@ DRAFT = "Hi Ana,\nYour refund of $49.00 for INV-2026-0042 is DONE!!! Don't worry
 
 
 @pytest.fixture(autouse=True)
-def _script():
-    SCRIPT.reset()
-    yield
-    SCRIPT.reset()
+def _empty_script(fake_script):
+    return fake_script
 
 
 @pytest.fixture

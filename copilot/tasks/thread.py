@@ -13,6 +13,7 @@ from copilot.store.models import Ticket
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9¿¡\"'(])|\n+")
 GREETING = re.compile(r"^(hi|hello|hey|dear|hola|hallo|bonjour|guten tag|good (morning|afternoon|evening))\b[^.!?\n]{0,40}[,!]?\s*$", re.I)
 LEADING_GREETING = re.compile(r"^(hi|hello|hey|dear|hola|hallo|bonjour|good (morning|afternoon|evening))\b[^,.!?\n]{0,30}[,!]\s+(?=\S)", re.I)
+LEADING_MENTIONS = re.compile(r"^(@\w+[\s,:]*)+")  # social replies start with @handles
 SIGN_OFF = re.compile(r"^(thanks|thank you|cheers|best|regards|kind regards|best regards)\W*$", re.I)
 
 
@@ -60,7 +61,7 @@ def sentences(text: str) -> list[str]:
     """Content sentences of a message: no greeting line, no sign-off, no signature."""
     out = []
     for piece in SENTENCE_END.split(body_without_signature(text)):
-        piece = LEADING_GREETING.sub("", piece.strip())
+        piece = LEADING_GREETING.sub("", LEADING_MENTIONS.sub("", piece.strip()))
         if piece[:1].islower():
             piece = piece[0].upper() + piece[1:]
         if len(piece) < 3 or GREETING.match(piece) or SIGN_OFF.match(piece):

@@ -21,7 +21,7 @@ from copilot.prompting import load_prompt
 from copilot.store.models import AiStatus, Ticket
 from copilot.tasks.base import Provenance, TaskOutcome, save_outcome
 from copilot.tasks.context import TaskContext
-from copilot.tasks.thread import Thread, load_thread, sentences
+from copilot.tasks.thread import Thread, ThreadMessage, load_thread, sentences
 
 TASK = "ticket_summary"
 Encode = Callable[[list[str]], np.ndarray]
@@ -29,7 +29,7 @@ COMMITMENT = re.compile(r"\b(I'll|I will|we'll|we will|I've|I have|we've|we have
 
 
 class Bullet(BaseModel):
-    text: str = Field(max_length=240)
+    text: str = Field(max_length=400)
     message_ids: list[int] = Field(default_factory=list, max_length=4)
 
 
@@ -41,8 +41,10 @@ class TicketSummary(BaseModel):
     status: str = Field(default="", max_length=80)
 
     def as_text(self) -> str:
-        parts = [self.intent, *(b.text for b in self.what_happened), *(b.text for b in self.agent_commitments)]
-        return " ".join(dict.fromkeys(p.strip() for p in parts if p.strip()))
+        """The summary as prose: intent, then what happened, then promises not already said."""
+        text = " ".join(p.strip() for p in [self.intent, *(b.text for b in self.what_happened)] if p.strip())
+        extra = [b.text for b in self.agent_commitments if b.text.rstrip("…") not in text]
+        return " ".join([text, *extra]).strip()
 
     def cited_ids(self) -> list[int]:
         return [i for bullets in (self.what_happened, self.agent_commitments, self.open_questions) for b in bullets for i in b.message_ids]
@@ -70,16 +72,35 @@ def extractive_summary(thread: Thread, encode: Encode | None = None) -> TicketSu
     customer = [m for m in thread.messages if m.author_kind == "customer" and m.id in best]
     agents = [m for m in thread.messages if m.author_kind == "agent" and m.id in best]
     opening = customer[0] if customer else next(m for m in thread.messages if m.id in best)
-    intent = clip(next(sentence for message, sentence in candidates if message.id == opening.id), 200)  # customers lead with the ask
+    opening_run = _opening_run(thread, opening)  # a customer often opens with several messages in a row
+    opening_sentences = [sentence for message, sentence in candidates if message.id in opening_run]
+    intent = clip(opening_sentences[0], 200)  # customers lead with the ask
     commitments = [Bullet(text=clip(s), message_ids=[m.id]) for m in reversed(agents) for s in sentences(m.text) if COMMITMENT.search(s)][:2]
-    promised = {b.text for b in commitments}
-    happened = [Bullet(text=best[m.id][1], message_ids=[m.id]) for m in (agents[:1] + customer[1:2]) if best[m.id][1] not in {intent, *promised}]
+    # Lead-first and role-aware: the rest of the opening, then the agent's first answer; the latest
+    # customer message goes to open questions (adding it to the prose lowers ROUGE on both public sets).
+    happened = []
+    if len(opening_sentences) > 1:
+        happened.append(Bullet(text=clip(" ".join(opening_sentences[1:]), 400), message_ids=sorted(opening_run)[:4]))
+    if agents:
+        happened.append(Bullet(text=clip(" ".join(sentences(agents[0].text)), 400), message_ids=[agents[0].id]))
     last = thread.messages[-1]
     questions = []
     if thread.customer_wrote_last and last.author_kind == "customer" and last.id != opening.id and last.id in best:
         asked = [s for s in sentences(last.text) if s.endswith("?")] or [best[last.id][1]]
         questions = [Bullet(text=clip(asked[0]), message_ids=[last.id])]
     return TicketSummary(intent=intent, what_happened=happened[:3], agent_commitments=commitments, open_questions=questions, status=thread_status(thread))
+
+
+def _opening_run(thread: Thread, opening: ThreadMessage) -> set[int]:
+    ids, started = set(), False
+    for message in thread.messages:
+        if message.id == opening.id:
+            started = True
+        if started:
+            if message.author_kind != opening.author_kind:
+                break
+            ids.add(message.id)
+    return ids
 
 
 def _centrality(texts: list[str], encode: Encode | None) -> list[float]:

@@ -1,0 +1,165 @@
+"""Sentiment per message, per ticket and per customer: a classifier, not a generative call.
+
+A multinomial logistic-regression head over all-MiniLM-L6-v2 embeddings plus VADER lexicon
+scores, trained by ``python -m copilot.tasks.sentiment_train`` on permissively licensed text
+(see the README); the weights ship in ``copilot/tasks/sentiment_data/head.npz``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from copilot.errors import CopilotError, NotFound
+from copilot.store import Repo
+from copilot.store.models import Account, AuthorKind, Contact, Message, Ticket
+
+WEIGHTS = Path(__file__).parent / "sentiment_data" / "head.npz"
+LABELS = ("negative", "neutral", "positive")
+VADER_SCALE = 10.0  # VADER scores weigh like many embedding dimensions (chosen on half of TweetEval val)
+SOUR_WINDOW = 3
+SOUR_DROP = 0.35
+FRUSTRATION = ("third time", "still not", "still waiting", "again", "unacceptable", "ridiculous", "fed up", "cancel", "!!!")
+URGENCY = ("urgent", "asap", "immediately", "today", "right now", "payroll", "deadline", "blocked", "can't work", "down")
+
+
+class SentimentModelError(CopilotError):
+    """The shipped sentiment weights are missing."""
+
+
+class MessageSentiment(BaseModel):
+    label: str
+    score: float = Field(ge=-1, le=1, description="P(positive) - P(negative)")
+    confidence: float = Field(ge=0, le=1)
+    frustration: bool = False
+    urgency: bool = False
+
+
+class ScoredMessage(BaseModel):
+    message_id: int
+    ticket_id: int
+    sent_at: datetime
+    sentiment: MessageSentiment
+
+
+class TicketSentiment(BaseModel):
+    ticket_id: int
+    label: str
+    score: float
+    messages: list[ScoredMessage]
+    going_sour: bool
+
+
+class CustomerTrend(BaseModel):
+    subject: str
+    points: list[ScoredMessage]
+    rolling: list[float] = Field(description=f"mean score of the last {SOUR_WINDOW} customer messages at each point")
+    going_sour: bool
+    reason: str | None = None
+
+
+class SentimentClassifier:
+    def __init__(self, encode, weights: Path = WEIGHTS) -> None:  # noqa: ANN001 - any texts -> ndarray function
+        if not weights.is_file():
+            raise SentimentModelError(f"sentiment weights {weights} are missing: run `python -m copilot.tasks.sentiment_train`")
+        data = np.load(weights)
+        self.coef, self.intercept = data["coef"], data["intercept"]
+        self.encode = encode
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        self.vader = SentimentIntensityAnalyzer()
+
+    def features(self, texts: list[str]) -> np.ndarray:
+        return features(self.encode(texts), self.vader, texts)
+
+    def probabilities(self, texts: list[str]) -> np.ndarray:
+        logits = self.features(texts) @ self.coef.T + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def classify(self, texts: list[str]) -> list[MessageSentiment]:
+        if not texts:
+            return []
+        out = []
+        for text, p in zip(texts, self.probabilities(texts), strict=True):
+            lowered = text.lower()
+            out.append(MessageSentiment(label=LABELS[int(p.argmax())], score=round(float(p[2] - p[0]), 4), confidence=round(float(p.max()), 4),
+                                        frustration=any(k in lowered for k in FRUSTRATION) or _shouting(text),
+                                        urgency=any(k in lowered for k in URGENCY)))
+        return out
+
+
+def features(vectors: np.ndarray, vader, texts: list[str]) -> np.ndarray:  # noqa: ANN001
+    lexical = np.array([[s["neg"], s["neu"], s["pos"], s["compound"]] for s in (vader.polarity_scores(t) for t in texts)], dtype=np.float32)
+    return np.hstack([vectors, lexical * VADER_SCALE])
+
+
+def _shouting(text: str) -> bool:
+    letters = [c for c in text if c.isalpha()]
+    return len(letters) > 12 and sum(c.isupper() for c in letters) / len(letters) > 0.6
+
+
+@lru_cache(maxsize=1)
+def default_classifier() -> SentimentClassifier:
+    from retrieval.embeddings import default_embedder
+
+    return SentimentClassifier(default_embedder().encode)
+
+
+def going_sour(scores: list[float]) -> tuple[bool, str | None, list[float]]:
+    """Sour when the rolling mean of the last few customer messages drops by SOUR_DROP, or ends on two negatives after a non-negative."""
+    rolling = [float(np.mean(scores[max(0, i - SOUR_WINDOW + 1): i + 1])) for i in range(len(scores))]
+    if len(scores) >= 2 * SOUR_WINDOW and rolling[-SOUR_WINDOW - 1] - rolling[-1] > SOUR_DROP:
+        return True, f"recent mean fell from {rolling[-SOUR_WINDOW - 1]:.2f} to {rolling[-1]:.2f}", rolling
+    if len(scores) >= 3 and scores[-1] < -0.3 and scores[-2] < -0.3 and max(scores[:-2]) >= 0:
+        return True, "the last two customer messages are negative after a non-negative one", rolling
+    return False, None, rolling
+
+
+def score_messages(classifier: SentimentClassifier, messages: list[Message]) -> list[ScoredMessage]:
+    results = classifier.classify([m.body for m in messages])
+    return [ScoredMessage(message_id=m.id, ticket_id=m.ticket_id, sent_at=_utc(m.sent_at), sentiment=r) for m, r in zip(messages, results, strict=True)]
+
+
+def ticket_sentiment(repo: Repo, classifier: SentimentClassifier, ticket_id: int) -> TicketSentiment:
+    ticket = repo.get(Ticket, ticket_id)
+    if ticket is None:
+        raise NotFound(f"no ticket {ticket_id} in workspace '{repo.workspace.slug}'")
+    customer = [m for m in ticket.messages if m.author_kind is AuthorKind.customer]
+    scored = score_messages(classifier, customer)
+    scores = [s.sentiment.score for s in scored]
+    weights = np.linspace(1.0, 2.0, num=len(scores)) if scores else np.array([])
+    overall = float(np.average(scores, weights=weights)) if scores else 0.0
+    sour, _, _ = going_sour(scores)
+    label = "negative" if overall < -0.2 else "positive" if overall > 0.2 else "neutral"
+    return TicketSentiment(ticket_id=ticket.id, label=label, score=round(overall, 4), messages=scored, going_sour=sour)
+
+
+def customer_trend(repo: Repo, classifier: SentimentClassifier, *, account_id: int | None = None, contact_id: int | None = None) -> CustomerTrend:
+    """Sentiment of a customer's messages over time, across their tickets, with the going-sour flag."""
+    query = select(Message).join(Ticket, Message.ticket_id == Ticket.id).where(
+        Message.workspace_id == repo.workspace_id, Message.author_kind == AuthorKind.customer)
+    if account_id is not None:
+        if repo.get(Account, account_id) is None:
+            raise NotFound(f"no account {account_id} in workspace '{repo.workspace.slug}'")
+        query, subject = query.where(Ticket.account_id == account_id), f"account {account_id}"
+    elif contact_id is not None:
+        if repo.get(Contact, contact_id) is None:
+            raise NotFound(f"no contact {contact_id} in workspace '{repo.workspace.slug}'")
+        query, subject = query.where(Ticket.contact_id == contact_id), f"contact {contact_id}"
+    else:
+        raise NotFound("a trend needs an account or a contact")
+    messages = list(repo.session.scalars(query.order_by(Message.sent_at)))
+    points = score_messages(classifier, messages)
+    sour, reason, rolling = going_sour([p.sentiment.score for p in points])
+    return CustomerTrend(subject=subject, points=points, rolling=[round(r, 4) for r in rolling], going_sour=sour, reason=reason)
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)

@@ -1,0 +1,104 @@
+"""Sentiment: shipped weights, clear cases, determinism, ticket aggregation, going-sour flag, quality vs VADER."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from copilot.errors import NotFound
+from copilot.store import get_or_create_workspace
+from copilot.store.models import Account, AuthorKind, Message, Ticket
+from copilot.tasks.sentiment import WEIGHTS, customer_trend, default_classifier, going_sour, ticket_sentiment
+from tests.conftest import SHARED_DATA
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    assert WEIGHTS.is_file(), "the trained head ships with the package"
+    return default_classifier()
+
+
+def test_clear_cases(classifier):
+    labels = [s.label for s in classifier.classify([
+        "Thank you so much, you solved it in minutes. Fantastic support!",
+        "This is the third time you double charged us. Unacceptable, I am furious.",
+        "What is the API rate limit on the Business plan?",
+    ])]
+    assert labels == ["positive", "negative", "neutral"]
+
+
+def test_batch_equals_single_and_signals(classifier):
+    texts = ["Love it", "STILL NOT FIXED!!! We need this today, payroll is blocked", "Where is the export button?"]
+    batch = classifier.classify(texts)
+    assert [classifier.classify([t])[0].label for t in texts] == [b.label for b in batch]
+    assert batch[1].frustration and batch[1].urgency and not batch[2].frustration
+    assert all(-1 <= b.score <= 1 and 0 <= b.confidence <= 1 for b in batch)
+
+
+def test_going_sour_rule():
+    assert going_sour([0.6, 0.5, 0.7, -0.2, -0.6, -0.8])[0]
+    assert going_sour([0.2, -0.7, -0.8])[0]
+    assert not going_sour([0.3, 0.4, 0.2, 0.5, 0.3, 0.4])[0]
+    assert not going_sour([-0.5, -0.6, -0.7])[0]  # consistently unhappy is not "going" sour
+
+
+def make_thread(store, bodies: list[str]) -> tuple[int, int]:
+    with store.session() as session:
+        get_or_create_workspace(session, "alpha")
+    with store.repo("alpha") as repo:
+        account = repo.add(Account(name="Acme"))
+        repo.session.flush()
+        ticket = repo.add(Ticket(subject="Sync", account_id=account.id))
+        repo.session.flush()
+        for n, body in enumerate(bodies):
+            repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, body=body, sent_at=T0 + timedelta(days=n)))
+            repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.agent, body="Thanks, looking into it.", sent_at=T0 + timedelta(days=n, hours=1)))
+        return account.id, ticket.id
+
+
+DECLINING = ["Love the product, thanks for the great help!", "Great, that works, thank you!", "Thanks, appreciate it.",
+             "Hmm, the sync failed again.", "This is really frustrating, it is broken again.", "Terrible. Third outage this week, we are furious and cancelling."]
+
+
+def test_ticket_and_trend_flag_a_declining_customer(store, classifier):
+    account_id, ticket_id = make_thread(store, DECLINING)
+    with store.repo("alpha") as repo:
+        ticket = ticket_sentiment(repo, classifier, ticket_id)
+        trend = customer_trend(repo, classifier, account_id=account_id)
+    assert len(ticket.messages) == 6 and ticket.going_sour
+    assert trend.going_sour and trend.reason and len(trend.rolling) == 6
+    assert ticket.messages[0].sentiment.label == "positive" and ticket.messages[-1].sentiment.label == "negative"
+
+
+def test_stable_customer_is_not_flagged(store, classifier):
+    account_id, _ = make_thread(store, ["Thanks, works great!", "Love the new reports.", "Thank you, very helpful."] * 2)
+    with store.repo("alpha") as repo:
+        assert not customer_trend(repo, classifier, account_id=account_id).going_sour
+
+
+def test_unknown_ids_are_not_found(store, classifier):
+    make_thread(store, ["hi"])
+    with store.repo("alpha") as repo:
+        with pytest.raises(NotFound):
+            ticket_sentiment(repo, classifier, 999999)
+        with pytest.raises(NotFound):
+            customer_trend(repo, classifier, account_id=999999)
+
+
+def test_quality_vs_vader_on_tweeteval(classifier):
+    path = SHARED_DATA / "tweeteval_sentiment" / "val.jsonl"
+    if not path.is_file():
+        pytest.skip(f"public dev data {path} not present")
+    from sklearn.metrics import recall_score
+
+    from evals.sentiment_tweeteval import vader_label
+
+    rows = [json.loads(line) for line in path.open()][:600]
+    texts, gold = [r["text"] for r in rows], [r["label"] for r in rows]
+    ours = recall_score(gold, [s.label for s in classifier.classify(texts)], average="macro")
+    vader = recall_score(gold, [vader_label(classifier.vader, t) for t in texts], average="macro")
+    assert ours >= vader - 0.02  # never meaningfully worse than the lexicon it builds on
