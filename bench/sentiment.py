@@ -5,6 +5,12 @@ ratio = raw encode time / classifier time (target >= 0.8). Last line: one JSON o
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# bench/retrieval.py would shadow the retrieval package: keep this folder off the import path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 import argparse
 import json
 import os
