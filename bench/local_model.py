@@ -66,7 +66,7 @@ def time_to_first_token(gateway: Gateway) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", "--n", dest="rounds", type=int, default=3, help="Measurement rounds (--n for a quick run).")
     args = parser.parse_args()
     settings = Settings(data_dir=Path(tempfile.mkdtemp()), model="local/smollm2-135m-instruct")
     gateway = Gateway(settings)

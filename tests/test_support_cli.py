@@ -1,0 +1,39 @@
+"""Support commands end to end through the CLI: result, verdicts and provenance shown; one-line errors."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from copilot.cli.main import app, main
+from copilot.ingest import ingest_file
+from tests.test_ingest import DATA
+
+
+@pytest.fixture
+def workspace(store, two_workspaces, settings, monkeypatch):
+    for name in ("accounts.jsonl", "contacts.csv", "tickets.jsonl", "messages.jsonl"):
+        ingest_file(store, "alpha", DATA / name)
+    monkeypatch.setenv("COPILOT_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("COPILOT_MODEL", "local/smollm2-135m-instruct")  # extractive/rule defaults: no generation
+    return "alpha"
+
+
+def test_summarize_ticket_shows_summary_verdicts_and_provenance(workspace):
+    result = CliRunner().invoke(app, ["summarize-ticket", "T-1", "-w", workspace])
+    assert result.exit_code == 0, result.output
+    assert "charged twice" in result.output and "grounded_facts" in result.output and "ticket_summary@" in result.output
+
+
+def test_rewrite_shows_the_rewrite_and_guards(workspace):
+    result = CliRunner().invoke(app, ["rewrite", "--tone", "neutral", "-w", workspace, "This STUPID export is broken!!! Fix it by May 3."])
+    assert result.exit_code == 0, result.output
+    assert "stupid" not in result.output.lower() and "May 3" in result.output and "fact_preservation" in result.output
+
+
+def test_unknown_ticket_is_a_one_line_error(workspace, monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["copilot", "summarize-ticket", "T-404", "-w", workspace])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and "no ticket 'T-404'" in err and "Traceback" not in err
