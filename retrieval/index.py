@@ -7,6 +7,7 @@ record of what is indexed; chroma holds the vectors under the same chunk ids.
 from __future__ import annotations
 
 import re
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy import delete, func, insert, select, text
 from copilot.errors import CopilotError
 from copilot.settings import Settings
 from copilot.store import Repo
-from copilot.store.models import SearchChunk
+from copilot.store.models import Message, SearchChunk, Ticket
 from retrieval.chunking import INDEXED_KINDS, MODELS, Chunk, load_chunks, record_ids
 from retrieval.embeddings import Embedder
 
@@ -25,7 +26,7 @@ WORD = re.compile(r"\w+", re.UNICODE)
 HNSW_SETTINGS = {"hnsw:space": "cosine", "hnsw:search_ef": 100, "hnsw:construction_ef": 128, "hnsw:M": 16}
 
 
-class IndexError_(CopilotError):
+class VectorIndexError(CopilotError):
     """The vector index cannot be reached or read."""
 
 
@@ -46,7 +47,7 @@ def chroma_client(settings: Settings) -> Any:
         return chromadb.PersistentClient(path=str(settings.resolved_chroma_path), settings=chroma_settings)
     except Exception as error:  # chromadb raises many kinds; the user needs one message
         where = settings.chroma_url or settings.resolved_chroma_path
-        raise IndexError_(f"cannot open the vector index at {where}: {error}") from None
+        raise VectorIndexError(f"cannot open the vector index at {where}: {error}") from None
 
 
 class HistoryIndex:
@@ -66,14 +67,30 @@ class HistoryIndex:
         return self._collections[workspace_id]
 
     # -- writing ----------------------------------------------------------------------------
-    def index_records(self, repo: Repo, kind: str, ids: Sequence[int]) -> int:
+    def index_records(self, repo: Repo, kind: str, ids: Sequence[int], batch: int = 1000) -> int:
         """(Re)index these records: old chunks go, new chunks come. Returns chunks written."""
         if kind not in INDEXED_KINDS or not ids:
             return 0
-        self.remove_records(repo, kind, ids)
-        chunks = load_chunks(repo, kind, list(ids))
-        self.write_chunks(repo, chunks)
-        return len(chunks)
+        written = 0
+        for start in range(0, len(ids), batch):
+            part = list(ids[start:start + batch])
+            self.remove_records(repo, kind, part)
+            chunks = load_chunks(repo, kind, part)
+            self.write_chunks(repo, chunks)
+            written += len(chunks)
+        if kind == "ticket":  # messages are tagged with their ticket's account and contact: follow a move
+            written += self.index_records(repo, "message", self._messages_with_stale_owner(repo, ids))
+        return written
+
+    def _messages_with_stale_owner(self, repo: Repo, ticket_ids: Sequence[int]) -> list[int]:
+        query = (
+            select(Message.id).distinct()
+            .join(Ticket, Ticket.id == Message.ticket_id)
+            .join(SearchChunk, (SearchChunk.record_kind == "message") & (SearchChunk.record_id == Message.id))
+            .where(Ticket.workspace_id == repo.workspace_id, Ticket.id.in_(list(ticket_ids)),
+                   SearchChunk.account_id.is_distinct_from(Ticket.account_id) | SearchChunk.contact_id.is_distinct_from(Ticket.contact_id))
+        )
+        return list(repo.session.scalars(query))
 
     def write_chunks(self, repo: Repo, chunks: list[Chunk]) -> None:
         if not chunks:
@@ -100,28 +117,55 @@ class HistoryIndex:
             self.collection(repo.workspace_id).delete(ids=chunk_ids)
             repo.session.execute(delete(SearchChunk).where(condition))
 
+    def prune_deleted(self, repo: Repo) -> int:
+        """Forget records deleted from the store behind the index's back (e.g. messages of a deleted ticket)."""
+        pruned = 0
+        for kind, model in MODELS.items():
+            gone = ~select(model.id).where(model.id == SearchChunk.record_id).exists()
+            ids = list(repo.session.scalars(select(SearchChunk.record_id).distinct().where(
+                SearchChunk.workspace_id == repo.workspace_id, SearchChunk.record_kind == kind, gone)))
+            self.remove_records(repo, kind, ids)
+            pruned += len(ids)
+        return pruned
+
     def rebuild(self, repo: Repo, *, batch: int = 256, resume: bool = True, progress: Callable[[int], None] | None = None) -> int:
-        """Index every record of the workspace in batches; with ``resume`` skip records already indexed."""
+        """Bring the workspace's index up to date in batches; returns the records (re)indexed.
+
+        With ``resume`` only new, changed and deleted records are touched, so an interrupted run
+        continues where it stopped; without it the index is dropped and built again.
+        """
         if not resume:
             if self._has_collection(repo.workspace_id):
                 self.client.delete_collection(collection_name(repo.workspace_id))
             self._collections.pop(repo.workspace_id, None)
             repo.session.execute(delete(SearchChunk).where(SearchChunk.workspace_id == repo.workspace_id))
             repo.session.commit()
+        self.prune_deleted(repo)
         written = 0
         for kind in INDEXED_KINDS:
-            indexed = set(repo.session.scalars(select(SearchChunk.record_id).where(
-                SearchChunk.workspace_id == repo.workspace_id, SearchChunk.record_kind == kind)))
             after = 0
             while ids := record_ids(repo, kind, after, batch):
                 after = ids[-1]
-                todo = [i for i in ids if i not in indexed]
-                self.write_chunks(repo, load_chunks(repo, kind, todo))
+                chunks = load_chunks(repo, kind, ids)
+                todo = self._out_of_date(repo, kind, ids, chunks)
+                self.remove_records(repo, kind, todo)
+                self.write_chunks(repo, [c for c in chunks if c.record_id in todo])
                 repo.session.commit()  # a checkpoint: an interrupted rebuild resumes after this batch
                 written += len(todo)
                 if progress:
                     progress(len(ids))
         return written
+
+    def _out_of_date(self, repo: Repo, kind: str, ids: list[int], chunks: list[Chunk]) -> set[int]:
+        """Records whose chunks (text, owner, time) differ from what the index holds."""
+        fresh: dict[int, set[tuple]] = defaultdict(set)
+        for c in chunks:
+            fresh[c.record_id].add((c.chunk_id, c.text, c.account_id, c.contact_id, c.shared, c.ts))
+        stored: dict[int, set[tuple]] = defaultdict(set)
+        query = select(SearchChunk).where(SearchChunk.workspace_id == repo.workspace_id, SearchChunk.record_kind == kind, SearchChunk.record_id.in_(ids))
+        for r in repo.session.scalars(query):
+            stored[r.record_id].add((r.chunk_id, r.text, r.account_id, r.contact_id, r.shared, r.ts))
+        return {i for i in ids if fresh[i] != stored[i]}
 
     def _has_collection(self, workspace_id: int) -> bool:
         return collection_name(workspace_id) in {getattr(c, "name", c) for c in self.client.list_collections()}
@@ -138,7 +182,7 @@ class HistoryIndex:
         try:
             result = collection.query(query_embeddings=[vector], n_results=min(limit, collection.count()), where=where, include=["distances"])
         except Exception as error:
-            raise IndexError_(f"vector search failed: {error}") from None
+            raise VectorIndexError(f"vector search failed: {error}") from None
         return list(zip(result["ids"][0], (1.0 - d for d in result["distances"][0]), strict=True))
 
     def lexical_candidates(self, repo: Repo, query: str, where_sql: str, params: dict[str, Any], limit: int) -> list[tuple[str, float]]:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from copilot.store import Repo
 from copilot.store.models import SearchChunk
-from retrieval.chunking import epoch
+from retrieval.chunking import MODELS, epoch
 from retrieval.index import HistoryIndex
 
 RRF_K = 60
@@ -72,7 +72,7 @@ class Searcher:
         scored = []
         for chunk_id, score in fused.items():
             row = rows.get(chunk_id)
-            if row is None or not _allowed(row, filters):  # stale vector or defence in depth against a filter bug
+            if row is None or not _allowed(row, filters):  # deleted record, stale vector, or defence in depth against a filter bug
                 continue
             if recency_half_life_days:
                 age_days = max(time.time() - row.ts, 0) / 86400
@@ -155,7 +155,19 @@ def _load(repo: Repo, chunk_ids: list[str]) -> dict[str, SearchChunk]:
     if not chunk_ids:
         return {}
     query = select(SearchChunk).where(SearchChunk.workspace_id == repo.workspace_id, SearchChunk.chunk_id.in_(chunk_ids))
-    return {row.chunk_id: row for row in repo.session.scalars(query)}
+    rows = list(repo.session.scalars(query))
+    live = _live_records(repo, rows)
+    return {row.chunk_id: row for row in rows if (row.record_kind, row.record_id) in live}
+
+
+def _live_records(repo: Repo, rows: list[SearchChunk]) -> set[tuple[str, int]]:
+    """The (kind, id) pairs among these chunks whose record still exists (a deleted ticket takes its messages along)."""
+    live = set()
+    for kind in {row.record_kind for row in rows}:
+        model = MODELS[kind]
+        ids = {row.record_id for row in rows if row.record_kind == kind}
+        live |= {(kind, record_id) for record_id in repo.session.scalars(select(model.id).where(model.id.in_(ids)))}
+    return live
 
 
 def _snippet(text: str, limit: int = 300) -> str:

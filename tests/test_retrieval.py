@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import inspect
+import json
 import shutil
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
+from sqlalchemy import delete, select
+from typer.testing import CliRunner
 
+from copilot.cli.main import app
+from copilot.ingest import ingest_file
+from copilot.records import after_write_hooks
 from copilot.store import Store, get_or_create_workspace
-from copilot.store.models import Account, AuthorKind, KbArticle, Message, NpsResponse, Ticket
+from copilot.store.models import Account, AuthorKind, KbArticle, Message, NpsResponse, SearchChunk, Ticket
 from retrieval.embeddings import EmbeddingModelError, default_embedder, model_dir, verify_weights
-from retrieval.index import HistoryIndex
+from retrieval.index import HistoryIndex, VectorIndexError, chroma_client
 from retrieval.langchain import HistoryRetriever
 from retrieval.search import Searcher, SearchFilters, fuse
 
 NOW = datetime.now(timezone.utc)
+INGEST_DATA = Path(__file__).parent / "data" / "ingest"
 SECRET = "Our CFO Maria approved the 40% discount for the Q3 renewal of the Zanzibar plan."
 
 
@@ -130,6 +138,19 @@ def test_rebuild_resumes_without_duplicating(store, world):
     assert len({h.chunk_id for h in hits}) == len(hits)
 
 
+def test_resumed_rebuild_reindexes_records_changed_behind_its_back(store, world):
+    index, _ = world
+    with store.repo("alpha") as repo:
+        message = repo.session.scalar(repo.select(Message).where(Message.body.contains("4.12.2")))
+        message.body = "The wombat sync is fixed in version 9.9."
+        message_id = message.id
+    with store.repo("alpha") as repo:
+        assert index.rebuild(repo) == 1
+    assert any(h.record_id == message_id and "wombat" in h.text for h in search(store, index, "alpha", "wombat sync fixed", limit=3))
+    old_text = search(store, index, "alpha", "android crash 4.12.2", limit=20, mode="lexical")
+    assert old_text and not any(h.record_id == message_id for h in old_text)
+
+
 def test_recency_boost_prefers_recent_records(store, world):
     index, _ = world
     plain = search(store, index, "alpha", "fixed in version", limit=10)
@@ -160,3 +181,56 @@ def test_corrupt_embedding_weights_are_refused(tmp_path):
     (copy / "model.safetensors").unlink()
     with pytest.raises(EmbeddingModelError, match="missing"):
         verify_weights(copy)
+
+
+def test_records_deleted_behind_the_index_disappear_and_rebuild_prunes_them(store, world):
+    index, ids = world
+    with store.repo("alpha") as repo:
+        ticket_id = repo.session.scalar(select(Ticket.id).where(Ticket.account_id == ids[("alpha", "Acme")]))
+        repo.session.execute(delete(Ticket).where(Ticket.id == ticket_id))  # the database cascades to its messages
+    hits = search(store, index, "alpha", SECRET, limit=50)
+    assert hits and not any("alpha/Acme" in h.text for h in hits)
+    with store.repo("alpha") as repo:
+        assert index.prune_deleted(repo) == 3  # the ticket and its two messages
+        left = repo.session.scalars(select(SearchChunk.chunk_id).where(SearchChunk.text.contains("alpha/Acme")))
+        assert list(left) == []
+
+
+def _ingest(store, settings, workspace, *paths):
+    for path in paths:
+        ingest_file(store, workspace, path, after_write=after_write_hooks(settings.model_copy(update={"index_on_ingest": True})))
+
+
+def test_ingested_records_are_searchable_and_follow_a_ticket_moved_to_another_account(store, settings, two_workspaces, tmp_path, embedder):
+    _ingest(store, settings, "alpha", *(INGEST_DATA / name for name in ("accounts.jsonl", "contacts.csv", "tickets.jsonl", "messages.jsonl")))
+    index = HistoryIndex(settings, embedder)
+    with store.repo("alpha") as repo:
+        acme, globex = (repo.by_external_id(Account, key).id for key in ("ACME", "GLOBEX"))
+    hits = search(store, index, "alpha", "charged twice for invoice", filters=SearchFilters(account_id=acme))
+    assert any("INV-2026-0042" in h.text for h in hits)
+
+    moved = tmp_path / "tickets.jsonl"
+    moved.write_text(json.dumps({"external_id": "T-1", "account": "GLOBEX", "subject": "Charged twice in March"}) + "\n")
+    _ingest(store, settings, "alpha", moved)
+    hits = search(store, index, "alpha", "charged twice for invoice", filters=SearchFilters(account_id=acme), limit=20)
+    assert not any(h.record_kind in ("ticket", "message") for h in hits)
+    hits = search(store, index, "alpha", "charged twice for invoice", filters=SearchFilters(account_id=globex))
+    assert any("INV-2026-0042" in h.text and h.account_id == globex for h in hits)
+
+
+def test_cli_index_and_search_print_cited_hits(store, settings, world, monkeypatch):
+    monkeypatch.setenv("COPILOT_DATA_DIR", str(settings.data_dir))
+    runner = CliRunner()
+    indexed = runner.invoke(app, ["index", "-w", "alpha"])
+    assert indexed.exit_code == 0, indexed.output
+    assert "indexed 0 records" in indexed.output
+    result = runner.invoke(app, ["search", "refund for double charge", "-w", "alpha", "--account", "ACME", "--limit", "3"])
+    assert result.exit_code == 0, result.output
+    assert "[S1]" in result.output and "[S3]" in result.output
+    missing = runner.invoke(app, ["search", "refund", "-w", "alpha", "--account", "NOPE"])
+    assert missing.exit_code != 0 and "no account 'NOPE'" in str(missing.exception)
+
+
+def test_unreachable_chroma_server_is_a_one_line_error(settings):
+    with pytest.raises(VectorIndexError, match="cannot open the vector index at http://127.0.0.1:9"):
+        chroma_client(settings.model_copy(update={"chroma_url": "http://127.0.0.1:9"}))

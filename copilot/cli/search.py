@@ -66,7 +66,7 @@ def index(
     workspace: WorkspaceOption = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the workspace's index and build it again from the store.")] = False,
 ) -> None:
-    """Index every record of the workspace (resumes where an interrupted run stopped)."""
+    """Bring the workspace's search index up to date: new, changed and deleted records (resumable)."""
     settings = load_settings()
     store = open_store(settings)
     history = open_index(settings)
@@ -75,7 +75,7 @@ def index(
         with Progress(TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as progress:
             task = progress.add_task("index", total=total)
             written = history.rebuild(repo, resume=not rebuild, progress=lambda n: progress.advance(task, n))
-    console.print(f"indexed {written} records of workspace '{repo.workspace.slug}' ({total - written} already indexed)")
+    console.print(f"indexed {written} records of workspace '{repo.workspace.slug}' ({total - written} already up to date)")
 
 
 def register(app: typer.Typer) -> None:
