@@ -8,7 +8,8 @@ from copilot.ingest import IngestReport
 from copilot.ingest.loader import AfterWrite
 from copilot.settings import Settings
 from copilot.store import Repo
-from copilot.store.models import AuthorKind, Message
+from copilot.errors import InvalidInput, NotFound
+from copilot.store.models import CRM_MODELS, AuthorKind, Message
 from copilot.tasks.base import mark_stale
 
 TICKET_TASKS_STALE_ON_CUSTOMER_MESSAGE = ("ticket_summary", "reply_draft")
@@ -42,3 +43,22 @@ def after_write_hooks(settings: Settings) -> list[AfterWrite]:
     if settings.index_on_ingest:
         hooks.append(index_written(settings))
     return hooks
+
+
+def delete_record(repo: Repo, settings: Settings, kind: str, record_id: int) -> None:
+    """Delete one record of the workspace (its dependents cascade) and drop it from the search index."""
+    model = CRM_MODELS.get(kind)
+    if model is None:
+        raise InvalidInput(f"kind: unknown kind '{kind}' (one of: {', '.join(CRM_MODELS)})")
+    row = repo.get(model, record_id)
+    if row is None:
+        raise NotFound(f"no {kind} {record_id} in workspace '{repo.workspace.slug}'")
+    message_ids = list(repo.session.scalars(select(Message.id).where(Message.ticket_id == record_id))) if kind == "ticket" else []
+    repo.session.delete(row)
+    repo.session.flush()
+    if settings.index_on_ingest:
+        from retrieval import open_index
+
+        history = open_index(settings)
+        history.remove_records(repo, kind, [record_id])
+        history.remove_records(repo, "message", message_ids)

@@ -6,6 +6,7 @@ Create it once at the edge (CLI command, API app factory, test fixture) and pass
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 from typing import Annotated
 
@@ -41,7 +42,8 @@ class Settings(BaseSettings):
     chroma_path: Path | None = Field(default=None, description="Embedded chromadb folder; default: data_dir/chroma.")
     chroma_url: str | None = Field(default=None, description="chromadb server URL; when set, used instead of chroma_path.")
 
-    api_keys_file: Path | None = Field(default=None, description="Optional file of API keys to import at start-up.")
+    api_keys_file: Path | None = Field(default=None, description="CSV of API keys (workspace,role,name,key) imported at start-up.")
+    session_secret: str | None = Field(default=None, description="Signs web session cookies; default: a random secret kept in data_dir.")
     redact_pii: bool | None = Field(default=None, description="Mask PII before text leaves the process; default on for non-local models.")
 
     host: str = "127.0.0.1"
@@ -70,6 +72,17 @@ class Settings(BaseSettings):
     @property
     def should_redact_pii(self) -> bool:
         return self.redact_pii if self.redact_pii is not None else not self.model_is_local
+
+    def resolved_session_secret(self) -> str:
+        """The configured secret, else one generated once and kept in data_dir (so logins survive a restart)."""
+        if self.session_secret:
+            return self.session_secret
+        self.ensure_dirs()
+        path = self.data_dir / ".session_secret"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
 
     def ensure_dirs(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from copilot.cli.common import console, load_settings, open_store
+from copilot.demo.service import demo_key_path, ensure_demo_key, queue_demo_drafts
 from copilot.demo.generator import STEP_LABELS, seed_demo, workspace_has_records
 
 
@@ -26,9 +27,11 @@ def demo(
         anchor_day = date.fromisoformat(anchor) if anchor else None
     except ValueError:
         raise typer.BadParameter(f"'{anchor}' is not a date (use YYYY-MM-DD)", param_hint="--anchor") from None
-    store = open_store(load_settings())
+    settings = load_settings()
+    store = open_store(settings)
     if if_missing and not reset and workspace_has_records(store, workspace):
         console.print(f"workspace [bold]{workspace}[/] already has records; leaving it as it is")
+        ensure_demo_key(store, settings, workspace)
         return
     columns = (TextColumn("{task.description:<32}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
@@ -49,6 +52,10 @@ def demo(
         from copilot.cli.search import index as index_command
 
         index_command(workspace=workspace, rebuild=True)
+        drafted = queue_demo_drafts(store, settings, workspace)
+        console.print(f"{drafted} reply drafts are waiting in the review queue")
+    key = ensure_demo_key(store, settings, workspace)
+    console.print(f"demo admin key (also in {demo_key_path(settings, workspace)}): [bold]{key}[/]")
 
 
 def register(app: typer.Typer) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from copilot.cli import ask, demo, ingest, records, search, service, support
+from copilot.cli import ask, demo, ingest, keys, records, search, service, support
 from copilot.cli.common import fail
 from copilot.errors import CopilotError
 
@@ -16,7 +16,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (records, ingest, demo, search, support, ask, service):
+for module in (records, ingest, demo, search, support, ask, service, keys):
     module.register(app)
 
 

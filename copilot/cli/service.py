@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from copilot.cli.common import console, load_settings
+from copilot.demo.service import demo_key_path
 
 
 def serve(
@@ -23,6 +24,9 @@ def serve(
         settings.port = port
     app = create_app(settings)
     console.print(f"copilot serving on [bold]http://{settings.host}:{settings.port}/[/] (API docs at /docs)")
+    key_file = demo_key_path(settings, settings.workspace)
+    if key_file.exists():
+        console.print(f"log in with the demo key: [bold]{key_file.read_text().strip()}[/]")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import copy as _copy
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Generic, TypeVar
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm fetches prices over the network otherwise
@@ -112,7 +113,18 @@ class Gateway:
         self.models = [settings.model, *settings.fallback_models]
         self.cache = ResponseCache(settings.cache_dir) if settings.cache_dir else None
         self._sleep = sleep
+        self.on_token: Callable[[str], None] | None = None
         register_providers(settings)
+
+    def listening(self, on_token: Callable[[str], None]) -> Gateway:
+        """A copy of this gateway that streams every completion, passing each text chunk to ``on_token``.
+
+        The completion it returns is the one the plain call would return, so a streamed task stores
+        the same result as a non-streamed one.
+        """
+        copy = _copy.copy(self)
+        copy.on_token = on_token
+        return copy
 
     @property
     def model(self) -> str:
@@ -127,11 +139,23 @@ class Gateway:
     def complete(self, messages: Messages, **params: Any) -> Completion:
         key = self._cache_key(messages, params)
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
-            return Completion.model_validate(hit).model_copy(update={"cached": True})
-        completion = self._with_retries(lambda model: self._call(model, messages, params))
+            completion = Completion.model_validate(hit).model_copy(update={"cached": True})
+            if self.on_token is not None:
+                self.on_token(completion.text)
+            return completion
+        if self.on_token is not None:
+            completion = self._streamed(messages, params)
+        else:
+            completion = self._with_retries(lambda model: self._call(model, messages, params))
         if self.cache is not None:
             self.cache.set(key, completion.model_dump())
         return completion
+
+    def _streamed(self, messages: Messages, params: dict[str, Any]) -> Completion:
+        stream = self.stream(messages, **params)
+        for chunk in stream:
+            self.on_token(chunk)
+        return stream.completion
 
     async def acomplete(self, messages: Messages, **params: Any) -> Completion:
         return await asyncio.to_thread(self.complete, messages, **params)

@@ -93,3 +93,10 @@ def mark_stale(repo: Repo, *, subject_kind: str, subject_id: int, tasks: tuple[s
         .execution_options(synchronize_session=False)
     )
     return repo.session.execute(statement).rowcount
+
+
+def record_failure(repo: Repo, *, task: str, subject_kind: str, subject_id: int | None, error: str) -> AiResult:
+    """A task that could not produce anything leaves a ``failed`` AiResult saying why (never a half-written one)."""
+    row = repo.add(AiResult(task=task, status=AiStatus.failed, subject_kind=subject_kind, subject_id=subject_id, content={}, error=error[:2000]))
+    repo.session.flush()
+    return row

@@ -1,0 +1,127 @@
+"""Workspace administration: API keys, custom tones, the outbound webhook, reindexing."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import Caller, allow
+from api.errors import ERROR_RESPONSES
+from api.routers.jobs import JobOut, submit_job
+from copilot.auth import create_key, list_keys, revoke_key
+from copilot.auth import Permission
+from copilot.delivery import remove_webhook, set_webhook, webhook_config
+from copilot.store.models import Role
+from copilot.tasks.tone_rewrite import reset_tones, set_custom_tone, workspace_tones
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ERROR_RESPONSES)
+Admin = Annotated[Caller, Depends(allow(Permission.manage))]
+
+
+class KeyRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=120)
+    role: Role
+
+
+class KeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    role: Role
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class NewKey(KeyOut):
+    key: str = Field(description="The key itself: shown this once, store it now.")
+
+
+class ToneRequest(BaseModel):
+    instruction: str = Field(min_length=3, max_length=500)
+
+
+class WebhookRequest(BaseModel):
+    url: str = Field(max_length=500)
+    secret: str | None = Field(default=None, min_length=16, max_length=200, description="Generated when omitted.")
+
+
+class WebhookOut(BaseModel):
+    url: str
+    secret: str | None = Field(default=None, description="Only returned when the webhook is set.")
+
+
+class ReindexRequest(BaseModel):
+    rebuild: bool = Field(default=False, description="Drop the index and build it again instead of catching up.")
+
+
+@router.post("/keys", response_model=NewKey, status_code=201)
+def create(request: KeyRequest, caller: Admin) -> NewKey:
+    with caller.repo() as repo:
+        key, row = create_key(repo, request.role, request.name)
+        return NewKey(key=key, **KeyOut.model_validate(row).model_dump())
+
+
+@router.get("/keys", response_model=list[KeyOut])
+def keys(caller: Admin) -> list[KeyOut]:
+    with caller.repo() as repo:
+        return [KeyOut.model_validate(k) for k in list_keys(repo)]
+
+
+@router.delete("/keys/{key_id}", response_model=KeyOut)
+def revoke(key_id: int, caller: Admin) -> KeyOut:
+    with caller.repo() as repo:
+        return KeyOut.model_validate(revoke_key(repo, key_id))
+
+
+@router.get("/tones", response_model=dict[str, str])
+def tones(caller: Admin) -> dict[str, str]:
+    with caller.repo() as repo:
+        return workspace_tones(repo)
+
+
+@router.put("/tones/{name}", response_model=dict[str, str])
+def put_tone(name: str, request: ToneRequest, caller: Admin) -> dict[str, str]:
+    with caller.repo() as repo:
+        set_custom_tone(repo, name, request.instruction)
+        return workspace_tones(repo)
+
+
+@router.delete("/tones", response_model=dict[str, str])
+def reset(caller: Admin) -> dict[str, str]:
+    with caller.repo() as repo:
+        reset_tones(repo)
+        return workspace_tones(repo)
+
+
+@router.get("/webhook", response_model=WebhookOut | None)
+def get_webhook(caller: Admin) -> WebhookOut | None:
+    with caller.repo() as repo:
+        config = webhook_config(repo)
+        return WebhookOut(url=str(config.url)) if config else None
+
+
+@router.put("/webhook", response_model=WebhookOut)
+def put_webhook(request: WebhookRequest, caller: Admin) -> WebhookOut:
+    """Where approved replies are POSTed, signed with HMAC-SHA256 over ``<timestamp>.<body>``."""
+    with caller.repo() as repo:
+        config = set_webhook(repo, request.url, request.secret)
+        return WebhookOut(url=str(config.url), secret=config.secret)
+
+
+@router.delete("/webhook", status_code=204)
+def delete_webhook(caller: Admin) -> Response:
+    with caller.repo() as repo:
+        remove_webhook(repo)
+    return Response(status_code=204)
+
+
+@router.post("/reindex", response_model=JobOut, status_code=202)
+def reindex(caller: Admin, response: Response, request: ReindexRequest | None = None) -> JobOut:
+    """Bring the search index up to date (or rebuild it) as a background job."""
+    return submit_job(caller, response, "reindex", {"rebuild": (request or ReindexRequest()).rebuild})

@@ -1,0 +1,146 @@
+"""Support agents: ticket threads, summaries, reply drafts, tone rewrites, sentiment."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+
+from api.deps import Caller, PageParams, allow
+from api.errors import ERROR_RESPONSES
+from api.routers.jobs import JobOut, submit_job
+from api.schemas import PageOf, ThreadOut, TicketOut, thread_out
+from api.streaming import stream_task
+from copilot.auth import Permission
+from copilot.errors import InvalidInput, NotFound
+from copilot.store import Repo
+from copilot.store.models import Account, Message, Ticket, TicketStatus
+from copilot.tasks.base import TaskOutcome
+from copilot.tasks.reply_draft import ReplyDraft, draft_reply
+from copilot.tasks.sentiment import CustomerTrend, MessageSentiment, TicketSentiment, customer_trend, ticket_sentiment
+from copilot.tasks.ticket_summary import TicketSummary, summarize_ticket
+from copilot.tasks.tone_rewrite import Rewrite, rewrite, workspace_tones
+
+router = APIRouter(prefix="/v1", tags=["support"], responses=ERROR_RESPONSES)
+Reader = Annotated[Caller, Depends(allow(Permission.read_tickets))]
+Runner = Annotated[Caller, Depends(allow(Permission.run_support))]
+STREAM_RESPONSE = {200: {"content": {"text/event-stream": {}}, "description": "With `stream=true`: `token` events, then one `result` event."}}
+
+
+class SummaryRequest(BaseModel):
+    strategy: Literal["auto", "model", "extractive"] = "auto"
+
+
+class DraftRequest(BaseModel):
+    strategy: Literal["auto", "model", "retrieval"] = "auto"
+
+
+class RewriteRequest(BaseModel):
+    tone: str = Field(default="friendly", max_length=64)
+    text: str | None = Field(default=None, max_length=20_000, description="The text to rewrite, or give draft_id.")
+    draft_id: int | None = Field(default=None, description="Rewrite a stored draft (AI result id) instead.")
+    strategy: Literal["auto", "model", "rules"] = "auto"
+
+
+class SentimentRequest(BaseModel):
+    texts: list[Annotated[str, Field(max_length=20_000)]] = Field(min_length=1, max_length=500)
+
+
+def ticket_or_404(repo: Repo, ticket_id: int) -> Ticket:
+    ticket = repo.get(Ticket, ticket_id)
+    if ticket is None:
+        raise NotFound(f"no ticket {ticket_id} in this workspace")
+    return ticket
+
+
+@router.get("/tickets", response_model=PageOf[TicketOut])
+def list_tickets(caller: Reader, page: PageParams, status: TicketStatus | None = None, account_id: int | None = None):
+    with caller.repo() as repo:
+        query = repo.select(Ticket)
+        if status:
+            query = query.where(Ticket.status == status)
+        if account_id is not None:
+            query = query.where(Ticket.account_id == account_id)
+        total = repo.session.scalar(select(func.count()).select_from(query.subquery()))
+        rows = repo.all(query.order_by(Ticket.opened_at.desc(), Ticket.id.desc()).offset(page.offset).limit(page.limit))
+        return PageOf[TicketOut](items=[TicketOut.model_validate(r) for r in rows], total=total, offset=page.offset, limit=page.limit)
+
+
+@router.get("/tickets/{ticket_id}", response_model=ThreadOut)
+def get_thread(ticket_id: int, caller: Reader) -> ThreadOut:
+    with caller.repo() as repo:
+        ticket = ticket_or_404(repo, ticket_id)
+        messages = repo.all(repo.select(Message).where(Message.ticket_id == ticket.id).order_by(Message.sent_at, Message.id))
+        return thread_out(ticket, messages)
+
+
+@router.post("/tickets/{ticket_id}/summary", response_model=TaskOutcome[TicketSummary])
+def summarize(ticket_id: int, caller: Runner, request: SummaryRequest | None = None) -> TaskOutcome[TicketSummary]:
+    """Summarise the thread (stored as a ``completed`` AI result; it goes ``stale`` when the customer writes again)."""
+    strategy = (request or SummaryRequest()).strategy
+    return caller.run("ticket_summary", "ticket", ticket_id, lambda context: summarize_ticket(context, ticket_id, strategy))
+
+
+@router.post("/tickets/{ticket_id}/draft", response_model=TaskOutcome[ReplyDraft], responses=STREAM_RESPONSE)
+def draft(ticket_id: int, caller: Runner, request: DraftRequest | None = None,
+          stream: Annotated[bool, Query(description="Stream tokens as Server-Sent Events.")] = False):
+    """Draft a reply grounded in the thread, history and KB; saved as ``pending`` review, never sent by this call."""
+    strategy = (request or DraftRequest()).strategy
+
+    def work(on_token=None):  # noqa: ANN001, ANN202
+        return caller.run("reply_draft", "ticket", ticket_id, lambda context: draft_reply(context, ticket_id, strategy), on_token)
+
+    return stream_task(work) if stream else work()
+
+
+@router.post("/rewrite", response_model=TaskOutcome[Rewrite], responses=STREAM_RESPONSE)
+def rewrite_text(request: RewriteRequest, caller: Runner,
+                 stream: Annotated[bool, Query(description="Stream tokens as Server-Sent Events.")] = False):
+    """Rewrite a reply in another tone; facts (numbers, dates, links, names, signature) must survive."""
+    if request.text is None and request.draft_id is None:
+        raise InvalidInput("text: give the text to rewrite or a draft_id")
+    subject = ("ai_result", request.draft_id) if request.draft_id else ("text", None)
+
+    def work(on_token=None):  # noqa: ANN001, ANN202
+        return caller.run("tone_rewrite", *subject, lambda context: rewrite(context, request.text, request.tone, draft_id=request.draft_id,
+                                                                         strategy=request.strategy), on_token)
+
+    return stream_task(work) if stream else work()
+
+
+@router.get("/tones", response_model=dict[str, str])
+def tones(caller: Runner) -> dict[str, str]:
+    with caller.repo() as repo:
+        return workspace_tones(repo)
+
+
+@router.get("/tickets/{ticket_id}/sentiment", response_model=TicketSentiment)
+def ticket_sentiment_route(ticket_id: int, caller: Reader) -> TicketSentiment:
+    with caller.repo() as repo:
+        ticket_or_404(repo, ticket_id)
+        return ticket_sentiment(repo, caller.services.sentiment, ticket_id)
+
+
+@router.get("/accounts/{account_id}/sentiment", response_model=CustomerTrend)
+def account_sentiment(account_id: int, caller: Reader) -> CustomerTrend:
+    with caller.repo() as repo:
+        if repo.get(Account, account_id) is None:
+            raise NotFound(f"no account {account_id} in this workspace")
+        return customer_trend(repo, caller.services.sentiment, account_id=account_id)
+
+
+@router.post("/sentiment", response_model=list[MessageSentiment])
+def classify(request: SentimentRequest, caller: Runner) -> list[MessageSentiment]:
+    return caller.services.sentiment.classify(request.texts)
+
+
+class BulkSummaryRequest(BaseModel):
+    ticket_ids: list[int] = Field(min_length=1, max_length=10_000)
+
+
+@router.post("/tickets/summaries", response_model=JobOut, status_code=202)
+def bulk_summaries(request: BulkSummaryRequest, caller: Runner, response: Response) -> JobOut:
+    """Summarise many tickets as a background job; poll ``/v1/jobs/{id}``."""
+    return submit_job(caller, response, "bulk_ticket_summaries", {"ticket_ids": request.ticket_ids})

@@ -1,0 +1,74 @@
+"""Response models for records, generated once from the SQLAlchemy models so they never drift apart."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, create_model
+from sqlalchemy import inspect as sa_inspect
+
+from copilot.store.models import CRM_MODELS, AiStatus, Message, Ticket
+
+T = TypeVar("T")
+
+
+class PageOf(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    offset: int
+    limit: int
+
+
+def _python_type(column: Any) -> Any:
+    try:
+        kind = column.type.python_type
+    except NotImplementedError:
+        return Any
+    return {dict: dict[str, Any], list: list[Any]}.get(kind, kind)
+
+
+def record_model(model: type) -> type[BaseModel]:
+    fields = {column.key: (_python_type(column) | None, None) for column in sa_inspect(model).columns if column.key != "workspace_id"}
+    return create_model(f"{model.__name__}Out", __config__=ConfigDict(from_attributes=True), **fields)
+
+
+RECORD_MODELS: dict[str, type[BaseModel]] = {kind: record_model(model) for kind, model in CRM_MODELS.items()}
+TicketOut = RECORD_MODELS["ticket"]
+MessageOut = RECORD_MODELS["message"]
+
+
+class ThreadOut(BaseModel):
+    ticket: TicketOut  # type: ignore[valid-type]
+    messages: list[MessageOut]  # type: ignore[valid-type]
+
+
+class AiResultOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    task: str
+    status: AiStatus
+    subject_kind: str
+    subject_id: int | None
+    content: dict[str, Any]
+    final_text: str | None
+    prompt_name: str | None
+    prompt_version: str | None
+    model: str | None
+    input_ids: list[Any]
+    source_ids: list[Any]
+    tokens_in: int
+    tokens_out: int
+    latency_ms: float
+    cost_usd: float | None
+    guard_verdicts: list[Any]
+    error: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+def thread_out(ticket: Ticket, messages: list[Message]) -> ThreadOut:
+    return ThreadOut(ticket=TicketOut.model_validate(ticket), messages=[MessageOut.model_validate(m) for m in messages])
+

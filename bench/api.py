@@ -1,0 +1,149 @@
+"""API throughput and overhead: the reply-draft endpoint under concurrent clients vs the task function called directly.
+
+With the fake model (no generation cost), on the seeded and indexed demo workspace, served by uvicorn on loopback:
+  concurrent     = 32 clients posting /v1/tickets/{id}/draft for --seconds: p50/p99 latency, requests/s, errors
+  overhead_p50   = p50 of one sequential client through HTTP minus p50 of draft_reply() called in-process on the same
+                   tickets, same run (target <= 5 ms, zero errors)
+Last line: one JSON object.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/retrieval.py would shadow the retrieval package: keep this folder off the import path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import tempfile
+import threading
+import time
+
+import httpx
+import uvicorn
+
+from api.app import create_app
+from copilot.auth import create_key
+from copilot.demo.generator import seed_demo
+from copilot.gateway import Gateway
+from copilot.settings import Settings
+from copilot.store import Store
+from copilot.store.models import Ticket
+from copilot.tasks.context import TaskContext
+from copilot.tasks.reply_draft import draft_reply
+from retrieval import open_index
+from retrieval.search import Searcher
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def direct_latencies(store: Store, settings: Settings, ticket_ids: list[int], searcher: Searcher) -> list[float]:
+    gateway, times = Gateway(settings), []
+    for ticket_id in ticket_ids:
+        started = time.perf_counter()
+        with store.repo("demo") as repo:
+            draft_reply(TaskContext(settings, repo, gateway, _searcher=searcher, _embedder=searcher.index.embedder), ticket_id)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def sequential_latencies(base: str, key: str, ticket_ids: list[int]) -> tuple[list[float], int]:
+    times, errors = [], 0
+    with httpx.Client(base_url=base, headers={"X-API-Key": key}, timeout=60) as client:
+        for ticket_id in ticket_ids:
+            started = time.perf_counter()
+            response = client.post(f"/v1/tickets/{ticket_id}/draft")
+            times.append((time.perf_counter() - started) * 1000)
+            errors += response.status_code != 200
+    return times, errors
+
+
+async def concurrent_run(base: str, key: str, ticket_ids: list[int], clients: int, seconds: float) -> tuple[list[float], int, float]:
+    times: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def client_loop(n: int) -> None:
+        nonlocal errors
+        async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, timeout=120) as client:
+            i = n
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                response = await client.post(f"/v1/tickets/{ticket_ids[i % len(ticket_ids)]}/draft")
+                times.append((time.perf_counter() - started) * 1000)
+                errors += response.status_code != 200
+                i += clients
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client_loop(n) for n in range(clients)))
+    return times, errors, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--sequential", type=int, default=60, help="Requests for the overhead comparison.")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp), model="fake/echo", index_on_ingest=False)
+        store = Store.from_settings(settings)
+        seed_demo(store, "demo", 7)
+        history = open_index(settings)
+        with store.repo("demo") as repo:
+            history.rebuild(repo)
+            key, _ = create_key(repo, "agent", "bench")
+            ticket_ids = [t.id for t in repo.all(repo.select(Ticket).order_by(Ticket.id).limit(args.sequential))]
+        app = create_app(settings, store)
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        while not server.started:
+            time.sleep(0.05)
+        base = f"http://127.0.0.1:{port}"
+        searcher = app.state.services.searcher  # the same warm embedder and index for both sides
+        sequential_latencies(base, key, ticket_ids[:5])  # warm-up
+        direct_latencies(store, settings, ticket_ids[:5], searcher)
+        direct, http_seq, http_errors = [], [], 0
+        for half in (ticket_ids[::2], ticket_ids[1::2]):  # alternate so drift on a shared machine hits both sides
+            direct += direct_latencies(store, settings, half, searcher)
+            times, errors = sequential_latencies(base, key, half)
+            http_seq += times
+            http_errors += errors
+        times, errors, elapsed = asyncio.run(concurrent_run(base, key, ticket_ids, args.clients, args.seconds))
+        server.should_exit = True
+        thread.join(10)
+    figures = {
+        "clients": args.clients, "seconds": round(elapsed, 1), "requests": len(times), "errors": errors + http_errors,
+        "requests_per_s": round(len(times) / elapsed, 1),
+        "p50_ms": round(percentile(times, 0.5), 1), "p99_ms": round(percentile(times, 0.99), 1),
+        "direct_p50_ms": round(statistics.median(direct), 2), "http_p50_ms": round(statistics.median(http_seq), 2),
+        "overhead_p50_ms": round(statistics.median(http_seq) - statistics.median(direct), 2),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, CPU only",
+    }
+    print(f"{args.clients} clients for {figures['seconds']} s: {figures['requests']} requests, {figures['requests_per_s']} req/s, "
+          f"p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, errors {figures['errors']}")
+    print(f"draft_reply direct p50 {figures['direct_p50_ms']} ms, through HTTP p50 {figures['http_p50_ms']} ms: "
+          f"overhead {figures['overhead_p50_ms']} ms (target <= 5)")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Delivering approved replies: a signed outbound webhook, retried with backoff, idempotent.
+
+The receiver verifies ``X-Copilot-Signature: sha256=<hex>`` = HMAC-SHA256(secret, "<timestamp>.<body>")
+with ``X-Copilot-Timestamp``, and de-duplicates on ``Idempotency-Key`` (the same for every retry).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import httpx
+from pydantic import BaseModel, Field, HttpUrl
+
+from copilot.errors import Conflict, InvalidInput
+from copilot.review import draft_text, record_event
+from copilot.store import Repo, Store
+from copilot.store.models import AiResult, AiStatus, Delivery, DeliveryStatus
+
+DELIVERED_TASKS = ("reply_draft", "tone_rewrite")
+RETRYABLE_STATUS = {408, 425, 429}
+
+
+class WebhookConfig(BaseModel):
+    url: HttpUrl
+    secret: str = Field(min_length=16)
+
+
+class DeliveryPolicy(BaseModel):
+    max_attempts: int = 5
+    backoff_s: float = 0.5
+    max_backoff_s: float = 30.0
+    timeout_s: float = 10.0
+
+
+def webhook_config(repo: Repo) -> WebhookConfig | None:
+    raw = (repo.workspace.settings or {}).get("webhook")
+    return WebhookConfig.model_validate(raw) if raw else None
+
+
+def set_webhook(repo: Repo, url: str, secret: str | None = None) -> WebhookConfig:
+    """Configure the workspace's outbound webhook; a secret is generated when none is given."""
+    try:
+        config = WebhookConfig(url=url, secret=secret or secrets.token_urlsafe(32))
+    except ValueError as error:
+        raise InvalidInput(f"webhook: {error.errors()[0]['loc'][0]}: {error.errors()[0]['msg']}") from None
+    repo.workspace.settings = {**(repo.workspace.settings or {}), "webhook": config.model_dump(mode="json")}
+    return config
+
+
+def remove_webhook(repo: Repo) -> None:
+    repo.workspace.settings = {k: v for k, v in (repo.workspace.settings or {}).items() if k != "webhook"}
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def payload(repo: Repo, row: AiResult, key: str) -> dict:
+    return {"event": f"{row.task}.approved", "workspace": repo.workspace.slug, "ai_result_id": row.id, "task": row.task,
+            "subject_kind": row.subject_kind, "subject_id": row.subject_id, "text": draft_text(row),
+            "status": row.status.value, "idempotency_key": key}
+
+
+def prepare_delivery(repo: Repo, result_id: int) -> Delivery | None:
+    """The Delivery row for an approved customer-facing result (None when it is not delivered by webhook)."""
+    row = repo.get(AiResult, result_id)
+    config = webhook_config(repo)
+    if row is None or row.task not in DELIVERED_TASKS or config is None:
+        return None
+    if row.status not in (AiStatus.approved, AiStatus.edited, AiStatus.sent):
+        raise Conflict(f"AI result {row.id} is {row.status.value}: only approved results are delivered")
+    key = f"{repo.workspace.slug}:ai_result:{row.id}"
+    delivery = repo.session.scalar(repo.select(Delivery).where(Delivery.idempotency_key == key))
+    if delivery is None:
+        delivery = repo.add(Delivery(ai_result_id=row.id, idempotency_key=key, target=str(config.url)))
+        repo.session.flush()
+    return delivery
+
+
+def deliver(store: Store, workspace: str, result_id: int, *, policy: DeliveryPolicy | None = None,
+            client: httpx.Client | None = None, sleep: Callable[[float], None] = time.sleep) -> Delivery | None:
+    """Send an approved result to the webhook, retrying transient failures; each attempt is committed."""
+    policy = policy or DeliveryPolicy()
+    with store.repo(workspace) as repo:
+        delivery = prepare_delivery(repo, result_id)
+        if delivery is None or delivery.status is DeliveryStatus.delivered:
+            return delivery
+        delivery.status = DeliveryStatus.pending  # a manual retry of a failed delivery starts over
+        delivery_id = delivery.id
+    owns_client = client is None
+    client = client or httpx.Client(timeout=policy.timeout_s)
+    try:
+        for attempt in range(policy.max_attempts):
+            finished = _attempt(store, workspace, delivery_id, client)
+            if finished:
+                break
+            if attempt < policy.max_attempts - 1:
+                sleep(min(policy.backoff_s * 2**attempt, policy.max_backoff_s))
+        else:
+            _give_up(store, workspace, delivery_id)
+    finally:
+        if owns_client:
+            client.close()
+    with store.repo(workspace) as repo:
+        return repo.get(Delivery, delivery_id)
+
+
+def _attempt(store: Store, workspace: str, delivery_id: int, client: httpx.Client) -> bool:
+    """One POST; True when the delivery is finished (delivered, or refused for good)."""
+    with store.repo(workspace) as repo:
+        delivery = repo.get(Delivery, delivery_id)
+        row = repo.get(AiResult, delivery.ai_result_id)
+        config = webhook_config(repo)
+        body = json.dumps(payload(repo, row, delivery.idempotency_key), ensure_ascii=False).encode()
+        timestamp = str(int(time.time()))
+        headers = {"Content-Type": "application/json", "Idempotency-Key": delivery.idempotency_key,
+                   "X-Copilot-Timestamp": timestamp, "X-Copilot-Signature": sign(config.secret, timestamp, body)}
+        delivery.attempts += 1
+        try:
+            response = client.post(str(config.url), content=body, headers=headers)
+        except httpx.HTTPError as error:
+            delivery.last_error = f"{type(error).__name__}: {error}"[:500]
+            return False
+        if response.is_success:
+            delivery.status, delivery.delivered_at, delivery.last_error = DeliveryStatus.delivered, datetime.now(timezone.utc), None
+            before = row.status.value
+            row.status = AiStatus.sent
+            record_event(repo, "webhook", "delivery.sent", row, before={"status": before}, after={"status": "sent", "target": delivery.target,
+                                                                                                   "attempts": delivery.attempts})
+            return True
+        delivery.last_error = f"HTTP {response.status_code}: {response.text[:200]}"
+        if response.status_code < 500 and response.status_code not in RETRYABLE_STATUS:
+            delivery.status = DeliveryStatus.failed
+            record_event(repo, "webhook", "delivery.failed", row, after={"error": delivery.last_error, "attempts": delivery.attempts})
+            return True
+        return False
+
+
+def _give_up(store: Store, workspace: str, delivery_id: int) -> None:
+    with store.repo(workspace) as repo:
+        delivery = repo.get(Delivery, delivery_id)
+        delivery.status = DeliveryStatus.failed
+        record_event(repo, "webhook", "delivery.failed", repo.get(AiResult, delivery.ai_result_id),
+                     after={"error": delivery.last_error, "attempts": delivery.attempts})

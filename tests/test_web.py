@@ -1,0 +1,176 @@
+"""The web pages: login by API key with CSRF-protected forms, the review queue and ticket view, and a real browser run."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from copilot.auth import create_key
+from copilot.settings import Settings
+from copilot.store import Store, get_or_create_workspace
+from copilot.store.models import AiResult, AiStatus, AuthorKind, Message, Ticket
+from copilot.tasks.base import Provenance, TaskOutcome, save_outcome
+from copilot.tasks.tone_rewrite import Rewrite
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+def queue_rewrite(store: Store, text: str, commitments: list[str] | None = None) -> int:
+    with store.repo("alpha") as repo:
+        outcome = TaskOutcome[Rewrite](task="tone_rewrite", result=Rewrite(tone="friendly", original=text, text=text), provenance=Provenance(task="tone_rewrite"))
+        row = save_outcome(repo, outcome, subject_kind="text", subject_id=None)
+        if commitments:
+            row.content = {**row.content, "result": {**row.content["result"], "needs_explicit_approval": commitments}}
+        return row.id
+
+
+@pytest.fixture
+def site(tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", model="fake/echo", index_on_ingest=False)
+    store = Store.from_settings(settings)
+    with store.session() as session:
+        get_or_create_workspace(session, "alpha")
+    with store.repo("alpha") as repo:
+        ticket = repo.add(Ticket(external_id="T-1", subject="Charged twice"))
+        repo.session.flush()
+        repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, author="Dana", body="I was charged twice, I am so angry!"))
+        keys = {role: create_key(repo, role, role)[0] for role in ("agent", "marketing", "admin")}
+        ticket_id = ticket.id
+    return settings, store, keys, ticket_id
+
+
+def login(client: TestClient, key: str) -> None:
+    token = CSRF.search(client.get("/login").text).group(1)
+    response = client.post("/login", data={"api_key": key, "csrf": token}, follow_redirects=False)
+    assert response.status_code == 303, response.text
+
+
+def test_pages_need_a_login_and_the_login_form_is_csrf_protected(site):
+    settings, store, keys, _ = site
+    with TestClient(create_app(settings, store)) as client:
+        assert client.get("/review", follow_redirects=False).headers["location"].startswith("/login")
+        forged = client.post("/login", data={"api_key": keys["agent"], "csrf": "forged"}, headers={"Accept": "text/html"})
+        assert forged.status_code == 403 and "CSRF" in forged.text
+        token = CSRF.search(client.get("/login").text).group(1)
+        wrong = client.post("/login", data={"api_key": "cpk_x_y", "csrf": token})
+        assert wrong.status_code == 401 and "unknown API key" in wrong.text
+        login(client, keys["agent"])
+        page = client.get("/review")
+        assert page.status_code == 200 and "Review queue" in page.text and "agent" in page.text
+
+
+def test_review_page_approves_edits_and_rejects_through_forms(site):
+    settings, store, keys, _ = site
+    first, second, third = (queue_rewrite(store, t) for t in ("Thanks, Dana.", "We refunded $20 on 3 May.", "Sorry for that."))
+    with TestClient(create_app(settings, store)) as client:
+        login(client, keys["agent"])
+        page = client.get("/review").text
+        token = CSRF.search(page).group(1)
+        assert all(f'id="item-{i}"' in page for i in (first, second, third))
+        client.post(f"/review/{first}/decide", data={"decision": "approve", "version": 1, "csrf": token})
+        client.post(f"/review/{second}/decide", data={"decision": "edit", "version": 1, "text": "We refunded $20 on 3 May. Sorry!", "csrf": token})
+        after = client.post(f"/review/{third}/decide", data={"decision": "reject", "version": 1, "csrf": token})
+        assert "rejected" in after.text
+        stale = client.post(f"/review/{first}/decide", data={"decision": "approve", "version": 1, "csrf": token})
+        assert "you saw version 1" in stale.text
+        forged = client.post(f"/review/{first}/decide", data={"decision": "approve", "version": 2, "csrf": "x"}, headers={"Accept": "text/html"})
+        assert forged.status_code == 403
+    with store.repo("alpha") as repo:
+        rows = {r.id: r for r in repo.all(repo.select(AiResult))}
+    assert (rows[first].status, rows[second].status, rows[third].status) == (AiStatus.approved, AiStatus.edited, AiStatus.rejected)
+    assert rows[second].final_text.endswith("Sorry!")
+
+
+def test_batch_approve_skips_items_with_commitments(site):
+    settings, store, keys, _ = site
+    safe = queue_rewrite(store, "Thanks, Dana.")
+    risky = queue_rewrite(store, "We will refund you today.", ["refund"])
+    with TestClient(create_app(settings, store)) as client:
+        login(client, keys["agent"])
+        page = client.get("/review").text
+        assert f'value="{safe}:1"' in page and f'value="{risky}:1"' not in page  # no batch checkbox for commitments
+        token = CSRF.search(page).group(1)
+        response = client.post("/review/batch", data={"csrf": token, "item": [f"{safe}:1", f"{risky}:1"]})
+        assert "Approved 1 item(s)" in response.text and "needs explicit approval" in response.text
+
+
+def test_ticket_page_shows_thread_sentiment_and_runs_tasks(site):
+    settings, store, keys, ticket_id = site
+    with TestClient(create_app(settings, store)) as client:
+        login(client, keys["agent"])
+        page = client.get(f"/tickets/{ticket_id}").text
+        assert "I was charged twice" in page and "<svg class=\"timeline\"" in page and "No summary yet" in page
+        token = CSRF.search(page).group(1)
+        page = client.post(f"/tickets/{ticket_id}/act", data={"action": "summarize", "csrf": token}).text
+        assert "Summary refreshed" in page and "Intent:" in page
+        login(client, keys["marketing"])
+        assert client.get(f"/tickets/{ticket_id}", headers={"Accept": "text/html"}).status_code == 403
+
+
+# -- a real browser ------------------------------------------------------------------------------
+CHROMIUM = next((p for p in ("/usr/lib/chromium/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or "") if p and Path(p).exists()), None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def browser_site(site):
+    if CHROMIUM is None or shutil.which("chromium") is None and not Path("/usr/lib/chromium/chromium").exists():
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: .ci/run installs Debian's chromium before the tests")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
+    import uvicorn
+
+    settings, store, keys, ticket_id = site
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, store), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", store, keys, ticket_id
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.mark.slow
+def test_browser_review_flow_approve_edit_reject(browser_site):
+    from playwright.sync_api import sync_playwright
+
+    base, store, keys, _ = browser_site
+    first, second, third = (queue_rewrite(store, t) for t in ("Thanks, Dana.", "We refunded $20 on 3 May.", "Sorry for that."))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.goto(f"{base}/review")
+        page.fill("#api_key", keys["agent"])
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base}/review")
+        page.locator(f"#item-{first} form.approve button").click()
+        page.wait_for_selector("text=AI result %d approved" % first)
+        page.locator(f"#item-{second} form.edit textarea").fill("We refunded $20 on 3 May. Sorry for the trouble!")
+        page.locator(f"#item-{second} form.edit button").click()
+        page.wait_for_selector("text=AI result %d edited and approved" % second)
+        page.locator(f"#item-{third}").click()
+        page.keyboard.press("r")  # the keyboard shortcut rejects the current item
+        page.wait_for_selector("text=AI result %d rejected" % third)
+        assert page.locator("article.item").count() == 0
+        browser.close()
+    with store.repo("alpha") as repo:
+        rows = {r.id: r for r in repo.all(repo.select(AiResult))}
+    assert (rows[first].status, rows[second].status, rows[third].status) == (AiStatus.approved, AiStatus.edited, AiStatus.rejected)
+    assert rows[second].final_text.endswith("Sorry for the trouble!")
