@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import select
 
 from copilot.ingest import IngestReport
@@ -9,7 +11,8 @@ from copilot.ingest.loader import AfterWrite
 from copilot.settings import Settings
 from copilot.store import Repo
 from copilot.errors import InvalidInput, NotFound
-from copilot.store.models import CRM_MODELS, AuthorKind, Message
+from copilot.pii import person_names
+from copilot.store.models import CRM_MODELS, AuthorKind, Contact, Deal, Message, Ticket
 from copilot.tasks.base import mark_stale
 
 TICKET_TASKS_STALE_ON_CUSTOMER_MESSAGE = ("ticket_summary", "reply_draft")
@@ -62,3 +65,24 @@ def delete_record(repo: Repo, settings: Settings, kind: str, record_id: int) -> 
         history = open_index(settings)
         history.remove_records(repo, kind, [record_id])
         history.remove_records(repo, "message", message_ids)
+
+
+_NAMES_TTL_S = 60.0
+_names_cache: dict[int, tuple[float, tuple[str, ...]]] = {}
+
+
+def people_names(repo: Repo) -> tuple[str, ...]:
+    """Names of the people the workspace knows (contacts, agents, reps), for masking; cached for a minute."""
+    cached = _names_cache.get(repo.workspace_id)
+    if cached and time.monotonic() - cached[0] < _NAMES_TTL_S:
+        return cached[1]
+    ws = repo.workspace_id
+    queries = [
+        select(Contact.name).where(Contact.workspace_id == ws),
+        select(Message.author).where(Message.workspace_id == ws, Message.author_kind != AuthorKind.customer).distinct(),
+        select(Ticket.assignee).where(Ticket.workspace_id == ws).distinct(),
+        select(Deal.owner).where(Deal.workspace_id == ws).distinct(),
+    ]
+    names = person_names(name for query in queries for name in repo.session.scalars(query))
+    _names_cache[repo.workspace_id] = (time.monotonic(), names)
+    return names

@@ -13,12 +13,13 @@ from typing import Any, Generic, TypeVar
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm fetches prices over the network otherwise
 
 import litellm  # noqa: E402
-from pydantic import BaseModel, ValidationError  # noqa: E402
+from pydantic import BaseModel, Field, ValidationError  # noqa: E402
 
 from copilot.errors import CopilotError  # noqa: E402
 from copilot.gateway.cache import ResponseCache  # noqa: E402
 from copilot.gateway.fake import FakeProvider  # noqa: E402
 from copilot.gateway.local import LocalProvider, load_model  # noqa: E402
+from copilot.pii import Redaction  # noqa: E402
 from copilot.settings import LOCAL_MODEL_PREFIX, Settings  # noqa: E402
 
 T = TypeVar("T", bound=BaseModel)
@@ -51,6 +52,7 @@ class Completion(BaseModel):
     cost_usd: float | None = None
     cached: bool = False
     attempts: int = 1
+    pii_masked: list[str] = Field(default_factory=list, description="Kinds of personal data masked before the call.")
 
 
 class StructuredResult(BaseModel, Generic[T]):
@@ -114,7 +116,14 @@ class Gateway:
         self.cache = ResponseCache(settings.cache_dir) if settings.cache_dir else None
         self._sleep = sleep
         self.on_token: Callable[[str], None] | None = None
+        self.known_names: tuple[str, ...] = ()
         register_providers(settings)
+
+    def knowing(self, names: tuple[str, ...]) -> Gateway:
+        """A copy that also masks these people's names (the workspace's contacts and staff) when masking is on."""
+        copy = _copy.copy(self)
+        copy.known_names = names
+        return copy
 
     def listening(self, on_token: Callable[[str], None]) -> Gateway:
         """A copy of this gateway that streams every completion, passing each text chunk to ``on_token``.
@@ -143,18 +152,32 @@ class Gateway:
             if self.on_token is not None:
                 self.on_token(completion.text)
             return completion
+        redaction = Redaction(names=self.known_names) if self.settings.should_redact_pii else None
+        outgoing = [{**m, "content": redaction.mask(m["content"])} if redaction and isinstance(m.get("content"), str) else m for m in messages]
         if self.on_token is not None:
-            completion = self._streamed(messages, params)
+            completion = self._streamed(outgoing, params, redaction)
         else:
-            completion = self._with_retries(lambda model: self._call(model, messages, params))
+            completion = self._with_retries(lambda model: self._call(model, outgoing, params))
+        if redaction is not None:
+            completion = completion.model_copy(update={"text": redaction.restore(completion.text), "pii_masked": redaction.kinds})
         if self.cache is not None:
             self.cache.set(key, completion.model_dump())
         return completion
 
-    def _streamed(self, messages: Messages, params: dict[str, Any]) -> Completion:
+    def _streamed(self, messages: Messages, params: dict[str, Any], redaction: Redaction | None) -> Completion:
         stream = self.stream(messages, **params)
+        pending = ""
         for chunk in stream:
-            self.on_token(chunk)
+            if redaction is None:
+                self.on_token(chunk)
+                continue
+            pending += chunk
+            cut = pending.rfind("[")  # a placeholder may be split across chunks: hold back an unclosed one
+            ready, pending = (pending, "") if cut == -1 or "]" in pending[cut:] else (pending[:cut], pending[cut:])
+            if ready:
+                self.on_token(redaction.restore(ready))
+        if pending:
+            self.on_token(redaction.restore(pending))
         return stream.completion
 
     async def acomplete(self, messages: Messages, **params: Any) -> Completion:

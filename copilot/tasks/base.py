@@ -7,6 +7,7 @@ from typing import Generic, TypeVar
 from pydantic import BaseModel, Field
 from sqlalchemy import update
 
+from copilot.gateway import Completion
 from copilot.guards import GuardVerdict, blocking_failures
 from copilot.store import Repo
 from copilot.store.models import AiResult, AiStatus
@@ -27,6 +28,17 @@ class Provenance(BaseModel):
     tokens_out: int = 0
     latency_ms: float = 0.0
     cost_usd: float | None = None
+    pii_masked: list[str] = Field(default_factory=list)  # kinds of personal data masked before leaving the process
+
+    def with_completion(self, completion: Completion, *, add: bool = False) -> Provenance:
+        """This provenance with the model, usage and masking of a completion (``add`` sums usage over several calls)."""
+        base = self if add else Provenance(task=self.task)
+        cost = None if completion.cost_usd is None and (not add or self.cost_usd is None) else (base.cost_usd or 0) + (completion.cost_usd or 0)
+        return self.model_copy(update={
+            "model": completion.model, "tokens_in": base.tokens_in + completion.tokens_in, "tokens_out": base.tokens_out + completion.tokens_out,
+            "latency_ms": round(base.latency_ms + completion.latency_ms, 1), "cost_usd": cost,
+            "pii_masked": sorted(set(base.pii_masked) | set(completion.pii_masked)),
+        })
 
 
 class TaskOutcome(BaseModel, Generic[T]):
@@ -60,6 +72,7 @@ def save_outcome(repo: Repo, outcome: TaskOutcome[T], *, subject_kind: str, subj
                 "result": outcome.result.model_dump(mode="json"),
                 "used_fallback": outcome.used_fallback,
                 "fallback_reason": outcome.fallback_reason,
+                "pii_masked": provenance.pii_masked,
             },
             prompt_name=provenance.prompt_name,
             prompt_version=provenance.prompt_version,

@@ -23,6 +23,12 @@ class TaskContext:
     _searcher: Searcher | None = field(default=None, repr=False)
     _embedder: Embedder | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        if self.settings.should_redact_pii and self.repo is not None:
+            from copilot.records import people_names
+
+            self.gateway = self.gateway.knowing(people_names(self.repo))
+
     @cached_property
     def embedder(self) -> Embedder:
         if self._embedder is not None:

@@ -153,8 +153,7 @@ def draft_for_thread(context: TaskContext, ticket: Ticket, thread: Thread, strat
         try:
             result = context.gateway.structured(prompt.render(thread=thread, sources=sources, language=language), DraftText, max_tokens=600)
             completion = result.completion
-            provenance = provenance.model_copy(update={"model": completion.model, "tokens_in": completion.tokens_in,
-                                                      "tokens_out": completion.tokens_out, "latency_ms": completion.latency_ms, "cost_usd": completion.cost_usd})
+            provenance = provenance.with_completion(completion)
             if result.ok:
                 text = frame(result.value.text.strip(), thread, language, customer, ticket.assignee)
                 verdicts = draft_guards(text, thread, sources, injection)

@@ -135,8 +135,7 @@ def summarize_thread(context: TaskContext, thread: Thread, strategy: str = "auto
         except ModelError as error:
             return _extractive(context, thread, provenance, [], f"model unavailable: {error}")
         completion = result.completion
-        provenance = provenance.model_copy(update={"model": completion.model, "tokens_in": completion.tokens_in, "tokens_out": completion.tokens_out,
-                                                  "latency_ms": completion.latency_ms, "cost_usd": completion.cost_usd})
+        provenance = provenance.with_completion(completion)
         if not result.ok:
             return _extractive(context, thread, provenance, [GuardVerdict(name="schema", passed=False, details=[result.error or "invalid"])], "model output failed validation")
         verdicts = summary_guards(result.value, thread)

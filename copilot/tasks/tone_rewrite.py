@@ -139,8 +139,7 @@ def rewrite_text(context: TaskContext, text: str, tone: str, strategy: str = "au
         try:
             result = context.gateway.structured(prompt.render(text=body, instruction=tones[tone]), RewriteText, max_tokens=800)
             completion = result.completion
-            provenance = provenance.model_copy(update={"model": completion.model, "tokens_in": completion.tokens_in, "tokens_out": completion.tokens_out,
-                                                      "latency_ms": completion.latency_ms, "cost_usd": completion.cost_usd})
+            provenance = provenance.with_completion(completion)
             if result.ok:
                 candidate = _join(result.value.text.strip(), signature)
                 verdicts = rewrite_guards(text, candidate)
