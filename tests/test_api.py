@@ -384,3 +384,19 @@ def test_pagination_and_openapi(world):
     schema = client.get("/openapi.json").json()
     assert {"/v1/tickets/{ticket_id}/draft", "/v1/review/{result_id}/decision", "/v1/jobs/{job_id}", "/v1/admin/keys"} <= set(schema["paths"])
     assert client.get("/docs").status_code == 200
+
+
+def test_demo_workspace_comes_with_a_login_key_and_drafts_to_review(tmp_path):
+    from copilot.demo.generator import seed_demo
+    from copilot.demo.service import demo_key_path, ensure_demo_key, queue_demo_drafts
+
+    settings = Settings(data_dir=tmp_path / "data", model="fake/echo", index_on_ingest=False)
+    store = Store.from_settings(settings)
+    seed_demo(store, "demo", 7)
+    assert queue_demo_drafts(store, settings, "demo", limit=3) == 3
+    assert queue_demo_drafts(store, settings, "demo", limit=3) == 0  # a second `make run` adds nothing
+    key = ensure_demo_key(store, settings, "demo")
+    assert ensure_demo_key(store, settings, "demo") == key and demo_key_path(settings, "demo").read_text().strip() == key
+    with TestClient(create_app(settings, store)) as client:
+        queue = client.get("/v1/review/queue", headers={"X-API-Key": key}).json()
+        assert queue["total"] == 3 and all(item["task"] == "reply_draft" for item in queue["items"])

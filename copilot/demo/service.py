@@ -45,7 +45,7 @@ def queue_demo_drafts(store: Store, settings: Settings, workspace: str, limit: i
 
     gateway, drafted = Gateway(settings), 0
     with store.repo(workspace) as repo:
-        has_drafts = repo.session.scalar(repo.select(AiResult.id).where(AiResult.task == "reply_draft").limit(1))
+        has_drafts = repo.session.scalar(repo.select(AiResult).where(AiResult.task == "reply_draft").limit(1)) is not None
         tickets = repo.all(repo.select(Ticket).where(Ticket.status.in_([TicketStatus.open, TicketStatus.pending])).order_by(Ticket.opened_at.desc()))
         waiting = [t.id for t in tickets if load_thread(repo, t).customer_wrote_last][:limit]
     if has_drafts:
