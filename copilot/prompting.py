@@ -10,6 +10,7 @@ neutralises anything inside that could close them or start a new message.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import unicodedata
 from functools import lru_cache
@@ -86,7 +87,9 @@ def _environment() -> SandboxedEnvironment:
 
 
 def prompts_dir() -> Path:
-    return Path(str(resources.files("prompts")))
+    """The shipped ``prompts/`` folder, or ``$COPILOT_PROMPTS_DIR`` (e.g. evals of an edited copy of the prompts)."""
+    override = os.environ.get("COPILOT_PROMPTS_DIR")
+    return Path(override) if override else Path(str(resources.files("prompts")))
 
 
 def parse_template(name: str, text: str) -> PromptTemplate:

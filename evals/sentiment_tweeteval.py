@@ -12,11 +12,11 @@ import sys
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score, recall_score
 from sklearn.model_selection import cross_val_predict
 
 from copilot.tasks.sentiment import default_classifier, features
 from evals.data import DataUnavailable, dataset
+from evals.metrics import macro_f1, macro_recall
 
 
 def vader_label(vader, text: str) -> str:
@@ -38,7 +38,7 @@ def main() -> int:
     reference = cross_val_predict(LogisticRegression(C=1.0, max_iter=3000, class_weight="balanced"), x, np.array(gold), cv=5)
     report = {}
     for name, predicted in (("shipped head", ours), ("VADER", vader), ("CV on TweetEval (not shipped)", list(reference))):
-        report[name] = {"macro_f1": round(f1_score(gold, predicted, average="macro"), 4), "macro_recall": round(recall_score(gold, predicted, average="macro"), 4)}
+        report[name] = {"macro_f1": round(macro_f1(gold, predicted), 4), "macro_recall": round(macro_recall(gold, predicted), 4)}
     print(f"tweeteval sentiment val ({len(texts)} tweets)       macro-F1  macro-recall")
     for name, figures in report.items():
         print(f"  {name:<32} {figures['macro_f1']:>8.4f}  {figures['macro_recall']:>12.4f}")

@@ -18,14 +18,13 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from rouge_score import rouge_scorer
-
 from copilot.gateway import Gateway
 from copilot.settings import Settings
 from copilot.tasks.context import TaskContext
 from copilot.tasks.thread import Thread, ThreadMessage
 from copilot.tasks.ticket_summary import extractive_summary, summarize_thread
 from evals.data import DataUnavailable, dataset
+from evals.metrics import rouge
 
 METRICS = ("rouge1", "rouge2", "rougeL")
 
@@ -63,11 +62,10 @@ def lead(thread: Thread, n: int = 2) -> str:
 
 
 def score(predictions: list[str], cases: list[Case]) -> dict[str, float]:
-    scorer = rouge_scorer.RougeScorer(list(METRICS), use_stemmer=True)
     totals = dict.fromkeys(METRICS, 0.0)
     for prediction, case in zip(predictions, cases, strict=True):
         for metric in METRICS:
-            totals[metric] += max(scorer.score(ref, prediction)[metric].fmeasure for ref in case.references)
+            totals[metric] += rouge(prediction, case.references, metric)
     return {metric: round(total / len(cases), 4) for metric, total in totals.items()}
 
 

@@ -14,13 +14,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sacrebleu.metrics import CHRF
-
 from copilot.gateway import Gateway
 from copilot.settings import Settings
 from copilot.tasks.context import TaskContext
 from copilot.tasks.tone_rewrite import rewrite_guards, rewrite_text, rule_rewrite
 from evals.data import DataUnavailable, dataset
+from evals.metrics import corpus_chrf
 
 TONE = "neutral"
 
@@ -31,9 +30,7 @@ def load() -> list[tuple[str, list[str]]]:
 
 
 def chrf(outputs: list[str], cases: list[tuple[str, list[str]]]) -> float:
-    width = max(len(refs) for _, refs in cases)
-    references = [[refs[i] if i < len(refs) else refs[0] for _, refs in cases] for i in range(width)]
-    return round(CHRF().corpus_score(outputs, references).score, 2)
+    return round(corpus_chrf(outputs, [refs for _, refs in cases]), 2)
 
 
 def preserved(outputs: list[str], cases: list[tuple[str, list[str]]]) -> float:

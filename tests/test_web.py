@@ -174,3 +174,23 @@ def test_browser_review_flow_approve_edit_reject(browser_site):
         rows = {r.id: r for r in repo.all(repo.select(AiResult))}
     assert (rows[first].status, rows[second].status, rows[third].status) == (AiStatus.approved, AiStatus.edited, AiStatus.rejected)
     assert rows[second].final_text.endswith("Sorry for the trouble!")
+
+
+def test_eval_review_page_shows_the_last_run_against_its_baseline(site, monkeypatch):
+    from typer.testing import CliRunner
+
+    from copilot.cli.main import app
+
+    settings, store, keys, _ = site
+    with TestClient(create_app(settings, store)) as client:
+        login(client, keys["admin"])
+        assert "No eval run yet" in client.get("/evals").text
+        monkeypatch.setenv("COPILOT_DATA_DIR", str(settings.data_dir))
+        monkeypatch.setenv("COPILOT_MODEL", "local/smollm2-135m-instruct")  # the default strategies: no generation
+        suite = Path(__file__).resolve().parents[1] / "evals" / "suites" / "tone_rewrite.yaml"
+        result = CliRunner().invoke(app, ["eval", "run", "--suite", str(suite)])
+        assert result.exit_code == 0, result.output
+        page = client.get("/evals").text
+        assert "tone_rewrite" in page and "baseline approved by" in page and "chrF" in page
+        login(client, keys["agent"])
+        assert client.get("/evals", headers={"Accept": "text/html"}).status_code == 403

@@ -80,6 +80,8 @@ def render(request: Request, name: str, caller: Caller | None = None, status_cod
             nav.append(("Deals", "/deals"))
         if principal.can(Permission.read_nps):
             nav.append(("NPS themes", "/nps"))
+        if principal.can(Permission.manage):
+            nav.append(("Evals", "/evals"))
     return templates.TemplateResponse(request, name, {"principal": principal, "nav": nav, "csrf": csrf_token(request), **context},
                                       status_code=status_code)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from copilot.cli import ask, demo, ingest, keys, records, search, service, support
+from copilot.cli import evals as eval_cli
 from copilot.cli.common import fail
 from copilot.errors import CopilotError
 
@@ -16,7 +17,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (records, ingest, demo, search, support, ask, service, keys):
+for module in (records, ingest, demo, search, support, ask, service, keys, eval_cli):
     module.register(app)
 
 

@@ -1,0 +1,361 @@
+"""Task adapters: how an eval case's inputs become a task call, and the result an output to score.
+
+Adding a task to evals is one entry::
+
+    @adapter("call_summary", metrics=("rougeL", "evidence_id_validity", "guard_pass_rate"))
+    def call_summary(env: EvalEnv, case: Case) -> CaseOutput:
+        outcome = summarize_transcript(env.context(), transcript_from(case.inputs), env.strategy)
+        return from_outcome(outcome, text=outcome.result.as_text())
+
+``prepare`` (optional) runs once per suite run, in case order, before the cases run
+concurrently: use it to write records into the run's temporary store (ids then do not depend
+on thread timing, so prompts and response-cache keys are stable from run to run).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from copilot.errors import InvalidInput
+from copilot.gateway import Gateway
+from copilot.guards import check_cited_ids, check_citations
+from copilot.settings import Settings
+from copilot.tasks.base import TaskOutcome
+from copilot.tasks.context import TaskContext
+from evals.metrics import CaseOutput
+from evals.suite import Case
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+AUTHOR_KINDS = {"customer": "customer", "user": "customer", "client": "customer", "agent": "agent", "support": "agent",
+                "internal_note": "internal_note", "note": "internal_note", "internal": "internal_note"}
+
+
+class CountingGateway(Gateway):
+    """The gateway, counting real model calls and cache hits (an unchanged cached re-run has zero calls)."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(settings, **kwargs)
+        self._counter_lock = threading.Lock()
+        self.model_calls = 0
+        self.cache_hits = 0
+
+    def complete(self, messages, **params):  # noqa: ANN001, ANN201 - same signature as Gateway.complete
+        completion = super().complete(messages, **params)
+        with self._counter_lock:
+            if completion.cached:
+                self.cache_hits += 1
+            else:
+                self.model_calls += 1
+        return completion
+
+
+@dataclass
+class EvalEnv:
+    """What adapters run with during one suite run: settings, gateway, a temporary store, shared models."""
+
+    settings: Settings
+    gateway: CountingGateway
+    strategy: str = "auto"
+    state: dict[str, Any] = field(default_factory=dict)  # adapters keep what prepare() built here
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _store: Any = field(default=None, repr=False)
+    _index: Any = field(default=None, repr=False)
+
+    @classmethod
+    def create(cls, settings: Settings, strategy: str, workdir: Path) -> EvalEnv:
+        """A run environment whose database and vector index live under ``workdir`` (a temporary folder)."""
+        settings = settings.model_copy(update={"data_dir": workdir, "database_url": None, "chroma_path": None, "chroma_url": None})
+        return cls(settings=settings, gateway=CountingGateway(settings, sleep=lambda _s: None), strategy=strategy)
+
+    @property
+    def embedder(self) -> Any:
+        from retrieval.embeddings import default_embedder
+
+        with self._lock:
+            return default_embedder()
+
+    @property
+    def store(self) -> Any:
+        """A migrated SQLite store in the run's temporary folder (created on first use)."""
+        from copilot.store import Store
+
+        with self._lock:
+            if self._store is None:
+                self._store = Store.from_settings(self.settings)
+            return self._store
+
+    @property
+    def index(self) -> Any:
+        from retrieval.index import HistoryIndex
+
+        with self._lock:
+            if self._index is None:
+                self._index = HistoryIndex(self.settings, self.embedder)
+            return self._index
+
+    def context(self, repo: Any = None) -> TaskContext:
+        searcher = None
+        if repo is not None and self._index is not None:
+            from retrieval.search import Searcher
+
+            searcher = Searcher(self._index)
+        return TaskContext(self.settings, repo, self.gateway, _searcher=searcher)  # the process-wide embedder, loaded on first use
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.engine.dispose()
+
+
+Runner = Callable[[EvalEnv, Case], CaseOutput]
+Preparer = Callable[[EvalEnv, list[Case]], None]
+
+
+@dataclass(frozen=True)
+class TaskAdapter:
+    task: str
+    run: Runner
+    metrics: tuple[str, ...]  # what a suite measures when it lists no metrics
+    prepare: Preparer | None = None
+    kind: str = "text"  # "text" or "label": what the output is
+
+
+ADAPTERS: dict[str, TaskAdapter] = {}
+
+
+def adapter(task: str, *, metrics: tuple[str, ...], prepare: Preparer | None = None, kind: str = "text") -> Callable[[Runner], Runner]:
+    """Register ``function(env, case) -> CaseOutput`` as the eval adapter of ``task``."""
+    def decorate(function: Runner) -> Runner:
+        ADAPTERS[task] = TaskAdapter(task=task, run=function, metrics=metrics, prepare=prepare, kind=kind)
+        return function
+    return decorate
+
+
+def get_adapter(task: str) -> TaskAdapter:
+    if task not in ADAPTERS:
+        raise InvalidInput(f"task: no eval adapter for '{task}' (known: {', '.join(sorted(ADAPTERS))})")
+    return ADAPTERS[task]
+
+
+def from_outcome(outcome: TaskOutcome[Any], *, text: str | None = None, label: str | None = None, **signals: Any) -> CaseOutput:
+    """A CaseOutput from a task's outcome: result, verdicts, fallback and provenance."""
+    provenance = outcome.provenance
+    schema_failed = any(v.name == "schema" and not v.passed for v in outcome.verdicts)
+    return CaseOutput(
+        text=text, label=label, data=outcome.result.model_dump(mode="json"),
+        verdicts=[v.model_dump(mode="json") for v in outcome.verdicts],
+        schema_valid=signals.pop("schema_valid", not schema_failed),
+        used_fallback=outcome.used_fallback, fallback_reason=outcome.fallback_reason,
+        model=provenance.model, prompt_name=provenance.prompt_name, prompt_version=provenance.prompt_version,
+        tokens_in=provenance.tokens_in, tokens_out=provenance.tokens_out, cost_usd=provenance.cost_usd, **signals,
+    )
+
+
+# -- shared input helpers --------------------------------------------------------------------------
+
+def need(case: Case, name: str) -> Any:
+    value = case.inputs.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InvalidInput(f"case {case.id}: inputs.{name}: required")
+    return value
+
+
+def case_messages(case: Case) -> list[dict[str, Any]]:
+    """The case's conversation as [{author_kind, author, text}]: from ``messages`` / ``turns`` or a single ``message``."""
+    raw = case.inputs.get("messages") or case.inputs.get("turns")
+    if raw is None and case.inputs.get("message"):
+        raw = [{"author_kind": "customer", "text": case.inputs["message"]}]
+    if not isinstance(raw, list) or not raw:
+        raise InvalidInput(f"case {case.id}: inputs.messages: a non-empty list of messages (or inputs.message) is required")
+    messages = []
+    for n, item in enumerate(raw, start=1):
+        if isinstance(item, str):
+            item = {"author_kind": "customer", "text": item}
+        kind = str(item.get("author_kind") or item.get("speaker") or item.get("role") or "customer").lower()
+        text = item.get("text") if item.get("text") is not None else item.get("body")
+        if kind not in AUTHOR_KINDS or not isinstance(text, str):
+            raise InvalidInput(f"case {case.id}: inputs.messages[{n - 1}]: needs author_kind (customer/agent/internal_note) and text")
+        messages.append({"id": item.get("id"), "author_kind": AUTHOR_KINDS[kind], "author": item.get("author"), "text": text})
+    return messages
+
+
+def customer(case: Case) -> dict[str, Any]:
+    value = case.inputs.get("customer") or {}
+    return {"name": value} if isinstance(value, str) else dict(value)
+
+
+# -- ticket_summary --------------------------------------------------------------------------------
+
+def _thread(case: Case) -> Any:
+    from copilot.tasks.thread import Thread, ThreadMessage
+
+    messages = case_messages(case)
+    return Thread(subject=str(case.inputs.get("subject") or ""), channel=str(case.inputs.get("channel") or "email"),
+                  status=str(case.inputs.get("status") or "open"),
+                  messages=[ThreadMessage(id=int(m["id"]) if m["id"] is not None else n, author_kind=m["author_kind"], author=m["author"], text=m["text"])
+                            for n, m in enumerate(messages, start=1)])
+
+
+def _load_embedder(env: EvalEnv, cases: list[Case]) -> None:
+    """Load the embedding model before the clock starts on the cases (it takes a few seconds, once per process)."""
+    env.embedder.encode(["warm up"])
+
+
+@adapter("ticket_summary", prepare=_load_embedder, metrics=("rougeL", "schema_validity", "guard_pass_rate", "evidence_id_validity", "checks_pass_rate",
+                                    "fallback_rate", "latency_ms", "tokens", "cost_usd"))
+def ticket_summary(env: EvalEnv, case: Case) -> CaseOutput:
+    """Inputs: subject, channel, status, messages [{author_kind, author, text}] (ids 1..n unless given)."""
+    from copilot.tasks.ticket_summary import summarize_thread
+
+    thread = _thread(case)
+    outcome = summarize_thread(env.context(), thread, env.strategy)
+    evidence = check_cited_ids(outcome.result.cited_ids(), thread.ids, what="message")
+    return from_outcome(outcome, text=outcome.result.as_text(), evidence_valid=evidence.passed)
+
+
+# -- reply_draft -----------------------------------------------------------------------------------
+
+def _prepare_reply_drafts(env: EvalEnv, cases: list[Case]) -> None:
+    """One workspace holds the demo help center and one account per case (search is account-scoped);
+    a case with its own ``kb`` list gets a workspace of its own. Records are written in case order."""
+    from copilot.demo import kb
+    from copilot.store import get_or_create_workspace
+    from copilot.store.models import KbArticle
+
+    store = env.store
+    tickets: dict[str, tuple[str, int]] = {}
+    errors: dict[str, str] = {}
+    to_index: dict[str, dict[str, list[int]]] = {}
+    for number, case in enumerate(cases, start=1):
+        own_kb = case.inputs.get("kb")
+        if own_kb not in (None, "demo", "none") and not isinstance(own_kb, list):
+            errors[case.id] = f"case {case.id}: inputs.kb: use 'demo', 'none' or a list of {{title, body}} articles"
+            continue
+        slug = "evals-nokb" if own_kb == "none" else f"case-{number}" if isinstance(own_kb, list) else "evals"
+        if slug not in to_index:
+            with store.session() as session:
+                get_or_create_workspace(session, slug)
+            with store.repo(slug) as repo:
+                articles = own_kb if isinstance(own_kb, list) else [] if own_kb == "none" else _demo_articles(kb.ARTICLES)
+                rows = [repo.add(KbArticle(title=str(a.get("title", "")), body=str(a.get("body", "")), tags=list(a.get("tags") or []))) for a in articles]
+                repo.session.flush()
+                to_index[slug] = {"kb_article": [r.id for r in rows], "ticket": [], "message": []}
+        try:
+            tickets[case.id] = _write_case(store, slug, case, to_index[slug])
+        except Exception as error:  # one malformed case must not sink the others
+            errors[case.id] = f"{type(error).__name__}: {error}"
+    for slug, kinds in to_index.items():  # one embedding batch per record kind and workspace
+        with store.repo(slug) as repo:
+            for kind, record_ids in kinds.items():
+                env.index.index_records(repo, kind, record_ids)
+    env.state["tickets"], env.state["errors"] = tickets, errors
+
+
+def _write_case(store: Any, slug: str, case: Case, ids: dict[str, list[int]]) -> tuple[str, int]:
+    from copilot.store.models import Account, AuthorKind, Channel, Contact, Message, Ticket
+
+    with store.repo(slug) as repo:
+        written: dict[str, list[int]] = {kind: [] for kind in ids}
+        person = customer(case)
+        account = repo.add(Account(name=str(case.inputs.get("account") or f"Account of case {case.id}")))
+        repo.session.flush()
+        contact = None
+        if person.get("name"):
+            contact = repo.add(Contact(account_id=account.id, name=str(person["name"]), email=person.get("email"), language=person.get("language")))
+            repo.session.flush()
+        at = T0
+        for past in case.inputs.get("history") or []:  # the account's earlier tickets: where past agent replies come from
+            old = repo.add(Ticket(subject=str(past.get("subject", "Earlier request")), account_id=account.id,
+                                  contact_id=contact.id if contact else None, channel=Channel(past.get("channel", "email")), opened_at=at))
+            repo.session.flush()
+            written["ticket"].append(old.id)
+            for kind, key in ((AuthorKind.customer, "customer"), (AuthorKind.agent, "agent")):
+                if past.get(key):
+                    at += timedelta(minutes=7)
+                    message = repo.add(Message(ticket_id=old.id, author_kind=kind, body=str(past[key]), sent_at=at))
+                    repo.session.flush()
+                    written["message"].append(message.id)
+        ticket = repo.add(Ticket(subject=str(case.inputs.get("subject") or "(no subject)"), account_id=account.id,
+                                 contact_id=contact.id if contact else None, channel=Channel(case.inputs.get("channel") or "email"),
+                                 assignee=case.inputs.get("assignee"), opened_at=at + timedelta(days=1)))
+        repo.session.flush()
+        written["ticket"].append(ticket.id)
+        at += timedelta(days=1)
+        for m in case_messages(case):
+            at += timedelta(minutes=5)
+            message = repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind(m["author_kind"]), author=m["author"], body=m["text"], sent_at=at))
+            repo.session.flush()
+            written["message"].append(message.id)
+    for kind, new in written.items():  # only once the case's transaction committed
+        ids[kind] += new
+    return slug, ticket.id
+
+
+def _demo_articles(articles: list[tuple]) -> list[dict[str, Any]]:
+    out = []
+    for title, overview, steps, tips, tags in articles:
+        body = f"## Overview\n{overview}\n\n## Steps\n" + "\n".join(f"{n}. {s}" for n, s in enumerate(steps, start=1))
+        if tips:
+            body += "\n\n## Troubleshooting\n" + "\n".join(f"- {t}" for t in tips)
+        out.append({"title": title, "body": body, "tags": tags})
+    return out
+
+
+@adapter("reply_draft", prepare=_prepare_reply_drafts,
+         metrics=("chrF", "guard_pass_rate", "citation_validity", "checks_pass_rate", "fallback_rate", "latency_ms", "tokens", "cost_usd"))
+def reply_draft(env: EvalEnv, case: Case) -> CaseOutput:
+    """Inputs: subject, channel, customer {name, language}, assignee, messages, history [{subject, customer, agent}],
+    kb ("demo" (default), "none" or a list of {title, body})."""
+    from copilot.store.models import Ticket
+    from copilot.tasks.reply_draft import draft_for_thread
+    from copilot.tasks.thread import load_thread
+
+    if case.id in env.state["errors"]:
+        raise InvalidInput(env.state["errors"][case.id])
+    slug, ticket_id = env.state["tickets"][case.id]
+    with env.store.repo(slug) as repo:
+        ticket = repo.get(Ticket, ticket_id)
+        outcome = draft_for_thread(env.context(repo), ticket, load_thread(repo, ticket), env.strategy)
+        draft = outcome.result
+        citations = check_citations(draft.text, [s.label for s in draft.sources])
+        repo.session.rollback()  # the eval never keeps what a task might have written
+    return from_outcome(outcome, text=draft.text, citations_valid=citations.passed)
+
+
+# -- tone_rewrite ----------------------------------------------------------------------------------
+
+@adapter("tone_rewrite", metrics=("chrF", "fact_preservation", "guard_pass_rate", "changed_rate", "checks_pass_rate", "fallback_rate",
+                                  "latency_ms", "tokens", "cost_usd"))
+def tone_rewrite(env: EvalEnv, case: Case) -> CaseOutput:
+    """Inputs: text, tone (a built-in tone; default friendly)."""
+    from copilot.tasks.tone_rewrite import rewrite_text
+
+    outcome = rewrite_text(env.context(), str(need(case, "text")), str(case.inputs.get("tone") or "friendly"), env.strategy)
+    result = outcome.result
+    return from_outcome(outcome, text=result.text, facts_preserved=not result.lost)
+
+
+# -- sentiment -------------------------------------------------------------------------------------
+
+def _load_classifier(env: EvalEnv, cases: list[Case]) -> None:
+    from copilot.tasks.sentiment import default_classifier
+
+    default_classifier().classify(["warm up"])
+
+
+@adapter("sentiment", kind="label", prepare=_load_classifier, metrics=("macro_f1", "macro_recall", "accuracy", "latency_ms"))
+def sentiment(env: EvalEnv, case: Case) -> CaseOutput:
+    """Inputs: message (the text to classify). Expected: negative, neutral or positive."""
+    from copilot.tasks.sentiment import default_classifier
+
+    result = default_classifier().classify([str(need(case, "message"))])[0]
+    return CaseOutput(label=result.label, text=result.label, data=result.model_dump(mode="json"), model="sentiment-head")
+
+
+def scratch_dir() -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix="copilot-eval-", ignore_cleanup_errors=True)

@@ -1,0 +1,108 @@
+"""The golden evals in CI: every golden suite against its approved baseline, the response cache, and a prompt regression.
+
+``make test`` runs this file, so `.ci/run` fails when a golden metric falls below its threshold or
+drops more than its tolerance below the approved baseline (the failure names suite, metric, cases).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from copilot.gateway.fake import SCRIPT, FakeProvider
+from copilot.settings import DEFAULT_MODEL, Settings
+from evals.baseline import review
+from evals.runner import RunOptions, run_evals
+from evals.suite import select_suites
+
+PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
+BUDGET_S = 240  # the issue's budget is "well under 5 minutes" uncached on 2 cores; measured about 30 s
+
+
+def test_golden_suites_pass_against_their_approved_baselines(tmp_path):
+    """The embedded default strategies on every golden suite: thresholds and approved baselines hold."""
+    settings = Settings(data_dir=tmp_path / "data", model=DEFAULT_MODEL)
+    started = time.perf_counter()
+    report = run_evals(select_suites(), settings, RunOptions(cache_dir=tmp_path / "cache"))
+    elapsed = time.perf_counter() - started
+    assert report.passed, "golden evals failed:\n" + "\n".join(f.message for f in report.failures)
+    assert {r.task for r in report.runs} >= {"ticket_summary", "reply_draft", "tone_rewrite", "sentiment"}
+    for run in report.runs:
+        assert run.baseline is not None and run.baseline.compared, f"{run.suite}: not compared with an approved baseline ({run.baseline})"
+    assert report.model_calls == 0  # the default strategies for the embedded model do not generate
+    assert elapsed < BUDGET_S, f"golden evals took {elapsed:.0f}s"
+
+
+@pytest.fixture
+def scripted_summaries(monkeypatch, fake_script):
+    """A fake model that summarises what the prompt shows it: the first customer and agent messages, cited by id.
+
+    It reads the rendered prompt, so a template that stops showing the messages makes it summarise nothing useful.
+    """
+    original = FakeProvider.answer
+    block = re.compile(r'Message id=(\d+) from (\w+):\n<data kind="message" id="\d+">\n(.*?)\n</data>', re.S)
+
+    def answer(self, model, messages, optional_params):  # noqa: ANN001, ANN202
+        schema = (optional_params.get("response_format") or {}).get("schema") or {}
+        if schema.get("title") != "TicketSummary":
+            return original(self, model, messages, optional_params)
+        SCRIPT.calls.append({"model": model, "messages": messages, "params": optional_params})
+        found = block.findall(messages[-1]["content"])
+        customer = next(((int(i), t) for i, kind, t in found if kind == "customer"), None)
+        agent = next(((int(i), t) for i, kind, t in found if kind == "agent"), None)
+        summary = {"intent": (customer[1] if customer else "A request.")[:200], "what_happened": [], "status": "open"}
+        if agent:
+            summary["what_happened"] = [{"text": agent[1][:400], "message_ids": [agent[0]]}]
+        return json.dumps(summary)
+
+    monkeypatch.setattr(FakeProvider, "answer", answer)
+    return fake_script
+
+
+def test_a_broken_prompt_template_fails_against_the_baseline_naming_metric_and_cases(tmp_path, scripted_summaries):
+    settings = Settings(data_dir=tmp_path / "data", model="fake/echo")
+    options = dict(strategy="model", limit=8, cache_dir=tmp_path / "cache", baselines_dir=tmp_path / "baselines")
+    suites = select_suites(["ticket_summary"])
+    good = run_evals(suites, settings, RunOptions(**options))
+    assert good.runs[0].model_calls == 8 and sum(not c.output.used_fallback for c in good.runs[0].cases) >= 6  # the model path answered
+    from evals.baseline import approve
+
+    approve(good, by="tester", baselines_dir=tmp_path / "baselines")
+
+    broken = tmp_path / "prompts"
+    shutil.copytree(PROMPTS, broken)
+    template = broken / "ticket_summary.j2"
+    text = template.read_text()
+    assert '{{ m.text | data("message", id=m.id) }}' in text
+    template.write_text(text.replace('{{ m.text | data("message", id=m.id) }}', '{{ m.author_kind | data("message", id=m.id) }}'))
+    bad = run_evals(suites, settings, RunOptions(**options, prompts_dir=broken))
+    assert not bad.passed
+    run = bad.runs[0]
+    assert run.prompt_versions["ticket_summary"] != good.runs[0].prompt_versions["ticket_summary"]
+    regression = next(f for f in run.failures if f.kind == "baseline_regression" and f.metric == "rougeL")
+    assert regression.message.startswith("[ticket_summary] rougeL") and "approved baseline" in regression.message
+    assert len(regression.cases) >= 6 and all(case_id in regression.message for case_id in regression.cases[:3])
+    threshold = next(f for f in run.failures if f.kind == "below_threshold" and f.metric == "rougeL")
+    assert "ts-0" in threshold.message
+    (diff,) = review(bad, baselines_dir=tmp_path / "baselines")
+    assert diff.cases[0].kind in ("new_failure", "worse") and "rougeL" in diff.cases[0].worse_metrics
+
+
+def test_a_full_cached_rerun_makes_zero_model_calls(tmp_path, fake_script):
+    """Every golden suite on the model path (fake model): the second run is answered from the response cache."""
+    settings = Settings(data_dir=tmp_path / "data", model="fake/echo")
+    options = RunOptions(strategy="model", limit=4, cache_dir=tmp_path / "cache", compare_baseline=False)
+    first = run_evals(select_suites(), settings, options)
+    calls = len(fake_script.calls)
+    assert first.model_calls > 0 and calls == first.model_calls
+    fake_script.reset()
+    second = run_evals(select_suites(), settings, options)
+    assert second.model_calls == 0 and fake_script.calls == []
+    assert sum(r.cache_hits for r in second.runs) == sum(r.model_calls + r.cache_hits for r in first.runs)
+    outputs = lambda report: [(c.id, c.output.text, c.output.label) for r in report.runs for c in r.cases]  # noqa: E731
+    assert outputs(second) == outputs(first)
