@@ -89,6 +89,10 @@ def database_error(_request: Request, error: OperationalError) -> JSONResponse:
     return error_response(503, "database_unavailable", "the database is busy or unavailable; try again shortly")
 
 
+def out_of_range(_request: Request, _error: OverflowError) -> JSONResponse:
+    return error_response(422, "invalid_input", "a number in the request is too large")
+
+
 def unexpected_error(_request: Request, error: Exception) -> JSONResponse:
     log.exception("unexpected error", exc_info=error)
     return error_response(500, "internal", "an unexpected error occurred; it has been logged")
@@ -99,4 +103,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(OperationalError, database_error)
+    app.add_exception_handler(OverflowError, out_of_range)
     app.add_exception_handler(Exception, unexpected_error)

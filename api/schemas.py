@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, create_model
+from fastapi import Path, Query
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy import inspect as sa_inspect
 
 from copilot.store.models import CRM_MODELS, AiStatus, Message, Ticket
 
 T = TypeVar("T")
+MAX_ID = 2**63 - 1  # the largest id a database integer column holds
+IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
+IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+IdField = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class PageOf(BaseModel, Generic[T]):

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Caller, allow
+from api.schemas import IdPath
 from api.errors import ERROR_RESPONSES
 from api.routers.jobs import JobOut, submit_job
 from copilot.auth import create_key, list_keys, revoke_key
@@ -74,7 +75,7 @@ def keys(caller: Admin) -> list[KeyOut]:
 
 
 @router.delete("/keys/{key_id}", response_model=KeyOut)
-def revoke(key_id: int, caller: Admin) -> KeyOut:
+def revoke(key_id: IdPath, caller: Admin) -> KeyOut:
     with caller.repo() as repo:
         return KeyOut.model_validate(revoke_key(repo, key_id))
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict
 
 from api.deps import Caller, PageParams, any_caller
+from api.schemas import IdPath
 from api.errors import ERROR_RESPONSES
 from copilot.auth import Permission, Principal
 from copilot.errors import NotFound
@@ -62,7 +63,7 @@ def jobs(caller: Annotated[Caller, Depends(any_caller)], page: PageParams, kind:
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def job_status(job_id: int, caller: Annotated[Caller, Depends(any_caller)]) -> JobOut:
+def job_status(job_id: IdPath, caller: Annotated[Caller, Depends(any_caller)]) -> JobOut:
     with caller.repo() as repo:
         job = get_job(repo, job_id)
         if not visible(caller.principal, job):
@@ -71,7 +72,7 @@ def job_status(job_id: int, caller: Annotated[Caller, Depends(any_caller)]) -> J
 
 
 @router.post("/{job_id}/retry", response_model=JobOut, status_code=202)
-def retry(job_id: int, caller: Annotated[Caller, Depends(any_caller)], response: Response) -> JobOut:
+def retry(job_id: IdPath, caller: Annotated[Caller, Depends(any_caller)], response: Response) -> JobOut:
     """Submit a failed (or interrupted) job again with the same parameters."""
     with caller.repo() as repo:
         old = get_job(repo, job_id)

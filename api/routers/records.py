@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from api.deps import Caller, PageParams, any_caller
 from api.errors import ERROR_RESPONSES
-from api.schemas import RECORD_MODELS, PageOf
+from api.schemas import IdPath, PageOf, RECORD_MODELS
 from copilot.auth import Permission, Principal
 from copilot.errors import InvalidInput, NotFound
 from copilot.ingest import IngestError, IngestReport, SourceRow, ingest_rows
@@ -65,7 +65,7 @@ def list_records(kind: Kind, caller: Annotated[Caller, Depends(reader)], page: P
 
 
 @router.get("/{kind}/{record_id}", response_model=Any)
-def get_record(kind: Kind, record_id: int, caller: Annotated[Caller, Depends(reader)]):
+def get_record(kind: Kind, record_id: IdPath, caller: Annotated[Caller, Depends(reader)]):
     with caller.repo() as repo:
         row = repo.get(CRM_MODELS[kind], record_id)
         if row is None:
@@ -94,7 +94,7 @@ def upsert_records(kind: Kind, caller: Annotated[Caller, Depends(writer)],
 
 
 @router.delete("/{kind}/{record_id}", status_code=204)
-def delete(kind: Kind, record_id: int, caller: Annotated[Caller, Depends(writer)]) -> Response:
+def delete(kind: Kind, record_id: IdPath, caller: Annotated[Caller, Depends(writer)]) -> Response:
     """Delete a record (its messages or turns go with it) and drop it from search."""
     with caller.repo() as repo:
         delete_record(repo, caller.services.settings, kind, record_id)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Caller, PageParams, any_caller
 from api.errors import ERROR_RESPONSES
-from api.schemas import AiResultOut, PageOf
+from api.schemas import AiResultOut, IdField, IdPath, IdQuery, PageOf
 from copilot.delivery import DELIVERED_TASKS, prepare_delivery
 from copilot.errors import CopilotError, PermissionDenied
 from copilot.review import Decision, ReviewRequest, TaskStats, audit_events, decide, draft_text, get_reviewable, queue, review_stats
@@ -31,7 +31,7 @@ Reviewer = Annotated[Caller, Depends(reviewer)]
 
 
 class BatchItem(BaseModel):
-    id: int
+    id: IdField
     version: int
 
 
@@ -76,7 +76,7 @@ class AuditEventOut(BaseModel):
 
 @router.get("/review/queue", response_model=PageOf[AiResultOut])
 def review_queue(caller: Reviewer, page: PageParams, status: AiStatus = AiStatus.pending, task: str | None = None,
-                 subject_kind: str | None = None, subject_id: int | None = None):
+                 subject_kind: str | None = None, subject_id: IdQuery = None):
     tasks = [t for t in caller.principal.reviewable_tasks() if task in (None, t)]
     with caller.repo() as repo:
         rows, total = queue(repo, tasks, status=status, subject_kind=subject_kind, subject_id=subject_id, offset=page.offset, limit=page.limit)
@@ -102,13 +102,13 @@ def export_approved(caller: Reviewer, task: str = "reply_draft"):
 
 
 @router.get("/review/{result_id}", response_model=AiResultOut)
-def get_result(result_id: int, caller: Reviewer) -> AiResultOut:
+def get_result(result_id: IdPath, caller: Reviewer) -> AiResultOut:
     with caller.repo() as repo:
         return AiResultOut.model_validate(get_reviewable(repo, result_id, caller.principal.reviewable_tasks()))
 
 
 @router.post("/review/{result_id}/decision", response_model=AiResultOut)
-def decide_route(result_id: int, request: ReviewRequest, caller: Reviewer, background: BackgroundTasks) -> AiResultOut:
+def decide_route(result_id: IdPath, request: ReviewRequest, caller: Reviewer, background: BackgroundTasks) -> AiResultOut:
     """Approve, edit or reject, quoting the version you saw; a stale version gets 409. Approved replies go to the webhook."""
     with caller.repo() as repo:
         row = decide(repo, result_id, request, actor=caller.principal.actor, tasks=caller.principal.reviewable_tasks())
@@ -141,7 +141,7 @@ def batch_approve(request: BatchApproveRequest, caller: Reviewer, background: Ba
 
 
 @router.post("/review/{result_id}/deliver", response_model=DeliveryOut | None)
-def redeliver(result_id: int, caller: Reviewer) -> DeliveryOut | None:
+def redeliver(result_id: IdPath, caller: Reviewer) -> DeliveryOut | None:
     """Deliver (again) an approved reply to the workspace webhook; returns the delivery after its attempts."""
     with caller.repo() as repo:
         row = get_reviewable(repo, result_id, caller.principal.reviewable_tasks())
@@ -154,7 +154,7 @@ def redeliver(result_id: int, caller: Reviewer) -> DeliveryOut | None:
 
 
 @router.get("/audit", response_model=PageOf[AuditEventOut])
-def audit(caller: Reviewer, page: PageParams, ticket_id: int | None = None, actor: str | None = None, task: str | None = None,
+def audit(caller: Reviewer, page: PageParams, ticket_id: IdQuery = None, actor: str | None = None, task: str | None = None,
           since: datetime | None = None):
     """The append-only log of decisions and deliveries, per ticket, reviewer or task."""
     with caller.repo() as repo:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from api.deps import Caller, PageParams, allow
 from api.errors import ERROR_RESPONSES
 from api.routers.jobs import JobOut, submit_job
-from api.schemas import PageOf, ThreadOut, TicketOut, thread_out
+from api.schemas import IdField, IdPath, IdQuery, PageOf, ThreadOut, TicketOut, thread_out
 from api.streaming import stream_task
 from copilot.auth import Permission
 from copilot.errors import InvalidInput, NotFound
@@ -40,7 +40,7 @@ class DraftRequest(BaseModel):
 class RewriteRequest(BaseModel):
     tone: str = Field(default="friendly", max_length=64)
     text: str | None = Field(default=None, max_length=20_000, description="The text to rewrite, or give draft_id.")
-    draft_id: int | None = Field(default=None, description="Rewrite a stored draft (AI result id) instead.")
+    draft_id: IdField | None = Field(default=None, description="Rewrite a stored draft (AI result id) instead.")
     strategy: Literal["auto", "model", "rules"] = "auto"
 
 
@@ -56,7 +56,7 @@ def ticket_or_404(repo: Repo, ticket_id: int) -> Ticket:
 
 
 @router.get("/tickets", response_model=PageOf[TicketOut])
-def list_tickets(caller: Reader, page: PageParams, status: TicketStatus | None = None, account_id: int | None = None):
+def list_tickets(caller: Reader, page: PageParams, status: TicketStatus | None = None, account_id: IdQuery = None):
     with caller.repo() as repo:
         query = repo.select(Ticket)
         if status:
@@ -69,7 +69,7 @@ def list_tickets(caller: Reader, page: PageParams, status: TicketStatus | None =
 
 
 @router.get("/tickets/{ticket_id}", response_model=ThreadOut)
-def get_thread(ticket_id: int, caller: Reader) -> ThreadOut:
+def get_thread(ticket_id: IdPath, caller: Reader) -> ThreadOut:
     with caller.repo() as repo:
         ticket = ticket_or_404(repo, ticket_id)
         messages = repo.all(repo.select(Message).where(Message.ticket_id == ticket.id).order_by(Message.sent_at, Message.id))
@@ -77,14 +77,14 @@ def get_thread(ticket_id: int, caller: Reader) -> ThreadOut:
 
 
 @router.post("/tickets/{ticket_id}/summary", response_model=TaskOutcome[TicketSummary])
-def summarize(ticket_id: int, caller: Runner, request: SummaryRequest | None = None) -> TaskOutcome[TicketSummary]:
+def summarize(ticket_id: IdPath, caller: Runner, request: SummaryRequest | None = None) -> TaskOutcome[TicketSummary]:
     """Summarise the thread (stored as a ``completed`` AI result; it goes ``stale`` when the customer writes again)."""
     strategy = (request or SummaryRequest()).strategy
     return caller.run("ticket_summary", "ticket", ticket_id, lambda context: summarize_ticket(context, ticket_id, strategy))
 
 
 @router.post("/tickets/{ticket_id}/draft", response_model=TaskOutcome[ReplyDraft], responses=STREAM_RESPONSE)
-def draft(ticket_id: int, caller: Runner, request: DraftRequest | None = None,
+def draft(ticket_id: IdPath, caller: Runner, request: DraftRequest | None = None,
           stream: Annotated[bool, Query(description="Stream tokens as Server-Sent Events.")] = False):
     """Draft a reply grounded in the thread, history and KB; saved as ``pending`` review, never sent by this call."""
     strategy = (request or DraftRequest()).strategy
@@ -117,14 +117,14 @@ def tones(caller: Runner) -> dict[str, str]:
 
 
 @router.get("/tickets/{ticket_id}/sentiment", response_model=TicketSentiment)
-def ticket_sentiment_route(ticket_id: int, caller: Reader) -> TicketSentiment:
+def ticket_sentiment_route(ticket_id: IdPath, caller: Reader) -> TicketSentiment:
     with caller.repo() as repo:
         ticket_or_404(repo, ticket_id)
         return ticket_sentiment(repo, caller.services.sentiment, ticket_id)
 
 
 @router.get("/accounts/{account_id}/sentiment", response_model=CustomerTrend)
-def account_sentiment(account_id: int, caller: Reader) -> CustomerTrend:
+def account_sentiment(account_id: IdPath, caller: Reader) -> CustomerTrend:
     with caller.repo() as repo:
         if repo.get(Account, account_id) is None:
             raise NotFound(f"no account {account_id} in this workspace")
@@ -137,7 +137,7 @@ def classify(request: SentimentRequest, caller: Runner) -> list[MessageSentiment
 
 
 class BulkSummaryRequest(BaseModel):
-    ticket_ids: list[int] = Field(min_length=1, max_length=10_000)
+    ticket_ids: list[IdField] = Field(min_length=1, max_length=10_000)
 
 
 @router.post("/tickets/summaries", response_model=JobOut, status_code=202)

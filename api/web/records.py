@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from api.schemas import IdPath
 from api.web.common import PageCaller, check_csrf, render
 from copilot.auth import Permission
 from copilot.errors import CopilotError, NotFound
@@ -31,7 +32,7 @@ def tickets_page(request: Request, caller: PageCaller, page: int = 1) -> HTMLRes
 
 
 @router.get("/tickets/{ticket_id}", response_class=HTMLResponse)
-def ticket_page(ticket_id: int, request: Request, caller: PageCaller) -> HTMLResponse:
+def ticket_page(ticket_id: IdPath, request: Request, caller: PageCaller) -> HTMLResponse:
     caller.principal.require(Permission.read_tickets)
     with caller.repo() as repo:
         ticket = repo.get(Ticket, ticket_id)
@@ -50,7 +51,7 @@ def ticket_page(ticket_id: int, request: Request, caller: PageCaller) -> HTMLRes
 
 
 @router.post("/tickets/{ticket_id}/act")
-def ticket_action(ticket_id: int, request: Request, caller: PageCaller, action: Annotated[str, Form()], csrf: Annotated[str, Form()],
+def ticket_action(ticket_id: IdPath, request: Request, caller: PageCaller, action: Annotated[str, Form()], csrf: Annotated[str, Form()],
                   tone: Annotated[str | None, Form()] = None, draft_id: Annotated[int | None, Form()] = None) -> RedirectResponse:
     """Summarise, draft, or rewrite the latest draft in a tone (the rewrite joins the review queue)."""
     check_csrf(request, csrf)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from api.schemas import IdPath
 from api.web.common import PageCaller, check_csrf, render
 from copilot.delivery import prepare_delivery
 from copilot.errors import CopilotError, PermissionDenied
@@ -48,7 +49,7 @@ def review_page(request: Request, caller: PageCaller, task: str | None = None, p
 
 
 @router.post("/review/{result_id}/decide")
-def decide_page(result_id: int, request: Request, caller: PageCaller, background: BackgroundTasks,
+def decide_page(result_id: IdPath, request: Request, caller: PageCaller, background: BackgroundTasks,
                 decision: Annotated[Decision, Form()], version: Annotated[int, Form()], csrf: Annotated[str, Form()],
                 text: Annotated[str | None, Form()] = None, reason: Annotated[str | None, Form()] = None,
                 confirm_commitments: Annotated[bool, Form()] = False) -> RedirectResponse:

@@ -23,9 +23,25 @@ from sqlalchemy import (
     Numeric,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp in UTC on every database (SQLite hands back naive values otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, _dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+        return value
+
+    def process_result_value(self, value: datetime | None, _dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
 
 def utcnow() -> datetime:
@@ -97,7 +113,7 @@ class Workspace(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class WorkspaceScoped:
@@ -105,8 +121,8 @@ class WorkspaceScoped:
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class CrmRecord(WorkspaceScoped):
@@ -174,8 +190,8 @@ class Ticket(CrmRecord, Base):
     priority: Mapped[Priority] = mapped_column(_enum(Priority), default=Priority.normal)
     channel: Mapped[Channel] = mapped_column(_enum(Channel), default=Channel.email)
     assignee: Mapped[str | None] = mapped_column(String(120))
-    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    opened_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     account: Mapped[Account | None] = relationship()
     contact: Mapped[Contact | None] = relationship()
@@ -192,7 +208,7 @@ class Message(CrmRecord, Base):
     author_kind: Mapped[AuthorKind] = mapped_column(_enum(AuthorKind))
     author: Mapped[str | None] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
-    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     ticket: Mapped[Ticket] = relationship(back_populates="messages")
 
@@ -204,7 +220,7 @@ class Call(CrmRecord, Base):
     deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id", ondelete="SET NULL"), index=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
     title: Mapped[str] = mapped_column(String(300))
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     # [{"name": "Dana Reyes", "role": "rep"|"customer", "company": "..."}]
     participants: Mapped[list[Any]] = mapped_column(default=list)
 
@@ -238,7 +254,7 @@ class NpsResponse(CrmRecord, Base):
     account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
     score: Mapped[int] = mapped_column(Integer)
     comment: Mapped[str | None] = mapped_column(Text)
-    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    submitted_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     survey: Mapped[str | None] = mapped_column(String(120))
     campaign: Mapped[str | None] = mapped_column(String(120))
     segment: Mapped[str | None] = mapped_column(String(50))
@@ -266,7 +282,7 @@ class Note(CrmRecord, Base):
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id", ondelete="SET NULL"), index=True)
     author: Mapped[str | None] = mapped_column(String(200))
     body: Mapped[str] = mapped_column(Text)
-    noted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    noted_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     account: Mapped[Account | None] = relationship()
     deal: Mapped[Deal | None] = relationship()
@@ -311,7 +327,7 @@ class AuditEvent(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     actor: Mapped[str] = mapped_column(String(200))
     action: Mapped[str] = mapped_column(String(64))
     ai_result_id: Mapped[int | None] = mapped_column(ForeignKey("ai_results.id"), index=True)
@@ -339,8 +355,8 @@ class ApiKey(WorkspaceScoped, Base):
     role: Mapped[Role] = mapped_column(_enum(Role))
     prefix: Mapped[str] = mapped_column(String(16), index=True)  # shown in listings, used for lookup
     key_hash: Mapped[str] = mapped_column(String(128), unique=True)
-    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class JobStatus(str, enum.Enum):
@@ -362,8 +378,8 @@ class Job(WorkspaceScoped, Base):
     total: Mapped[int | None] = mapped_column()
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class DeliveryStatus(str, enum.Enum):
@@ -383,7 +399,7 @@ class Delivery(WorkspaceScoped, Base):
     status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus), default=DeliveryStatus.pending)
     attempts: Mapped[int] = mapped_column(default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
-    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class SearchChunk(Base):
