@@ -56,8 +56,15 @@ class HistoryIndex:
     def __init__(self, settings: Settings, embedder: Embedder, client: Any | None = None) -> None:
         self.settings = settings
         self.embedder = embedder
-        self.client = client or chroma_client(settings)
+        self._client = client
         self._collections: dict[int, Any] = {}
+
+    @property
+    def client(self) -> Any:
+        """The chroma client, opened on first use (a broken index then fails the call that needs it, not start-up)."""
+        if self._client is None:
+            self._client = chroma_client(self.settings)
+        return self._client
 
     def collection(self, workspace_id: int) -> Any:
         if workspace_id not in self._collections:
@@ -176,10 +183,10 @@ class HistoryIndex:
 
     # -- reading ----------------------------------------------------------------------------
     def vector_candidates(self, workspace_id: int, vector: np.ndarray, where: dict[str, Any] | None, limit: int) -> list[tuple[str, float]]:
-        collection = self.collection(workspace_id)
-        if collection.count() == 0:
-            return []
         try:
+            collection = self.collection(workspace_id)
+            if collection.count() == 0:
+                return []
             result = collection.query(query_embeddings=[vector], n_results=min(limit, collection.count()), where=where, include=["distances"])
         except Exception as error:
             raise VectorIndexError(f"vector search failed: {error}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from datetime import datetime
@@ -12,9 +13,10 @@ from sqlalchemy import select
 from copilot.store import Repo
 from copilot.store.models import SearchChunk
 from retrieval.chunking import MODELS, epoch
-from retrieval.index import HistoryIndex
+from retrieval.index import HistoryIndex, VectorIndexError
 
 RRF_K = 60
+log = logging.getLogger("copilot.retrieval")
 
 
 class SearchFilters(BaseModel):
@@ -63,7 +65,12 @@ class Searcher:
         lexical_ranked: list[tuple[str, float]] = []
         if mode in ("hybrid", "vector"):
             vector = self.index.embedder.encode([query])[0]
-            vector_ranked = self.index.vector_candidates(repo.workspace_id, vector, _chroma_where(filters), candidates)
+            try:
+                vector_ranked = self.index.vector_candidates(repo.workspace_id, vector, _chroma_where(filters), candidates)
+            except VectorIndexError as error:
+                if mode == "vector":
+                    raise
+                log.warning("vector index unavailable, searching full text only: %s", error)  # degraded, not down
         if mode in ("hybrid", "lexical"):
             where_sql, params = _sql_where(filters)
             lexical_ranked = self.index.lexical_candidates(repo, query, where_sql, params, candidates)
