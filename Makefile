@@ -12,7 +12,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export ANONYMIZED_TELEMETRY := False
 
-.PHONY: install run demo serve test test-fast browser bench clean
+.PHONY: install run demo serve test test-fast test-servers browser bench clean
 
 install: $(STAMP)
 
@@ -34,6 +34,10 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# The store, retrieval and API tests against PostgreSQL and a chromadb server (installs PostgreSQL if missing).
+test-servers: install
+	bash .ci/servers.sh
 
 # Debian's chromium for the browser tests (Playwright drives it through executable_path; nothing is downloaded).
 browser:

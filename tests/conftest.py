@@ -28,9 +28,61 @@ def _clean_copilot_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("COPILOT_INDEX_ON_INGEST", "false")  # tests that need the index build it themselves
 
 
+# Set by `make test-servers` (and .ci/run): run the store, retrieval and API tests against a PostgreSQL server and a
+# chromadb server instead of SQLite and the embedded chroma folder.
+SERVER_DATABASE_URL = os.environ.get("COPILOT_TEST_DATABASE_URL")
+SERVER_CHROMA_URL = os.environ.get("COPILOT_TEST_CHROMA_URL")
+
+
+def _fresh_server_database(request: pytest.FixtureRequest) -> str | None:
+    """A new, empty database on the test server for one test (dropped afterwards); None without a server."""
+    if not SERVER_DATABASE_URL:
+        return None
+    import uuid
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"copilot_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(SERVER_DATABASE_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"))
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+    request.addfinalizer(drop)
+    return make_url(SERVER_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _empty_chroma_server() -> str | None:
+    if not SERVER_CHROMA_URL:
+        return None
+    import chromadb
+    from urllib.parse import urlparse
+
+    url = urlparse(SERVER_CHROMA_URL)
+    client = chromadb.HttpClient(host=url.hostname, port=url.port or 8000)
+    for collection in client.list_collections():
+        client.delete_collection(getattr(collection, "name", collection))
+    return SERVER_CHROMA_URL
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", model="fake/echo")
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Settings on the fake model in a fresh data dir (and a fresh server database / chroma server when configured)."""
+    return Settings(data_dir=tmp_path / "data", model="fake/echo", database_url=_fresh_server_database(request), chroma_url=_empty_chroma_server())
+
+
+def use_settings_in_cli(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    """Point CLI commands run in-process at the same database and index as the test's settings."""
+    monkeypatch.setenv("COPILOT_DATA_DIR", str(settings.data_dir))
+    for key, value in (("COPILOT_DATABASE_URL", settings.database_url), ("COPILOT_CHROMA_URL", settings.chroma_url)):
+        if value:
+            monkeypatch.setenv(key, value)
 
 
 @pytest.fixture

@@ -20,13 +20,14 @@ from copilot.jobs import INTERRUPTED
 from copilot.review import Decision, ReviewRequest, decide
 from copilot.settings import Settings
 from copilot.store import Store, get_or_create_workspace
+from tests.conftest import use_settings_in_cli
 from copilot.store.models import AiResult, AiStatus, AuditEvent, AuthorKind, Delivery, Job, JobStatus, Message, Ticket
 
 
 @pytest.fixture
-def world(tmp_path):
+def world(settings):
     """Two workspaces with a ticket each and keys for every role; the app on the fake model."""
-    settings = Settings(data_dir=tmp_path / "data", model="fake/echo", index_on_ingest=False)
+    settings = settings.model_copy(update={"index_on_ingest": False})
     store = Store.from_settings(settings)
     keys, tickets = {}, {}
     for slug in ("alpha", "beta"):
@@ -108,7 +109,7 @@ def test_keys_cli_prints_a_key_once_that_then_authenticates(world, monkeypatch):
     from copilot.cli.main import app
 
     client, store, _, _, fastapi_app = world
-    monkeypatch.setenv("COPILOT_DATA_DIR", str(fastapi_app.state.services.settings.data_dir))
+    use_settings_in_cli(monkeypatch, fastapi_app.state.services.settings)
     result = CliRunner().invoke(app, ["keys", "create", "--role", "agent", "--workspace", "alpha"])
     assert result.exit_code == 0, result.output
     key = next(word for word in result.output.split() if word.startswith("cpk_"))

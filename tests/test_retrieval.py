@@ -13,6 +13,7 @@ from sqlalchemy import delete, select
 from typer.testing import CliRunner
 
 from copilot.cli.main import app
+from tests.conftest import use_settings_in_cli
 from copilot.ingest import ingest_file
 from copilot.records import after_write_hooks
 from copilot.store import Store, get_or_create_workspace
@@ -219,7 +220,7 @@ def test_ingested_records_are_searchable_and_follow_a_ticket_moved_to_another_ac
 
 
 def test_cli_index_and_search_print_cited_hits(store, settings, world, monkeypatch):
-    monkeypatch.setenv("COPILOT_DATA_DIR", str(settings.data_dir))
+    use_settings_in_cli(monkeypatch, settings)
     runner = CliRunner()
     indexed = runner.invoke(app, ["index", "-w", "alpha"])
     assert indexed.exit_code == 0, indexed.output
