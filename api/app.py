@@ -11,13 +11,13 @@ from starlette.middleware.sessions import SessionMiddleware
 from api import errors, web
 from api.deps import Services
 from api.limits import RequestSizeLimit
-from api.routers import admin, health, jobs, records, review, support
+from api.routers import admin, health, jobs, marketing, records, review, sales, search, support
 from copilot import __version__
 from copilot.auth import import_keys_file
 from copilot.settings import Settings
 from copilot.store import Store
 
-API_ROUTERS = (support.router, review.router, records.router, admin.router, jobs.router)
+API_ROUTERS = (support.router, sales.router, marketing.router, search.router, review.router, records.router, admin.router, jobs.router)
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:

@@ -89,9 +89,35 @@ def _bulk_ticket_summaries(job: JobContext) -> dict[str, Any]:
     return {"ai_result_ids": summarised, "failed": failed}
 
 
+def _nps_themes(job: JobContext) -> dict[str, Any]:
+    from copilot.gateway import Gateway
+    from copilot.tasks.context import TaskContext
+    from copilot.tasks.nps_themes import ThemeFilters, run_themes
+
+    params = job.params
+    with job.store.repo(job.workspace) as repo:
+        outcome = run_themes(TaskContext(job.settings, repo, Gateway(job.settings)), ThemeFilters.model_validate(params.get("filters", {})),
+                             seed=int(params.get("seed", 0)), k=params.get("k"), progress=lambda done, total: job.progress(done, total))
+    report = outcome.result
+    return {"run_id": report.run_id, "ai_result_id": outcome.ai_result_id, "themes": len(report.themes), "commented": report.commented}
+
+
+def _nps_assign(job: JobContext) -> dict[str, Any]:
+    from copilot.gateway import Gateway
+    from copilot.tasks.context import TaskContext
+    from copilot.tasks.nps_themes import assign_new_responses
+
+    with job.store.repo(job.workspace) as repo:
+        assigned = assign_new_responses(TaskContext(job.settings, repo, Gateway(job.settings)), int(job.params["run_id"]),
+                                        progress=lambda done, total: job.progress(done, total))
+    return {"run_id": int(job.params["run_id"]), "assigned": assigned}
+
+
 HANDLERS: dict[str, Handler] = {
     "reindex": _reindex,
     "bulk_ticket_summaries": _bulk_ticket_summaries,
+    "nps_themes": _nps_themes,
+    "nps_assign": _nps_assign,
 }
 
 

@@ -8,6 +8,7 @@ reviewers deciding at once exactly one wins; the other gets a Conflict.
 from __future__ import annotations
 
 import enum
+import importlib
 import json
 from datetime import datetime
 from typing import Any
@@ -97,8 +98,27 @@ def decide(repo: Repo, result_id: int, request: ReviewRequest, *, actor: str, ta
         repo.session.rollback()
         raise Conflict(f"AI result {result_id} was decided by someone else meanwhile; reload it") from None
     after = {"status": row.status.value, "text": row.final_text, "version": row.version, "reason": request.reason}
+    if request.decision is not Decision.reject:
+        after["applied"] = apply_approved(repo, row)
     record_event(repo, actor, f"review.{request.decision.value}", row, before=before, after=after, edit_distance=distance)
     return row
+
+
+# What an approval writes back to the records, per task ("module:function" taking (repo, ai_result_id)).
+APPROVAL_HOOKS = {"call_summary": "copilot.tasks.call_summary:apply_to_deal"}
+
+
+def apply_approved(repo: Repo, row: AiResult) -> str | None:
+    """Run the task's approval hook in the decision's transaction; returns what happened, for the audit log."""
+    target = APPROVAL_HOOKS.get(row.task)
+    if target is None:
+        return None
+    module, function = target.split(":")
+    try:
+        written = getattr(importlib.import_module(module), function)(repo, row.id)
+    except InvalidInput as error:  # e.g. a call with no deal: the approval stands, nothing is written
+        return f"not applied: {error}"
+    return f"applied to {type(written).__name__.lower()} {getattr(written, 'id', '')}".strip()
 
 
 def _check_decidable(row: AiResult, request: ReviewRequest) -> None:

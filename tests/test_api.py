@@ -401,3 +401,81 @@ def test_demo_workspace_comes_with_a_login_key_and_drafts_to_review(tmp_path):
     with TestClient(create_app(settings, store)) as client:
         queue = client.get("/v1/review/queue", headers={"X-API-Key": key}).json()
         assert queue["total"] == 3 and all(item["task"] == "reply_draft" for item in queue["items"])
+
+
+def test_search_is_scoped_to_the_workspace_and_the_roles_record_kinds(world):
+    from retrieval import open_index
+
+    client, store, keys, tickets, app = world
+    for slug in ("alpha", "beta"):
+        with store.repo(slug) as repo:
+            open_index(app.state.services.settings).rebuild(repo)
+    hits = client.get("/v1/search", headers=auth(keys), params={"q": "charged twice for order"}).json()
+    assert hits and hits[0]["label"] == "S1"
+    assert {h["record_kind"] for h in hits} <= {"ticket", "message", "contact", "kb_article"}
+    with store.repo("alpha") as repo:
+        alpha_ids = {m.id for m in repo.all(repo.select(Message))} | {tickets["alpha"]}
+    assert {h["record_id"] for h in hits} <= alpha_ids  # beta's identical ticket never shows up
+    assert client.get("/v1/search", headers=auth(keys, role="marketing"), params={"q": "charged", "kind": "message"}).status_code == 403
+    assert client.get("/v1/search", headers=auth(keys), params={"q": ""}).status_code == 422
+
+
+def test_rep_summarises_a_call_and_approval_writes_the_next_step_to_the_deal(world):
+    from copilot.store.models import Call, CallTurn, Deal, DealStage
+
+    client, store, keys, _, _ = world
+    with store.repo("alpha") as repo:
+        deal = repo.add(Deal(name="Acme expansion", stage=DealStage.proposal, owner="Rita Rep"))
+        repo.session.flush()
+        call = repo.add(Call(title="Pricing call", deal_id=deal.id, participants=[{"name": "Rita Rep", "role": "rep"}, {"name": "Dana", "role": "customer"}]))
+        repo.session.flush()
+        lines = [("Rita Rep", "Thanks for joining, Dana. Today we go through the proposal."),
+                 ("Dana", "The price is too high for us this quarter, that is my main concern."),
+                 ("Rita Rep", "Understood. I will send a revised quote by Friday."),
+                 ("Dana", "Good. We agreed to bring our CFO to the next call."),
+                 ("Rita Rep", "Next step: a follow-up call with your CFO next week.")]
+        for position, (speaker, text) in enumerate(lines):
+            repo.add(CallTurn(call_id=call.id, position=position, speaker=speaker, start_s=position * 30.0, text=text))
+        deal_id, call_id = deal.id, call.id
+    rep = auth(keys, role="rep")
+    assert client.post(f"/v1/calls/{call_id}/summary", headers=auth(keys)).status_code == 403  # agents do not run sales tasks
+    summary = client.post(f"/v1/calls/{call_id}/summary", headers=rep, json={"strategy": "extractive"})
+    assert summary.status_code == 200, summary.text
+    outcome = summary.json()
+    assert outcome["status"] == "pending" and outcome["result"]["action_items"]
+    queue = client.get("/v1/review/queue", headers=rep).json()
+    assert [item["id"] for item in queue["items"]] == [outcome["ai_result_id"]]
+    decided = client.post(f"/v1/review/{outcome['ai_result_id']}/decision", headers=rep, json={"decision": "approve", "version": outcome["version"]})
+    assert decided.status_code == 200, decided.text
+    deal = client.get(f"/v1/records/deal/{deal_id}", headers=rep).json()
+    assert deal["next_step"] and deal["next_step"] == outcome["result"]["next_step"]["text"]
+    event = client.get("/v1/audit", headers=rep, params={"task": "call_summary"}).json()["items"][-1]
+    assert event["after"]["applied"] == f"applied to deal {deal_id}"
+    brief = client.post(f"/v1/deals/{deal_id}/brief", headers=rep)
+    assert brief.status_code == 200 and brief.json()["result"]["facts"]["next_step"] == deal["next_step"]
+    assert client.get(f"/v1/deals/{deal_id}/brief", headers=rep).json()["id"] == brief.json()["ai_result_id"]
+
+
+def test_marketing_runs_a_theme_job_and_reads_the_report(world):
+    from datetime import datetime, timedelta, timezone
+
+    from copilot.store.models import NpsResponse
+
+    client, store, keys, _, app = world
+    comments = ["The app is slow to load every morning", "Support answered fast and kindly", "Pricing is too expensive for small teams",
+                "Loading dashboards takes forever", "Great support team, very helpful", "Too expensive compared to others"]
+    with store.repo("alpha") as repo:
+        now = datetime.now(timezone.utc)
+        for n in range(60):
+            repo.add(NpsResponse(external_id=f"N-{n}", score=n % 11, comment=comments[n % len(comments)] + f" ({n})", submitted_at=now - timedelta(days=n % 20)))
+    marketing = auth(keys, role="marketing")
+    assert client.get(f"/v1/tickets", headers=marketing).status_code == 403
+    job = client.post("/v1/nps/themes", headers=marketing, json={"seed": 1, "filters": {}})
+    assert job.status_code == 202, job.text
+    app.state.services.jobs.wait(job.json()["id"], 300)
+    done = client.get(f"/v1/jobs/{job.json()['id']}", headers=marketing).json()
+    assert done["status"] == "succeeded", done
+    report = client.get(f"/v1/nps/themes/{done['result']['run_id']}", headers=marketing).json()
+    assert report["commented"] == 60 and report["themes"] and all(t["quotes"] for t in report["themes"])
+    assert client.get("/v1/nps/themes", headers=marketing).json()[0]["id"] == done["result"]["run_id"]
+    assert client.post("/v1/nps/themes", headers=auth(keys), json={}).status_code == 403

@@ -194,3 +194,75 @@ def test_eval_review_page_shows_the_last_run_against_its_baseline(site, monkeypa
         assert "tone_rewrite" in page and "baseline approved by" in page and "chrF" in page
         login(client, keys["agent"])
         assert client.get("/evals", headers={"Accept": "text/html"}).status_code == 403
+
+
+def seed_nps(store: Store, settings: Settings) -> int:
+    from datetime import datetime, timedelta, timezone
+
+    from copilot.gateway import Gateway
+    from copilot.store.models import NpsResponse
+    from copilot.tasks.context import TaskContext
+    from copilot.tasks.nps_themes import ThemeFilters, run_themes
+
+    comments = ["The app is slow to load every morning", "Support answered fast and kindly", "Pricing is too expensive for small teams",
+                "Loading dashboards takes forever", "Great support team, very helpful", "Too expensive compared to others"]
+    now = datetime.now(timezone.utc)
+    with store.repo("alpha") as repo:
+        for n in range(90):
+            repo.add(NpsResponse(external_id=f"N-{n}", score=n % 11, comment=f"{comments[n % len(comments)]} ({n})", submitted_at=now - timedelta(days=n % 60)))
+    with store.repo("alpha") as repo:
+        outcome = run_themes(TaskContext(settings, repo, Gateway(settings)), ThemeFilters(), seed=0)
+    return outcome.result.run_id
+
+
+def test_nps_dashboard_and_deal_page_render(site):
+    from copilot.store.models import Deal, DealStage
+
+    settings, store, keys, _ = site
+    run_id = seed_nps(store, settings)
+    with store.repo("alpha") as repo:
+        deal = repo.add(Deal(name="Acme expansion", stage=DealStage.negotiation, owner="Rita"))
+        repo.session.flush()
+        deal_id = deal.id
+    with TestClient(create_app(settings, store)) as client:
+        login(client, keys["marketing"])
+        page = client.get("/nps").text
+        assert f"run {run_id}" in page and 'id="split-chart"' in page and 'class="promoters"' in page and "response N-" in page
+        assert client.get(f"/deals/{deal_id}", headers={"Accept": "text/html"}).status_code == 403
+        login(client, keys["admin"])
+        page = client.get(f"/deals/{deal_id}").text
+        assert "No brief yet" in page
+        token = CSRF.search(page).group(1)
+        page = client.post(f"/deals/{deal_id}/brief", data={"csrf": token}).text
+        assert "Brief refreshed" in page and "Suggested next step" in page and "Risks" in page
+
+
+@pytest.mark.slow
+def test_browser_nps_dashboard_renders_its_charts(browser_site, tmp_path):
+    from io import BytesIO
+
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    base, store, keys, _ = browser_site
+    settings = Settings(data_dir=tmp_path / "unused", model="fake/echo")
+    seed_nps(store, settings)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{base}/login")
+        page.fill("#api_key", keys["marketing"])
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base}/nps")
+        chart = page.locator("#split-chart")
+        assert page.locator("#split-chart rect.promoters").count() >= 2
+        box = chart.bounding_box()
+        assert box and box["width"] > 300 and box["height"] > 40
+        shot = Image.open(BytesIO(chart.screenshot(path=str(tmp_path / "nps-dashboard.png")))).convert("RGB")
+        colours = shot.getcolors(maxcolors=1 << 16) or []
+        greens = sum(count for count, (r, g, b) in colours if g > 90 and g > r + 40 and g > b + 20)  # promoter bars drawn
+        reds = sum(count for count, (r, g, b) in colours if r > 140 and r > g + 60)  # detractor bars drawn
+        assert greens > 200 and reds > 100, (greens, reds)
+        page.locator("details summary").first.click()  # quotes open on click
+        assert page.locator("ul.quotes li").first.is_visible()
+        browser.close()

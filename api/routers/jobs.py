@@ -22,6 +22,7 @@ JOB_PERMISSION = {
     "reindex": Permission.manage,
     "bulk_ticket_summaries": Permission.run_support,
     "nps_themes": Permission.run_marketing,
+    "nps_assign": Permission.run_marketing,
 }
 
 

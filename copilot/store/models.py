@@ -434,3 +434,45 @@ CRM_MODELS: dict[str, type[CrmRecord]] = {
     "kb_article": KbArticle,
     "note": Note,
 }
+
+
+# --- NPS themes (copilot/tasks/nps_themes.py) -------------------------------------------------
+
+from sqlalchemy import LargeBinary  # noqa: E402 - appended section
+
+
+class NpsThemeRun(WorkspaceScoped, Base):
+    """A saved NPS theme model: what new responses are assigned with, without refitting.
+
+    Its report is the AiResult (task ``nps_themes``, subject ``nps_run`` = this id).
+    """
+
+    __tablename__ = "nps_theme_runs"
+
+    ai_result_id: Mapped[int | None] = mapped_column(ForeignKey("ai_results.id", ondelete="SET NULL"), index=True)
+    filters: Mapped[dict[str, Any]] = mapped_column(default=dict)  # ThemeFilters as JSON
+    seed: Mapped[int] = mapped_column(default=0)
+    k: Mapped[int] = mapped_column(Integer)
+    embedding_model: Mapped[str] = mapped_column(String(200))
+    dimensions: Mapped[int] = mapped_column(Integer)
+    centroids: Mapped[bytes] = mapped_column(LargeBinary)  # float32 (fine clusters x dimensions), row-major
+    theme_of: Mapped[list[Any]] = mapped_column(default=list)  # fine cluster -> theme id
+    assigned: Mapped[int] = mapped_column(default=0)  # responses assigned so far
+
+
+class NpsThemeAssignment(Base):
+    """One response's membership in one theme of a run (theme -1: a comment with no usable sentence)."""
+
+    __tablename__ = "nps_theme_assignments"
+    __table_args__ = (
+        UniqueConstraint("run_id", "response_id", "theme", name="uq_nps_theme_assignments"),
+        Index("ix_nps_theme_assignments_theme", "run_id", "theme"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("nps_theme_runs.id", ondelete="CASCADE"))
+    response_id: Mapped[int] = mapped_column(ForeignKey("nps_responses.id", ondelete="CASCADE"), index=True)
+    theme: Mapped[int] = mapped_column(Integer)
+    sentences: Mapped[int] = mapped_column(default=0)  # sentences of the response in this theme
+    sentiment: Mapped[float] = mapped_column(default=0.0)  # their mean sentiment score (-1..1)

@@ -1,0 +1,70 @@
+"""Sales reps: deals, call summaries (reviewed before they touch the deal) and deal briefs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel
+from sqlalchemy import func, select
+
+from api.deps import Caller, PageParams, allow
+from api.errors import ERROR_RESPONSES
+from api.schemas import RECORD_MODELS, AiResultOut, IdPath, PageOf
+from copilot.auth import Permission
+from copilot.errors import NotFound
+from copilot.store.models import AiResult, Deal, DealStage
+from copilot.tasks.base import TaskOutcome
+from copilot.tasks.call_summary import CallSummary, summarize_call
+from copilot.tasks.deal_brief import DealBrief, deal_brief
+
+router = APIRouter(prefix="/v1", tags=["sales"], responses=ERROR_RESPONSES)
+Reader = Annotated[Caller, Depends(allow(Permission.read_sales))]
+Runner = Annotated[Caller, Depends(allow(Permission.run_sales))]
+DealOut = RECORD_MODELS["deal"]
+
+
+class CallSummaryRequest(BaseModel):
+    strategy: Literal["auto", "model", "extractive"] = "auto"
+
+
+class BriefRequest(BaseModel):
+    strategy: Literal["auto", "model", "template"] = "auto"
+
+
+@router.get("/deals", response_model=PageOf[DealOut])
+def list_deals(caller: Reader, page: PageParams, stage: DealStage | None = None):
+    with caller.repo() as repo:
+        query = repo.select(Deal)
+        if stage:
+            query = query.where(Deal.stage == stage)
+        total = repo.session.scalar(select(func.count()).select_from(query.subquery()))
+        rows = repo.all(query.order_by(Deal.close_date, Deal.id).offset(page.offset).limit(page.limit))
+        return PageOf[DealOut](items=[DealOut.model_validate(r) for r in rows], total=total, offset=page.offset, limit=page.limit)
+
+
+@router.post("/calls/{call_id}/summary", response_model=TaskOutcome[CallSummary])
+def summarize(call_id: IdPath, caller: Runner, request: CallSummaryRequest | None = None) -> TaskOutcome[CallSummary]:
+    """Summarise a call transcript (windowed for long calls); it waits for review before it is written to the deal."""
+    strategy = (request or CallSummaryRequest()).strategy
+    return caller.run("call_summary", "call", call_id, lambda context: summarize_call(context, call_id, strategy))
+
+
+@router.post("/deals/{deal_id}/brief", response_model=TaskOutcome[DealBrief])
+def brief(deal_id: IdPath, caller: Runner, request: BriefRequest | None = None) -> TaskOutcome[DealBrief]:
+    """Brief a rep on a deal: facts from the records, risks with evidence, what changed, a suggested next step."""
+    strategy = (request or BriefRequest()).strategy
+    return caller.run("deal_brief", "deal", deal_id, lambda context: deal_brief(context, deal_id, strategy))
+
+
+@router.get("/deals/{deal_id}/brief", response_model=AiResultOut)
+def latest_brief(deal_id: IdPath, caller: Reader) -> AiResultOut:
+    """The latest stored brief of a deal (``stale`` once the deal changed since)."""
+    with caller.repo() as repo:
+        if repo.get(Deal, deal_id) is None:
+            raise NotFound(f"no deal {deal_id} in this workspace")
+        row = repo.session.scalar(repo.select(AiResult).where(AiResult.task == "deal_brief", AiResult.subject_kind == "deal",
+                                                              AiResult.subject_id == deal_id).order_by(AiResult.id.desc()).limit(1))
+        if row is None:
+            raise NotFound(f"deal {deal_id} has no brief yet: POST /v1/deals/{deal_id}/brief")
+        return AiResultOut.model_validate(row)

@@ -1,0 +1,130 @@
+"""NPS themes at scale: the whole job on N generated comments vs only embedding the same comments, same run.
+
+N comments (default 100,000) of 1-3 sentences built from the demo's NPS building blocks with varied
+details (plans, team sizes, integrations, months), so most sentences are distinct, are stored in a
+temporary SQLite workspace (not timed). Then:
+
+  embed only  raw SentenceTransformer.encode of the N comments (all-MiniLM-L6-v2, batch 64), as a user
+              of the library would embed them
+  total       run_themes end to end: load from the store, split into sentences, embed the distinct ones,
+              fit the themes (spectral kNN on a sample + merge), assign every sentence, sentiment,
+              c-TF-IDF keywords, quotes, figures, and save the report, theme model and assignments
+
+ratio = total / embed only (target <= 1.5). Last line: one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# Bench scripts are named like the packages they measure: keep this folder off the import path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import os  # noqa: E402
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import random  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from datetime import datetime, timedelta, timezone  # noqa: E402
+
+from sqlalchemy import insert  # noqa: E402
+
+from copilot.demo import sales  # noqa: E402
+from copilot.demo.people import FIRST_NAMES, INTEGRATIONS  # noqa: E402
+from copilot.gateway import Gateway  # noqa: E402
+from copilot.settings import Settings  # noqa: E402
+from copilot.store import Store, get_or_create_workspace  # noqa: E402
+from copilot.store.models import NpsResponse  # noqa: E402
+from copilot.tasks.context import TaskContext  # noqa: E402
+from copilot.tasks.nps_themes import ThemeFilters, run_themes  # noqa: E402
+from retrieval.embeddings import default_embedder  # noqa: E402
+
+NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+OPENERS = ["", "", "", "Honestly, ", "To be fair, ", "For us, ", "In my opinion, ", "Overall, ", "As a bookkeeper, ", "Frankly, "]
+DETAILS = [" since we moved to the {plan} plan", " for our team of {n}", " with about {n} invoices a month", " ever since {month}",
+           " according to {name} in accounts", " now that we sync with {integration}", " across our {n} clients", " for the last {n} weeks"]
+PLANS = ["Starter", "Business", "Premium", "Enterprise"]
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
+
+
+def sentence(rng: random.Random, theme: str, polarity: str) -> str:
+    text = rng.choice(sales.NPS_THEMES[theme][polarity]).rstrip(".")
+    opener = rng.choice(OPENERS)
+    if opener and text.split()[0] not in {"Liam", "Salesforce", "Xero", "QuickBooks", "Stripe"}:
+        text = opener + text[0].lower() + text[1:]
+    if rng.random() < 0.8:
+        text += rng.choice(DETAILS).format(plan=rng.choice(PLANS), n=rng.randint(2, 5000), month=rng.choice(MONTHS),
+                                           name=rng.choice(FIRST_NAMES), integration=rng.choice(INTEGRATIONS))
+    return text + rng.choice([".", ".", "!", "."])
+
+
+def generate(n: int, seed: int = 0) -> list[tuple[int, str]]:
+    """(score, comment) pairs: themes correlated with the score, one to three sentences."""
+    rng = random.Random(seed)
+    themes = list(sales.NPS_THEMES)
+    rows = []
+    for _ in range(n):
+        score = rng.choices(range(11), weights=[1, 1, 1, 1, 2, 2, 3, 6, 9, 10, 9])[0]
+        polarity = "negative" if score <= 6 else "positive" if score >= 9 else rng.choice(["positive", "negative"])
+        parts = [sentence(rng, rng.choice(themes), polarity)]
+        for _ in range(rng.choices([0, 1, 2], weights=[50, 35, 15])[0]):
+            other = polarity if rng.random() < 0.6 else ("positive" if polarity == "negative" else "negative")
+            parts.append(rng.choice(sales.NPS_CONTRAST_CONNECTORS + sales.NPS_SAME_CONNECTORS).strip() + " " + sentence(rng, rng.choice(themes), other))
+        rows.append((score, " ".join(p.strip() for p in parts).replace("  ", " ")))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    rows = generate(args.n, args.seed)
+    comments = [comment for _, comment in rows]
+    embedder = default_embedder()
+    embedder.encode(comments[:256])  # warm-up
+    machine = f"{platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}"
+    print(f"machine: {machine}; load average before: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp), model="local/smollm2-135m-instruct")  # keyword labels: no generation in the bench
+        store = Store.from_settings(settings)
+        with store.session() as session:
+            workspace = get_or_create_workspace(session, "bench")
+            day = timedelta(days=60) / max(1, len(rows))
+            session.execute(insert(NpsResponse), [{"workspace_id": workspace.id, "external_id": f"NPS-{i}", "score": score, "comment": comment,
+                                                   "submitted_at": NOW - timedelta(days=60) + i * day, "campaign": "bench"}
+                                                  for i, (score, comment) in enumerate(rows)])
+
+        started = time.perf_counter()
+        embedder.model.encode(comments, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        embed_s = time.perf_counter() - started
+
+        with store.repo("bench") as repo:
+            context = TaskContext(settings, repo, Gateway(settings), _embedder=embedder)
+            started = time.perf_counter()
+            outcome = run_themes(context, ThemeFilters(since=NOW - timedelta(days=60), until=NOW), seed=args.seed, now=NOW)
+            total_s = time.perf_counter() - started
+        store.engine.dispose()
+
+    report = outcome.result
+    figures = {"comments": args.n, "sentences": report.sentences, "themes": report.k, "embed_only_s": round(embed_s, 1), "total_s": round(total_s, 1),
+               "ratio": round(total_s / embed_s, 3), "comments_per_s": round(args.n / total_s, 1), "stages_s": report.timings,
+               "machine": machine, "load_average_after": [round(x, 1) for x in os.getloadavg()]}
+    print(f"{args.n:,} comments -> {report.sentences:,} sentences -> {report.k} themes")
+    print(f"embed only: {embed_s:.1f}s ({args.n / embed_s:.0f} comments/s); whole job: {total_s:.1f}s ({args.n / total_s:.0f} comments/s)")
+    print("stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.timings.items()))
+    for theme in report.themes[:8]:
+        print(f"  {theme.responses:>7,}  {theme.label}")
+    print(f"ratio total / embed only: {figures['ratio']} (target <= 1.5)")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,580 @@
+"""Call summary: summary, key points, objections, decisions, action items and the next step; every item cites turn ids.
+
+A transcript is split into windows that fit the model's context (``settings.local_context_tokens``).
+On the model path each window is summarised as JSON under a schema and checked by guards (cited
+turns exist in the window, facts and names are in the transcript, the owner and due date of each
+action item appear in the turns it cites); a window whose output fails falls back to the
+extractive path, and the window notes are merged (by the model when there are several, else
+deterministically). The extractive path ranks sentences by centrality over sentence embeddings
+and finds objections, decisions, action items and next steps by cue phrases. With the embedded
+135M model the extractive path is the default (see evals/call_summary_qmsum.py).
+
+``apply_to_deal`` is the approval hook: it writes an approved summary's next step and action
+items to the call's deal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field, ValidationError
+
+from copilot.errors import InvalidInput, NotFound
+from copilot.gateway import ModelError
+from copilot.guards import FactKind, GuardVerdict, Severity, check_cited_ids, check_grounded, check_names_grounded, injection_flags, normalise
+from copilot.prompting import PromptTemplate, load_prompt
+from copilot.store import Repo
+from copilot.store.models import AiResult, AiStatus, Call, Deal, Note
+from copilot.tasks.base import Provenance, TaskOutcome, mark_stale, save_outcome
+from copilot.tasks.context import TaskContext
+from copilot.tasks.thread import sentences
+
+TASK = "call_summary"
+Encode = Callable[[list[str]], np.ndarray]
+Progress = Callable[[int, int], None]
+
+MAX_OUTPUT_TOKENS = 900  # room for one window's JSON notes
+PROMPT_OVERHEAD_TOKENS = 450  # system text and framing around the transcript lines
+TURN_OVERHEAD_TOKENS = 12  # "[123] 01:02 Speaker Name:" per line
+MIN_WINDOW_TOKENS = 256
+SUMMARY_SENTENCES = 3
+KEY_POINTS = 5
+MIN_CONTENT_WORDS = 6  # shorter sentences ("Makes sense.") are never summary material
+MMR_DIVERSITY = 0.3  # weight of redundancy against centrality when picking summary sentences
+
+_WEEKDAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+_MONTHS = "jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|jun(?:e)?|jul(?:y)?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
+_DAY_OF_MONTH = rf"(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?"
+DUE = re.compile(
+    rf"\b(?:by|before|on|for|until|no later than)\s+(?P<due>(?:next\s+|this\s+)?(?:{_WEEKDAYS})(?:,?\s+{_DAY_OF_MONTH})?|{_DAY_OF_MONTH}|\d{{4}}-\d{{2}}-\d{{2}}"
+    rf"|(?:the\s+)?end\s+of\s+(?:the\s+)?(?:day|week|month|quarter)|eod|eow|tomorrow|tonight|today)\b"
+    rf"|\b(?P<relative>tomorrow|next week|next month|later this week|end of (?:the )?(?:day|week|month|quarter))\b",
+    re.I,
+)
+_ACTION_VERBS = (r"send|share|set up|book|schedule|create|prepare|follow up|get back|draft|circulate|review|check|call|email|put together|arrange|"
+                 r"organi[sz]e|look into|update|invite|introduce|forward|write|finali[sz]e|confirm|provide|deliver|run|loop in|reach out|"
+                 r"sort out|find out|investigate|ask|talk to|contact|test|implement|work on")
+ACTION = re.compile(
+    rf"\b(?P<subject>I'll|I will|I'm going to|I am going to|I can|we'll|we will|we're going to|let me|(?:our|the|their|your) [\w-]+(?: [\w-]+)? will|[A-Z][a-z]+ will)"
+    rf"\s+(?:\w+\s+){{0,2}}?(?:{_ACTION_VERBS})\b",
+)
+OBJECTION = re.compile(
+    r"\b(?:too expensive|expensive|overpriced|price is|pricing is|costs? too|over (?:the |our )?budget|more than we budgeted|main concern|"
+    r"concern(?:ed|s)?|worried|worry|hesitant|not convinced|deal[- ]breaker|never adopted|can't commit|cannot commit|before we can commit|"
+    r"the problem is|the issue is|downside|we'd need|we would need|push ?back)\b",
+    re.I,
+)
+WEAK_OBJECTION = re.compile(r"\b(?:security|budget|risk|not sure|compliance|legal|migration|competitor)\b", re.I)  # customers only
+DECISION = re.compile(
+    r"\b(?:we agree|we agreed|we all agree|agree to|agreed (?:on|to|that)|we've decided|we have decided|we decided|decided to|decision is|"
+    r"let's go with|let's go ahead|we'll go with|we will go with|going to go with|we're going with|aligned on|settled on|final decision|"
+    r"sounds like a plan|go ahead with|move forward with|moving forward|we've chosen|we chose|we'll stick with)\b",
+    re.I,
+)
+NEXT_STEP = re.compile(r"\b(?:next steps?|follow-up meeting|meet again|reconvene|next meeting|next call)\b", re.I)
+FIRST_PERSON = re.compile(r"^(?:I'll|I will|I'm going to|I am going to|I can|let me|we'll|we will|we're going to)$", re.I)
+
+
+# -- schemas --------------------------------------------------------------------------------------
+class CitedPoint(BaseModel):
+    text: str = Field(max_length=300)
+    turn_ids: list[int] = Field(default_factory=list, max_length=4)
+
+
+class ActionItem(BaseModel):
+    what: str = Field(max_length=300)
+    owner: str | None = Field(default=None, max_length=80, description="Who does it, as named in the cited turns.")
+    due: str | None = Field(default=None, max_length=60, description="When, only if said in the cited turns.")
+    turn_ids: list[int] = Field(default_factory=list, max_length=4)
+
+
+class CallNotes(BaseModel):
+    """What the model writes for one window of a transcript (and for the merge)."""
+
+    summary: str = Field(max_length=600, description="Two or three sentences: what the call was about and where it ended.")
+    summary_turn_ids: list[int] = Field(default_factory=list, max_length=6)
+    key_points: list[CitedPoint] = Field(default_factory=list, max_length=5)
+    objections: list[CitedPoint] = Field(default_factory=list, max_length=4)
+    decisions: list[CitedPoint] = Field(default_factory=list, max_length=4)
+    action_items: list[ActionItem] = Field(default_factory=list, max_length=8)
+    next_step: CitedPoint | None = None
+
+    def points(self) -> list[CitedPoint]:
+        return [*self.key_points, *self.objections, *self.decisions, *([self.next_step] if self.next_step else [])]
+
+    def cited_ids(self) -> list[int]:
+        return [*self.summary_turn_ids, *(i for p in self.points() for i in p.turn_ids), *(i for a in self.action_items for i in a.turn_ids)]
+
+    def texts(self) -> list[str]:
+        return [self.summary, *(p.text for p in self.points()), *(a.what for a in self.action_items)]
+
+    def as_text(self) -> str:
+        """The summary as prose (for ROUGE and for plain-text exports)."""
+        parts = [self.summary, *(p.text for p in self.key_points), *(p.text for p in self.decisions)]
+        parts += [a.what for a in self.action_items]
+        if self.next_step:
+            parts.append(self.next_step.text)
+        return " ".join(dict.fromkeys(p.strip() for p in parts if p.strip()))
+
+    def decisions_text(self) -> str:
+        """Decisions, action items and the next step as prose (what a 'what was decided?' question asks for)."""
+        parts = [*(p.text for p in self.decisions), *(a.what for a in self.action_items), *([self.next_step.text] if self.next_step else [])]
+        return " ".join(dict.fromkeys(p.strip() for p in parts if p.strip()))
+
+
+class CallSummary(CallNotes):
+    """The stored result: the merged notes plus what they were made from."""
+
+    call_title: str = ""
+    turn_count: int = 0
+    duration_s: float = 0.0
+    windows: int = 1
+
+
+# -- transcript -----------------------------------------------------------------------------------
+class TranscriptTurn(BaseModel):
+    id: int
+    position: int
+    speaker: str
+    start_s: float = 0.0
+    text: str
+    role: str | None = None  # from the call's participants: rep, customer, solutions engineer, ...
+
+    @property
+    def clock(self) -> str:
+        minutes, seconds = divmod(int(self.start_s), 60)
+        return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else f"{minutes:02d}:{seconds:02d}"
+
+
+class Transcript(BaseModel):
+    title: str = ""
+    participants: list[dict[str, Any]] = Field(default_factory=list)
+    turns: list[TranscriptTurn]
+
+    @property
+    def ids(self) -> list[int]:
+        return [t.id for t in self.turns]
+
+    def by_id(self) -> dict[int, TranscriptTurn]:
+        return {t.id: t for t in self.turns}
+
+    def texts(self) -> list[str]:
+        """Everything an output may be grounded in: title, participant names and roles, speakers, turn texts."""
+        people = [" ".join(str(p.get(k) or "") for k in ("name", "role", "company")) for p in self.participants]
+        return [self.title, *people, *(f"{t.speaker}: {t.text}" for t in self.turns)]
+
+
+def load_transcript(call: Call) -> Transcript:
+    roles = {str(p.get("name")): p.get("role") for p in call.participants or [] if isinstance(p, dict) and p.get("name")}
+    turns = [TranscriptTurn(id=t.id, position=t.position, speaker=t.speaker, start_s=t.start_s or 0.0, text=t.text, role=roles.get(t.speaker))
+             for t in call.turns if t.text and t.text.strip()]
+    return Transcript(title=call.title, participants=[p for p in call.participants or [] if isinstance(p, dict)], turns=turns)
+
+
+def estimate_tokens(text: str) -> int:
+    """A conservative token count (about 3.5 characters per token for English BPE vocabularies)."""
+    return int(len(text) / 3.5) + 1
+
+
+def window_budget(context_tokens: int) -> int:
+    """Tokens of transcript one window may hold, leaving room for the prompt and the answer."""
+    return max(MIN_WINDOW_TOKENS, context_tokens - MAX_OUTPUT_TOKENS - PROMPT_OVERHEAD_TOKENS)
+
+
+def split_windows(turns: list[TranscriptTurn], budget: int) -> list[list[TranscriptTurn]]:
+    """Consecutive runs of turns, each within ``budget`` tokens (a single over-long turn is a window on its own)."""
+    windows: list[list[TranscriptTurn]] = []
+    current: list[TranscriptTurn] = []
+    used = 0
+    for turn in turns:
+        cost = estimate_tokens(turn.speaker + turn.text) + TURN_OVERHEAD_TOKENS
+        if current and used + cost > budget:
+            windows.append(current)
+            current, used = [], 0
+        current.append(turn)
+        used += cost
+    if current:
+        windows.append(current)
+    return windows
+
+
+def clip(text: str, limit: int = 300) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+# -- guards ---------------------------------------------------------------------------------------
+def _mentions(haystack: str, needle: str) -> bool:
+    needle = normalise(needle).strip(" .,;:")
+    return bool(needle) and re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", haystack) is not None
+
+
+def check_action_items(notes: CallNotes, turns: dict[int, TranscriptTurn]) -> GuardVerdict:
+    """The owner and the due date of every action item must appear in the turns the item cites (speaker, role or text)."""
+    problems = []
+    for item in notes.action_items:
+        cited = [turns[i] for i in item.turn_ids if i in turns]
+        label = clip(item.what, 60)
+        if (item.owner or item.due) and not cited:
+            problems.append(f"'{label}': owner/due with no cited turn")
+            continue
+        if item.owner:
+            haystack = normalise(" ".join(f"{t.speaker} {t.role or ''} {t.text}" for t in cited))
+            if not _mentions(haystack, item.owner):
+                problems.append(f"'{label}': owner '{item.owner}' is not in turns {', '.join(str(t.id) for t in cited)}")
+        if item.due:
+            haystack = normalise(" ".join(t.text for t in cited))
+            if not _mentions(haystack, item.due):
+                problems.append(f"'{label}': due '{item.due}' is not in turns {', '.join(str(t.id) for t in cited)}")
+    return GuardVerdict(name="action_items_grounded", passed=not problems, details=problems)
+
+
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?…])\s+|\n+")
+
+
+def check_names_anywhere(texts: Iterable[str], sources: Iterable[str]) -> GuardVerdict:
+    """check_names_grounded, sentence by sentence, so that a name that starts a sentence (or a text) is checked too."""
+    sources = list(sources)
+    verdicts = [check_names_grounded(f"and {sentence}", sources) for text in texts for sentence in _SENTENCE_BREAK.split(text) if sentence.strip()]
+    return GuardVerdict(name="grounded_names", passed=all(v.passed for v in verdicts), details=list(dict.fromkeys(d for v in verdicts for d in v.details)))
+
+
+def notes_guards(notes: CallNotes, transcript: Transcript, valid_ids: Iterable[int] | None = None) -> list[GuardVerdict]:
+    """Cited turns exist (in ``valid_ids``, default the whole transcript), facts and names are grounded, action items hold up."""
+    sources = transcript.texts()
+    # Each item on its own: joined, the owner of one item and the name that starts the next would read as one name.
+    parts = [*notes.texts(), *(a.owner for a in notes.action_items if a.owner), *(a.due for a in notes.action_items if a.due)]
+    kinds = (FactKind.url, FactKind.email, FactKind.phone, FactKind.price, FactKind.order_id, FactKind.date, FactKind.number)
+    return [
+        check_cited_ids(notes.cited_ids(), transcript.ids if valid_ids is None else valid_ids, what="turn"),
+        check_grounded("\n".join(parts), sources, kinds),
+        check_names_anywhere(parts, sources),
+        check_action_items(notes, transcript.by_id()),
+        *injection_flags((f"turn {t.id}", t.text) for t in transcript.turns),  # a flag; model notes of such a call are replaced
+    ]
+
+
+def _as_rejected(verdicts: list[GuardVerdict], where: str) -> list[GuardVerdict]:
+    """Failed verdicts of a model output that was replaced: shown to the reviewer, but they do not block the replacement."""
+    return [v.model_copy(update={"severity": Severity.flag, "details": [f"{where} (replaced): {d}" for d in v.details] or [f"{where} (replaced)"]})
+            for v in verdicts if not v.passed]
+
+
+# -- extractive path ------------------------------------------------------------------------------
+class _Sentence(BaseModel):
+    turn: TranscriptTurn
+    text: str
+    index: int  # order in the transcript
+
+
+def _transcript_sentences(turns: list[TranscriptTurn]) -> list[_Sentence]:
+    out: list[_Sentence] = []
+    for turn in turns:
+        for sentence in sentences(turn.text):
+            out.append(_Sentence(turn=turn, text=clip(sentence), index=len(out)))
+    return out
+
+
+def _owner(match: re.Match[str], turn: TranscriptTurn) -> str:
+    subject = match.group("subject")
+    if FIRST_PERSON.match(subject):
+        return turn.speaker
+    words = subject.rsplit(" ", 1)[0].split()
+    if words and words[0].lower() in ("our", "the", "their", "your"):
+        words = words[1:]
+    return " ".join(words) or turn.speaker
+
+
+def _due(text: str) -> str | None:
+    match = DUE.search(text)
+    return (match.group("due") or match.group("relative")).strip() if match else None
+
+
+def _is_objection(s: _Sentence, roles_known: bool) -> bool:
+    role = s.turn.role
+    if roles_known and role not in (None, "customer"):  # the selling side answers objections, it does not raise them
+        return False
+    return bool(OBJECTION.search(s.text)) or (roles_known and role == "customer" and bool(WEAK_OBJECTION.search(s.text)))
+
+
+def _cue_items(items: list[_Sentence], roles_known: bool) -> tuple[list[CitedPoint], list[CitedPoint], list[ActionItem], CitedPoint | None]:
+    objections, decisions, actions, next_step = [], [], [], None
+    for s in items:
+        is_question = s.text.endswith("?")
+        if NEXT_STEP.search(s.text) and not is_question:
+            next_step = CitedPoint(text=s.text, turn_ids=[s.turn.id])
+        if DECISION.search(s.text) and not is_question:
+            decisions.append(CitedPoint(text=s.text, turn_ids=[s.turn.id]))
+        elif _is_objection(s, roles_known):
+            objections.append(CitedPoint(text=s.text, turn_ids=[s.turn.id]))
+        if (match := ACTION.search(s.text)) and not is_question and not s.text.lower().startswith(("if ", "when ")):
+            actions.append(ActionItem(what=s.text, owner=_owner(match, s.turn), due=_due(s.text), turn_ids=[s.turn.id]))
+    return _dedupe(objections)[:4], _dedupe(decisions)[-4:], _dedupe(actions)[-8:], next_step
+
+
+def _dedupe(items: list[Any]) -> list[Any]:
+    seen, out = set(), []
+    for item in items:
+        key = normalise(getattr(item, "text", None) or item.what)
+        if key not in seen:
+            seen.add(key)
+            out.append(item)
+    return out
+
+
+def _mmr(vectors: np.ndarray, relevance: np.ndarray, candidates: list[int], k: int, diversity: float = MMR_DIVERSITY) -> list[int]:
+    """Maximal marginal relevance: central sentences that do not repeat each other."""
+    chosen: list[int] = []
+    pool = list(candidates)
+    while pool and len(chosen) < k:
+        if chosen:
+            redundancy = (vectors[pool] @ vectors[chosen].T).max(axis=1)
+        else:
+            redundancy = np.zeros(len(pool))
+        scores = (1 - diversity) * relevance[pool] - diversity * redundancy
+        best = pool[int(np.argmax(scores))]
+        chosen.append(best)
+        pool.remove(best)
+    return chosen
+
+
+def extractive_notes(transcript: Transcript, encode: Encode | None = None, progress: Progress | None = None,
+                     windows: list[list[TranscriptTurn]] | None = None) -> CallNotes:
+    """Central sentences as summary and key points, plus cue-phrase objections, decisions, action items and next step."""
+    windows = windows if windows is not None else [transcript.turns]
+    every = _transcript_sentences(transcript.turns)
+    if not every:
+        for done in range(1, len(windows) + 1):
+            if progress:
+                progress(done, len(windows))
+        return CallNotes(summary="(the transcript has no content to summarise)")
+    content = [s for s in every if len(s.text.split()) >= MIN_CONTENT_WORDS and not s.text.endswith("?")] or every
+    # Encode window by window (the progress bar moves per window), then rank over the whole call.
+    window_of = {turn.id: n for n, window in enumerate(windows) for turn in window}
+    vectors_by_window: list[np.ndarray] = []
+    for n in range(len(windows)):
+        texts = [s.text for s in content if window_of.get(s.turn.id) == n]
+        if encode is not None and len(content) >= 3 and texts:
+            vectors_by_window.append(np.asarray(encode(texts), dtype=np.float32))
+        if progress:
+            progress(n + 1, len(windows))
+    if vectors_by_window:
+        ordered = [s for n in range(len(windows)) for s in content if window_of.get(s.turn.id) == n]
+        vectors = np.vstack(vectors_by_window)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-9
+        centroid = vectors.mean(axis=0)
+        centroid /= np.linalg.norm(centroid) or 1.0
+        relevance = vectors @ centroid
+        order = _mmr(vectors, relevance, list(range(len(ordered))), SUMMARY_SENTENCES + KEY_POINTS, MMR_DIVERSITY)
+        picked = [ordered[i] for i in order]
+    else:  # no embeddings: the longest content sentences, spread over the call
+        picked = sorted(content, key=lambda s: -len(s.text.split()))[: SUMMARY_SENTENCES + KEY_POINTS]
+    summary_part = sorted(picked[:SUMMARY_SENTENCES], key=lambda s: s.index)
+    key_part = sorted(picked[SUMMARY_SENTENCES:], key=lambda s: s.index)
+    objections, decisions, actions, next_step = _cue_items(every, roles_known=any(t.role for t in transcript.turns))
+    return CallNotes(
+        summary=clip(" ".join(s.text for s in summary_part), 600),
+        summary_turn_ids=list(dict.fromkeys(s.turn.id for s in summary_part))[:6],
+        key_points=[CitedPoint(text=s.text, turn_ids=[s.turn.id]) for s in key_part],
+        objections=objections, decisions=decisions, action_items=actions, next_step=next_step,
+    )
+
+
+# -- merge ----------------------------------------------------------------------------------------
+def merge_notes(parts: list[CallNotes]) -> CallNotes:
+    """Deterministic merge of window notes: the summaries' lead sentences, key points round-robin, items in call order."""
+    if len(parts) == 1:
+        return parts[0]
+    leads = [sentences(p.summary)[:1] for p in parts if p.summary.strip()]
+    summary = clip(" ".join(s for lead in leads for s in lead), 600)
+    key_points: list[CitedPoint] = []
+    for rank in range(max((len(p.key_points) for p in parts), default=0)):
+        key_points += [p.key_points[rank] for p in parts if rank < len(p.key_points)]
+    next_steps = [p.next_step for p in parts if p.next_step]
+    return CallNotes(
+        summary=summary or "(no summary)",
+        summary_turn_ids=list(dict.fromkeys(i for p in parts for i in p.summary_turn_ids[:1]))[:6],
+        key_points=_dedupe(key_points)[:5],
+        objections=_dedupe([o for p in parts for o in p.objections])[:4],
+        decisions=_dedupe([d for p in parts for d in p.decisions])[-4:],
+        action_items=_dedupe([a for p in parts for a in p.action_items])[-8:],
+        next_step=next_steps[-1] if next_steps else None,
+    )
+
+
+# -- the task -------------------------------------------------------------------------------------
+def _finish(notes: CallNotes, transcript: Transcript, windows: int) -> CallSummary:
+    duration = max((t.start_s for t in transcript.turns), default=0.0)
+    return CallSummary(**notes.model_dump(), call_title=transcript.title, turn_count=len(transcript.turns), duration_s=duration, windows=windows)
+
+
+def summarize_transcript(context: TaskContext, transcript: Transcript, strategy: str = "auto", progress: Progress | None = None) -> TaskOutcome[CallSummary]:
+    """Summarise a transcript (no storage): per-window model notes with guards and a merge, or the extractive path."""
+    if strategy not in ("auto", "model", "extractive"):
+        raise InvalidInput(f"strategy: use auto, model or extractive, not '{strategy}'")
+    prompt = load_prompt(TASK)
+    windows = split_windows(transcript.turns, window_budget(context.settings.local_context_tokens))
+    provenance = Provenance(task=TASK, prompt_name=prompt.name, prompt_version=prompt.version, input_ids=[f"call_turn:{i}" for i in transcript.ids])
+    use_model = strategy == "model" or (strategy == "auto" and not context.small_local_model)
+    if not use_model or not transcript.turns:
+        notes = extractive_notes(transcript, context.embedder.encode, progress, windows)
+        result = _finish(notes, transcript, len(windows))
+        return TaskOutcome[CallSummary](task=TASK, result=result, verdicts=notes_guards(result, transcript),
+                                        provenance=provenance.model_copy(update={"model": "extractive"}))
+    return _model_path(context, prompt, transcript, windows, provenance, progress)
+
+
+def _model_path(context: TaskContext, prompt: PromptTemplate, transcript: Transcript, windows: list[list[TranscriptTurn]],
+                provenance: Provenance, progress: Progress | None) -> TaskOutcome[CallSummary]:
+    parts: list[CallNotes] = []
+    rejected: list[GuardVerdict] = []
+    reasons: list[str] = []
+    model_down: str | None = None
+    encode = context.embedder.encode
+    for n, window in enumerate(windows, start=1):
+        where = f"window {n}/{len(windows)}"
+        window_transcript = transcript.model_copy(update={"turns": window})
+        notes: CallNotes | None = None
+        if model_down is None:
+            try:
+                answer = context.gateway.structured(prompt.render(mode="window", transcript=transcript, turns=window, window=n, windows=len(windows), partials=[]),
+                                                    CallNotes, max_tokens=MAX_OUTPUT_TOKENS)
+            except ModelError as error:
+                model_down = f"model unavailable: {error}"
+            else:
+                provenance = provenance.with_completion(answer.completion, add=True)
+                if not answer.ok:
+                    rejected.append(GuardVerdict(name="schema", passed=False, severity=Severity.flag, details=[f"{where} (replaced): {answer.error or 'invalid'}"]))
+                    reasons.append(f"{where}: model output failed validation")
+                else:
+                    verdicts = notes_guards(answer.value, transcript, valid_ids=[t.id for t in window])
+                    if any(not v.passed for v in verdicts):
+                        rejected += _as_rejected(verdicts, where)
+                        reasons.append(f"{where}: model output failed a guard")
+                    else:
+                        notes = answer.value
+        if notes is None:
+            notes = extractive_notes(window_transcript, encode)
+        parts.append(notes)
+        if progress:
+            progress(n, len(windows))
+    if model_down:
+        reasons.insert(0, model_down)
+    merged = _merge_with_model(context, prompt, transcript, parts, rejected, reasons) if len(parts) > 1 and model_down is None else None
+    if merged is not None:
+        notes, usage = merged
+        provenance = provenance.with_completion(usage, add=True)
+    else:
+        notes = merge_notes(parts)
+    result = _finish(notes, transcript, len(windows))
+    return TaskOutcome[CallSummary](task=TASK, result=result, verdicts=[*rejected, *notes_guards(result, transcript)], provenance=provenance,
+                                    used_fallback=bool(reasons), fallback_reason="; ".join(reasons) or None)
+
+
+def _merge_with_model(context: TaskContext, prompt: PromptTemplate, transcript: Transcript, parts: list[CallNotes],
+                      rejected: list[GuardVerdict], reasons: list[str]) -> tuple[CallNotes, Any] | None:
+    """One model call that merges the window notes; None (deterministic merge) when it fails."""
+    partials = [p.model_dump(mode="json") for p in parts]
+    cited = {i for p in parts for i in p.cited_ids()}
+    try:
+        answer = context.gateway.structured(prompt.render(mode="merge", transcript=transcript, turns=[], window=0, windows=len(parts),
+                                                          partials=[json.dumps(p, ensure_ascii=False) for p in partials]),
+                                            CallNotes, max_tokens=MAX_OUTPUT_TOKENS)
+    except ModelError as error:
+        reasons.append(f"merge: model unavailable: {error}")
+        return None
+    if not answer.ok:
+        rejected.append(GuardVerdict(name="schema", passed=False, severity=Severity.flag, details=[f"merge (replaced): {answer.error or 'invalid'}"]))
+        reasons.append("merge: model output failed validation")
+        return None
+    verdicts = notes_guards(answer.value, transcript, valid_ids=cited)
+    if any(not v.passed for v in verdicts):
+        rejected += _as_rejected(verdicts, "merge")
+        reasons.append("merge: model output failed a guard")
+        return None
+    return answer.value, answer.completion
+
+
+def summarize_call(context: TaskContext, call_id: int, strategy: str = "auto", progress: Progress | None = None) -> TaskOutcome[CallSummary]:
+    """Summarise a call of the context's workspace and store the result (status ``completed``)."""
+    call = context.repo.get(Call, call_id)
+    if call is None:
+        raise NotFound(f"no call {call_id} in workspace '{context.repo.workspace.slug}'")
+    transcript = load_transcript(call)
+    if not transcript.turns:
+        raise InvalidInput(f"call {call.external_id or call.id} has no transcript turns to summarise")
+    outcome = summarize_transcript(context, transcript, strategy, progress)
+    outcome.provenance.input_ids.insert(0, f"call:{call.id}")
+    outcome.status = AiStatus.pending  # a rep reviews it before its next step and action items are written to the deal
+    save_outcome(context.repo, outcome, subject_kind="call", subject_id=call.id)
+    return outcome
+
+
+def latest_summary(repo: Repo, call_id: int) -> tuple[AiResult, CallSummary] | None:
+    """The newest stored summary of a call that was not rejected or superseded (approved, edited or waiting for review)."""
+    row = repo.session.scalar(
+        repo.select(AiResult).where(AiResult.task == TASK, AiResult.subject_kind == "call", AiResult.subject_id == call_id,
+                                    AiResult.status.in_([AiStatus.approved, AiStatus.edited, AiStatus.pending, AiStatus.completed]))
+        .order_by(AiResult.id.desc()).limit(1))
+    return (row, approved_summary(row)[0]) if row is not None else None
+
+
+# -- approval hook --------------------------------------------------------------------------------
+def approved_summary(row: AiResult) -> tuple[CallSummary, str | None]:
+    """The summary a reviewer approved, and the reviewer's own text when the edit is free text rather than the JSON result."""
+    stored = CallSummary.model_validate(row.content.get("result", {}))
+    if row.status is AiStatus.edited and row.final_text:
+        try:
+            return CallSummary.model_validate_json(row.final_text), None
+        except ValidationError:
+            return stored, row.final_text.strip()
+    return stored, None
+
+
+def action_items_note(summary: CallSummary, call: Call) -> str:
+    lines = [f"Action items from the call '{call.title}' ({call.started_at:%Y-%m-%d}):"]
+    for item in summary.action_items:
+        extra = ", ".join(x for x in (item.owner, f"due {item.due}" if item.due else None) if x)
+        lines.append(f"- {item.what}" + (f" ({extra})" if extra else ""))
+    if not summary.action_items:
+        lines.append("- (none)")
+    return "\n".join(lines)
+
+
+def apply_to_deal(repo: Repo, ai_result_id: int) -> Deal:
+    """Approval hook: write an approved call summary's next step, and its action items as a note, to the call's deal.
+
+    Idempotent: applying the same result again updates the same note. The deal's briefs go stale.
+    """
+    row = repo.get(AiResult, ai_result_id)
+    if row is None:
+        raise NotFound(f"no AI result {ai_result_id} in workspace '{repo.workspace.slug}'")
+    if row.task != TASK or row.subject_kind != "call":
+        raise InvalidInput(f"ai_result_id: AI result {ai_result_id} is a {row.task}, not a call summary")
+    if row.status not in (AiStatus.approved, AiStatus.edited):
+        raise InvalidInput(f"ai_result_id: AI result {ai_result_id} is {row.status.value}; only an approved call summary is written to the deal")
+    call = repo.get(Call, row.subject_id) if row.subject_id is not None else None
+    if call is None:
+        raise NotFound(f"the call of AI result {ai_result_id} no longer exists in workspace '{repo.workspace.slug}'")
+    deal = repo.get(Deal, call.deal_id) if call.deal_id is not None else None
+    if deal is None:
+        raise InvalidInput(f"call {call.external_id or call.id} is not linked to a deal: nothing to write")
+    summary, edited_text = approved_summary(row)
+    body = edited_text or action_items_note(summary, call)  # a free-text edit goes on the deal in the reviewer's words
+    if summary.next_step and summary.next_step.text.strip():
+        deal.next_step = summary.next_step.text.strip()
+    external_id = f"ai-result-{row.id}"
+    note = repo.by_external_id(Note, external_id)
+    if note is None:
+        note = repo.add(Note(external_id=external_id, account_id=deal.account_id or call.account_id, deal_id=deal.id, author="copilot (approved call summary)",
+                             body=body, noted_at=datetime.now(timezone.utc)))
+    else:
+        note.body = body
+    repo.session.flush()
+    mark_stale(repo, subject_kind="deal", subject_id=deal.id, tasks=("deal_brief",))
+    return deal

@@ -1,0 +1,242 @@
+"""Deal brief: facts and risks from the records (demo hard cases), what changed, model narrative with guards and fallback, CLI."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from typer.testing import CliRunner
+
+from copilot.cli.main import app, main
+from copilot.errors import NotFound
+from copilot.gateway import Gateway
+from copilot.gateway.fake import SCRIPT
+from copilot.store import get_or_create_workspace
+from copilot.store.models import (
+    Account,
+    AiResult,
+    AiStatus,
+    AuthorKind,
+    Call,
+    CallTurn,
+    Contact,
+    Deal,
+    DealStage,
+    Message,
+    Note,
+    NpsResponse,
+    Priority,
+    Ticket,
+    TicketStatus,
+)
+from copilot.tasks.context import TaskContext
+from copilot.tasks.deal_brief import deal_brief, template_narrative
+from copilot.tasks.sentiment import MessageSentiment
+from tests.test_call_summary import FakeEmbedder
+
+NOW = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
+
+
+class KeywordClassifier:
+    """Stands in for the embedding classifier: 'angry' words are negative, everything else neutral."""
+
+    def classify(self, texts: list[str]) -> list[MessageSentiment]:
+        out = []
+        for text in texts:
+            negative = any(w in text.lower() for w in ("unacceptable", "angry", "terrible", "still not"))
+            out.append(MessageSentiment(label="negative" if negative else "neutral", score=-0.8 if negative else 0.0, confidence=0.9))
+        return out
+
+
+@pytest.fixture(autouse=True)
+def _empty_script(fake_script):
+    return fake_script
+
+
+def context(store, settings, model: str, workspace: str = "alpha"):
+    settings = settings.model_copy(update={"model": model})
+    manager = store.repo(workspace)
+    return manager, TaskContext(settings, manager.__enter__(), Gateway(settings, sleep=lambda _s: None))
+
+
+def brief(store, settings, deal_id, model="local/smollm2-135m-instruct", workspace="alpha", **kwargs):
+    manager, ctx = context(store, settings, model, workspace)
+    try:
+        return deal_brief(ctx, deal_id, now=kwargs.pop("now", NOW), classifier=kwargs.pop("classifier", KeywordClassifier()), **kwargs)
+    finally:
+        manager.__exit__(None, None, None)
+
+
+@pytest.fixture
+def healthy_deal(store) -> int:
+    """A deal that entered proposal 10 days ago, with a next step, a contact and a recent call."""
+    with store.session() as session:
+        get_or_create_workspace(session, "alpha")
+    with store.repo("alpha") as repo:
+        account = repo.add(Account(external_id="A-1", name="Harbor Foods"))
+        repo.session.flush()
+        repo.add(Contact(account_id=account.id, name="Nora Costa", title="Finance Director"))
+        deal = repo.add(Deal(external_id="D-1", account_id=account.id, name="Harbor Foods — New business", stage=DealStage.proposal,
+                             amount=Decimal("24000"), close_date=date(2026, 7, 15), owner="Dana Reyes", next_step="Send revised proposal",
+                             stage_history=[{"stage": "discovery", "at": (NOW - timedelta(days=40)).isoformat()},
+                                            {"stage": "proposal", "at": (NOW - timedelta(days=10)).isoformat()}]))
+        repo.session.flush()
+        call = repo.add(Call(external_id="CALL-1", deal_id=deal.id, account_id=account.id, title="Pricing discussion — Harbor Foods",
+                             started_at=NOW - timedelta(days=3), participants=[{"name": "Dana Reyes", "role": "rep"}, {"name": "Nora Costa", "role": "customer"}]))
+        repo.session.flush()
+        for position, (speaker, text) in enumerate([("Nora Costa", "The price is the main concern for us this year."),
+                                                    ("Dana Reyes", "I'll send the phased proposal by Friday June 5."),
+                                                    ("Nora Costa", "Great, the next step is a review with our CFO.")]):
+            repo.add(CallTurn(call_id=call.id, position=position, speaker=speaker, start_s=position * 10.0, text=text))
+        return deal.id
+
+
+def test_healthy_deal_has_facts_no_risks_and_the_reps_open_item_as_next_step(store, settings, healthy_deal):
+    outcome = brief(store, settings, healthy_deal)
+    facts = outcome.result.facts
+    assert (facts.stage, facts.days_in_stage, facts.amount_text(), facts.owner) == ("proposal", 10, "$24,000", "Dana Reyes")
+    assert facts.risks == [] and outcome.result.previous_brief_id is None and outcome.provenance.model == "template"
+    assert [s.name for s in facts.stakeholders] == ["Nora Costa", "Dana Reyes"] and facts.stakeholders[0].role == "customer"
+    assert facts.last_touch.kind == "call" and facts.last_touch.days_ago == 3
+    item = facts.action_items[0]  # no stored summary: picked from the transcript
+    assert (item.owner, item.due) == ("Dana Reyes", "Friday June 5") and item.source_ids[0].startswith("call_turn:")
+    step = outcome.result.suggested_next_step  # the rep's own open item from the last call comes first
+    assert step.text == "Follow up on your action item: I'll send the phased proposal by Friday June 5." and step.source_ids == item.source_ids
+    assert all(v.passed for v in outcome.verdicts), outcome.verdicts
+    with store.repo("alpha") as repo:
+        row = repo.get(AiResult, outcome.ai_result_id)
+        assert (row.task, row.subject_kind, row.subject_id, row.status) == ("deal_brief", "deal", healthy_deal, AiStatus.completed)
+        assert f"deal:{healthy_deal}" in row.input_ids and row.content["result"]["facts"]["days_in_stage"] == 10
+
+
+def test_stored_call_summary_supplies_the_action_items(store, settings, healthy_deal):
+    from copilot.tasks.call_summary import summarize_call
+
+    manager, ctx = context(store, settings, "local/smollm2-135m-instruct")
+    call_id = ctx.repo.session.scalar(ctx.repo.select(Call).where(Call.deal_id == healthy_deal)).id
+    summary = summarize_call(TaskContext(ctx.settings, ctx.repo, ctx.gateway, _embedder=FakeEmbedder()), call_id)
+    manager.__exit__(None, None, None)
+    facts = brief(store, settings, healthy_deal).result.facts
+    assert f"ai_result:{summary.ai_result_id}" in facts.action_items[0].source_ids
+
+
+def test_what_changed_lists_a_stage_change_between_two_briefs(store, settings, healthy_deal):
+    first = brief(store, settings, healthy_deal)
+    with store.repo("alpha") as repo:
+        deal = repo.get(Deal, healthy_deal)
+        deal.stage = DealStage.negotiation
+        deal.stage_history = [*deal.stage_history, {"stage": "negotiation", "at": (NOW + timedelta(days=1)).isoformat()}]
+        deal.next_step = None
+    second = brief(store, settings, healthy_deal, now=NOW + timedelta(days=2))
+    changes = [c.text for c in second.result.changes]
+    assert second.result.previous_brief_id == first.ai_result_id
+    assert "Stage changed from proposal to negotiation." in changes
+    assert "Next step changed from Send revised proposal to none." in changes
+    assert any(c.startswith("New risk: No next step") for c in changes)
+    third = brief(store, settings, healthy_deal, now=NOW + timedelta(days=2))
+    assert third.result.previous_brief_id == second.ai_result_id and third.result.changes == []
+
+
+def test_sentiment_tickets_and_detractors_become_risks_with_evidence(store, settings, healthy_deal):
+    with store.repo("alpha") as repo:
+        deal = repo.get(Deal, healthy_deal)
+        contact = repo.session.scalar(repo.select(Contact))
+        ticket = repo.add(Ticket(external_id="T-9", account_id=deal.account_id, contact_id=contact.id, subject="Export broken", status=TicketStatus.open,
+                                 priority=Priority.urgent, opened_at=NOW - timedelta(days=5)))
+        repo.session.flush()
+        texts = ["Thanks, all good.", "The export is still not working.", "This is unacceptable, we are angry."]
+        messages = [repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, body=t, sent_at=NOW - timedelta(days=5 - n))) for n, t in enumerate(texts)]
+        old = repo.add(NpsResponse(account_id=deal.account_id, score=2, comment="Too old to count", submitted_at=NOW - timedelta(days=500)))
+        detractor = repo.add(NpsResponse(contact_id=contact.id, score=5, comment="Support takes days to answer.", submitted_at=NOW - timedelta(days=20)))
+        repo.add(NpsResponse(contact_id=contact.id, score=9, submitted_at=NOW - timedelta(days=10)))
+        repo.session.flush()
+        ids = {"ticket": ticket.id, "messages": [m.id for m in messages], "old": old.id, "detractor": detractor.id}
+    outcome = brief(store, settings, healthy_deal)
+    risks = {r.kind: r for r in outcome.result.facts.risks}
+    assert risks["high_priority_tickets"].evidence_ids == [f"ticket:{ids['ticket']}"]
+    assert risks["detractor_nps"].evidence_ids == [f"nps_response:{ids['detractor']}"]
+    assert set(risks["negative_sentiment"].evidence_ids) == {f"message:{i}" for i in ids["messages"][1:]}
+    assert "T-9" in outcome.result.suggested_next_step.text and all(v.passed for v in outcome.verdicts)
+
+
+# -- model path -----------------------------------------------------------------------------------
+def test_grounded_model_narrative_is_used(store, settings, healthy_deal):
+    SCRIPT.push(json.dumps({"narrative": "Harbor Foods — New business is in proposal for 10 days at $24,000, closing 2026-07-15. Nora Costa raised price on the last call.",
+                            "next_step": "Send the phased proposal to Nora Costa.", "source_ids": [f"deal:{healthy_deal}"]}))
+    outcome = brief(store, settings, healthy_deal, model="fake/scripted")
+    assert not outcome.used_fallback and outcome.result.narrative.startswith("Harbor Foods") and outcome.provenance.model == "fake/scripted"
+    assert outcome.result.suggested_next_step.text == "Send the phased proposal to Nora Costa." and outcome.result.source_ids == [f"deal:{healthy_deal}"]
+
+
+@pytest.mark.parametrize(("narrative", "sources", "guard"), [
+    ("The deal is worth $99,000 and closes soon.", None, "grounded_facts"),  # invented amount
+    ("Bob Smith from Harbor Foods signed off yesterday.", None, "grounded_names"),  # invented person
+    ("The deal is in proposal.", ["ticket:424242"], "cited_ids"),  # cites a record that is not in the facts
+])
+def test_ungrounded_model_narrative_falls_back_to_the_template(store, settings, healthy_deal, narrative, sources, guard):
+    SCRIPT.push(json.dumps({"narrative": narrative, "next_step": "Call them.", "source_ids": sources or [f"deal:{healthy_deal}"]}))
+    outcome = brief(store, settings, healthy_deal, model="fake/scripted")
+    assert outcome.used_fallback and outcome.fallback_reason == "model output failed a guard"
+    assert outcome.result.narrative == template_narrative(outcome.result.facts) and not outcome.blocked
+    assert any(v.name == guard and not v.passed and v.severity.value == "flag" for v in outcome.verdicts)
+
+
+def test_unknown_deal_is_not_found(store, settings, healthy_deal):
+    with pytest.raises(NotFound, match="no deal 424242"):
+        brief(store, settings, 424242)
+
+
+# -- the seeded demo workspace ----------------------------------------------------------------------
+@pytest.fixture
+def demo(store, settings, monkeypatch):
+    from copilot.demo.generator import seed_demo
+
+    seed_demo(store, "demo")  # anchored on today, like `copilot demo`
+    monkeypatch.setenv("COPILOT_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("COPILOT_MODEL", "local/smollm2-135m-instruct")
+    with store.repo("demo") as repo:
+        return repo.session.scalar(repo.select(Deal).where(Deal.name == "Acme Corporation — Enterprise expansion")).id
+
+
+def test_demo_stalled_deal_is_flagged_with_a_detractor_and_evidence(store, settings, demo):
+    outcome = brief(store, settings, demo, workspace="demo", now=datetime.now(timezone.utc))
+    facts = outcome.result.facts
+    risks = {r.kind: r for r in facts.risks}
+    assert {"stalled", "no_next_step", "detractor_nps", "high_priority_tickets"} <= set(risks)
+    assert facts.stage == "negotiation" and facts.days_in_stage >= 94 and f"deal:{demo}" in risks["stalled"].evidence_ids
+    with store.repo("demo") as repo:
+        acme = repo.by_external_id(Account, "ACME")
+        for evidence in risks["detractor_nps"].evidence_ids:
+            response = repo.get(NpsResponse, int(evidence.split(":")[1]))
+            assert response.score <= 6 and (response.account_id == acme.id or response.contact.account_id == acme.id)
+        tickets = [repo.get(Ticket, int(e.split(":")[1])) for e in risks["high_priority_tickets"].evidence_ids]
+        assert all(t.account_id == acme.id and t.priority in (Priority.high, Priority.urgent) for t in tickets)
+        assert any("double charge" in t.subject.lower() for t in tickets)
+        note = repo.get(Note, int(risks["stalled"].evidence_ids[1].split(":")[1]))
+        assert note.deal_id == demo  # the last (96-day-old) activity on the deal is the evidence of the stall
+    step = outcome.result.suggested_next_step
+    assert "ticket" in step.text and "book a dated meeting" in step.text and f"deal:{demo}" in step.source_ids
+    assert all(v.passed for v in outcome.verdicts), outcome.verdicts
+
+
+def test_deal_brief_cli_shows_risks_sources_and_verdicts(store, demo):
+    with store.repo("demo") as repo:
+        reference = repo.get(Deal, demo).external_id
+    runner = CliRunner()
+    first = runner.invoke(app, ["deal-brief", reference, "-w", "demo"])
+    assert first.exit_code == 0, first.output
+    for expected in ("negotiation", "days in stage", "Risks:", "evidence deal:", "nps_response:", "Suggested next step", "first brief",
+                     "grounded_names", "deal_brief@", "guard verdicts"):
+        assert expected in first.output, expected
+    second = runner.invoke(app, ["deal-brief", str(demo), "-w", "demo", "--strategy", "template"])
+    assert second.exit_code == 0 and "Since the last brief" in second.output
+
+
+def test_deal_brief_cli_unknown_deal_is_a_one_line_error(demo, monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["copilot", "deal-brief", "D-404", "-w", "demo"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and "no deal 'D-404'" in err and "Traceback" not in err
