@@ -20,16 +20,14 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
 import tempfile
-import threading
 import time
 
 import httpx
-import uvicorn
 
 from api.app import create_app
+from api.server import background_server
 from copilot.auth import create_key
 from copilot.demo.generator import seed_demo
 from copilot.gateway import Gateway
@@ -45,12 +43,6 @@ from retrieval.search import Searcher
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def direct_latencies(store: Store, settings: Settings, ticket_ids: list[int], searcher: Searcher) -> list[float]:
@@ -111,26 +103,28 @@ def main() -> None:
             key, _ = create_key(repo, "agent", "bench")
             ticket_ids = [t.id for t in repo.all(repo.select(Ticket).order_by(Ticket.id).limit(args.sequential))]
         app = create_app(settings, store)
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.05)
-        base = f"http://127.0.0.1:{port}"
-        searcher = app.state.services.searcher  # the same warm embedder and index for both sides
-        sequential_latencies(base, key, ticket_ids[:5])  # warm-up
-        direct_latencies(store, settings, ticket_ids[:5], searcher)
-        direct, http_seq, http_errors = [], [], 0
-        for half in (ticket_ids[::2], ticket_ids[1::2]):  # alternate so drift on a shared machine hits both sides
-            direct += direct_latencies(store, settings, half, searcher)
-            times, errors = sequential_latencies(base, key, half)
-            http_seq += times
-            http_errors += errors
-        times, errors, elapsed = asyncio.run(concurrent_run(base, key, ticket_ids, args.clients, args.seconds))
-        server.should_exit = True
-        thread.join(10)
-    figures = {
+        with background_server(app) as base:
+            figures = measure(args, base, key, ticket_ids, store, settings, app)
+    print(f"{args.clients} clients for {figures['seconds']} s: {figures['requests']} requests, {figures['requests_per_s']} req/s, "
+          f"p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, errors {figures['errors']}")
+    print(f"draft_reply direct p50 {figures['direct_p50_ms']} ms, through HTTP p50 {figures['http_p50_ms']} ms: "
+          f"overhead {figures['overhead_p50_ms']} ms (target <= 5)")
+    print(json.dumps(figures))
+
+
+def measure(args: argparse.Namespace, base: str, key: str, ticket_ids: list[int], store: Store, settings: Settings, app) -> dict:  # noqa: ANN001
+    """Overhead (sequential, alternating sides) then throughput under concurrent clients."""
+    searcher = app.state.services.searcher  # the same warm embedder and index for both sides
+    sequential_latencies(base, key, ticket_ids[:5])  # warm-up
+    direct_latencies(store, settings, ticket_ids[:5], searcher)
+    direct, http_seq, http_errors = [], [], 0
+    for half in (ticket_ids[::2], ticket_ids[1::2]):  # alternate so drift on a shared machine hits both sides
+        direct += direct_latencies(store, settings, half, searcher)
+        times, errors = sequential_latencies(base, key, half)
+        http_seq += times
+        http_errors += errors
+    times, errors, elapsed = asyncio.run(concurrent_run(base, key, ticket_ids, args.clients, args.seconds))
+    return {
         "clients": args.clients, "seconds": round(elapsed, 1), "requests": len(times), "errors": errors + http_errors,
         "requests_per_s": round(len(times) / elapsed, 1),
         "p50_ms": round(percentile(times, 0.5), 1), "p99_ms": round(percentile(times, 0.99), 1),
@@ -138,11 +132,6 @@ def main() -> None:
         "overhead_p50_ms": round(statistics.median(http_seq) - statistics.median(direct), 2),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, CPU only",
     }
-    print(f"{args.clients} clients for {figures['seconds']} s: {figures['requests']} requests, {figures['requests_per_s']} req/s, "
-          f"p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, errors {figures['errors']}")
-    print(f"draft_reply direct p50 {figures['direct_p50_ms']} ms, through HTTP p50 {figures['http_p50_ms']} ms: "
-          f"overhead {figures['overhead_p50_ms']} ms (target <= 5)")
-    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -20,18 +20,16 @@ import json
 import os
 import platform
 import random
-import socket
 import tempfile
-import threading
 import time
 from collections import Counter
 from datetime import datetime, timezone
 
 import httpx
-import uvicorn
 from sqlalchemy import func, select, text
 
 from api.app import create_app
+from api.server import background_server
 from copilot.auth import create_key
 from copilot.demo.generator import seed_demo
 from copilot.settings import Settings
@@ -40,12 +38,6 @@ from copilot.store.models import AiResult, AiStatus, AuditEvent, Ticket
 from retrieval import open_index
 
 WORDS = ["refund", "invoice", "charged twice", "login", "password reset", "export csv", "android crash", "api rate limit", "sso", "upgrade plan"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Soak:
@@ -148,24 +140,16 @@ def main() -> None:
             agent, _ = create_key(repo, "agent", "soak agent")
             admin, _ = create_key(repo, "admin", "soak admin")
             tickets = [(t.id, t.external_id) for t in repo.all(repo.select(Ticket).order_by(Ticket.id).limit(60))]
-        app = create_app(settings, store)
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.05)
-        soak = Soak(f"http://127.0.0.1:{port}", agent, admin, tickets, args.seed)
-        started = time.perf_counter()
-        deadline = started + args.seconds
+        with background_server(create_app(settings, store)) as base:
+            soak = Soak(base, agent, admin, tickets, args.seed)
+            started = time.perf_counter()
+            deadline = started + args.seconds
 
-        async def run_all() -> None:
-            await asyncio.gather(*(soak.client_loop(deadline) for _ in range(args.clients)))
+            async def run_all() -> None:
+                await asyncio.gather(*(soak.client_loop(deadline) for _ in range(args.clients)))
 
-        asyncio.run(run_all())
-        elapsed = time.perf_counter() - started
-        server.should_exit = True
-        thread.join(30)
+            asyncio.run(run_all())
+            elapsed = time.perf_counter() - started
         problems = consistency(store)
         with store.session() as session:
             approved = session.scalar(select(func.count()).select_from(AiResult).where(AiResult.status.in_([AiStatus.approved, AiStatus.edited])))

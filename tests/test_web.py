@@ -5,9 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -120,12 +117,6 @@ def test_ticket_page_shows_thread_sentiment_and_runs_tasks(site):
 CHROMIUM = next((p for p in ("/usr/lib/chromium/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or "") if p and Path(p).exists()), None)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def browser_site(site):
     if CHROMIUM is None or shutil.which("chromium") is None and not Path("/usr/lib/chromium/chromium").exists():
@@ -133,18 +124,11 @@ def browser_site(site):
             pytest.fail("chromium is not installed: .ci/run installs Debian's chromium before the tests")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
-    import uvicorn
+    from api.server import background_server
 
     settings, store, keys, ticket_id = site
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, store), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", store, keys, ticket_id
-    server.should_exit = True
-    thread.join(10)
+    with background_server(create_app(settings, store)) as base:
+        yield base, store, keys, ticket_id
 
 
 @pytest.mark.slow
