@@ -10,7 +10,11 @@ temporary SQLite workspace (not timed). Then:
               fit the themes (spectral kNN on a sample + merge), assign every sentence, sentiment,
               c-TF-IDF keywords, quotes, figures, and save the report, theme model and assignments
 
-ratio = total / embed only (target <= 1.5). Last line: one JSON object with the figures.
+ratio = total / embed only (target <= 1.5). The job embeds distinct sentences only, so repeated
+sentences make it cheaper than embedding every comment; ``--all-distinct`` gives every sentence a
+serial number, the worst case where de-duplication saves nothing. Load from other jobs on a shared
+machine shifts between the two measurements: compare the per-stage times too.
+Last line: one JSON object with the figures.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from copilot.settings import Settings  # noqa: E402
 from copilot.store import Store, get_or_create_workspace  # noqa: E402
 from copilot.store.models import NpsResponse  # noqa: E402
 from copilot.tasks.context import TaskContext  # noqa: E402
-from copilot.tasks.nps_themes import ThemeFilters, run_themes  # noqa: E402
+from copilot.tasks.nps_themes import SentenceTable, ThemeFilters, run_themes  # noqa: E402
 from retrieval.embeddings import default_embedder  # noqa: E402
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
@@ -53,29 +57,33 @@ PLANS = ["Starter", "Business", "Premium", "Enterprise"]
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
 
 
-def sentence(rng: random.Random, theme: str, polarity: str) -> str:
+def sentence(rng: random.Random, theme: str, polarity: str, serial: int | None = None) -> str:
     text = rng.choice(sales.NPS_THEMES[theme][polarity]).rstrip(".")
     opener = rng.choice(OPENERS)
     if opener and text.split()[0] not in {"Liam", "Salesforce", "Xero", "QuickBooks", "Stripe"}:
         text = opener + text[0].lower() + text[1:]
-    if rng.random() < 0.8:
+    if serial is not None:  # every sentence distinct: nothing for the de-duplication to save
+        text += f" (#{serial})"
+    elif rng.random() < 0.8:
         text += rng.choice(DETAILS).format(plan=rng.choice(PLANS), n=rng.randint(2, 5000), month=rng.choice(MONTHS),
                                            name=rng.choice(FIRST_NAMES), integration=rng.choice(INTEGRATIONS))
     return text + rng.choice([".", ".", "!", "."])
 
 
-def generate(n: int, seed: int = 0) -> list[tuple[int, str]]:
+def generate(n: int, seed: int = 0, all_distinct: bool = False) -> list[tuple[int, str]]:
     """(score, comment) pairs: themes correlated with the score, one to three sentences."""
     rng = random.Random(seed)
+    serials = iter(range(10 * n)) if all_distinct else None
     themes = list(sales.NPS_THEMES)
     rows = []
     for _ in range(n):
         score = rng.choices(range(11), weights=[1, 1, 1, 1, 2, 2, 3, 6, 9, 10, 9])[0]
         polarity = "negative" if score <= 6 else "positive" if score >= 9 else rng.choice(["positive", "negative"])
-        parts = [sentence(rng, rng.choice(themes), polarity)]
+        parts = [sentence(rng, rng.choice(themes), polarity, next(serials) if serials else None)]
         for _ in range(rng.choices([0, 1, 2], weights=[50, 35, 15])[0]):
             other = polarity if rng.random() < 0.6 else ("positive" if polarity == "negative" else "negative")
-            parts.append(rng.choice(sales.NPS_CONTRAST_CONNECTORS + sales.NPS_SAME_CONNECTORS).strip() + " " + sentence(rng, rng.choice(themes), other))
+            parts.append(rng.choice(sales.NPS_CONTRAST_CONNECTORS + sales.NPS_SAME_CONNECTORS).strip() + " "
+                         + sentence(rng, rng.choice(themes), other, next(serials) if serials else None))
         rows.append((score, " ".join(p.strip() for p in parts).replace("  ", " ")))
     return rows
 
@@ -84,9 +92,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--all-distinct", action="store_true", help="Make every sentence distinct (worst case: de-duplication saves nothing).")
     args = parser.parse_args()
-    rows = generate(args.n, args.seed)
+    rows = generate(args.n, args.seed, args.all_distinct)
     comments = [comment for _, comment in rows]
+    table = SentenceTable.build(comments)
+    distinct = {"distinct_sentences": len(table.texts), "comment_chars": sum(map(len, comments)), "distinct_sentence_chars": sum(map(len, table.texts))}
     embedder = default_embedder()
     embedder.encode(comments[:256])  # warm-up
     machine = f"{platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}"
@@ -114,10 +125,12 @@ def main() -> None:
         store.engine.dispose()
 
     report = outcome.result
-    figures = {"comments": args.n, "sentences": report.sentences, "themes": report.k, "embed_only_s": round(embed_s, 1), "total_s": round(total_s, 1),
+    figures = {"comments": args.n, "sentences": report.sentences, **distinct, "all_distinct": args.all_distinct, "themes": report.k,
+               "embed_only_s": round(embed_s, 1), "total_s": round(total_s, 1),
                "ratio": round(total_s / embed_s, 3), "comments_per_s": round(args.n / total_s, 1), "stages_s": report.timings,
                "machine": machine, "load_average_after": [round(x, 1) for x in os.getloadavg()]}
-    print(f"{args.n:,} comments -> {report.sentences:,} sentences -> {report.k} themes")
+    print(f"{args.n:,} comments ({distinct['comment_chars']:,} chars) -> {report.sentences:,} sentences, {distinct['distinct_sentences']:,} distinct "
+          f"({distinct['distinct_sentence_chars']:,} chars, what the job embeds) -> {report.k} themes")
     print(f"embed only: {embed_s:.1f}s ({args.n / embed_s:.0f} comments/s); whole job: {total_s:.1f}s ({args.n / total_s:.0f} comments/s)")
     print("stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.timings.items()))
     for theme in report.themes[:8]:

@@ -6,6 +6,8 @@ reviewer sees them, and fall back to a non-LLM path when a blocking verdict fail
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -57,9 +59,13 @@ _PATTERNS: dict[FactKind, re.Pattern[str]] = {
 }
 
 _COMMITMENTS: dict[str, re.Pattern[str]] = {
-    "refund": re.compile(r"\b(?:refund(?:ed|ing)?|reimburs\w*|money back|charge ?back|reverse the charge)\b", re.I),
-    "credit": re.compile(r"\b(?:credit(?:ed)?|voucher|free months?|waive[sd]?|on the house|compensat\w*)\b", re.I),
-    "discount": re.compile(r"\b(?:discount\w*|\d+\s?% off|price (?:cut|reduction)|reduced price|coupon)\b", re.I),
+    # English, plus the Spanish, German and French words for the same promises (drafts are written in those languages too)
+    "refund": re.compile(r"\b(?:refund(?:ed|ing)?|reimburs\w*|money back|charge ?back|reverse the charge|reembols\w*|devoluci[oó]n|"
+                         r"r[uü]ckerstatt\w*|erstatt\w*|rembours\w*)\b", re.I),
+    "credit": re.compile(r"\b(?:credit(?:ed)?|voucher|free months?|waive[sd]?|on the house|compensat\w*|gutschrift\w*|meses gratis|"
+                         r"mois gratuits?|kostenlose monate|gratismonate?|compensaci[oó]n|entschädig\w*|dédommag\w*)\b", re.I),
+    "discount": re.compile(r"\b(?:discount\w*|\d+\s?% off|price (?:cut|reduction)|reduced price|coupon|descuento|rabatt\w*|"
+                           r"preisnachlass|réduction|remise)\b", re.I),
     "deadline": re.compile(
         r"\b(?:by (?:tomorrow|today|tonight|monday|tuesday|wednesday|thursday|friday|saturday|sunday|end of (?:day|week|month)|eod|eow)|within \d+\s?(?:hours?|days?|business days?|weeks?)|guarantee\w*)\b",
         re.I,
@@ -190,6 +196,108 @@ def check_fact_preservation(original: str, rewrite: str) -> GuardVerdict:
     if signature and normalise(signature) not in rewrite_norm:
         lost.append("lost signature block")
     return GuardVerdict(name="fact_preservation", passed=not lost, details=lost)
+
+
+# -- prompt injection ----------------------------------------------------------------------------
+
+# Cyrillic and Greek letters that look like Latin ones: "Іgnоrе" spelled with them reads as "Ignore" to a model.
+_CONFUSABLES = str.maketrans(
+    "аеорсхуіјѕԁһӏАВЕКМНОРСТХУІЈЅαεικνορτυχΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
+    "aeopcxyijsdhlABEKMHOPCTXYIJSaeikvoptuxABEZHIKMNOPTYX",
+)
+_HIDDEN = re.compile("[\U000E0000-\U000E007F\u202d\u202e]")  # tag characters ("ASCII smuggling") and direction overrides
+_BASE64 = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
+_AI = r"(?:ai|a\.i\.|assistants?|chat ?bots?|bots?|copilots?|llms?|gpt|chatgpt|language models?|note ?takers?)"
+_DO = (r"(?:ignore|disregard|forget|add|include|insert|write|say|tell|promise|offer|append|reply|respond|repeat|print|reveal|list|mark|"
+       r"label|name|classify|call|record|approve|point|put|paste|use|summari[sz]e|when|from now on|always|never|do not|don't)")
+_INJECTION_PATTERNS = (
+    # instruction overrides (English, Spanish, German, French)
+    r"\b(?:ignore|disregard|forget)\b[^.!?\n]{0,40}?\b(?:instructions?|rules|prompts?|guidelines|directives?|restrictions|constraints|guardrails|filters?)\b",
+    r"\b(?:override|bypass)\s+(?:all\s+|any\s+|your\s+|the\s+)?(?:previous\s+|prior\s+|system\s+|safety\s+)*(?:instructions|prompt|guardrails)\b",
+    r"\b(?:ignora|ignorar|olvida|olvidar)\b[^.!?\n]{0,40}?\binstrucciones\b",
+    r"\b(?:ignoriere|ignorieren|ignorier|vergiss|vergessen)\b[^.!?\n]{0,40}?\b(?:anweisungen|regeln|instruktionen)\b",
+    r"\b(?:ignore[zr]?|oublie[zr]?)\b[^.!?\n]{0,40}?\b(?:consignes|règles)\b",
+    r"\bnew instructions\b|\b(?:updated|real|actual|additional)\s+(?:system\s+)?(?:instructions|directives)\s*:",
+    # asking for the prompt
+    (r"\b(?:reveal|print|repeat|show|output|display|tell me|share|leak|dump|recite|paste)\b[^.!?\n]{0,25}?\b(?:your\s+(?:(?:full|exact|complete|entire|"
+     r"system|initial|original|hidden|secret|internal)\s+)+(?:prompt|instructions|rules)|your prompt|the\s+(?:(?:full|exact|complete|entire)\s+)?"
+     r"(?:system|initial|original|hidden|secret|internal)\s+(?:prompt|instructions|rules))\b"),
+    r"\bsystem prompt\b|\b(?:instructions|prompt)\s+(?:verbatim|word for word)\b|\b(?:everything|all(?: the)? text)\s+(?:written\s+)?above\s+(?:this|my)\b",
+    # role play
+    (r"\byou are now (?:a|an|the|in|my|our|called|named|dan|\w+bot)\b|\b(?:developer|god|dan|jailbreak|unrestricted) mode\b|\bjailbreak|"
+     r"\bpretend (?:to be|you are|you're)\b|\bact as (?:an? |the )?(?:ai|assistant|system|admin|administrator|developer|unrestricted|dan)\b"),
+    # fake system messages, chat-template tokens, our own delimiters, forged turns
+    r"\bsystem\s*(?:notice|message|prompt|override|instructions?|update)\b|[\[<(]\s*system\s*[\]>)]|(?:^|[\n\"'“«])\s*(?-i:SYSTEM)\s*:",
+    r"<\|\s*(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\s*\|>|\[/?INST\]|<</?SYS>>",
+    r"<\s*/?\s*data\b|(?:^|\n)\s*:::\s*(?:system|user|assistant)\b|(?-i:END OF (?:TICKET|CONVERSATION|DATA|TRANSCRIPT|INPUT|CONTEXT))",
+    r"(?:^|\n)\s*(?:assistant|system|ai)\s*:",
+    # text addressed to the AI instead of to the people
+    rf"\b(?:notes?|messages?|instructions?|reminders?)\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+|whatever\s+)?(?:{_AI}|models?)\b",
+    rf"\b{_AI}\b[^.!?\n:]{{0,30}}:\s*(?:please\s+)?(?:[^.!?\n]{{0,30}}?\b)?{_DO}\b",
+    rf"\b{_AI}\s*,\s*(?:please\s+)?{_DO}\b",
+    rf"\b(?:can|could|will|would|should|must)\s+(?:your|the)\s+(?:{_AI}|model)\s+(?:pull|add|include|list|tell|show|give|share|fetch|look up|paste|insert)\b",
+    (rf"\b(?:{_AI}|(?:ai |drafting |writing )tools?)\b[^.!?\n]{{0,30}}?\b(?:must|should|shall|needs? to|ha(?:ve|s) to|(?:is|are) required to)\s+(?:always\s+)?"
+     r"(?:tell|say|include|add|promise|offer|mention|send|write|link|reply|respond|state|confirm|use|approve|ignore|refer)\b"),
+    rf"\b{_AI}\s+(?:instructions?|directives?|rules)\s*:",
+    r"\b(?:the |our |your )?agent (?:must|shall|has to|needs to|is required to) (?:confirm|promise|offer|approve|tell|say|include|write|send)\b",
+    # steering what the reply contains, hiding or encoding instructions
+    r"\b(?:reply|answer|response)\b[^.!?\n]{0,40}?\b(?:link|url)\b[^!?\n]{0,10}?(?:https?://|www\.)",
+    (r"\b(?:append|add|insert|include|put|paste)\s+(?:the\s+|this\s+|our\s+)?(?:link\s+|url\s+)?(?:https?://|www\.)\S+\s+(?:to|in|into|at the end of)\s+"
+     r"(?:the|your|every|each|all)\s+(?:reply|replies|answer|answers|response|responses|summary|notes|draft|email)\b"),
+    r"!\[[^\]\n]{0,100}\]\(\s*(?:https?:)?//",
+    r"\b(?:decode|base64|rot13)\b[^.!?\n]{0,30}?\b(?:follow|execute|run|obey|apply)\b",
+)
+_INJECTION = re.compile("|".join(f"(?:{p})" for p in _INJECTION_PATTERNS), re.I | re.M)
+
+
+def reveal_hidden(text: str) -> str:
+    """The text as a model may read it: NFKC (fullwidth letters become ASCII), Unicode tag characters turned into the
+    ASCII they smuggle, other invisible format characters (zero-width spaces, direction marks) dropped, and Cyrillic
+    and Greek look-alike letters read as Latin ones."""
+    out = []
+    for ch in unicodedata.normalize("NFKC", text):
+        code = ord(ch)
+        if 0xE0020 <= code <= 0xE007E:
+            out.append(chr(code - 0xE0000))
+        elif unicodedata.category(ch) != "Cf":
+            out.append(ch)
+    return "".join(out).translate(_CONFUSABLES)
+
+
+def _decoded_base64(text: str) -> list[str]:
+    """Readable text hidden in base64 blobs (an instruction a model could decode and follow)."""
+    out = []
+    for match in _BASE64.finditer(text):
+        blob = match.group(0)
+        try:
+            decoded = base64.b64decode(blob + "=" * (-len(blob) % 4), validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            continue
+        if decoded and sum(ch.isprintable() or ch.isspace() for ch in decoded) / len(decoded) > 0.95:
+            out.append(decoded)
+    return out
+
+
+def find_injection(text: str | None) -> str | None:
+    """The first phrase of ``text`` that reads like a prompt injection, after undoing Unicode tricks and base64; else None.
+
+    Customer-written text (messages, NPS comments, call turns, KB articles) is data, never instructions;
+    this tells a reviewer when someone tried anyway. Deterministic and cheap: a flag, not a proof.
+    """
+    if not text:
+        return None
+    revealed = reveal_hidden(text)
+    for prefix, candidate in (("", revealed), *(("base64: ", decoded) for decoded in _decoded_base64(revealed))):
+        if match := _INJECTION.search(candidate):
+            return prefix + " ".join(match.group(0).split())[:80]
+    return "hidden Unicode characters" if _HIDDEN.search(text) else None
+
+
+def injection_flags(texts: Iterable[tuple[str, str | None]]) -> list[GuardVerdict]:
+    """No verdict when no input carries a prompt injection, else one failed ``prompt_injection`` flag (never a block on
+    its own) naming where; ``texts`` are (where, text) pairs, e.g. ('message 12', body)."""
+    found = [f"{where}: {hit}" for where, text in texts if (hit := find_injection(text))]
+    return [GuardVerdict(name="prompt_injection", passed=False, severity=Severity.flag, details=found)] if found else []
 
 
 def blocking_failures(verdicts: Iterable[GuardVerdict]) -> list[GuardVerdict]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import litellm
 import pytest
 from pydantic import BaseModel, Field
@@ -145,3 +147,20 @@ def test_template_version_is_a_hash_of_its_text_and_variables_are_strict():
 def test_template_must_start_with_a_system_message():
     with pytest.raises(PromptError, match="system"):
         parse_template("t", "---\ntask: t\ndescription: d\noutput: text\n---\n::: user\nhi\n").render()
+
+
+def test_long_string_bounds_are_left_out_of_the_local_grammar():
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    from copilot.gateway.local import GRAMMAR_MAX_REPEAT, grammar_schema
+
+    class Draft(BaseModel):
+        text: str = Field(max_length=1500)
+        label: str = Field(max_length=20)
+        items: list[str] = Field(max_length=3)
+
+    schema = grammar_schema(Draft.model_json_schema())
+    assert "maxLength" not in schema["properties"]["text"]
+    assert schema["properties"]["label"]["maxLength"] == 20 and schema["properties"]["items"]["maxItems"] == 3
+    grammar = json_schema_to_gbnf(json.dumps(schema))
+    assert grammar.count("char") < GRAMMAR_MAX_REPEAT * 2

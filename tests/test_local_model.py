@@ -38,6 +38,16 @@ def test_structured_output_with_the_local_model_is_a_valid_instance(local):
     assert result.completion.model == "local/smollm2-135m-instruct" and result.completion.tokens_out > 0
 
 
+class LongDraft(BaseModel):
+    text: str = Field(max_length=1500)
+
+
+def test_long_text_fields_do_not_crash_the_grammar(local):
+    messages = [{"role": "system", "content": "Reply with JSON."}, {"role": "user", "content": "Write a short reply about a refund delay."}]
+    result = local.structured(messages, LongDraft, max_tokens=40)
+    assert result.completion.tokens_out > 0  # the process survived; llama.cpp used to segfault here
+
+
 def test_ask_template_answers_offline_and_streams(local):
     messages = load_prompt("ask").render(question="What is an invoice?")
     stream = local.stream(messages, max_tokens=24)

@@ -88,6 +88,25 @@ def load_model(path: Path | None, expected_sha256: str | None, context_tokens: i
         return _models[file]
 
 
+# llama.cpp unrolls a string's maxLength into nested optional rules; past a few hundred it
+# rejects the grammar and then crashes the process. max_tokens and the task's own pydantic
+# validation bound the length instead.
+GRAMMAR_MAX_REPEAT = 256
+
+
+def grammar_schema(schema: Any) -> Any:
+    """The JSON schema with repetition bounds llama.cpp's grammar cannot hold removed."""
+    if isinstance(schema, list):
+        return [grammar_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    return {
+        key: grammar_schema(value)
+        for key, value in schema.items()
+        if not (key in ("maxLength", "maxItems") and isinstance(value, int) and value > GRAMMAR_MAX_REPEAT)
+    }
+
+
 def _chat_kwargs(optional_params: dict[str, Any]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "max_tokens": optional_params.get("max_tokens") or 256,
@@ -99,7 +118,7 @@ def _chat_kwargs(optional_params: dict[str, Any]) -> dict[str, Any]:
     response_format = optional_params.get("response_format")
     if isinstance(response_format, dict):
         schema = response_format.get("schema") or (response_format.get("json_schema") or {}).get("schema")
-        kwargs["response_format"] = {"type": "json_object", "schema": schema} if schema else {"type": "json_object"}
+        kwargs["response_format"] = {"type": "json_object", "schema": grammar_schema(schema)} if schema else {"type": "json_object"}
     return kwargs
 
 

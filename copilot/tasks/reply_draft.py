@@ -5,8 +5,9 @@ is a retrieval-based draft: the closest past agent reply or KB passage, framed f
 customer and channel (the tiny model's free text is not reliable enough to send). Either way
 the guards run: no URL, email, phone, price, order id or date that is not in the sources or
 thread; citations must map to sources; commitments are flagged for explicit approval, and
-blocked outright when the thread carries a prompt injection. The draft is saved ``pending``
-and is never sent by this task.
+blocked outright when the thread carries a prompt injection. Text carrying an injection
+(``copilot.guards.find_injection``) is never grounding for a fact, and a retrieved source that
+carries one is left out of the sources. The draft is saved ``pending`` and is never sent by this task.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from copilot.guards import (
     check_commitments,
     check_grounded,
     detect_commitments,
+    find_injection,
     ungrounded_facts,
 )
 from copilot.prompting import load_prompt
@@ -35,11 +37,6 @@ from copilot.tasks.thread import Thread, load_thread, sentences
 
 TASK = "reply_draft"
 GUARDED_FACTS = (FactKind.url, FactKind.email, FactKind.phone, FactKind.price, FactKind.order_id, FactKind.date)
-INJECTION = re.compile(
-    r"ignore (all |any |your |the )?(previous |prior |above )?(instructions|rules)|system (notice|message|prompt)|you are now|"
-    r"reveal (your|the) (system )?prompt|disregard (all|your|previous)|new instructions|act as|jailbreak",
-    re.I,
-)
 GREETINGS = {"es": "Hola {name},", "de": "Hallo {name},", "fr": "Bonjour {name},", "en": "Hi {name},"}
 CLOSINGS = {"es": "Saludos,", "de": "Viele Grüße,", "fr": "Cordialement,", "en": "Best regards,"}
 HOLDING = {
@@ -74,7 +71,18 @@ class ReplyDraft(BaseModel):
 
 
 def detect_injection(thread: Thread) -> list[str]:
-    return [f"message {m.id}: {match.group(0)}" for m in thread.messages if m.author_kind == "customer" for match in [INJECTION.search(m.text)] if match]
+    return [f"message {m.id}: {hit}" for m in thread.messages if m.author_kind == "customer" and (hit := find_injection(m.text))]
+
+
+def quarantine(sources: list[Source]) -> tuple[list[Source], list[str]]:
+    """Sources that carry a prompt injection (a poisoned KB article) are left out, the others relabelled S1, S2, ..."""
+    kept, left_out = [], []
+    for source in sources:
+        if hit := find_injection(source.text):
+            left_out.append(f"{source.record_kind} {source.record_id} (left out of the sources): {hit}")
+        else:
+            kept.append(source.model_copy(update={"label": f"S{len(kept) + 1}"}))
+    return kept, left_out
 
 
 def guess_language(thread: Thread, contact: Contact | None) -> str:
@@ -128,7 +136,7 @@ def retrieval_draft(sources: list[Source], thread: Thread, language: str) -> str
 
 
 def draft_guards(text: str, thread: Thread, sources: list[Source], injection: list[str]) -> list[GuardVerdict]:
-    grounding = grounding_texts(thread, sources)
+    grounding = [t for t in grounding_texts(thread, sources) if not find_injection(t)]  # an attacker's link is never a source
     commitments = check_commitments(text)
     if injection and not commitments.passed:
         commitments = commitments.model_copy(update={"severity": Severity.block, "details": [*commitments.details, "promise made while the thread carries a prompt injection"]})
@@ -141,8 +149,8 @@ def draft_guards(text: str, thread: Thread, sources: list[Source], injection: li
 def draft_for_thread(context: TaskContext, ticket: Ticket, thread: Thread, strategy: str = "auto") -> TaskOutcome[ReplyDraft]:
     contact = context.repo.get(Contact, ticket.contact_id) if ticket.contact_id else None
     language = guess_language(thread, contact)
-    sources = find_sources(context, ticket, thread)
-    injection = detect_injection(thread)
+    sources, left_out = quarantine(find_sources(context, ticket, thread))
+    injection = [*detect_injection(thread), *left_out]
     prompt = load_prompt(TASK)
     provenance = Provenance(task=TASK, prompt_name=prompt.name, prompt_version=prompt.version, input_ids=[f"message:{i}" for i in thread.ids],
                             source_ids=[f"{s.label}={s.record_kind}:{s.record_id}" for s in sources])

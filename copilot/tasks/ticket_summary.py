@@ -3,7 +3,8 @@
 Two paths: the model writes the summary as JSON under a schema (then guards check it), or an
 extractive summary picks sentences from the thread. With the embedded 135M model the
 extractive path is the default (it scores better on public dialogue-summary data, see
-evals/summaries.py); with other models the model path runs and the extractive one is the fallback.
+evals/summaries.py); with other models the model path runs and the extractive one is the fallback,
+also when the thread carries a prompt injection (flagged ``prompt_injection``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydantic import BaseModel, Field
 
 from copilot.errors import NotFound
 from copilot.gateway import ModelError
-from copilot.guards import FactKind, GuardVerdict, check_cited_ids, check_grounded, check_names_grounded
+from copilot.guards import FactKind, GuardVerdict, check_cited_ids, check_grounded, check_names_grounded, injection_flags
 from copilot.prompting import load_prompt
 from copilot.store.models import AiStatus, Ticket
 from copilot.tasks.base import Provenance, TaskOutcome, save_outcome
@@ -121,6 +122,8 @@ def summary_guards(summary: TicketSummary, thread: Thread) -> list[GuardVerdict]
         check_cited_ids(summary.cited_ids(), thread.ids, what="message"),
         check_grounded(text, sources, kinds),
         check_names_grounded(text, sources),
+        # a flag: a thread that carries a prompt injection gets the extractive summary, which no instruction can steer
+        *injection_flags([("subject", thread.subject), *((f"message {m.id}", m.text) for m in thread.messages if m.author_kind == "customer")]),
     ]
 
 

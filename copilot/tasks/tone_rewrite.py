@@ -3,7 +3,10 @@
 The signature block is set aside before rewriting and put back after, so it always survives.
 The fact-preservation guard then checks that numbers, dates, emails, URLs, prices, order ids,
 names and quoted lines survived; a rewrite that lost any is rejected with the list of what was
-lost. A rewrite identical to its input is reported as unchanged, not as success.
+lost. A rewrite may not add a link, email, phone number, price, order id or date either, and
+commitments it adds (a refund, credit, ... the original did not make) need explicit approval.
+A text that carries a prompt injection is rewritten by the rules, never sent to the model.
+A rewrite identical to its input is reported as unchanged, not as success.
 
 With the embedded 135M model the default is a deterministic rewrite (removes insults and
 profanity, calms shouting and punctuation, expands contractions for formal, fixes basic
@@ -20,7 +23,16 @@ from pydantic import BaseModel, Field
 
 from copilot.errors import InvalidInput
 from copilot.gateway import ModelError
-from copilot.guards import GuardVerdict, Severity, check_fact_preservation, normalise, signature_block
+from copilot.guards import (
+    GuardVerdict,
+    Severity,
+    check_fact_preservation,
+    check_grounded,
+    detect_commitments,
+    injection_flags,
+    normalise,
+    signature_block,
+)
 from copilot.prompting import load_prompt, prompts_dir
 from copilot.store import Repo
 from copilot.store.models import AiResult, AiStatus
@@ -50,6 +62,7 @@ class Rewrite(BaseModel):
     text: str
     unchanged: bool = False
     lost: list[str] = Field(default_factory=list)
+    needs_explicit_approval: list[str] = Field(default_factory=list, description="Commitments the rewrite added; a human must approve them.")
 
 
 @lru_cache(maxsize=1)
@@ -121,7 +134,9 @@ def rewrite_guards(original: str, rewritten: str) -> list[GuardVerdict]:
     if lost_quotes:
         preserved = preserved.model_copy(update={"passed": False, "details": [*preserved.details, *lost_quotes]})
     unchanged = normalise(original) == normalise(rewritten)
-    return [preserved, GuardVerdict(name="changed", passed=not unchanged, severity=Severity.flag, details=["the rewrite is identical to the input"] if unchanged else [])]
+    changed = GuardVerdict(name="changed", passed=not unchanged, severity=Severity.flag, details=["the rewrite is identical to the input"] if unchanged else [])
+    # [0] kept every fact, [1] changed, [2] added no link, contact, price, order id or date, then a flag if the input carries a prompt injection
+    return [preserved, changed, check_grounded(rewritten, [original]), *injection_flags([("text", original)])]
 
 
 def rewrite_text(context: TaskContext, text: str, tone: str, strategy: str = "auto") -> TaskOutcome[Rewrite]:
@@ -135,7 +150,9 @@ def rewrite_text(context: TaskContext, text: str, tone: str, strategy: str = "au
     provenance = Provenance(task=TASK, prompt_name=prompt.name, prompt_version=prompt.version, model="rules")
     reason, verdicts = None, []
     rewritten = None
-    if strategy == "model" or (strategy == "auto" and not context.small_local_model):
+    if injection_flags([("text", text)]):
+        reason = "the text carries a prompt injection: rewritten by the rules, not sent to the model"
+    elif strategy == "model" or (strategy == "auto" and not context.small_local_model):
         try:
             result = context.gateway.structured(prompt.render(text=body, instruction=tones[tone]), RewriteText, max_tokens=800)
             completion = result.completion
@@ -143,10 +160,10 @@ def rewrite_text(context: TaskContext, text: str, tone: str, strategy: str = "au
             if result.ok:
                 candidate = _join(result.value.text.strip(), signature)
                 verdicts = rewrite_guards(text, candidate)
-                if verdicts[0].passed:
+                if verdicts[0].passed and verdicts[2].passed:
                     rewritten = candidate
                 else:
-                    reason = "model rewrite lost facts"
+                    reason = "model rewrite lost facts" if not verdicts[0].passed else "model rewrite added facts"
             else:
                 verdicts, reason = [GuardVerdict(name="schema", passed=False, details=[result.error or "invalid"])], "model output failed validation"
         except ModelError as error:
@@ -155,7 +172,9 @@ def rewrite_text(context: TaskContext, text: str, tone: str, strategy: str = "au
         rewritten = _join(rule_rewrite(body, tone), signature)
         verdicts = [*verdicts, *rewrite_guards(text, rewritten)]
     final_verdicts = rewrite_guards(text, rewritten)
-    result = Rewrite(tone=tone, original=text, text=rewritten, unchanged=not final_verdicts[1].passed, lost=final_verdicts[0].details)
+    added = [kind for kind in detect_commitments(rewritten) if kind not in detect_commitments(text)]
+    result = Rewrite(tone=tone, original=text, text=rewritten, unchanged=not final_verdicts[1].passed, lost=final_verdicts[0].details,
+                     needs_explicit_approval=added)
     return TaskOutcome[Rewrite](task=TASK, result=result, verdicts=verdicts, provenance=provenance, status=AiStatus.pending,
                                 used_fallback=reason is not None, fallback_reason=reason)
 

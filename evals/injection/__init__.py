@@ -1,0 +1,1 @@
+"""Prompt-injection suite: attacks planted in customer-written records, run against every task (see run.py)."""
