@@ -6,6 +6,7 @@ One ``Llama`` instance per file per process; a lock serialises generation on it.
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 import uuid
@@ -73,6 +74,13 @@ class LoadedModel:
 
 _models: dict[Path, LoadedModel] = {}
 _models_lock = threading.Lock()
+
+
+@atexit.register
+def _close_models() -> None:
+    # llama.cpp's own finaliser fails noisily when it runs during interpreter shutdown.
+    for loaded in _models.values():
+        loaded.llama.close()
 
 
 def load_model(path: Path | None, expected_sha256: str | None, context_tokens: int) -> LoadedModel:
