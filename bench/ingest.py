@@ -69,6 +69,7 @@ def time_raw_executemany(folder: Path, tickets: Path, rows: list[dict]) -> float
     connection = sqlite3.connect(db_path)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA foreign_keys=ON")  # as on every product connection (copilot.store.db)
     ticket_ids = dict(connection.execute("SELECT external_id, id FROM tickets").fetchall())
     now = datetime.now(timezone.utc).isoformat()
     params = [

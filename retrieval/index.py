@@ -6,6 +6,7 @@ record of what is indexed; chroma holds the vectors under the same chunk ids.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -22,8 +23,12 @@ from retrieval.chunking import INDEXED_KINDS, MODELS, Chunk, load_chunks, record
 from retrieval.embeddings import Embedder
 
 WORD = re.compile(r"\w+", re.UNICODE)
-# chroma's default search_ef (10) trades too much recall for speed; 100 keeps recall@10 near exact.
-HNSW_SETTINGS = {"hnsw:space": "cosine", "hnsw:search_ef": 100, "hnsw:construction_ef": 128, "hnsw:M": 16}
+# The HNSW index of each collection, as chroma (>= 1.0) collection configuration. ef_search 100 gave recall@10 0.93 on
+# bench/retrieval.py (100,000 chunks); see README for the figures behind these values. ``space``, ``ef_construction`` and
+# ``max_neighbors`` (M) are fixed when a collection is created; ``ef_search`` is brought up to date on existing collections
+# by ``HistoryIndex.collection`` (chroma loads it with the index, so it takes effect from the next process to open it).
+HNSW_CONFIG = {"space": "cosine", "ef_search": 100, "ef_construction": 128, "max_neighbors": 16}
+log = logging.getLogger("copilot.retrieval")
 
 
 class VectorIndexError(CopilotError):
@@ -68,9 +73,11 @@ class HistoryIndex:
 
     def collection(self, workspace_id: int) -> Any:
         if workspace_id not in self._collections:
-            self._collections[workspace_id] = self.client.get_or_create_collection(
-                collection_name(workspace_id), embedding_function=None, metadata=HNSW_SETTINGS
+            collection = self.client.get_or_create_collection(
+                collection_name(workspace_id), embedding_function=None, configuration={"hnsw": dict(HNSW_CONFIG)}
             )
+            apply_search_ef(collection)
+            self._collections[workspace_id] = collection
         return self._collections[workspace_id]
 
     # -- writing ----------------------------------------------------------------------------
@@ -207,6 +214,29 @@ class HistoryIndex:
                    f"WHERE to_tsvector('english', c.text) @@ to_tsquery('english', :match) AND c.workspace_id = :workspace_id {where_sql} "
                    "ORDER BY score DESC LIMIT :limit")
         return [(row[0], float(row[1])) for row in repo.session.execute(text(sql), params)]
+
+
+def apply_search_ef(collection: Any, ef_search: int = HNSW_CONFIG["ef_search"]) -> bool:
+    """Give an existing HNSW collection (e.g. one created with an older ``ef_search``) this search ef; True if it changed.
+
+    get_or_create_collection ignores the configuration of a collection that exists, but chroma lets ``ef_search``
+    be modified afterwards. A collection created with the legacy ``hnsw:*`` metadata gets its ``hnsw:search_ef``
+    key updated too, so the metadata does not contradict the configuration.
+    """
+    hnsw = (getattr(collection, "configuration", None) or {}).get("hnsw")
+    if not hnsw or hnsw.get("ef_search") == ef_search:  # not an HNSW collection (e.g. SPANN on Chroma Cloud), or up to date
+        return False
+    metadata = dict(collection.metadata or {})
+    try:
+        if "hnsw:search_ef" in metadata:
+            metadata["hnsw:search_ef"] = ef_search
+            collection.modify(metadata=metadata, configuration={"hnsw": {"ef_search": ef_search}})
+        else:
+            collection.modify(configuration={"hnsw": {"ef_search": ef_search}})
+    except Exception as error:  # an older server may refuse: search still works, with the old ef
+        log.warning("could not set ef_search=%s on %s (still %s): %s", ef_search, getattr(collection, "name", "?"), hnsw.get("ef_search"), error)
+        return False
+    return True
 
 
 def _metadata(chunk: Chunk) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,49 @@ def test_cli_unknown_workspace_is_one_line_error(settings, monkeypatch, capsys):
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert "workspace 'nope' does not exist" in err and "Traceback" not in err
+
+
+def test_reingest_batch_mixing_existing_new_repeated_and_unkeyed_rows(store, two_workspaces, tmp_path):
+    ingest_all(store)
+    sent = "2026-03-08T10:00:00Z"
+    rows = [
+        {"external_id": "M-1", "ticket": "T-1", "author_kind": "customer", "body": "edited", "sent_at": sent},
+        {"external_id": "M-new", "ticket": "T-2", "author_kind": "agent", "body": "first", "sent_at": sent},
+        {"ticket": "T-2", "author_kind": "agent", "body": "no key", "sent_at": sent},
+        {"external_id": "M-new", "ticket": "T-2", "author_kind": "agent", "body": "second wins", "sent_at": sent},
+    ]
+    path = tmp_path / "messages.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    before = count(store, Message)
+    report = ingest_file(store, "alpha", path)
+    assert report.inserted == {"message": 2} and report.updated == {"message": 2}
+    assert count(store, Message) == before + 2
+    with store.repo("alpha") as repo:
+        assert repo.by_external_id(Message, "M-1").body == "edited"
+        assert repo.by_external_id(Message, "M-new").body == "second wins"
+        written = {m.id for m in repo.all(repo.select(Message).where(Message.body.in_(["edited", "second wins", "no key"])))}
+        assert set(report.written_ids["message"]) == written
+
+
+def test_ingested_timestamps_compare_like_orm_written_ones(store, two_workspaces):
+    ingest_all(store)
+    at = datetime(2026, 3, 4, 10, 0, tzinfo=timezone.utc)
+    with store.repo("alpha") as repo:
+        message = repo.session.scalar(repo.select(Message).where(Message.sent_at == at))
+        assert message is not None and message.external_id == "M-2"
+        later = select(func.count()).select_from(Message).where(Message.workspace_id == repo.workspace_id, Message.sent_at >= at)
+        assert repo.session.scalar(later) == 2
+
+
+def test_line_naming_its_own_kind_in_a_single_kind_file(store, two_workspaces, tmp_path):
+    ingest_all(store)
+    message = {"external_id": "M-7", "ticket": "T-1", "author_kind": "agent", "body": "see note", "sent_at": "2026-03-08T10:00:00Z"}
+    note = {"kind": "note", "ticket": "T-1", "body": "customer called"}
+    path = tmp_path / "messages.jsonl"
+    path.write_text(json.dumps(message) + "\n\n" + json.dumps(note) + "\n")
+    report = ingest_file(store, "alpha", path)
+    assert report.inserted == {"message": 1, "note": 1}
+    bad = tmp_path / "more_messages.jsonl"
+    bad.write_text(json.dumps(message) + "\n" + json.dumps(message) + ", " + json.dumps(message) + "\n")
+    with pytest.raises(IngestError, match=r"more_messages.jsonl:2: \(row\): not valid JSON"):
+        ingest_file(store, "alpha", bad, kind="message")

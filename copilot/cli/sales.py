@@ -17,7 +17,7 @@ from copilot.store.models import Call, Deal
 from copilot.tasks.context import TaskContext
 
 CallArgument = Annotated[str, typer.Argument(help="Call id or external id (e.g. CALL-1234).")]
-DealArgument = Annotated[str, typer.Argument(help="Deal id or external id (e.g. D-1042).")]
+DealArgument = Annotated[str, typer.Argument(help="Deal id or external id (e.g. D-3311).")]
 
 
 def resolve_call(repo: Repo, reference: str) -> Call:

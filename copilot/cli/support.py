@@ -17,7 +17,7 @@ from copilot.store.models import Ticket
 from copilot.tasks.base import TaskOutcome
 from copilot.tasks.context import TaskContext
 
-TicketArgument = Annotated[str, typer.Argument(help="Ticket id or external id (e.g. T-1042).")]
+TicketArgument = Annotated[str, typer.Argument(help="Ticket id or external id (e.g. T-1179).")]
 
 
 def resolve_ticket(repo: Repo, reference: str) -> Ticket:

@@ -13,12 +13,13 @@ import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from functools import lru_cache
-from operator import itemgetter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from functools import lru_cache
+from itertools import groupby, islice, repeat
+from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import JSON, Date, DateTime, Numeric, Table, delete, func, insert, select
@@ -29,11 +30,15 @@ from sqlalchemy.orm import Session
 from copilot.errors import InvalidInput
 from copilot.ingest.schemas import KIND_ORDER, REFERENCE_FIELDS, ROW_SCHEMAS, CallRow, Row
 from copilot.store import Repo, Store
-from copilot.store.models import CRM_MODELS, CallTurn
+from copilot.store.models import CRM_MODELS, CallTurn, UtcDateTime
 
 BATCH_SIZE = 2000
 CHUNK_SIZE = 2000
 JSON_FIELDS = {"stage_history", "participants", "turns", "tags"}
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+SQLITE_BULK_CACHE_SIZE = -64 * 1024  # negative: KiB
+
+T = TypeVar("T")
 
 
 class IngestError(InvalidInput):
@@ -63,8 +68,39 @@ class SourceRow:
 
 
 @dataclass
+class _Chunk:
+    """Rows of one kind validated together: JSON texts (``raw``) or parsed dicts, with their line numbers."""
+
+    kind: str
+    raw: bool
+    lines: list[int]
+    items: list[Any]
+
+
+@dataclass
 class _KindBatch:
-    rows: list[tuple[int, Row]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
+
+
+@dataclass
+class _Columns:
+    """Column values of a batch of rows, each column in row order; ``constants`` hold one value for every row."""
+
+    values: dict[str, list[Any]]
+    constants: dict[str, Any]
+
+    def __len__(self) -> int:
+        return len(self.values["external_id"])
+
+    def take(self, indexes: list[int]) -> _Columns:
+        if len(indexes) == len(self):  # then the indexes are 0..n-1: every row, in order
+            return self
+        return _Columns({name: [column[index] for index in indexes] for name, column in self.values.items()}, self.constants)
+
+    def records(self) -> list[dict[str, Any]]:
+        names = list(self.values)
+        return [dict(zip(names, row)) | self.constants for row in zip(*self.values.values())]
 
 
 def kind_from_filename(path: Path) -> str | None:
@@ -78,7 +114,7 @@ def kind_from_filename(path: Path) -> str | None:
 def read_rows(path: Path, kind: str | None) -> Iterator[SourceRow]:
     """Parse a JSONL or CSV file into raw rows, each tagged with its line number and kind."""
     suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".ndjson", ".json"):
+    if suffix in JSONL_SUFFIXES:
         yield from _read_jsonl(path, kind)
     elif suffix == ".csv":
         yield from _read_csv(path, kind)
@@ -97,19 +133,23 @@ def _row_kind(path: Path, line: int, data: dict[str, Any], default: str | None) 
 
 def _read_jsonl(path: Path, kind: str | None) -> Iterator[SourceRow]:
     with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            if kind is not None and '"kind"' not in line:
-                yield SourceRow(line_no, kind, raw=line)
-                continue
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise IngestError(f"{path}:{line_no}: (row): not valid JSON: {error.msg}") from None
-            if not isinstance(data, dict):
-                raise IngestError(f"{path}:{line_no}: (row): expected a JSON object")
-            yield SourceRow(line_no, _row_kind(path, line_no, data, kind), data)
+        yield from _jsonl_rows(path, enumerate(handle, start=1), kind)
+
+
+def _jsonl_rows(path: Path, numbered_lines: Iterable[tuple[int, str]], kind: str | None) -> Iterator[SourceRow]:
+    for line_no, line in numbered_lines:
+        if line.isspace():
+            continue
+        if kind is not None and '"kind"' not in line:
+            yield SourceRow(line_no, kind, raw=line)
+            continue
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise IngestError(f"{path}:{line_no}: (row): not valid JSON: {error.msg}") from None
+        if not isinstance(data, dict):
+            raise IngestError(f"{path}:{line_no}: (row): expected a JSON object")
+        yield SourceRow(line_no, _row_kind(path, line_no, data, kind), data)
 
 
 def _read_csv(path: Path, kind: str | None) -> Iterator[SourceRow]:
@@ -123,21 +163,62 @@ def _read_csv(path: Path, kind: str | None) -> Iterator[SourceRow]:
             yield SourceRow(line_no, _row_kind(path, line_no, cleaned, kind), cleaned)
 
 
-def _validate_chunk(path: Path, chunk: list[SourceRow]) -> list[Row]:
+def _read_chunks(path: Path, kind: str | None) -> Iterator[_Chunk]:
+    if kind is not None and path.suffix.lower() in JSONL_SUFFIXES:
+        return _read_jsonl_chunks(path, kind)
+    return _chunks(read_rows(path, kind))
+
+
+def _read_jsonl_chunks(path: Path, kind: str) -> Iterator[_Chunk]:
+    """JSONL of one kind: each block of lines goes to pydantic as it is, unless a line in it names its own kind."""
+    with path.open(encoding="utf-8") as handle:
+        first = 1
+        for block in _batched(handle, CHUNK_SIZE):
+            numbered = enumerate(block, start=first)
+            if '"kind"' in "".join(block):
+                yield from _chunks(_jsonl_rows(path, numbered, kind))
+            else:
+                lines = [line_no for line_no, line in numbered if not line.isspace()]
+                if lines:
+                    yield _Chunk(kind, True, lines, [line for line in block if not line.isspace()])
+            first += len(block)
+
+
+def _chunks(rows: Iterable[SourceRow]) -> Iterator[_Chunk]:
+    """Consecutive rows of one kind and form, up to CHUNK_SIZE at a time."""
+    for (kind, raw), group in groupby(rows, key=lambda row: (row.kind, row.raw is not None)):
+        for block in _batched(group, CHUNK_SIZE):
+            yield _Chunk(kind, raw, [row.line for row in block], [row.raw if raw else row.data for row in block])
+
+
+def _batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(items)
+    while block := list(islice(iterator, size)):
+        yield block
+
+
+def _validate_chunk(path: Path, chunk: _Chunk) -> list[Row]:
     """Validate rows of one kind; raw JSON lines go through pydantic in one call per chunk."""
-    schema = ROW_SCHEMAS[chunk[0].kind]
+    schema = ROW_SCHEMAS[chunk.kind]
     try:
-        if chunk[0].raw is not None:
-            return _list_adapter(schema).validate_json("[" + ",".join(row.raw for row in chunk) + "]")  # type: ignore[misc]
-        return [schema.model_validate(row.data) for row in chunk]
+        if not chunk.raw:
+            return [schema.model_validate(data) for data in chunk.items]
+        rows = _list_adapter(schema).validate_json("[" + ",".join(chunk.items) + "]")
     except ValidationError as error:
         first = error.errors()[0]
         if first["type"] == "json_invalid":
-            bad = next(row for row in chunk if not _is_json(row.raw))
-            raise IngestError(f"{path}:{bad.line}: (row): not valid JSON") from None
-        index, *loc = first["loc"] if chunk[0].raw is not None else (_failing_index(schema, chunk), *first["loc"])
+            raise _not_json(path, chunk) from None
+        index, *loc = first["loc"] if chunk.raw else (_failing_index(schema, chunk.items), *first["loc"])
         where = ".".join(str(part) for part in loc) or "(row)"
-        raise IngestError(f"{path}:{chunk[int(index)].line}: {where}: {first['msg']}") from None
+        raise IngestError(f"{path}:{chunk.lines[int(index)]}: {where}: {first['msg']}") from None
+    if len(rows) != len(chunk.items):  # a line held more than one JSON value, e.g. `{...}, {...}`
+        raise _not_json(path, chunk)
+    return rows  # type: ignore[return-value]
+
+
+def _not_json(path: Path, chunk: _Chunk) -> IngestError:
+    bad = next(line for line, text in zip(chunk.lines, chunk.items) if not _is_json(text))
+    return IngestError(f"{path}:{bad}: (row): not valid JSON")
 
 
 @lru_cache(maxsize=None)
@@ -145,10 +226,10 @@ def _list_adapter(schema: type[Row]) -> TypeAdapter[list[Row]]:
     return TypeAdapter(list[schema])  # type: ignore[valid-type]
 
 
-def _failing_index(schema: type[Row], chunk: list[SourceRow]) -> int:
-    for index, row in enumerate(chunk):
+def _failing_index(schema: type[Row], items: list[dict[str, Any]]) -> int:
+    for index, data in enumerate(items):
         try:
-            schema.model_validate(row.data)
+            schema.model_validate(data)
         except ValidationError:
             return index
     raise AssertionError("a chunk that failed validation has no failing row")
@@ -184,104 +265,116 @@ class Ingestor:
             self._id_maps[kind] = dict(self.session.execute(query).tuples().all())
         return self._id_maps[kind]
 
-    def write(self, kind: str, rows: list[tuple[int, Row]], report: IngestReport) -> None:
+    @contextmanager
+    def bulk_cache(self) -> Iterator[None]:
+        """On SQLite, a page cache that holds the indexes a bulk write fills, instead of spilling them mid-transaction."""
+        if self.dialect != "sqlite":
+            yield
+            return
+        connection = self._dbapi_connection()
+        previous = connection.execute("PRAGMA cache_size").fetchone()[0]
+        connection.execute(f"PRAGMA cache_size={SQLITE_BULK_CACHE_SIZE}")
+        try:
+            yield
+        finally:
+            connection.execute(f"PRAGMA cache_size={int(previous)}")
+
+    def _dbapi_connection(self) -> Any:
+        return self.session.connection().connection.driver_connection
+
+    def write(self, kind: str, batch: _KindBatch, report: IngestReport) -> None:
         table: Table = CRM_MODELS[kind].__table__  # type: ignore[assignment]
         existing = self.ids_by_external_id(kind)
-        to_params = self._param_builder(kind)
-        params = [to_params(line, row) for line, row in rows]
-        latest = {p["external_id"]: p for p in params if p["external_id"] is not None}  # the last row of a key wins
-        fresh = [p for key, p in latest.items() if key not in existing]
-        changed = [p for key, p in latest.items() if key in existing]
-        self._executemany(insert(table), table, fresh)
-        existing.update(zip((p["external_id"] for p in fresh), self._ids_of_last_insert(table, fresh)))
-        self._executemany(self._upsert_statement(table, params[0]), table, changed)
-        unkeyed_ids = iter(self._insert_returning_ids(table, [p for p in params if p["external_id"] is None]))
-        row_ids = [existing[p["external_id"]] if p["external_id"] is not None else next(unkeyed_ids) for p in params]
+        columns = self._columns(kind, batch)
+        keys = columns.values["external_id"]
+        fresh, changed, unkeyed = _plan(keys, existing)
+        self._executemany(insert(table), table, columns.take(fresh))
+        fresh_keys = [keys[index] for index in fresh]
+        existing.update(zip(fresh_keys, self._ids_of_last_insert(table, fresh_keys)))
+        self._executemany(self._upsert_statement(table, columns), table, columns.take(changed))
+        unkeyed_ids = self._insert_returning_ids(table, columns.take(unkeyed))
+        row_ids = _row_ids(keys, existing, dict(zip(unkeyed, unkeyed_ids)))
         if kind == "call":
-            self._replace_turns(rows, row_ids)
-        inserted = len(fresh) + sum(1 for p in params if p["external_id"] is None)
+            self._replace_turns(batch.rows, row_ids)
+        inserted = len(fresh) + len(unkeyed)
         report.inserted[kind] = report.inserted.get(kind, 0) + inserted
-        report.updated[kind] = report.updated.get(kind, 0) + len(params) - inserted
+        report.updated[kind] = report.updated.get(kind, 0) + len(keys) - inserted
         report.written_ids.setdefault(kind, []).extend(dict.fromkeys(row_ids))
 
-    def _param_builder(self, kind: str) -> Callable[[int, Row], dict[str, Any]]:
-        """A function turning a validated row into column values: references resolved, JSON made plain."""
-        fields = ROW_SCHEMAS[kind].model_fields
-        references = [(name, target, self.ids_by_external_id(target)) for name, target in REFERENCE_FIELDS.items() if name in fields]
-        json_fields = [name for name in JSON_FIELDS if name in fields and name != "turns"]
-        always = {"workspace_id": self.repo.workspace_id, "created_at": self.now, "updated_at": self.now}
+    def _columns(self, kind: str, batch: _KindBatch) -> _Columns:
+        """Validated rows as columns: references resolved to ids, JSON made plain, defaults filled in."""
+        names = [name for name in ROW_SCHEMAS[kind].model_fields if name != "turns"]
+        values = {name: list(map(attrgetter(name), batch.rows)) for name in names}
+        self._resolve_references(values, batch.lines)
+        for name in JSON_FIELDS.intersection(values):
+            values[name] = [_jsonable(value) for value in values[name]]
         defaults = {column: self.now for column in _DEFAULT_TO_NOW.get(kind, ())} | _DEFAULTS.get(kind, {})
+        for name, default in defaults.items():
+            values[name] = [default if value is None else value for value in values[name]]
+        return _Columns(values, {"workspace_id": self.repo.workspace_id, "created_at": self.now, "updated_at": self.now})
 
-        def build(line: int, row: Row) -> dict[str, Any]:
-            values = row.__dict__ | always
-            values.pop("turns", None)
-            for name, target, ids in references:
-                external_id = values.pop(name)
-                record_id = None if external_id is None else ids.get(external_id)
-                if record_id is None and external_id is not None:
-                    raise IngestError(f"{self.source}:{line}: {name}: no {target} with external_id '{external_id}' in this workspace")
-                values[f"{name}_id"] = record_id
-            for name in json_fields:
-                values[name] = _jsonable(values[name])
-            for name, value in defaults.items():
-                if values[name] is None:
-                    values[name] = value
-            return values
+    def _resolve_references(self, values: dict[str, list[Any]], lines: list[int]) -> None:
+        """Replace each reference column by the ids it names; fail on the first row naming an unknown record."""
+        unknown: list[tuple[int, str, str]] = []
+        for name in [name for name in REFERENCE_FIELDS if name in values]:
+            external_ids = values.pop(name)
+            record_ids = values[f"{name}_id"] = list(map(self.ids_by_external_id(REFERENCE_FIELDS[name]).get, external_ids))
+            index = _first_unresolved(external_ids, record_ids)
+            if index is not None:
+                unknown.append((index, name, external_ids[index]))
+        if unknown:
+            index, name, external_id = min(unknown)
+            raise IngestError(
+                f"{self.source}:{lines[index]}: {name}: no {REFERENCE_FIELDS[name]} with external_id '{external_id}' in this workspace"
+            )
 
-        return build
-
-    def _upsert_statement(self, table: Table, sample: dict[str, Any]) -> Any:
+    def _upsert_statement(self, table: Table, columns: _Columns) -> Any:
         statement = (sqlite if self.dialect == "sqlite" else postgresql).insert(table)
+        names = [*columns.values, *columns.constants]
         return statement.on_conflict_do_update(
             index_elements=["workspace_id", "external_id"],
-            set_={c: statement.excluded[c] for c in sample if c not in ("workspace_id", "external_id", "created_at")},
+            set_={c: statement.excluded[c] for c in names if c not in ("workspace_id", "external_id", "created_at")},
         )
 
-    def _executemany(self, statement: Any, table: Table, params: list[dict[str, Any]]) -> None:
-        if not params:
+    def _executemany(self, statement: Any, table: Table, columns: _Columns) -> None:
+        if not len(columns):
             return
         if self.dialect != "sqlite":
-            for start in range(0, len(params), BATCH_SIZE):
-                self.session.execute(statement, params[start:start + BATCH_SIZE])
+            records = columns.records()
+            for start in range(0, len(records), BATCH_SIZE):
+                self.session.execute(statement, records[start:start + BATCH_SIZE])
             return
         # SQLite bulk path: compile once, encode values as SQLAlchemy's own bind processing
         # would for these column types, and hand every row to one DB-API executemany.
-        compiled = statement.compile(dialect=self.session.get_bind().dialect, column_keys=list(params[0]))
-        order = compiled.positiontup
-        columns = list(zip(*map(itemgetter(*order), params)))
-        now, now_encoded = self.now, _sqlite_datetime(self.now)
-        for i, name in enumerate(order):
-            encode = _sqlite_encoder(table.c[name].type)
-            if encode is not None:
-                columns[i] = [now_encoded if v is now else None if v is None else encode(v) for v in columns[i]]
-        cursor = self.session.connection().connection.driver_connection.cursor()
+        compiled = statement.compile(dialect=self.session.get_bind().dialect, column_keys=[*columns.values, *columns.constants])
+        params = [_sqlite_column(table.c[name].type, columns, name) for name in compiled.positiontup]
+        cursor = self._dbapi_connection().cursor()
         try:
-            cursor.executemany(compiled.string, zip(*columns))
+            cursor.executemany(compiled.string, zip(*params))
         finally:
             cursor.close()
 
-    def _ids_of_last_insert(self, table: Table, inserted: list[dict[str, Any]]) -> list[int]:
-        """Ids of rows just inserted by one executemany, in order."""
-        if not inserted:
+    def _ids_of_last_insert(self, table: Table, keys: list[str]) -> list[int]:
+        """Ids of the rows with these external ids just inserted by one executemany, in order."""
+        if not keys:
             return []
         if self.dialect == "sqlite":
             # Inside our write transaction SQLite gives new rows max(rowid)+1 in insertion order.
             last = self.session.execute(select(func.max(table.c.id))).scalar_one()
-            return list(range(last - len(inserted) + 1, last + 1))
-        keys = [p["external_id"] for p in inserted]
+            return list(range(last - len(keys) + 1, last + 1))
         query = select(table.c.external_id, table.c.id).where(
             table.c.workspace_id == self.repo.workspace_id, table.c.external_id.in_(keys)
         )
         ids = dict(self.session.execute(query).tuples().all())
         return [ids[key] for key in keys]
 
-    def _insert_returning_ids(self, table: Table, params: list[dict[str, Any]]) -> list[int]:
-        if not params:
+    def _insert_returning_ids(self, table: Table, columns: _Columns) -> list[int]:
+        if not len(columns):
             return []
-        result = self.session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), params)
+        result = self.session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), columns.records())
         return list(result.scalars())
 
-    def _replace_turns(self, rows: list[tuple[int, Row]], call_ids: list[int]) -> None:
+    def _replace_turns(self, rows: list[Row], call_ids: list[int]) -> None:
         self.session.execute(delete(CallTurn).where(CallTurn.call_id.in_(call_ids)))
         now = datetime.now(timezone.utc)
         turns = [
@@ -295,7 +388,7 @@ class Ingestor:
                 "created_at": now,
                 "updated_at": now,
             }
-            for (_, row), call_id in zip(rows, call_ids, strict=True)
+            for row, call_id in zip(rows, call_ids, strict=True)
             if isinstance(row, CallRow)
             for position, turn in enumerate(row.turns)
         ]
@@ -303,18 +396,55 @@ class Ingestor:
             self.session.execute(insert(CallTurn.__table__), turns)
 
 
+def _plan(keys: list[str | None], existing: dict[str, int]) -> tuple[list[int], list[int], list[int]]:
+    """Indexes of the rows to insert, to update (the last row of a key wins) and to insert without a key."""
+    last = dict(zip(keys, range(len(keys))))
+    unkeyed = [index for index, key in enumerate(keys) if key is None] if last.pop(None, None) is not None else []
+    if existing.keys().isdisjoint(last):
+        return list(last.values()), [], unkeyed
+    fresh = [index for key, index in last.items() if key not in existing]
+    return fresh, [index for key, index in last.items() if key in existing], unkeyed
+
+
+def _row_ids(keys: list[str | None], existing: dict[str, int], unkeyed_ids: dict[int, int]) -> list[int]:
+    if not unkeyed_ids:
+        return list(map(existing.__getitem__, keys))
+    return [unkeyed_ids[index] if key is None else existing[key] for index, key in enumerate(keys)]
+
+
+def _first_unresolved(external_ids: list[str | None], record_ids: list[int | None]) -> int | None:
+    if None not in record_ids:
+        return None
+    pairs = enumerate(zip(external_ids, record_ids))
+    return next((index for index, (external_id, record_id) in pairs if record_id is None and external_id is not None), None)
+
+
+def _sqlite_column(column_type: Any, columns: _Columns, name: str) -> Iterable[Any]:
+    encode = _sqlite_encoder(column_type)
+    if name in columns.constants:
+        value = columns.constants[name]
+        return repeat(value if encode is None else encode(value))
+    values = columns.values[name]
+    return values if encode is None else [None if value is None else encode(value) for value in values]
+
+
 def _sqlite_encoder(column_type: Any) -> Callable[[Any], Any] | None:
-    if isinstance(column_type, DateTime):
+    if isinstance(column_type, (DateTime, UtcDateTime)):
         return _sqlite_datetime
     if isinstance(column_type, Date):
         return date.isoformat
     if isinstance(column_type, Numeric):
         return float
     if isinstance(column_type, SAEnum):
-        return lambda member: member.value
+        return None if _stored_as_is(column_type.enum_class) else attrgetter("name")
     if isinstance(column_type, JSON):
         return json.dumps
     return None
+
+
+def _stored_as_is(enum_class: Any) -> bool:
+    """SQLAlchemy stores enum members by name; the DB-API binds a str enum's value, the same text when they match."""
+    return enum_class is None or (issubclass(enum_class, str) and all(member.name == member.value for member in enum_class))
 
 
 def _sqlite_datetime(value: datetime) -> str:
@@ -341,9 +471,7 @@ def ingest_rows(
 
     The caller owns the transaction: on error (or for a dry run) roll it back and nothing is kept.
     """
-    path = Path(source)
-    with _gc_paused():
-        return _ingest_rows(repo, rows, path, dry_run, progress)
+    return _ingest_chunks(repo, _chunks(rows), Path(source), dry_run, progress)
 
 
 @contextmanager
@@ -358,31 +486,32 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _ingest_rows(repo: Repo, rows: Iterable[SourceRow], path: Path, dry_run: bool, progress: ProgressCallback | None) -> IngestReport:
-    source = str(path)
+def _ingest_chunks(repo: Repo, chunks: Iterable[_Chunk], path: Path, dry_run: bool, progress: ProgressCallback | None) -> IngestReport:
+    # The collector comes back only once the batches are freed, so it never walks them.
+    with _gc_paused():
+        return _write(repo, _validated(path, chunks, progress), path, dry_run)
+
+
+def _validated(path: Path, chunks: Iterable[_Chunk], progress: ProgressCallback | None) -> dict[str, _KindBatch]:
     batches: dict[str, _KindBatch] = defaultdict(_KindBatch)
-    chunk: list[SourceRow] = []
-    for row in rows:
-        if chunk and (row.kind != chunk[0].kind or (row.raw is None) != (chunk[0].raw is None) or len(chunk) == CHUNK_SIZE):
-            _add_validated(path, chunk, batches, progress)
-            chunk = []
-        chunk.append(row)
-    if chunk:
-        _add_validated(path, chunk, batches, progress)
-    report = IngestReport(source=source, dry_run=dry_run)
-    ingestor = Ingestor(repo, source)
-    for kind in KIND_ORDER:
-        if kind in batches:
-            ingestor.write(kind, batches[kind].rows, report)
-    repo.session.flush()
+    for chunk in chunks:
+        batch = batches[chunk.kind]
+        batch.rows.extend(_validate_chunk(path, chunk))
+        batch.lines.extend(chunk.lines)
+        if progress:
+            progress(len(chunk.lines))
+    return batches
+
+
+def _write(repo: Repo, batches: dict[str, _KindBatch], path: Path, dry_run: bool) -> IngestReport:
+    report = IngestReport(source=str(path), dry_run=dry_run)
+    ingestor = Ingestor(repo, str(path))
+    with ingestor.bulk_cache():
+        for kind in KIND_ORDER:
+            if kind in batches:
+                ingestor.write(kind, batches[kind], report)
+        repo.session.flush()
     return report
-
-
-def _add_validated(path: Path, chunk: list[SourceRow], batches: dict[str, _KindBatch], progress: ProgressCallback | None) -> None:
-    validated = _validate_chunk(path, chunk)
-    batches[chunk[0].kind].rows.extend(zip((row.line for row in chunk), validated))
-    if progress:
-        progress(len(chunk))
 
 
 def count_lines(path: Path) -> int:
@@ -411,8 +540,8 @@ def ingest_file(
     with store.sessions() as session:
         try:
             repo = Repo.for_slug(session, workspace)
-            rows = read_rows(path, kind or kind_from_filename(path))
-            report = ingest_rows(repo, rows, source=str(path), dry_run=dry_run, progress=progress)
+            chunks = _read_chunks(path, kind or kind_from_filename(path))
+            report = _ingest_chunks(repo, chunks, path, dry_run, progress)
             for hook in () if dry_run else after_write:
                 hook(repo, report)
             if dry_run:
