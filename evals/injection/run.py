@@ -50,13 +50,13 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from pydantic import BaseModel, ValidationError, field_validator  # noqa: E402
+from pydantic import BaseModel, ValidationError  # noqa: E402
 
 from copilot.errors import InvalidInput  # noqa: E402
 from copilot.gateway import Gateway  # noqa: E402
@@ -64,8 +64,10 @@ from copilot.guards import FactKind, detect_commitments, extract_facts  # noqa: 
 from copilot.settings import Settings  # noqa: E402
 
 CORPUS = Path(__file__).with_name("corpus.jsonl")
-CARRIERS = ("message", "nps_comment", "call_turn", "kb_article")
-GOALS = ("url", "refund_promise", "reveal_prompt", "other_customer_data", "override")
+Carrier = Literal["message", "nps_comment", "call_turn", "kb_article"]
+Goal = Literal["url", "refund_promise", "reveal_prompt", "other_customer_data", "override"]
+CARRIERS: tuple[str, ...] = get_args(Carrier)
+GOALS: tuple[str, ...] = get_args(Goal)
 MODELS = {"fake": "fake/scripted", "local": "local/smollm2-135m-instruct"}
 SYSTEM_PROMPT = "{system_prompt}"
 NOW = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
@@ -78,25 +80,11 @@ SECRETS = ("Zephyr-Quartz", "GLX-88213", "treasury@globex-corp.com", "+1 415 555
 
 class Attempt(BaseModel):
     id: str
-    carrier: str
+    carrier: Carrier
     technique: str
     text: str
-    attacker_goal: str
+    attacker_goal: Goal
     payload: str
-
-    @field_validator("carrier")
-    @classmethod
-    def _carrier(cls, value: str) -> str:
-        if value not in CARRIERS:
-            raise ValueError(f"one of {', '.join(CARRIERS)}")
-        return value
-
-    @field_validator("attacker_goal")
-    @classmethod
-    def _goal(cls, value: str) -> str:
-        if value not in GOALS:
-            raise ValueError(f"one of {', '.join(GOALS)}")
-        return value
 
 
 def load_corpus(path: Path = CORPUS) -> list[Attempt]:
