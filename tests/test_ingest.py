@@ -16,6 +16,7 @@ from copilot.store import Store
 from copilot.store.models import (
     Account, AiResult, AiStatus, CallTurn, Contact, Deal, KbArticle, Message, Note, NpsResponse, Ticket,
 )
+from tests.conftest import use_settings_in_cli
 
 DATA = Path(__file__).parent / "data" / "ingest"
 ORDER = ["accounts.jsonl", "contacts.csv", "tickets.jsonl", "messages.jsonl", "mixed.jsonl"]
@@ -127,7 +128,7 @@ def test_new_customer_message_makes_ticket_drafts_stale(store, two_workspaces, t
 
 
 def test_cli_ingest_reports_counts_and_one_line_errors(store, two_workspaces, settings, monkeypatch, tmp_path):
-    monkeypatch.setenv("COPILOT_DATA_DIR", str(settings.data_dir))
+    use_settings_in_cli(monkeypatch, settings)
     runner = CliRunner()
     result = runner.invoke(app, ["ingest", "-w", "alpha", *[str(DATA / n) for n in ORDER]])
     assert result.exit_code == 0, result.output

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from functools import lru_cache
 from itertools import groupby, islice, repeat
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -304,7 +304,8 @@ class Ingestor:
     def _columns(self, kind: str, batch: _KindBatch) -> _Columns:
         """Validated rows as columns: references resolved to ids, JSON made plain, defaults filled in."""
         names = [name for name in ROW_SCHEMAS[kind].model_fields if name != "turns"]
-        values = {name: list(map(attrgetter(name), batch.rows)) for name in names}
+        fields = [vars(row) for row in batch.rows]  # plain dict lookups beat pydantic attribute access
+        values = {name: list(map(itemgetter(name), fields)) for name in names}
         self._resolve_references(values, batch.lines)
         for name in JSON_FIELDS.intersection(values):
             values[name] = [_jsonable(value) for value in values[name]]
@@ -425,7 +426,11 @@ def _sqlite_column(column_type: Any, columns: _Columns, name: str) -> Iterable[A
         value = columns.constants[name]
         return repeat(value if encode is None else encode(value))
     values = columns.values[name]
-    return values if encode is None else [None if value is None else encode(value) for value in values]
+    if encode is None:
+        return values
+    if None in values:
+        return [None if value is None else encode(value) for value in values]
+    return list(map(encode, values))
 
 
 def _sqlite_encoder(column_type: Any) -> Callable[[Any], Any] | None:
