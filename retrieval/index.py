@@ -23,11 +23,13 @@ from retrieval.chunking import INDEXED_KINDS, MODELS, Chunk, load_chunks, record
 from retrieval.embeddings import Embedder
 
 WORD = re.compile(r"\w+", re.UNICODE)
-# The HNSW index of each collection, as chroma (>= 1.0) collection configuration. ef_search 100 gave recall@10 0.93 on
-# bench/retrieval.py (100,000 chunks); see README for the figures behind these values. ``space``, ``ef_construction`` and
+# The HNSW index of each collection, as chroma (>= 1.0) collection configuration. Support history repeats itself (the
+# bench corpus has 17k distinct texts in 100k chunks, groups of up to 767 copies) and exact duplicates trap HNSW's greedy
+# search: M=16/ef_construction=128/ef_search=100 gave recall@10 0.92 at 100k chunks, M=32/256 with ef_search=800 0.97
+# (ef_search=800 on an index built with 16/128: 0.96). See README for the figures. ``space``, ``ef_construction`` and
 # ``max_neighbors`` (M) are fixed when a collection is created; ``ef_search`` is brought up to date on existing collections
-# by ``HistoryIndex.collection`` (chroma loads it with the index, so it takes effect from the next process to open it).
-HNSW_CONFIG = {"space": "cosine", "ef_search": 100, "ef_construction": 128, "max_neighbors": 16}
+# by ``HistoryIndex.collection`` (chroma reads it when it loads the index, i.e. from the next process to open it).
+HNSW_CONFIG = {"space": "cosine", "ef_search": 800, "ef_construction": 256, "max_neighbors": 32}
 log = logging.getLogger("copilot.retrieval")
 
 
@@ -216,23 +218,19 @@ class HistoryIndex:
         return [(row[0], float(row[1])) for row in repo.session.execute(text(sql), params)]
 
 
-def apply_search_ef(collection: Any, ef_search: int = HNSW_CONFIG["ef_search"]) -> bool:
+def apply_search_ef(collection: Any, ef_search: int | None = None) -> bool:
     """Give an existing HNSW collection (e.g. one created with an older ``ef_search``) this search ef; True if it changed.
 
     get_or_create_collection ignores the configuration of a collection that exists, but chroma lets ``ef_search``
-    be modified afterwards. A collection created with the legacy ``hnsw:*`` metadata gets its ``hnsw:search_ef``
-    key updated too, so the metadata does not contradict the configuration.
+    be modified afterwards. Collections created with the legacy ``hnsw:*`` metadata keep those keys (chroma refuses
+    metadata holding ``hnsw:space`` on modify); chroma uses the configuration, not them.
     """
+    ef_search = HNSW_CONFIG["ef_search"] if ef_search is None else ef_search
     hnsw = (getattr(collection, "configuration", None) or {}).get("hnsw")
     if not hnsw or hnsw.get("ef_search") == ef_search:  # not an HNSW collection (e.g. SPANN on Chroma Cloud), or up to date
         return False
-    metadata = dict(collection.metadata or {})
     try:
-        if "hnsw:search_ef" in metadata:
-            metadata["hnsw:search_ef"] = ef_search
-            collection.modify(metadata=metadata, configuration={"hnsw": {"ef_search": ef_search}})
-        else:
-            collection.modify(configuration={"hnsw": {"ef_search": ef_search}})
+        collection.modify(configuration={"hnsw": {"ef_search": ef_search}})
     except Exception as error:  # an older server may refuse: search still works, with the old ef
         log.warning("could not set ef_search=%s on %s (still %s): %s", ef_search, getattr(collection, "name", "?"), hnsw.get("ef_search"), error)
         return False
