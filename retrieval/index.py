@@ -25,11 +25,11 @@ from retrieval.embeddings import Embedder
 WORD = re.compile(r"\w+", re.UNICODE)
 # The HNSW index of each collection, as chroma (>= 1.0) collection configuration. Support history repeats itself (the
 # bench corpus has 17k distinct texts in 100k chunks, groups of up to 767 copies) and exact duplicates trap HNSW's greedy
-# search: M=16/ef_construction=128/ef_search=100 gave recall@10 0.92 at 100k chunks, M=32/256 with ef_search=800 0.97
-# (ef_search=800 on an index built with 16/128: 0.96). See README for the figures. ``space``, ``ef_construction`` and
-# ``max_neighbors`` (M) are fixed when a collection is created; ``ef_search`` is brought up to date on existing collections
-# by ``HistoryIndex.collection`` (chroma reads it when it loads the index, i.e. from the next process to open it).
-HNSW_CONFIG = {"space": "cosine", "ef_search": 800, "ef_construction": 256, "max_neighbors": 32}
+# search: ef_search=100 gave recall@10 0.92-0.96 at 100k chunks, ef_search=800 0.973. A denser graph (M=32,
+# ef_construction=256) reached 1.0 but slowed indexing below the bench target (ratio 0.82 vs 0.89). See README.
+# ``space``, ``ef_construction`` and ``max_neighbors`` (M) are fixed when a collection is created; ``ef_search`` is brought
+# up to date on existing collections by ``HistoryIndex.collection`` (chroma reads it when it loads the index).
+HNSW_CONFIG = {"space": "cosine", "ef_search": 800, "ef_construction": 128, "max_neighbors": 16}
 log = logging.getLogger("copilot.retrieval")
 
 
