@@ -172,7 +172,8 @@ def rewrite_text(context: TaskContext, text: str, tone: str, strategy: str = "au
         rewritten = _join(rule_rewrite(body, tone), signature)
         verdicts = [*verdicts, *rewrite_guards(text, rewritten)]
     final_verdicts = rewrite_guards(text, rewritten)
-    added = [kind for kind in detect_commitments(rewritten) if kind not in detect_commitments(text)]
+    already_promised = detect_commitments(text)
+    added = [kind for kind in detect_commitments(rewritten) if kind not in already_promised]
     result = Rewrite(tone=tone, original=text, text=rewritten, unchanged=not final_verdicts[1].passed, lost=final_verdicts[0].details,
                      needs_explicit_approval=added)
     return TaskOutcome[Rewrite](task=TASK, result=result, verdicts=verdicts, provenance=provenance, status=AiStatus.pending,
