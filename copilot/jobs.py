@@ -113,11 +113,25 @@ def _nps_assign(job: JobContext) -> dict[str, Any]:
     return {"run_id": int(job.params["run_id"]), "assigned": assigned}
 
 
+def _sentiment_head(job: JobContext) -> dict[str, Any]:
+    from copilot.tasks.sentiment import default_classifier
+    from copilot.tasks.sentiment_train import LabelledText, train_workspace_head
+
+    params = job.params
+    examples = [LabelledText.model_validate(example) for example in params["examples"]]
+    with job.store.repo(job.workspace) as repo:
+        info = train_workspace_head(repo, default_classifier(), examples, source=params["source"], actor=params["actor"],
+                                    dry_run=bool(params.get("dry_run")), force=bool(params.get("force")),
+                                    progress=lambda done, total: job.progress(done, total))
+    return info.model_dump()
+
+
 HANDLERS: dict[str, Handler] = {
     "reindex": _reindex,
     "bulk_ticket_summaries": _bulk_ticket_summaries,
     "nps_themes": _nps_themes,
     "nps_assign": _nps_assign,
+    "sentiment_head": _sentiment_head,
 }
 
 

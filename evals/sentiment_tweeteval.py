@@ -1,7 +1,10 @@
-"""Sentiment quality on TweetEval (val): macro-F1 and macro-recall of the shipped head vs VADER, same run.
+"""Sentiment quality on TweetEval (val): macro-F1 and macro-recall against VADER, same run.
 
-Also reports, for reference only, a head of the same shape trained on TweetEval itself with
-5-fold cross-validation (TweetEval is research-use data, so such weights are not shipped).
+Two heads are measured:
+  - the shipped head, trained only on commercially usable text (TweetEval is never part of it);
+  - a workspace head, as ``copilot sentiment train`` fits it on a workspace's own labelled messages, here on
+    TweetEval val itself and therefore scored by 5-fold cross-validation (each tweet labelled by a head that never
+    saw it), repeated over three fold seeds. TweetEval is research-use data: such a head is measured, never shipped.
 Run: python -m evals.sentiment_tweeteval
 """
 
@@ -11,17 +14,12 @@ import json
 import sys
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import cross_val_predict
 
-from copilot.tasks.sentiment import default_classifier, features
+from copilot.tasks.sentiment import default_classifier, features, vader_label
+from copilot.tasks.sentiment_train import cross_validated, scores
 from evals.data import DataUnavailable, dataset
-from evals.metrics import macro_f1, macro_recall
 
-
-def vader_label(vader, text: str) -> str:
-    compound = vader.polarity_scores(text)["compound"]
-    return "positive" if compound >= 0.05 else "negative" if compound <= -0.05 else "neutral"
+SEEDS = (0, 1, 2)
 
 
 def main() -> int:
@@ -32,19 +30,22 @@ def main() -> int:
         return 0
     texts, gold = [r["text"] for r in rows], [r["label"] for r in rows]
     classifier = default_classifier()
-    ours = [s.label for s in classifier.classify(texts)]
-    vader = [vader_label(classifier.vader, t) for t in texts]
     x = features(classifier.encode(texts), classifier.vader, texts)
-    reference = cross_val_predict(LogisticRegression(C=1.0, max_iter=3000, class_weight="balanced"), x, np.array(gold), cv=5)
-    report = {}
-    for name, predicted in (("shipped head", ours), ("VADER", vader), ("CV on TweetEval (not shipped)", list(reference))):
-        report[name] = {"macro_f1": round(macro_f1(gold, predicted), 4), "macro_recall": round(macro_recall(gold, predicted), 4)}
+    report = {"VADER": scores(gold, [vader_label(classifier.vader, t) for t in texts]).model_dump(),
+              "shipped head": scores(gold, [s.label for s in classifier.classify(texts)]).model_dump()}
+    folds = [scores(gold, cross_validated(x, gold, seed=seed)) for seed in SEEDS]
+    report["workspace head (5-fold CV)"] = {"macro_f1": round(float(np.mean([f.macro_f1 for f in folds])), 4),
+                                            "macro_recall": round(float(np.mean([f.macro_recall for f in folds])), 4),
+                                            "macro_recall_per_seed": [f.macro_recall for f in folds]}
     print(f"tweeteval sentiment val ({len(texts)} tweets)       macro-F1  macro-recall")
     for name, figures in report.items():
         print(f"  {name:<32} {figures['macro_f1']:>8.4f}  {figures['macro_recall']:>12.4f}")
-    gain = report["shipped head"]["macro_recall"] - report["VADER"]["macro_recall"]
-    print(f"macro-recall gain over VADER: {gain:+.4f} (target +0.05)")
-    print(json.dumps({**report, "gain_over_vader": round(gain, 4)}))
+    vader = report["VADER"]["macro_recall"]
+    gains = {name: round(report[name]["macro_recall"] - vader, 4) for name in ("shipped head", "workspace head (5-fold CV)")}
+    for name, gain in gains.items():
+        print(f"macro-recall gain over VADER, {name}: {gain:+.4f} (target +0.05)")
+    print(f"workspace head per fold seed {list(SEEDS)}: {report['workspace head (5-fold CV)']['macro_recall_per_seed']}")
+    print(json.dumps({**report, "gain_over_vader": gains}))
     return 0
 
 

@@ -6,6 +6,7 @@ import json
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -33,7 +34,7 @@ from copilot.store.models import (
 )
 from copilot.tasks.context import TaskContext
 from copilot.tasks.deal_brief import deal_brief, template_narrative
-from copilot.tasks.sentiment import MessageSentiment
+from copilot.tasks.sentiment import Head, MessageSentiment
 from tests.test_call_summary import FakeEmbedder
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
@@ -41,6 +42,11 @@ NOW = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
 
 class KeywordClassifier:
     """Stands in for the embedding classifier: 'angry' words are negative, everything else neutral."""
+
+    head = Head(np.zeros((3, 1)), np.zeros(3), "keyword stand-in")
+
+    def for_workspace(self, repo) -> KeywordClassifier:
+        return self
 
     def classify(self, texts: list[str]) -> list[MessageSentiment]:
         out = []

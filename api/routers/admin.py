@@ -1,4 +1,4 @@
-"""Workspace administration: API keys, custom tones, the outbound webhook, reindexing."""
+"""Workspace administration: API keys, custom tones, the outbound webhook, reindexing, the sentiment head."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from copilot.auth import create_key, list_keys, revoke_key
 from copilot.auth import Permission
 from copilot.delivery import remove_webhook, set_webhook, webhook_config
 from copilot.store.models import Role
+from copilot.tasks.sentiment import SHIPPED_HEAD
+from copilot.tasks.sentiment_train import HeadInfo, LabelledText, check_label_counts, reset_workspace_head, workspace_head
 from copilot.tasks.tone_rewrite import reset_tones, set_custom_tone, workspace_tones
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ERROR_RESPONSES)
@@ -55,6 +57,18 @@ class WebhookRequest(BaseModel):
 class WebhookOut(BaseModel):
     url: str
     secret: str | None = Field(default=None, description="Only returned when the webhook is set.")
+
+
+class SentimentHeadRequest(BaseModel):
+    examples: list[LabelledText] = Field(min_length=1, max_length=50_000, description="The workspace's labelled messages.")
+    source: str = Field(default="API upload", max_length=200, description="Where the labels come from (kept with the head).")
+    dry_run: bool = Field(default=False, description="Cross-validate and report in the job result; save nothing.")
+    force: bool = Field(default=False, description="Save even when the new head scores below the shipped one.")
+
+
+class SentimentHeadOut(BaseModel):
+    head: str = Field(description="The head this workspace classifies with.")
+    workspace_head: HeadInfo | None = Field(description="The workspace's own head and its training figures, if it has one.")
 
 
 class ReindexRequest(BaseModel):
@@ -126,3 +140,27 @@ def delete_webhook(caller: Admin) -> Response:
 def reindex(caller: Admin, response: Response, request: ReindexRequest | None = None) -> JobOut:
     """Bring the search index up to date (or rebuild it) as a background job."""
     return submit_job(caller, response, "reindex", {"rebuild": (request or ReindexRequest()).rebuild})
+
+
+@router.get("/sentiment-head", response_model=SentimentHeadOut)
+def sentiment_head(caller: Admin) -> SentimentHeadOut:
+    with caller.repo() as repo:
+        info = workspace_head(repo)
+    return SentimentHeadOut(head=info.name if info else SHIPPED_HEAD, workspace_head=info)
+
+
+@router.post("/sentiment-head", response_model=JobOut, status_code=202)
+def train_sentiment_head(request: SentimentHeadRequest, caller: Admin, response: Response) -> JobOut:
+    """Train this workspace's own sentiment head as a background job (cross-validated first; see the job result)."""
+    check_label_counts(request.examples, "examples")
+    params = {"examples": [e.model_dump() for e in request.examples], "source": request.source, "actor": caller.principal.actor,
+              "dry_run": request.dry_run, "force": request.force}
+    return submit_job(caller, response, "sentiment_head", params)
+
+
+@router.delete("/sentiment-head", status_code=204)
+def reset_sentiment_head(caller: Admin) -> Response:
+    """Go back to the shipped sentiment head."""
+    with caller.repo() as repo:
+        reset_workspace_head(repo, caller.principal.actor)
+    return Response(status_code=204)

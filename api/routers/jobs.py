@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from api.deps import Caller, PageParams, any_caller
 from api.schemas import IdPath
@@ -23,6 +23,7 @@ JOB_PERMISSION = {
     "bulk_ticket_summaries": Permission.run_support,
     "nps_themes": Permission.run_marketing,
     "nps_assign": Permission.run_marketing,
+    "sentiment_head": Permission.manage,
 }
 
 
@@ -40,6 +41,14 @@ class JobOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+
+    @field_validator("params")
+    @classmethod
+    def count_examples(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """A training job's labelled examples are reported as their count, not echoed back."""
+        if isinstance(params.get("examples"), list):
+            return {**params, "examples": len(params["examples"])}
+        return params
 
 
 def visible(principal: Principal, job: Job) -> bool:

@@ -133,7 +133,9 @@ def account_sentiment(account_id: IdPath, caller: Reader) -> CustomerTrend:
 
 @router.post("/sentiment", response_model=list[MessageSentiment])
 def classify(request: SentimentRequest, caller: Runner) -> list[MessageSentiment]:
-    return caller.services.sentiment.classify(request.texts)
+    with caller.repo() as repo:
+        classifier = caller.services.sentiment.for_workspace(repo)
+    return classifier.classify(request.texts)
 
 
 class BulkSummaryRequest(BaseModel):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import getpass
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from pydantic import BaseModel
 from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from copilot.cli.common import WorkspaceOption, console, load_settings, open_store, workspace_slug
@@ -173,6 +176,7 @@ def sentiment_ticket(ticket: TicketArgument, workspace: WorkspaceOption = None) 
     console.print(_sentiment_table(result.messages))
     sour = " · [red]going sour[/]" if result.going_sour else ""
     console.print(f"ticket {result.ticket_id}: [bold]{result.label}[/] ({result.score:+.2f}){sour}")
+    console.print(f"[dim]{result.head}[/]")
 
 
 @sentiment_app.command("account")
@@ -186,16 +190,100 @@ def sentiment_account(account: str, workspace: WorkspaceOption = None) -> None:
         trend = customer_trend(repo, default_classifier(), account_id=resolve_account(repo, account).id)
     console.print(_sentiment_table(trend.points))
     console.print(f"{trend.subject}: " + (f"[red]going sour[/] ({trend.reason})" if trend.going_sour else "not going sour"))
+    console.print(f"[dim]{trend.head}[/]")
 
 
 @sentiment_app.command("text")
-def sentiment_text(texts: list[str]) -> None:
-    """Classify free text (one argument per message)."""
+def sentiment_text(texts: list[str], workspace: WorkspaceOption = None) -> None:
+    """Classify free text (one argument per message), with the workspace's head if it has one."""
     from copilot.tasks.sentiment import default_classifier
 
+    settings = load_settings()
+    with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
+        classifier = default_classifier().for_workspace(repo)
     table = Table("text", "label", "score", "confidence")
-    for text, s in zip(texts, default_classifier().classify(texts), strict=True):
+    for text, s in zip(texts, classifier.classify(texts), strict=True):
         table.add_row(text[:80], s.label, f"{s.score:+.2f}", f"{s.confidence:.2f}")
+    console.print(table)
+    console.print(f"[dim]{classifier.head.name}[/]")
+
+
+@sentiment_app.command("train")
+def sentiment_train(
+    path: Annotated[Path, typer.Argument(help="Labelled messages: JSONL, or CSV with a header row.")],
+    text_field: Annotated[str, typer.Option(help="Field holding the message text.")] = "text",
+    label_field: Annotated[str, typer.Option(help="Field holding negative / neutral / positive (or -1 / 0 / 1).")] = "label",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Cross-validate and report; save nothing.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Save even when the new head scores below the shipped one.")] = False,
+    workspace: WorkspaceOption = None,
+) -> None:
+    """Train this workspace's own sentiment head on its labelled messages (replaces the shipped head for it).
+
+    Example: copilot sentiment train labelled.jsonl --dry-run
+    """
+    from copilot.tasks.sentiment import default_classifier
+    from copilot.tasks.sentiment_train import file_source, read_labelled, train_workspace_head
+
+    examples = read_labelled(path, text_field, label_field)
+    settings = load_settings()
+    slug = workspace_slug(settings, workspace)
+    columns = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with open_store(settings).repo(slug) as repo:
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("loading the embedding model", total=None)
+            classifier = default_classifier()
+
+            def report_progress(done: int, total: int) -> None:
+                progress.update(task, description="embedding the examples", completed=done, total=total)
+
+            info = train_workspace_head(repo, classifier, examples, source=file_source(path), actor=_cli_actor(),
+                                        dry_run=dry_run, force=force, progress=report_progress)
+    _show_head(info)
+    if not dry_run:
+        console.print(f"[green]saved[/]: workspace '{slug}' now classifies sentiment with its own head "
+                      "(`copilot sentiment reset` goes back to the shipped one)")
+
+
+@sentiment_app.command("head")
+def sentiment_head(workspace: WorkspaceOption = None) -> None:
+    """Which sentiment head this workspace uses, and how it scored when it was trained."""
+    from copilot.tasks.sentiment import SHIPPED_HEAD
+    from copilot.tasks.sentiment_train import workspace_head
+
+    settings = load_settings()
+    with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
+        info = workspace_head(repo)
+    if info is None:
+        console.print(f"{SHIPPED_HEAD} (this workspace has not trained its own: `copilot sentiment train FILE`)")
+    else:
+        _show_head(info)
+
+
+@sentiment_app.command("reset")
+def sentiment_reset(workspace: WorkspaceOption = None) -> None:
+    """Drop this workspace's own sentiment head and go back to the shipped one."""
+    from copilot.tasks.sentiment_train import reset_workspace_head
+
+    settings = load_settings()
+    with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
+        dropped = reset_workspace_head(repo, _cli_actor())
+    console.print("workspace head dropped; the shipped head is used again" if dropped else "nothing to reset: the workspace uses the shipped head")
+
+
+def _cli_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _show_head(info) -> None:  # noqa: ANN001 - copilot.tasks.sentiment_train.HeadInfo
+    counts = ", ".join(f"{label} {n}" for label, n in info.label_counts.items())
+    console.print(f"[bold]{info.name}[/] · {info.examples} examples ({counts}) · from {info.source}")
+    table = Table("on the training file", "macro-F1", "macro-recall", title=f"{info.evaluation.folds}-fold cross-validation for the new head")
+    for name, figures in (("this workspace's head (CV)", info.evaluation.workspace_head), ("shipped head", info.evaluation.shipped_head),
+                          ("VADER", info.evaluation.vader)):
+        table.add_row(name, f"{figures.macro_f1:.3f}", f"{figures.macro_recall:.3f}")
     console.print(table)
 
 

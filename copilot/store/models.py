@@ -476,3 +476,18 @@ class NpsThemeAssignment(Base):
     theme: Mapped[int] = mapped_column(Integer)
     sentences: Mapped[int] = mapped_column(default=0)  # sentences of the response in this theme
     sentiment: Mapped[float] = mapped_column(default=0.0)  # their mean sentiment score (-1..1)
+
+
+class SentimentHead(WorkspaceScoped, Base):
+    """A workspace's own sentiment head, trained on its labelled messages; replaces the shipped one for that workspace."""
+
+    __tablename__ = "sentiment_heads"
+    __table_args__ = (UniqueConstraint("workspace_id", name="uq_sentiment_heads_workspace"),)
+
+    weights: Mapped[bytes] = mapped_column(LargeBinary)  # npz: coef (3 x features), intercept (3)
+    embedding_sha256: Mapped[str] = mapped_column(String(64))  # the encoder the features came from
+    examples: Mapped[int] = mapped_column(Integer)
+    label_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    evaluation: Mapped[dict[str, Any]] = mapped_column(default=dict)  # cross-validated figures on the training file
+    source: Mapped[str] = mapped_column(String(500))  # file name and sha256 of the labelled data
+    trained_by: Mapped[str] = mapped_column(String(200))

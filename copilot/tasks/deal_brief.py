@@ -60,7 +60,13 @@ HIGH_PRIORITY = (Priority.high, Priority.urgent)
 
 
 class Classifier(Protocol):
+    """What the sentiment risk needs of copilot.tasks.sentiment.SentimentClassifier."""
+
+    head: Any  # has a .name
+
     def classify(self, texts: list[str]) -> list[Any]: ...
+
+    def for_workspace(self, repo: Repo) -> Classifier: ...
 
 
 # -- facts ----------------------------------------------------------------------------------------

@@ -2,11 +2,15 @@
 
 A multinomial logistic-regression head over all-MiniLM-L6-v2 embeddings plus VADER lexicon
 scores, trained by ``python -m copilot.tasks.sentiment_train`` on permissively licensed text
-(see the README); the weights ship in ``copilot/tasks/sentiment_data/head.npz``.
+(see the README); the weights ship in ``copilot/tasks/sentiment_data/head.npz``. A workspace
+can replace that head with one trained on its own labelled messages (``copilot sentiment train``).
 """
 
 from __future__ import annotations
 
+import io
+import logging
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -17,7 +21,9 @@ from sqlalchemy import select
 
 from copilot.errors import CopilotError, NotFound
 from copilot.store import Repo
-from copilot.store.models import Account, AuthorKind, Contact, Message, Ticket
+from copilot.store.models import Account, AuthorKind, Contact, Message, SentimentHead, Ticket
+
+log = logging.getLogger(__name__)
 
 WEIGHTS = Path(__file__).parent / "sentiment_data" / "head.npz"
 LABELS = ("negative", "neutral", "positive")
@@ -30,8 +36,38 @@ FRUSTRATION = ("third time", "still not", "still waiting", "again", "unacceptabl
 URGENCY = ("urgent", "asap", "immediately", "today", "right now", "payroll", "deadline", "blocked", "can't work", "down")
 
 
+SHIPPED_HEAD = "shipped head"
+
+
 class SentimentModelError(CopilotError):
     """The shipped sentiment weights are missing."""
+
+
+@dataclass(frozen=True)
+class Head:
+    """Logistic-regression weights over ``features``: one row per label, in LABELS order."""
+
+    coef: np.ndarray
+    intercept: np.ndarray
+    name: str = SHIPPED_HEAD
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        np.savez(buffer, coef=self.coef.astype(np.float32), intercept=self.intercept.astype(np.float32))
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str) -> Head:
+        arrays = np.load(io.BytesIO(data))
+        return cls(arrays["coef"], arrays["intercept"], name)
+
+
+@lru_cache(maxsize=4)
+def shipped_head(weights: Path = WEIGHTS) -> Head:
+    if not weights.is_file():
+        raise SentimentModelError(f"sentiment weights {weights} are missing: run `python -m copilot.tasks.sentiment_train`")
+    data = np.load(weights)
+    return Head(data["coef"], data["intercept"])
 
 
 class MessageSentiment(BaseModel):
@@ -55,6 +91,7 @@ class TicketSentiment(BaseModel):
     score: float
     messages: list[ScoredMessage]
     going_sour: bool
+    head: str = Field(description="which head classified: the shipped one or the workspace's own")
 
 
 class CustomerTrend(BaseModel):
@@ -63,18 +100,34 @@ class CustomerTrend(BaseModel):
     rolling: list[float] = Field(description=f"mean score of the last {SOUR_WINDOW} customer messages at each point")
     going_sour: bool
     reason: str | None = None
+    head: str = Field(description="which head classified: the shipped one or the workspace's own")
 
 
 class SentimentClassifier:
-    def __init__(self, encode, weights: Path = WEIGHTS) -> None:  # noqa: ANN001 - any texts -> ndarray function
-        if not weights.is_file():
-            raise SentimentModelError(f"sentiment weights {weights} are missing: run `python -m copilot.tasks.sentiment_train`")
-        data = np.load(weights)
-        self.coef, self.intercept = data["coef"], data["intercept"]
+    def __init__(self, encode, head: Head | None = None, vader=None) -> None:  # noqa: ANN001 - texts -> ndarray; a VADER analyzer
+        self.head = head or shipped_head()
+        self.coef, self.intercept = self.head.coef, self.head.intercept
         self.encode = encode
-        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+        if vader is None:
+            from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-        self.vader = SentimentIntensityAnalyzer()
+            vader = SentimentIntensityAnalyzer()
+        self.vader = vader
+
+    def with_head(self, head: Head) -> SentimentClassifier:
+        return SentimentClassifier(self.encode, head, self.vader)
+
+    def for_workspace(self, repo: Repo) -> SentimentClassifier:
+        """This classifier with the workspace's own head, when it has one that fits these features."""
+        row = repo.session.scalar(select(SentimentHead).where(SentimentHead.workspace_id == repo.workspace_id))
+        if row is None:
+            return self
+        head = Head.from_bytes(row.weights, workspace_head_name(row))
+        if head.coef.shape != self.coef.shape:
+            log.warning("workspace %s: its sentiment head has %d inputs, the features have %d; using the shipped head",
+                        repo.workspace.slug, head.coef.shape[1], self.coef.shape[1])
+            return self
+        return self.with_head(head)
 
     def features(self, texts: list[str]) -> np.ndarray:
         return features(self.encode(texts), self.vader, texts)
@@ -95,6 +148,16 @@ class SentimentClassifier:
                                         frustration=any(k in lowered for k in FRUSTRATION) or _shouting(text),
                                         urgency=any(k in lowered for k in URGENCY)))
         return out
+
+
+def vader_label(vader, text: str) -> str:  # noqa: ANN001
+    """VADER's own reading of its compound score (thresholds +-0.05, as its authors recommend)."""
+    compound = vader.polarity_scores(text)["compound"]
+    return "positive" if compound >= 0.05 else "negative" if compound <= -0.05 else "neutral"
+
+
+def workspace_head_name(row: SentimentHead) -> str:
+    return f"workspace head ({row.examples} examples, trained {row.updated_at:%Y-%m-%d} by {row.trained_by})"
 
 
 def features(vectors: np.ndarray, vader, texts: list[str]) -> np.ndarray:  # noqa: ANN001
@@ -134,13 +197,14 @@ def ticket_sentiment(repo: Repo, classifier: SentimentClassifier, ticket_id: int
     if ticket is None:
         raise NotFound(f"no ticket {ticket_id} in workspace '{repo.workspace.slug}'")
     customer = [m for m in ticket.messages if m.author_kind is AuthorKind.customer]
+    classifier = classifier.for_workspace(repo)
     scored = score_messages(classifier, customer)
     scores = [s.sentiment.score for s in scored]
     weights = np.linspace(1.0, 2.0, num=len(scores)) if scores else np.array([])
     overall = float(np.average(scores, weights=weights)) if scores else 0.0
     sour, _, _ = going_sour(scores)
     label = "negative" if overall < -0.2 else "positive" if overall > 0.2 else "neutral"
-    return TicketSentiment(ticket_id=ticket.id, label=label, score=round(overall, 4), messages=scored, going_sour=sour)
+    return TicketSentiment(ticket_id=ticket.id, label=label, score=round(overall, 4), messages=scored, going_sour=sour, head=classifier.head.name)
 
 
 def customer_trend(repo: Repo, classifier: SentimentClassifier, *, account_id: int | None = None, contact_id: int | None = None) -> CustomerTrend:
@@ -158,9 +222,11 @@ def customer_trend(repo: Repo, classifier: SentimentClassifier, *, account_id: i
     else:
         raise NotFound("a trend needs an account or a contact")
     messages = list(repo.session.scalars(query.order_by(Message.sent_at)))
+    classifier = classifier.for_workspace(repo)
     points = score_messages(classifier, messages)
     sour, reason, rolling = going_sour([p.sentiment.score for p in points])
-    return CustomerTrend(subject=subject, points=points, rolling=[round(r, 4) for r in rolling], going_sour=sour, reason=reason)
+    return CustomerTrend(subject=subject, points=points, rolling=[round(r, 4) for r in rolling], going_sour=sour, reason=reason,
+                         head=classifier.head.name)
 
 
 def _utc(value: datetime) -> datetime:

@@ -1,37 +1,237 @@
-"""Train the sentiment head shipped in copilot/tasks/sentiment_data/head.npz (reproducible, seed 0).
+"""Training sentiment heads: the shipped one (reproducible, seed 0) and a workspace's own.
 
-Training text, all licensed for commercial use (see README, "Sentiment"):
+The shipped head (copilot/tasks/sentiment_data/head.npz) is trained on text licensed for commercial use
+(see README, "Sentiment"):
   ParaDetox (CC0): rude sentences -> negative, their human neutral rewrites -> neutral
   Stanford Politeness, Stack Exchange (Apache-2.0), banking77 (CC BY 4.0), Bitext support requests
   (CDLA-Sharing-1.0): labelled by the VADER lexicon (MIT) with wide margins (|compound| >= 0.4)
   the demo workspace's NPS comments and thank-you lines (written by the team): by their polarity
-Features: all-MiniLM-L6-v2 embedding + VADER scores. Model: multinomial logistic regression, balanced classes.
 Run: python -m copilot.tasks.sentiment_train [--data DIR] [--out PATH]
+
+A workspace head (``copilot sentiment train FILE``) is the same model fitted on the workspace's own labelled
+messages, cross-validated against the shipped head and VADER on that file before it is saved.
+Features: all-MiniLM-L6-v2 embedding + VADER scores. Model: multinomial logistic regression, balanced classes.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import random
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+from pydantic import BaseModel, BeforeValidator, Field
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score, recall_score
+from sklearn.model_selection import StratifiedKFold
+from sqlalchemy import select
 
 from copilot.demo import sales, tickets
-from copilot.tasks.sentiment import LABELS, WEIGHTS, features
+from copilot.errors import InvalidInput
+from copilot.store import Repo
+from copilot.store.models import SentimentHead
+from copilot.tasks.sentiment import LABELS, WEIGHTS, Head, SentimentClassifier, features, vader_label, workspace_head_name
 
 PER_SOURCE = 1500
+SHIPPED_C = 0.1  # strong regularisation: the shipped head's training text is far from any one workspace's
+WORKSPACE_C = 1.0  # a workspace's labels are in domain: fit them more closely
+FOLDS = 5
+MIN_PER_LABEL = 20
+LABEL_ALIASES = {"negative": "negative", "neg": "negative", "-1": "negative", "neutral": "neutral", "neu": "neutral", "0": "neutral",
+                 "positive": "positive", "pos": "positive", "1": "positive", "+1": "positive"}
+ENCODE_CHUNK = 256
 
 
-def teacher(vader, text: str) -> str:
+def canonical_label(value: object) -> str:
+    label = LABEL_ALIASES.get(str(value).strip().lower()) if value is not None else None
+    if label is None:
+        raise ValueError(f"label {value!r}: use negative, neutral or positive (or -1, 0, 1)")
+    return label
+
+
+class LabelledText(BaseModel):
+    text: str = Field(min_length=1, max_length=20_000, pattern=r"\S")
+    label: Annotated[str, BeforeValidator(canonical_label)]
+
+
+def check_label_counts(examples: list[LabelledText], where: str) -> None:
+    counts = Counter(example.label for example in examples)
+    if short := [f"{label} {counts[label]}" for label in LABELS if counts[label] < MIN_PER_LABEL]:
+        raise InvalidInput(f"{where}: a head needs at least {MIN_PER_LABEL} examples of each label; this has {', '.join(short)}")
+
+
+class Scores(BaseModel):
+    macro_f1: float
+    macro_recall: float
+
+
+class HeadEvaluation(BaseModel):
+    """Figures on the training file: the new head by k-fold cross-validation, the others as they are."""
+
+    folds: int
+    workspace_head: Scores
+    shipped_head: Scores
+    vader: Scores
+
+    @property
+    def beats_shipped(self) -> bool:
+        return self.workspace_head.macro_recall >= self.shipped_head.macro_recall
+
+
+class HeadInfo(BaseModel):
+    name: str
+    examples: int
+    label_counts: dict[str, int]
+    evaluation: HeadEvaluation
+    source: str
+    trained_by: str
+
+
+def fit_head(x: np.ndarray, labels: list[str], c: float, name: str) -> Head:
+    model = LogisticRegression(C=c, max_iter=3000, class_weight="balanced", random_state=0).fit(x, labels)
+    order = [list(model.classes_).index(label) for label in LABELS]
+    return Head(model.coef_[order].astype(np.float32), model.intercept_[order].astype(np.float32), name)
+
+
+def predict(head: Head, x: np.ndarray) -> list[str]:
+    return [LABELS[i] for i in (x @ head.coef.T + head.intercept).argmax(axis=1)]
+
+
+def scores(gold: list[str], predicted: list[str]) -> Scores:
+    return Scores(macro_f1=round(float(f1_score(gold, predicted, labels=list(LABELS), average="macro", zero_division=0)), 4),
+                  macro_recall=round(float(recall_score(gold, predicted, labels=list(LABELS), average="macro", zero_division=0)), 4))
+
+
+def cross_validated(x: np.ndarray, labels: list[str], *, c: float = WORKSPACE_C, folds: int = FOLDS, seed: int = 0) -> list[str]:
+    """Each example's label from a head fitted on the other folds."""
+    gold = np.array(labels)
+    predicted = np.empty(len(labels), dtype=object)
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, gold):
+        predicted[test] = predict(fit_head(x[train], list(gold[train]), c, "fold"), x[test])
+    return list(predicted)
+
+
+def read_labelled(path: Path, text_field: str = "text", label_field: str = "label") -> list[LabelledText]:
+    """Labelled messages from JSONL or CSV; the first bad row stops it with ``file:line`` and what is wrong."""
+    if not path.is_file():
+        raise InvalidInput(f"{path}: no such file")
+    rows = _csv_rows(path) if path.suffix.lower() == ".csv" else _jsonl_rows(path)
+    out: list[LabelledText] = []
+    for line, row in rows:
+        text, label = row.get(text_field), row.get(label_field)
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidInput(f"{path}:{line}: '{text_field}' is missing or empty")
+        try:
+            out.append(LabelledText(text=text, label=canonical_label(label)))
+        except ValueError as error:
+            raise InvalidInput(f"{path}:{line}: '{label_field}': {error}") from None
+    check_label_counts(out, str(path))
+    return out
+
+
+def _jsonl_rows(path: Path):  # noqa: ANN202 - iterator of (line, dict)
+    with path.open(encoding="utf-8") as handle:
+        for line, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except json.JSONDecodeError:
+                raise InvalidInput(f"{path}:{line}: not valid JSON") from None
+            if not isinstance(row, dict):
+                raise InvalidInput(f"{path}:{line}: expected a JSON object")
+            yield line, row
+
+
+def _csv_rows(path: Path):  # noqa: ANN202 - iterator of (line, dict)
+    with path.open(encoding="utf-8", newline="") as handle:
+        yield from enumerate(csv.DictReader(handle), start=2)
+
+
+def encode_in_chunks(encode: Callable[[list[str]], np.ndarray], texts: list[str],
+                     progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    parts = []
+    for start in range(0, len(texts), ENCODE_CHUNK):
+        parts.append(encode(texts[start: start + ENCODE_CHUNK]))
+        if progress:
+            progress(min(start + ENCODE_CHUNK, len(texts)), len(texts))
+    return np.vstack(parts)
+
+
+def train_workspace_head(repo: Repo, classifier: SentimentClassifier, examples: list[LabelledText], *, source: str, actor: str,
+                         dry_run: bool = False, force: bool = False,
+                         progress: Callable[[int, int], None] | None = None) -> HeadInfo:
+    """Cross-validate a head on the workspace's labelled messages and, unless it does worse than the shipped head, save it."""
+    from copilot.review import record_event
+    from retrieval.embeddings import WEIGHTS_SHA256
+
+    texts, labels = [e.text for e in examples], [e.label for e in examples]
+    x = features(encode_in_chunks(classifier.encode, texts, progress), classifier.vader, texts)
+    shipped = SentimentClassifier(classifier.encode, vader=classifier.vader)
+    evaluation = HeadEvaluation(folds=FOLDS, workspace_head=scores(labels, cross_validated(x, labels)),
+                                shipped_head=scores(labels, predict(shipped.head, x)),
+                                vader=scores(labels, [vader_label(classifier.vader, t) for t in texts]))
+    counts = {label: labels.count(label) for label in LABELS}
+    if dry_run:
+        return HeadInfo(name="not saved (dry run)", examples=len(examples), label_counts=counts, evaluation=evaluation, source=source, trained_by=actor)
+    if not evaluation.beats_shipped and not force:
+        raise InvalidInput(f"the new head's cross-validated macro-recall ({evaluation.workspace_head.macro_recall:.3f}) is below the shipped "
+                           f"head's ({evaluation.shipped_head.macro_recall:.3f}) on this file; nothing saved (force it with --force)")
+    row = repo.session.scalar(select(SentimentHead).where(SentimentHead.workspace_id == repo.workspace_id))
+    head = fit_head(x, labels, WORKSPACE_C, "workspace head")
+    if row is None:
+        row = SentimentHead(workspace_id=repo.workspace_id)
+        repo.session.add(row)
+    row.weights, row.embedding_sha256, row.examples = head.to_bytes(), WEIGHTS_SHA256, len(examples)
+    row.label_counts, row.evaluation, row.source, row.trained_by = counts, evaluation.model_dump(), source[:500], actor
+    repo.session.flush()
+    record_event(repo, actor, "sentiment_head.train", after={"examples": len(examples), "source": source, **evaluation.model_dump()})
+    return head_info(row)
+
+
+def head_info(row: SentimentHead) -> HeadInfo:
+    return HeadInfo(name=workspace_head_name(row), examples=row.examples, label_counts=row.label_counts,
+                    evaluation=HeadEvaluation.model_validate(row.evaluation), source=row.source, trained_by=row.trained_by)
+
+
+def workspace_head(repo: Repo) -> HeadInfo | None:
+    row = repo.session.scalar(select(SentimentHead).where(SentimentHead.workspace_id == repo.workspace_id))
+    return head_info(row) if row else None
+
+
+def reset_workspace_head(repo: Repo, actor: str) -> bool:
+    """Drop the workspace's head (its messages go back to the shipped one); False when it had none."""
+    from copilot.review import record_event
+
+    row = repo.session.scalar(select(SentimentHead).where(SentimentHead.workspace_id == repo.workspace_id))
+    if row is None:
+        return False
+    record_event(repo, actor, "sentiment_head.reset", before={"examples": row.examples, "source": row.source})
+    repo.session.delete(row)
+    return True
+
+
+def file_source(path: Path) -> str:
+    return f"{path.name} (sha256 {hashlib.sha256(path.read_bytes()).hexdigest()[:16]})"
+
+
+# ------------------------------------------------------------------------------------------------
+# The shipped head
+# ------------------------------------------------------------------------------------------------
+
+
+def teacher(vader, text: str) -> str:  # noqa: ANN001
     compound = vader.polarity_scores(text)["compound"]
     return "positive" if compound >= 0.4 else "negative" if compound <= -0.4 else "neutral"
 
 
-def training_set(data: Path, vader) -> list[tuple[str, str]]:
+def training_set(data: Path, vader) -> list[tuple[str, str]]:  # noqa: ANN001
     rng = random.Random(0)
     rows: list[tuple[str, str]] = []
     for line in (data / "paradetox" / "dev.jsonl").open(encoding="utf-8"):
@@ -63,11 +263,9 @@ def main() -> None:
     vader = SentimentIntensityAnalyzer()
     rows = training_set(args.data, vader)
     texts, labels = [t for t, _ in rows], [label for _, label in rows]
-    x = features(default_embedder().encode(texts), vader, texts)
-    head = LogisticRegression(C=0.1, max_iter=3000, class_weight="balanced", random_state=0).fit(x, labels)
-    order = [list(head.classes_).index(label) for label in LABELS]
+    head = fit_head(features(default_embedder().encode(texts), vader, texts), labels, SHIPPED_C, "shipped head")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out, coef=head.coef_[order].astype(np.float32), intercept=head.intercept_[order].astype(np.float32))
+    args.out.write_bytes(head.to_bytes())
     counts = {label: labels.count(label) for label in LABELS}
     print(f"trained on {len(rows)} texts {counts}; weights written to {args.out}")
 
