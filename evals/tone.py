@@ -34,7 +34,7 @@ def chrf(outputs: list[str], cases: list[tuple[str, list[str]]]) -> float:
 
 
 def preserved(outputs: list[str], cases: list[tuple[str, list[str]]]) -> float:
-    return round(sum(rewrite_guards(src, out)[0].passed for out, (src, _) in zip(outputs, cases, strict=True)) / len(cases), 4)
+    return round(sum(rewrite_guards(src, out).preserved.passed for out, (src, _) in zip(outputs, cases, strict=True)) / len(cases), 4)
 
 
 def main() -> int:

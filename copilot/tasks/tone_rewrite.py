@@ -16,6 +16,7 @@ grammar): on ParaDetox it beats the model path (see evals/tone.py).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 import yaml
@@ -127,7 +128,21 @@ def split_signature(text: str) -> tuple[str, str | None]:
     return text[: text.rfind(signature)].strip(), signature
 
 
-def rewrite_guards(original: str, rewritten: str) -> list[GuardVerdict]:
+@dataclass(frozen=True)
+class RewriteChecks:
+    """The guards a rewrite must pass, by name."""
+
+    preserved: GuardVerdict  # kept every fact, quoted line and the signature
+    changed: GuardVerdict  # differs from the input (a flag, not a failure)
+    grounded: GuardVerdict  # added no link, contact, price, order id or date
+    injection: list[GuardVerdict]  # a flag when the input carries a prompt injection
+
+    @property
+    def verdicts(self) -> list[GuardVerdict]:
+        return [self.preserved, self.changed, self.grounded, *self.injection]
+
+
+def rewrite_guards(original: str, rewritten: str) -> RewriteChecks:
     preserved = check_fact_preservation(original, rewritten)
     quoted = [line.strip() for line in original.split("\n") if line.lstrip().startswith(">")]
     lost_quotes = [f"lost quoted line: {q[:60]}" for q in quoted if q not in rewritten]
@@ -135,8 +150,7 @@ def rewrite_guards(original: str, rewritten: str) -> list[GuardVerdict]:
         preserved = preserved.model_copy(update={"passed": False, "details": [*preserved.details, *lost_quotes]})
     unchanged = normalise(original) == normalise(rewritten)
     changed = GuardVerdict(name="changed", passed=not unchanged, severity=Severity.flag, details=["the rewrite is identical to the input"] if unchanged else [])
-    # [0] kept every fact, [1] changed, [2] added no link, contact, price, order id or date, then a flag if the input carries a prompt injection
-    return [preserved, changed, check_grounded(rewritten, [original]), *injection_flags([("text", original)])]
+    return RewriteChecks(preserved, changed, check_grounded(rewritten, [original]), injection_flags([("text", original)]))
 
 
 def rewrite_text(context: TaskContext, text: str, tone: str, strategy: str = "auto") -> TaskOutcome[Rewrite]:
@@ -149,7 +163,7 @@ def rewrite_text(context: TaskContext, text: str, tone: str, strategy: str = "au
     prompt = load_prompt(TASK)
     provenance = Provenance(task=TASK, prompt_name=prompt.name, prompt_version=prompt.version, model="rules")
     reason, verdicts = None, []
-    rewritten = None
+    rewritten, checks = None, None
     if injection_flags([("text", text)]):
         reason = "the text carries a prompt injection: rewritten by the rules, not sent to the model"
     elif strategy == "model" or (strategy == "auto" and not context.small_local_model):
@@ -159,22 +173,23 @@ def rewrite_text(context: TaskContext, text: str, tone: str, strategy: str = "au
             provenance = provenance.with_completion(completion)
             if result.ok:
                 candidate = _join(result.value.text.strip(), signature)
-                verdicts = rewrite_guards(text, candidate)
-                if verdicts[0].passed and verdicts[2].passed:
-                    rewritten = candidate
+                candidate_checks = rewrite_guards(text, candidate)
+                verdicts = candidate_checks.verdicts
+                if candidate_checks.preserved.passed and candidate_checks.grounded.passed:
+                    rewritten, checks = candidate, candidate_checks
                 else:
-                    reason = "model rewrite lost facts" if not verdicts[0].passed else "model rewrite added facts"
+                    reason = "model rewrite lost facts" if not candidate_checks.preserved.passed else "model rewrite added facts"
             else:
                 verdicts, reason = [GuardVerdict(name="schema", passed=False, details=[result.error or "invalid"])], "model output failed validation"
         except ModelError as error:
             reason = f"model unavailable: {error}"
-    if rewritten is None:
+    if rewritten is None or checks is None:
         rewritten = _join(rule_rewrite(body, tone), signature)
-        verdicts = [*verdicts, *rewrite_guards(text, rewritten)]
-    final_verdicts = rewrite_guards(text, rewritten)
+        checks = rewrite_guards(text, rewritten)
+        verdicts = [*verdicts, *checks.verdicts]
     already_promised = detect_commitments(text)
     added = [kind for kind in detect_commitments(rewritten) if kind not in already_promised]
-    result = Rewrite(tone=tone, original=text, text=rewritten, unchanged=not final_verdicts[1].passed, lost=final_verdicts[0].details,
+    result = Rewrite(tone=tone, original=text, text=rewritten, unchanged=not checks.changed.passed, lost=checks.preserved.details,
                      needs_explicit_approval=added)
     return TaskOutcome[Rewrite](task=TASK, result=result, verdicts=verdicts, provenance=provenance, status=AiStatus.pending,
                                 used_fallback=reason is not None, fallback_reason=reason)
