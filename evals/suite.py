@@ -24,7 +24,6 @@ flat rows (a user's export) are mapped with ``fields``: the targets ``id``, ``ex
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from copilot.errors import CopilotError
+from copilot.jsonl import json_objects
 from evals.data import DataUnavailable, shared_data_dir
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
@@ -202,23 +202,14 @@ def load_cases(suite: Suite) -> list[Case]:
     path = suite.dataset_path()
     cases: list[Case] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise SuiteError(f"{path}:{line_number}: not valid JSON: {error.msg}") from None
-            if not isinstance(row, dict):
-                raise SuiteError(f"{path}:{line_number}: each line must be a JSON object")
-            case = map_row(suite, row, line_number, path)
-            if case.id in seen:
-                raise SuiteError(f"{path}:{line_number}: id: duplicate case id '{case.id}'")
-            seen.add(case.id)
-            cases.append(case)
-            if suite.limit is not None and len(cases) >= suite.limit:
-                break
+    for line_number, row in json_objects(path, SuiteError):
+        case = map_row(suite, row, line_number, path)
+        if case.id in seen:
+            raise SuiteError(f"{path}:{line_number}: id: duplicate case id '{case.id}'")
+        seen.add(case.id)
+        cases.append(case)
+        if suite.limit is not None and len(cases) >= suite.limit:
+            break
     if not cases:
         raise SuiteError(f"{path}: no cases")
     return cases

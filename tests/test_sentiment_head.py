@@ -147,3 +147,13 @@ def test_api_trains_as_a_job_then_classifies_with_the_new_head(world):  # noqa: 
     assert client.get(f"/v1/tickets/{tickets['alpha']}/sentiment", headers=auth(keys)).json()["head"].startswith("workspace head")
     assert client.delete("/v1/admin/sentiment-head", headers=admin).status_code == 204
     assert client.post("/v1/sentiment", json={"texts": [PRAISE]}, headers=auth(keys)).json()[0]["label"] == "positive"
+
+
+def test_a_line_that_is_not_a_json_object_is_named(tmp_path):
+    path = tmp_path / "labelled.jsonl"
+    path.write_text('{"text": "fine", "label": "positive"}\n{"text": "oops",\n', encoding="utf-8")
+    with pytest.raises(InvalidInput, match=r"labelled.jsonl:2: not valid JSON"):
+        read_labelled(path)
+    path.write_text('["fine", "positive"]\n', encoding="utf-8")
+    with pytest.raises(InvalidInput, match=r"labelled.jsonl:1: each line must be a JSON object"):
+        read_labelled(path)

@@ -34,6 +34,7 @@ from sqlalchemy import select
 
 from copilot.demo import sales, tickets
 from copilot.errors import InvalidInput
+from copilot.jsonl import json_objects
 from copilot.store import Repo
 from copilot.store.models import SentimentHead
 from copilot.tasks.sentiment import LABELS, WEIGHTS, Head, SentimentClassifier, features, vader_label, workspace_head_name
@@ -121,7 +122,7 @@ def read_labelled(path: Path, text_field: str = "text", label_field: str = "labe
     """Labelled messages from JSONL or CSV; the first bad row stops it with ``file:line`` and what is wrong."""
     if not path.is_file():
         raise InvalidInput(f"{path}: no such file")
-    rows = _csv_rows(path) if path.suffix.lower() == ".csv" else _jsonl_rows(path)
+    rows = _csv_rows(path) if path.suffix.lower() == ".csv" else json_objects(path, InvalidInput)
     out: list[LabelledText] = []
     for line, row in rows:
         text, label = row.get(text_field), row.get(label_field)
@@ -133,20 +134,6 @@ def read_labelled(path: Path, text_field: str = "text", label_field: str = "labe
             raise InvalidInput(f"{path}:{line}: '{label_field}': {error}") from None
     check_label_counts(out, str(path))
     return out
-
-
-def _jsonl_rows(path: Path):  # noqa: ANN202 - iterator of (line, dict)
-    with path.open(encoding="utf-8") as handle:
-        for line, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError:
-                raise InvalidInput(f"{path}:{line}: not valid JSON") from None
-            if not isinstance(row, dict):
-                raise InvalidInput(f"{path}:{line}: expected a JSON object")
-            yield line, row
 
 
 def _csv_rows(path: Path):  # noqa: ANN202 - iterator of (line, dict)
