@@ -14,6 +14,7 @@ from copilot.store.models import AuditEvent, SentimentHead
 from copilot.tasks import sentiment_train
 from copilot.tasks.sentiment import SHIPPED_HEAD, default_classifier, ticket_sentiment
 from copilot.tasks.sentiment_train import LabelledText, read_labelled, reset_workspace_head, train_workspace_head, workspace_head
+from tests.conftest import use_settings_in_cli
 from tests.test_api import auth, world  # noqa: F401 - the API fixture
 from tests.test_sentiment import make_thread
 
@@ -108,7 +109,7 @@ def test_csv_with_custom_fields_and_numeric_labels(tmp_path):
 
 
 def test_cli_trains_shows_and_resets(tmp_path, store, two_workspaces, settings, monkeypatch):
-    monkeypatch.setenv("COPILOT_DATA_DIR", str(settings.data_dir))
+    use_settings_in_cli(monkeypatch, settings)
     path = tmp_path / "labelled.jsonl"
     write_jsonl(path, [e.model_dump() for e in inverted_examples()])
     runner = CliRunner()
