@@ -22,6 +22,17 @@ from evals.data import DataUnavailable, dataset
 SEEDS = (0, 1, 2)
 
 
+def learning_curve(x: np.ndarray, gold: list[str], vader: list[str], sizes: tuple[int, ...] = (250, 500, 1000)) -> dict[int, float]:
+    order = np.random.default_rng(0).permutation(len(gold))
+    curve = {}
+    for n in (*sizes, len(gold)):
+        subset = order[:n]
+        labels = [gold[i] for i in subset]
+        gain = scores(labels, cross_validated(x[subset], labels)).macro_recall - scores(labels, [vader[i] for i in subset]).macro_recall
+        curve[n] = round(gain, 4)
+    return curve
+
+
 def main() -> int:
     try:
         rows = [json.loads(line) for line in dataset("tweeteval_sentiment/val.jsonl").open(encoding="utf-8")]
@@ -45,7 +56,10 @@ def main() -> int:
     for name, gain in gains.items():
         print(f"macro-recall gain over VADER, {name}: {gain:+.4f} (target +0.05)")
     print(f"workspace head per fold seed {list(SEEDS)}: {report['workspace head (5-fold CV)']['macro_recall_per_seed']}")
-    print(json.dumps({**report, "gain_over_vader": gains}))
+    curve = learning_curve(x, gold, [vader_label(classifier.vader, t) for t in texts])
+    print("how many labels a workspace needs (random subsets, 5-fold CV; macro-recall gain over VADER on the same subset): "
+          + ", ".join(f"{n}: {gain:+.4f}" for n, gain in curve.items()))
+    print(json.dumps({**report, "gain_over_vader": gains, "gain_by_examples": curve}))
     return 0
 
 
