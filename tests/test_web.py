@@ -105,7 +105,7 @@ def test_ticket_page_shows_thread_sentiment_and_runs_tasks(site):
     with TestClient(create_app(settings, store)) as client:
         login(client, keys["agent"])
         page = client.get(f"/tickets/{ticket_id}").text
-        assert "I was charged twice" in page and "<svg class=\"timeline\"" in page and "No summary yet" in page
+        assert "I was charged twice" in page and "<svg class=\"timeline\"" in page and "No summary yet" in page and "shipped head" in page
         token = CSRF.search(page).group(1)
         page = client.post(f"/tickets/{ticket_id}/act", data={"action": "summarize", "csrf": token}).text
         assert "Summary refreshed" in page and "Intent:" in page
