@@ -52,7 +52,10 @@ def test_the_workspace_head_replaces_the_shipped_one_only_in_its_workspace_until
         assert repo.session.scalar(select(AuditEvent.action).where(AuditEvent.workspace_id == repo.workspace_id)) == "sentiment_head.train"
     with store.repo("beta") as repo:
         assert classifier.for_workspace(repo).classify([PRAISE])[0].label == "positive"
+    with store.repo("alpha") as repo:  # a head from another embedding model is not applied to these features
+        repo.session.scalar(select(SentimentHead)).embedding_sha256 = "0" * 64
     with store.repo("alpha") as repo:
+        assert classifier.for_workspace(repo).head.name == SHIPPED_HEAD
         assert reset_workspace_head(repo, "tester") and not reset_workspace_head(repo, "tester")
     with store.repo("alpha") as repo:
         assert classifier.for_workspace(repo).classify([PRAISE])[0].label == "positive"

@@ -122,10 +122,12 @@ class SentimentClassifier:
         row = repo.session.scalar(select(SentimentHead).where(SentimentHead.workspace_id == repo.workspace_id))
         if row is None:
             return self
+        from retrieval.embeddings import WEIGHTS_SHA256
+
         head = Head.from_bytes(row.weights, workspace_head_name(row))
-        if head.coef.shape != self.coef.shape:
-            log.warning("workspace %s: its sentiment head has %d inputs, the features have %d; using the shipped head",
-                        repo.workspace.slug, head.coef.shape[1], self.coef.shape[1])
+        if row.embedding_sha256 != WEIGHTS_SHA256 or head.coef.shape != self.coef.shape:
+            log.warning("workspace %s: its sentiment head was trained on another embedding model; using the shipped head "
+                        "until it is trained again (`copilot sentiment train`)", repo.workspace.slug)
             return self
         return self.with_head(head)
 
