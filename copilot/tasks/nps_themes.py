@@ -530,15 +530,12 @@ def sentence_sentiment(texts: list[str], vectors: np.ndarray, encoder: object) -
     if not texts:
         return np.zeros(0)
     classifier = default_classifier()
-    same_encoder = vectors.shape[1] + 4 == classifier.coef.shape[1] and (getattr(classifier.encode, "__self__", None) is encoder or _is_default(encoder))
+    same_encoder = vectors.shape[1] + 4 == classifier.head.coef.shape[1] and (getattr(classifier.encode, "__self__", None) is encoder or _is_default(encoder))
     if same_encoder:
         probabilities = []
         for start in range(0, len(texts), 50_000):
             chunk = texts[start: start + 50_000]
-            logits = features(vectors[start: start + 50_000], classifier.vader, chunk) @ classifier.coef.T + classifier.intercept
-            logits -= logits.max(axis=1, keepdims=True)
-            exp = np.exp(logits)
-            probabilities.append(exp / exp.sum(axis=1, keepdims=True))
+            probabilities.append(classifier.head.probabilities(features(vectors[start: start + 50_000], classifier.vader, chunk)))
         p = np.vstack(probabilities)
     else:
         p = classifier.probabilities(texts)

@@ -61,6 +61,13 @@ class Head:
         arrays = np.load(io.BytesIO(data))
         return cls(arrays["coef"], arrays["intercept"], name)
 
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Softmax over the labels for each row of features."""
+        logits = x @ self.coef.T + self.intercept
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
 
 @lru_cache(maxsize=4)
 def shipped_head(weights: Path = WEIGHTS) -> Head:
@@ -106,7 +113,6 @@ class CustomerTrend(BaseModel):
 class SentimentClassifier:
     def __init__(self, encode, head: Head | None = None, vader=None) -> None:  # noqa: ANN001 - texts -> ndarray; a VADER analyzer
         self.head = head or shipped_head()
-        self.coef, self.intercept = self.head.coef, self.head.intercept
         self.encode = encode
         if vader is None:
             from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
@@ -119,13 +125,13 @@ class SentimentClassifier:
 
     def for_workspace(self, repo: Repo) -> SentimentClassifier:
         """This classifier with the workspace's own head, when it has one that fits these features."""
-        row = repo.session.scalar(select(SentimentHead).where(SentimentHead.workspace_id == repo.workspace_id))
+        row = workspace_head_row(repo)
         if row is None:
             return self
         from retrieval.embeddings import WEIGHTS_SHA256
 
         head = Head.from_bytes(row.weights, workspace_head_name(row))
-        if row.embedding_sha256 != WEIGHTS_SHA256 or head.coef.shape != self.coef.shape:
+        if row.embedding_sha256 != WEIGHTS_SHA256 or head.coef.shape != self.head.coef.shape:
             log.warning("workspace %s: its sentiment head was trained on another embedding model; using the shipped head "
                         "until it is trained again (`copilot sentiment train`)", repo.workspace.slug)
             return self
@@ -135,10 +141,7 @@ class SentimentClassifier:
         return features(self.encode(texts), self.vader, texts)
 
     def probabilities(self, texts: list[str]) -> np.ndarray:
-        logits = self.features(texts) @ self.coef.T + self.intercept
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return self.head.probabilities(self.features(texts))
 
     def classify(self, texts: list[str]) -> list[MessageSentiment]:
         if not texts:
@@ -156,6 +159,10 @@ def vader_label(vader, text: str) -> str:  # noqa: ANN001
     """VADER's own reading of its compound score (thresholds +-0.05, as its authors recommend)."""
     compound = vader.polarity_scores(text)["compound"]
     return "positive" if compound >= 0.05 else "negative" if compound <= -0.05 else "neutral"
+
+
+def workspace_head_row(repo: Repo) -> SentimentHead | None:
+    return repo.session.scalar(repo.select(SentimentHead))
 
 
 def workspace_head_name(row: SentimentHead) -> str:

@@ -30,14 +30,23 @@ from pydantic import BaseModel, BeforeValidator, Field
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, recall_score
 from sklearn.model_selection import StratifiedKFold
-from sqlalchemy import select
 
 from copilot.demo import sales, tickets
 from copilot.errors import InvalidInput
 from copilot.jsonl import json_objects
 from copilot.store import Repo
 from copilot.store.models import SentimentHead
-from copilot.tasks.sentiment import LABELS, WEIGHTS, Head, SentimentClassifier, features, vader_label, workspace_head_name
+from copilot.tasks.sentiment import (
+    LABELS,
+    WEIGHTS,
+    Head,
+    SentimentClassifier,
+    features,
+    shipped_head,
+    vader_label,
+    workspace_head_name,
+    workspace_head_row,
+)
 
 PER_SOURCE = 1500
 SHIPPED_C = 0.1  # strong regularisation: the shipped head's training text is far from any one workspace's
@@ -101,7 +110,7 @@ def fit_head(x: np.ndarray, labels: list[str], c: float, name: str) -> Head:
 
 
 def predict(head: Head, x: np.ndarray) -> list[str]:
-    return [LABELS[i] for i in (x @ head.coef.T + head.intercept).argmax(axis=1)]
+    return [LABELS[i] for i in head.probabilities(x).argmax(axis=1)]
 
 
 def scores(gold: list[str], predicted: list[str]) -> Scores:
@@ -160,9 +169,8 @@ def train_workspace_head(repo: Repo, classifier: SentimentClassifier, examples: 
 
     texts, labels = [e.text for e in examples], [e.label for e in examples]
     x = features(encode_in_chunks(classifier.encode, texts, progress), classifier.vader, texts)
-    shipped = SentimentClassifier(classifier.encode, vader=classifier.vader)
     evaluation = HeadEvaluation(folds=FOLDS, workspace_head=scores(labels, cross_validated(x, labels)),
-                                shipped_head=scores(labels, predict(shipped.head, x)),
+                                shipped_head=scores(labels, predict(shipped_head(), x)),
                                 vader=scores(labels, [vader_label(classifier.vader, t) for t in texts]))
     counts = {label: labels.count(label) for label in LABELS}
     if dry_run:
@@ -170,7 +178,7 @@ def train_workspace_head(repo: Repo, classifier: SentimentClassifier, examples: 
     if not evaluation.beats_shipped and not force:
         raise InvalidInput(f"the new head's cross-validated macro-recall ({evaluation.workspace_head.macro_recall:.3f}) is below the shipped "
                            f"head's ({evaluation.shipped_head.macro_recall:.3f}) on this file; nothing saved (force it with --force)")
-    row = repo.session.scalar(select(SentimentHead).where(SentimentHead.workspace_id == repo.workspace_id))
+    row = workspace_head_row(repo)
     head = fit_head(x, labels, WORKSPACE_C, "workspace head")
     if row is None:
         row = SentimentHead(workspace_id=repo.workspace_id)
@@ -188,7 +196,7 @@ def head_info(row: SentimentHead) -> HeadInfo:
 
 
 def workspace_head(repo: Repo) -> HeadInfo | None:
-    row = repo.session.scalar(select(SentimentHead).where(SentimentHead.workspace_id == repo.workspace_id))
+    row = workspace_head_row(repo)
     return head_info(row) if row else None
 
 
@@ -196,7 +204,7 @@ def reset_workspace_head(repo: Repo, actor: str) -> bool:
     """Drop the workspace's head (its messages go back to the shipped one); False when it had none."""
     from copilot.review import record_event
 
-    row = repo.session.scalar(select(SentimentHead).where(SentimentHead.workspace_id == repo.workspace_id))
+    row = workspace_head_row(repo)
     if row is None:
         return False
     record_event(repo, actor, "sentiment_head.reset", before={"examples": row.examples, "source": row.source})
