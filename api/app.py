@@ -17,7 +17,16 @@ from copilot.auth import import_keys_file
 from copilot.settings import Settings
 from copilot.store import Store
 
-API_ROUTERS = (support.router, sales.router, marketing.router, search.router, review.router, records.router, admin.router, jobs.router)
+API_ROUTERS = (
+    support.router,
+    sales.router,
+    marketing.router,
+    search.router,
+    review.router,
+    records.router,
+    admin.router,
+    jobs.router,
+)
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
@@ -32,8 +41,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         yield
         services.jobs.shutdown()
 
-    app = FastAPI(title="copilot", version=__version__, lifespan=lifespan,
-                  description="AI copilot over a CRM record store: every output a customer or a record will see waits for human review.")
+    app = FastAPI(
+        title="copilot",
+        version=__version__,
+        lifespan=lifespan,
+        description="AI copilot over a CRM record store: every output a customer or a record will see waits for human review.",
+    )
     app.state.services = services
     errors.install(app)
     app.include_router(health.router)
@@ -43,7 +56,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     for router in web.ROUTERS:
         app.include_router(router)
     web.install(app)
-    app.add_middleware(SessionMiddleware, secret_key=settings.resolved_session_secret(), same_site="strict",
-                       https_only=False, max_age=8 * 3600, session_cookie="copilot_session")
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.resolved_session_secret(),
+        same_site="strict",
+        https_only=False,
+        max_age=8 * 3600,
+        session_cookie="copilot_session",
+    )
     app.add_middleware(RequestSizeLimit, max_bytes=settings.max_request_bytes)
     return app

@@ -12,8 +12,8 @@ from typing import Annotated, TypeVar
 import httpx
 from fastapi import Depends, Header, Query, Request
 
-from copilot.delivery import DeliveryPolicy, deliver
 from copilot.auth import Permission, Principal, authenticate
+from copilot.delivery import DeliveryPolicy, deliver
 from copilot.gateway import Gateway, ModelError
 from copilot.jobs import JobRunner
 from copilot.settings import Settings
@@ -39,23 +39,25 @@ class Services:
         self.sleep: Callable[[float], None] = time.sleep
 
     def deliver(self, workspace: str, result_id: int) -> Delivery | None:
-        return deliver(self.store, workspace, result_id, policy=self.delivery_policy, client=self.webhook_client, sleep=self.sleep)
+        return deliver(
+            self.store, workspace, result_id, policy=self.delivery_policy, client=self.webhook_client, sleep=self.sleep
+        )
 
     @cached_property
-    def embedder(self):  # noqa: ANN201 - retrieval.embeddings.Embedder
+    def embedder(self):
         from retrieval.embeddings import default_embedder
 
         return default_embedder()
 
     @cached_property
-    def searcher(self):  # noqa: ANN201 - retrieval.search.Searcher
+    def searcher(self):
         from retrieval.index import HistoryIndex
         from retrieval.search import Searcher
 
         return Searcher(HistoryIndex(self.settings, self.embedder))
 
     @cached_property
-    def sentiment(self):  # noqa: ANN201 - copilot.tasks.sentiment.SentimentClassifier
+    def sentiment(self):
         from copilot.tasks.sentiment import SentimentClassifier
 
         return SentimentClassifier(self.embedder.encode)
@@ -108,8 +110,14 @@ class Caller:
         gateway = self.services.gateway.listening(on_token) if on_token else self.services.gateway
         return ServiceContext(self.services.settings, repo, gateway, services=self.services)
 
-    def run(self, task: str, subject_kind: str, subject_id: int | None, work: Callable[[TaskContext], T],
-            on_token: Callable[[str], None] | None = None) -> T:
+    def run(
+        self,
+        task: str,
+        subject_kind: str,
+        subject_id: int | None,
+        work: Callable[[TaskContext], T],
+        on_token: Callable[[str], None] | None = None,
+    ) -> T:
         """Run a task in one transaction; if the model fails outright, record a ``failed`` result and re-raise."""
         try:
             with self.repo() as repo:
@@ -127,25 +135,29 @@ class ServiceContext(TaskContext):
     services: Services | None = None
 
     @cached_property
-    def embedder(self):  # noqa: ANN201
+    def embedder(self):
         return self.services.embedder
 
     @cached_property
-    def searcher(self):  # noqa: ANN201
+    def searcher(self):
         return self.services.searcher
 
 
 def allow(permission: Permission) -> Callable[..., Caller]:
     """A dependency admitting callers whose role has ``permission`` (401 without a key, 403 without the right)."""
 
-    def dependency(principal: Annotated[Principal, Depends(get_principal)], services: Annotated[Services, Depends(get_services)]) -> Caller:
+    def dependency(
+        principal: Annotated[Principal, Depends(get_principal)], services: Annotated[Services, Depends(get_services)]
+    ) -> Caller:
         principal.require(permission)
         return Caller(principal, services)
 
     return dependency
 
 
-def any_caller(principal: Annotated[Principal, Depends(get_principal)], services: Annotated[Services, Depends(get_services)]) -> Caller:
+def any_caller(
+    principal: Annotated[Principal, Depends(get_principal)], services: Annotated[Services, Depends(get_services)]
+) -> Caller:
     return Caller(principal, services)
 
 

@@ -62,7 +62,9 @@ def error_response(status: int, kind: str, message: str, field: str | None = Non
 def copilot_error(_request: Request, error: CopilotError) -> JSONResponse:
     message = str(error)
     if isinstance(error, ModelError):
-        return error_response(503 if error.retryable else 502, "model_unavailable" if error.retryable else "model_failed", message)
+        return error_response(
+            503 if error.retryable else 502, "model_unavailable" if error.retryable else "model_failed", message
+        )
     for cls, status, kind in STATUS_BY_ERROR:
         if isinstance(error, cls):
             match = FIELD_PREFIX.match(message) if status == 422 else None

@@ -34,7 +34,11 @@ def _python_type(column: Any) -> Any:
 
 
 def record_model(model: type) -> type[BaseModel]:
-    fields = {column.key: (_python_type(column) | None, None) for column in sa_inspect(model).columns if column.key != "workspace_id"}
+    fields = {
+        column.key: (_python_type(column) | None, None)
+        for column in sa_inspect(model).columns
+        if column.key != "workspace_id"
+    }
     return create_model(f"{model.__name__}Out", __config__=ConfigDict(from_attributes=True), **fields)
 
 
@@ -76,4 +80,3 @@ class AiResultOut(BaseModel):
 
 def thread_out(ticket: Ticket, messages: list[Message]) -> ThreadOut:
     return ThreadOut(ticket=TicketOut.model_validate(ticket), messages=[MessageOut.model_validate(m) for m in messages])
-

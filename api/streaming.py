@@ -12,7 +12,7 @@ from anyio import to_thread
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from api.errors import ErrorBody, ErrorDetail, STATUS_BY_ERROR
+from api.errors import STATUS_BY_ERROR, ErrorBody, ErrorDetail
 from copilot.errors import CopilotError
 
 log = logging.getLogger("copilot.api")
@@ -36,7 +36,14 @@ def stream_task(run: Callable[[TokenSink], BaseModel]) -> StreamingResponse:
             events.put(sse("error", ErrorBody(error=ErrorDetail(type=kind, message=str(error))).model_dump()))
         except Exception as error:  # the stream has started: report in-band, never drop the connection silently
             log.exception("streamed task failed", exc_info=error)
-            events.put(sse("error", ErrorBody(error=ErrorDetail(type="internal", message="an unexpected error occurred; it has been logged")).model_dump()))
+            events.put(
+                sse(
+                    "error",
+                    ErrorBody(
+                        error=ErrorDetail(type="internal", message="an unexpected error occurred; it has been logged")
+                    ).model_dump(),
+                )
+            )
         finally:
             events.put(None)
 
@@ -45,4 +52,6 @@ def stream_task(run: Callable[[TokenSink], BaseModel]) -> StreamingResponse:
         while (item := await to_thread.run_sync(events.get)) is not None:
             yield item
 
-    return StreamingResponse(body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    return StreamingResponse(
+        body(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )

@@ -50,7 +50,9 @@ def direct_latencies(store: Store, settings: Settings, ticket_ids: list[int], se
     for ticket_id in ticket_ids:
         started = time.perf_counter()
         with store.repo("demo") as repo:
-            draft_reply(TaskContext(settings, repo, gateway, _searcher=searcher, _embedder=searcher.index.embedder), ticket_id)
+            draft_reply(
+                TaskContext(settings, repo, gateway, _searcher=searcher, _embedder=searcher.index.embedder), ticket_id
+            )
         times.append((time.perf_counter() - started) * 1000)
     return times
 
@@ -66,7 +68,9 @@ def sequential_latencies(base: str, key: str, ticket_ids: list[int]) -> tuple[li
     return times, errors
 
 
-async def concurrent_run(base: str, key: str, ticket_ids: list[int], clients: int, seconds: float) -> tuple[list[float], int, float]:
+async def concurrent_run(
+    base: str, key: str, ticket_ids: list[int], clients: int, seconds: float
+) -> tuple[list[float], int, float]:
     times: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
@@ -105,14 +109,20 @@ def main() -> None:
         app = create_app(settings, store)
         with background_server(app) as base:
             figures = measure(args, base, key, ticket_ids, store, settings, app)
-    print(f"{args.clients} clients for {figures['seconds']} s: {figures['requests']} requests, {figures['requests_per_s']} req/s, "
-          f"p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, errors {figures['errors']}")
-    print(f"draft_reply direct p50 {figures['direct_p50_ms']} ms, through HTTP p50 {figures['http_p50_ms']} ms: "
-          f"overhead {figures['overhead_p50_ms']} ms (target <= 5)")
+    print(
+        f"{args.clients} clients for {figures['seconds']} s: {figures['requests']} requests, {figures['requests_per_s']} req/s, "
+        f"p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, errors {figures['errors']}"
+    )
+    print(
+        f"draft_reply direct p50 {figures['direct_p50_ms']} ms, through HTTP p50 {figures['http_p50_ms']} ms: "
+        f"overhead {figures['overhead_p50_ms']} ms (target <= 5)"
+    )
     print(json.dumps(figures))
 
 
-def measure(args: argparse.Namespace, base: str, key: str, ticket_ids: list[int], store: Store, settings: Settings, app) -> dict:  # noqa: ANN001
+def measure(
+    args: argparse.Namespace, base: str, key: str, ticket_ids: list[int], store: Store, settings: Settings, app
+) -> dict:
     """Overhead (sequential, alternating sides) then throughput under concurrent clients."""
     searcher = app.state.services.searcher  # the same warm embedder and index for both sides
     sequential_latencies(base, key, ticket_ids[:5])  # warm-up
@@ -125,10 +135,15 @@ def measure(args: argparse.Namespace, base: str, key: str, ticket_ids: list[int]
         http_errors += errors
     times, errors, elapsed = asyncio.run(concurrent_run(base, key, ticket_ids, args.clients, args.seconds))
     return {
-        "clients": args.clients, "seconds": round(elapsed, 1), "requests": len(times), "errors": errors + http_errors,
+        "clients": args.clients,
+        "seconds": round(elapsed, 1),
+        "requests": len(times),
+        "errors": errors + http_errors,
         "requests_per_s": round(len(times) / elapsed, 1),
-        "p50_ms": round(percentile(times, 0.5), 1), "p99_ms": round(percentile(times, 0.99), 1),
-        "direct_p50_ms": round(statistics.median(direct), 2), "http_p50_ms": round(statistics.median(http_seq), 2),
+        "p50_ms": round(percentile(times, 0.5), 1),
+        "p99_ms": round(percentile(times, 0.99), 1),
+        "direct_p50_ms": round(statistics.median(direct), 2),
+        "http_p50_ms": round(statistics.median(http_seq), 2),
         "overhead_p50_ms": round(statistics.median(http_seq) - statistics.median(direct), 2),
         "machine": f"{platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, CPU only",
     }

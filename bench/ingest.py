@@ -14,7 +14,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from copilot.ingest import ingest_file
@@ -25,11 +25,13 @@ TICKETS = 1000
 
 
 def write_files(folder: Path, n: int) -> tuple[Path, Path, list[dict]]:
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     tickets = folder / "tickets.jsonl"
     with tickets.open("w") as handle:
         for t in range(TICKETS):
-            handle.write(json.dumps({"external_id": f"T-{t}", "subject": f"Billing question {t}", "channel": "email"}) + "\n")
+            handle.write(
+                json.dumps({"external_id": f"T-{t}", "subject": f"Billing question {t}", "channel": "email"}) + "\n"
+            )
     rows = [
         {
             "external_id": f"M-{i}",
@@ -73,7 +75,7 @@ def time_raw_executemany(folder: Path, tickets: Path, rows: list[dict]) -> float
     connection.execute("PRAGMA synchronous=NORMAL")
     connection.execute("PRAGMA foreign_keys=ON")  # as on every product connection (copilot.store.db)
     ticket_ids = dict(connection.execute("SELECT external_id, id FROM tickets").fetchall())
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     params = [
         (1, r["external_id"], ticket_ids[r["ticket"]], r["author_kind"], r["author"], r["body"], r["sent_at"], now, now)
         for r in rows
@@ -114,7 +116,9 @@ def main() -> None:
     }
     print(f"ingest: {figures['rows_per_s']} rows/s (validation + reference resolution + upsert, from the JSONL file)")
     print(f"raw executemany: {figures['raw_rows_per_s']} rows/s (pre-built tuples)")
-    print(f"ratio of medians over {args.repeat} interleaved runs: {figures['ratio']} (target >= 0.5); per run {figures['ratio_per_run']}")
+    print(
+        f"ratio of medians over {args.repeat} interleaved runs: {figures['ratio']} (target >= 0.5); per run {figures['ratio_per_run']}"
+    )
     print(json.dumps(figures))
 
 

@@ -13,11 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-
-from copilot.gateway import Gateway  # noqa: E402
-from copilot.gateway.local import load_model  # noqa: E402
-from copilot.settings import Settings  # noqa: E402
+from copilot.gateway import Gateway
+from copilot.gateway.local import load_model
+from copilot.settings import Settings
 
 PROMPTS = [
     "Summarise this support ticket in one sentence: the customer was charged twice for invoice INV-2026-0042 and wants a refund.",
@@ -37,7 +35,9 @@ def bare_tokens_per_s(llama, max_tokens: int, rounds: int) -> float:
     for _ in range(rounds):
         for prompt in PROMPTS:
             started = time.perf_counter()
-            result = llama.create_chat_completion(messages=messages(prompt), max_tokens=max_tokens, temperature=0.0, seed=0)
+            result = llama.create_chat_completion(
+                messages=messages(prompt), max_tokens=max_tokens, temperature=0.0, seed=0
+            )
             seconds += time.perf_counter() - started
             tokens += result["usage"]["completion_tokens"]
     return tokens / seconds
@@ -66,7 +66,9 @@ def time_to_first_token(gateway: Gateway) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--rounds", "--n", dest="rounds", type=int, default=3, help="Measurement rounds (--n for a quick run).")
+    parser.add_argument(
+        "--rounds", "--n", dest="rounds", type=int, default=3, help="Measurement rounds (--n for a quick run)."
+    )
     args = parser.parse_args()
     settings = Settings(data_dir=Path(tempfile.mkdtemp()), model="local/smollm2-135m-instruct")
     gateway = Gateway(settings)
@@ -89,7 +91,9 @@ def main() -> None:
         "machine": f"{platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}",
     }
     print(f"bare llama-cpp-python: {figures['bare_tokens_per_s']} generated tokens/s")
-    print(f"through the gateway:   {figures['gateway_tokens_per_s']} generated tokens/s (ratio {figures['ratio']}, target >= 0.9)")
+    print(
+        f"through the gateway:   {figures['gateway_tokens_per_s']} generated tokens/s (ratio {figures['ratio']}, target >= 0.9)"
+    )
     print(f"time to first token, ~500-token prompt: {figures['ttft_ms_500_token_prompt']} ms")
     print(json.dumps(figures))
 

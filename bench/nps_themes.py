@@ -25,36 +25,65 @@ from pathlib import Path
 # Bench scripts are named like the packages they measure: keep this folder off the import path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-import os  # noqa: E402
+import argparse
+import json
+import os
+import platform
+import random
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+from sqlalchemy import insert
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import random  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from datetime import datetime, timedelta, timezone  # noqa: E402
+from copilot.demo import sales
+from copilot.demo.people import FIRST_NAMES, INTEGRATIONS
+from copilot.gateway import Gateway
+from copilot.settings import Settings
+from copilot.store import Store, get_or_create_workspace
+from copilot.store.models import NpsResponse
+from copilot.tasks.context import TaskContext
+from copilot.tasks.nps_themes import SentenceTable, ThemeFilters, run_themes
+from retrieval.embeddings import default_embedder
 
-from sqlalchemy import insert  # noqa: E402
-
-from copilot.demo import sales  # noqa: E402
-from copilot.demo.people import FIRST_NAMES, INTEGRATIONS  # noqa: E402
-from copilot.gateway import Gateway  # noqa: E402
-from copilot.settings import Settings  # noqa: E402
-from copilot.store import Store, get_or_create_workspace  # noqa: E402
-from copilot.store.models import NpsResponse  # noqa: E402
-from copilot.tasks.context import TaskContext  # noqa: E402
-from copilot.tasks.nps_themes import SentenceTable, ThemeFilters, run_themes  # noqa: E402
-from retrieval.embeddings import default_embedder  # noqa: E402
-
-NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
-OPENERS = ["", "", "", "Honestly, ", "To be fair, ", "For us, ", "In my opinion, ", "Overall, ", "As a bookkeeper, ", "Frankly, "]
-DETAILS = [" since we moved to the {plan} plan", " for our team of {n}", " with about {n} invoices a month", " ever since {month}",
-           " according to {name} in accounts", " now that we sync with {integration}", " across our {n} clients", " for the last {n} weeks"]
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+OPENERS = [
+    "",
+    "",
+    "",
+    "Honestly, ",
+    "To be fair, ",
+    "For us, ",
+    "In my opinion, ",
+    "Overall, ",
+    "As a bookkeeper, ",
+    "Frankly, ",
+]
+DETAILS = [
+    " since we moved to the {plan} plan",
+    " for our team of {n}",
+    " with about {n} invoices a month",
+    " ever since {month}",
+    " according to {name} in accounts",
+    " now that we sync with {integration}",
+    " across our {n} clients",
+    " for the last {n} weeks",
+]
 PLANS = ["Starter", "Business", "Premium", "Enterprise"]
-MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"]
+MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 
 
 def sentence(rng: random.Random, theme: str, polarity: str, serial: int | None = None) -> str:
@@ -65,8 +94,13 @@ def sentence(rng: random.Random, theme: str, polarity: str, serial: int | None =
     if serial is not None:  # every sentence distinct: nothing for the de-duplication to save
         text += f" (#{serial})"
     elif rng.random() < 0.8:
-        text += rng.choice(DETAILS).format(plan=rng.choice(PLANS), n=rng.randint(2, 5000), month=rng.choice(MONTHS),
-                                           name=rng.choice(FIRST_NAMES), integration=rng.choice(INTEGRATIONS))
+        text += rng.choice(DETAILS).format(
+            plan=rng.choice(PLANS),
+            n=rng.randint(2, 5000),
+            month=rng.choice(MONTHS),
+            name=rng.choice(FIRST_NAMES),
+            integration=rng.choice(INTEGRATIONS),
+        )
     return text + rng.choice([".", ".", "!", "."])
 
 
@@ -82,8 +116,11 @@ def generate(n: int, seed: int = 0, all_distinct: bool = False) -> list[tuple[in
         parts = [sentence(rng, rng.choice(themes), polarity, next(serials) if serials else None)]
         for _ in range(rng.choices([0, 1, 2], weights=[50, 35, 15])[0]):
             other = polarity if rng.random() < 0.6 else ("positive" if polarity == "negative" else "negative")
-            parts.append(rng.choice(sales.NPS_CONTRAST_CONNECTORS + sales.NPS_SAME_CONNECTORS).strip() + " "
-                         + sentence(rng, rng.choice(themes), other, next(serials) if serials else None))
+            parts.append(
+                rng.choice(sales.NPS_CONTRAST_CONNECTORS + sales.NPS_SAME_CONNECTORS).strip()
+                + " "
+                + sentence(rng, rng.choice(themes), other, next(serials) if serials else None)
+            )
         rows.append((score, " ".join(p.strip() for p in parts).replace("  ", " ")))
     return rows
 
@@ -92,46 +129,85 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--all-distinct", action="store_true", help="Make every sentence distinct (worst case: de-duplication saves nothing).")
+    parser.add_argument(
+        "--all-distinct",
+        action="store_true",
+        help="Make every sentence distinct (worst case: de-duplication saves nothing).",
+    )
     args = parser.parse_args()
     rows = generate(args.n, args.seed, args.all_distinct)
     comments = [comment for _, comment in rows]
     table = SentenceTable.build(comments)
-    distinct = {"distinct_sentences": len(table.texts), "comment_chars": sum(map(len, comments)), "distinct_sentence_chars": sum(map(len, table.texts))}
+    distinct = {
+        "distinct_sentences": len(table.texts),
+        "comment_chars": sum(map(len, comments)),
+        "distinct_sentence_chars": sum(map(len, table.texts)),
+    }
     embedder = default_embedder()
     embedder.encode(comments[:256])  # warm-up
     machine = f"{platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}"
     print(f"machine: {machine}; load average before: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp), model="local/smollm2-135m-instruct")  # keyword labels: no generation in the bench
+        settings = Settings(
+            data_dir=Path(tmp), model="local/smollm2-135m-instruct"
+        )  # keyword labels: no generation in the bench
         store = Store.from_settings(settings)
         with store.session() as session:
             workspace = get_or_create_workspace(session, "bench")
             day = timedelta(days=60) / max(1, len(rows))
-            session.execute(insert(NpsResponse), [{"workspace_id": workspace.id, "external_id": f"NPS-{i}", "score": score, "comment": comment,
-                                                   "submitted_at": NOW - timedelta(days=60) + i * day, "campaign": "bench"}
-                                                  for i, (score, comment) in enumerate(rows)])
+            session.execute(
+                insert(NpsResponse),
+                [
+                    {
+                        "workspace_id": workspace.id,
+                        "external_id": f"NPS-{i}",
+                        "score": score,
+                        "comment": comment,
+                        "submitted_at": NOW - timedelta(days=60) + i * day,
+                        "campaign": "bench",
+                    }
+                    for i, (score, comment) in enumerate(rows)
+                ],
+            )
 
         started = time.perf_counter()
-        embedder.model.encode(comments, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        embedder.model.encode(
+            comments, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
         embed_s = time.perf_counter() - started
 
         with store.repo("bench") as repo:
             context = TaskContext(settings, repo, Gateway(settings), _embedder=embedder)
             started = time.perf_counter()
-            outcome = run_themes(context, ThemeFilters(since=NOW - timedelta(days=60), until=NOW), seed=args.seed, now=NOW)
+            outcome = run_themes(
+                context, ThemeFilters(since=NOW - timedelta(days=60), until=NOW), seed=args.seed, now=NOW
+            )
             total_s = time.perf_counter() - started
         store.engine.dispose()
 
     report = outcome.result
-    figures = {"comments": args.n, "sentences": report.sentences, **distinct, "all_distinct": args.all_distinct, "themes": report.k,
-               "embed_only_s": round(embed_s, 1), "total_s": round(total_s, 1),
-               "ratio": round(total_s / embed_s, 3), "comments_per_s": round(args.n / total_s, 1), "stages_s": report.timings,
-               "machine": machine, "load_average_after": [round(x, 1) for x in os.getloadavg()]}
-    print(f"{args.n:,} comments ({distinct['comment_chars']:,} chars) -> {report.sentences:,} sentences, {distinct['distinct_sentences']:,} distinct "
-          f"({distinct['distinct_sentence_chars']:,} chars, what the job embeds) -> {report.k} themes")
-    print(f"embed only: {embed_s:.1f}s ({args.n / embed_s:.0f} comments/s); whole job: {total_s:.1f}s ({args.n / total_s:.0f} comments/s)")
+    figures = {
+        "comments": args.n,
+        "sentences": report.sentences,
+        **distinct,
+        "all_distinct": args.all_distinct,
+        "themes": report.k,
+        "embed_only_s": round(embed_s, 1),
+        "total_s": round(total_s, 1),
+        "ratio": round(total_s / embed_s, 3),
+        "comments_per_s": round(args.n / total_s, 1),
+        "stages_s": report.timings,
+        "machine": machine,
+        "load_average_after": [round(x, 1) for x in os.getloadavg()],
+    }
+    print(
+        f"{args.n:,} comments ({distinct['comment_chars']:,} chars) -> {report.sentences:,} sentences, {distinct['distinct_sentences']:,} distinct "
+        f"({distinct['distinct_sentence_chars']:,} chars, what the job embeds) -> {report.k} themes"
+    )
+    print(
+        f"embed only: {embed_s:.1f}s ({args.n / embed_s:.0f} comments/s); whole job: {total_s:.1f}s ({args.n / total_s:.0f} comments/s)"
+    )
     print("stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.timings.items()))
     for theme in report.themes[:8]:
         print(f"  {theme.responses:>7,}  {theme.label}")

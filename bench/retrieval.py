@@ -47,10 +47,20 @@ def generate_texts(n: int, seed: int = 0) -> list[str]:
     templates += [t for family in tickets.FAMILIES for t in (*family.agent_replies, *family.resolutions, *family.notes)]
     texts = []
     for i in range(n):
-        slots = {"first": rng.choice(FIRST_NAMES), "agent_first": rng.choice(FIRST_NAMES), "invoice": f"INV-2026-{rng.randint(1, 9999):04d}",
-                 "amount": f"${rng.randint(10, 990)}.00", "date": f"March {rng.randint(1, 28)}", "order": f"#{rng.randint(10000, 99999)}",
-                 "integration": rng.choice(INTEGRATIONS), "device": "iPhone 15", "plan": "Business", "count": str(rng.randint(10, 5000)),
-                 "company": f"Company {i % 997}", "error": "E42"}
+        slots = {
+            "first": rng.choice(FIRST_NAMES),
+            "agent_first": rng.choice(FIRST_NAMES),
+            "invoice": f"INV-2026-{rng.randint(1, 9999):04d}",
+            "amount": f"${rng.randint(10, 990)}.00",
+            "date": f"March {rng.randint(1, 28)}",
+            "order": f"#{rng.randint(10000, 99999)}",
+            "integration": rng.choice(INTEGRATIONS),
+            "device": "iPhone 15",
+            "plan": "Business",
+            "count": str(rng.randint(10, 5000)),
+            "company": f"Company {i % 997}",
+            "error": "E42",
+        }
         text = rng.choice(templates)
         for key, value in slots.items():
             text = text.replace("{" + key + "}", value)
@@ -60,7 +70,9 @@ def generate_texts(n: int, seed: int = 0) -> list[str]:
 
 def raw_encode(embedder, texts: list[str]) -> np.ndarray:
     """The baseline: SentenceTransformer.encode called directly, as a user of the library would."""
-    return embedder.model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    return embedder.model.encode(
+        texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
 
 
 class _Replay:
@@ -70,7 +82,7 @@ class _Replay:
         self.vectors, self.next = vectors, 0
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        part = self.vectors[self.next:self.next + len(texts)]
+        part = self.vectors[self.next : self.next + len(texts)]
         self.next += len(texts)
         return part.astype(np.float32, copy=False)
 
@@ -86,7 +98,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--block", type=int, default=10_000, help="Texts per alternating raw/indexer block.")
-    parser.add_argument("--embeddings", type=Path, help="Save the corpus embeddings here, or reuse them if the file exists (skips the ratio).")
+    parser.add_argument(
+        "--embeddings",
+        type=Path,
+        help="Save the corpus embeddings here, or reuse them if the file exists (skips the ratio).",
+    )
     args = parser.parse_args()
     cached = np.load(args.embeddings) if args.embeddings and args.embeddings.exists() else None
     if cached is not None and cached.shape[0] != args.n:
@@ -101,21 +117,33 @@ def main() -> None:
         with store.session() as session:
             workspace_id = get_or_create_workspace(session, "bench").id
         index = HistoryIndex(settings, embedder)
-        chunks = [Chunk(chunk_id=f"message:{i}:0", workspace_id=workspace_id, record_kind="message", record_id=i,
-                        account_id=i % 500, ts=float(i), text=text) for i, text in enumerate(texts)]
+        chunks = [
+            Chunk(
+                chunk_id=f"message:{i}:0",
+                workspace_id=workspace_id,
+                record_kind="message",
+                record_id=i,
+                account_id=i % 500,
+                ts=float(i),
+                text=text,
+            )
+            for i, text in enumerate(texts)
+        ]
         raw_parts: list[np.ndarray] = []
         seconds = {"raw": 0.0, "index": 0.0}
         with store.repo("bench") as repo:
             if cached is not None:  # the indexer's own path, minus the encoding; the index holds exactly these vectors
                 index.embedder = _Replay(cached)
                 for start in range(0, len(chunks), args.block):
-                    index.write_chunks(repo, chunks[start:start + args.block])
+                    index.write_chunks(repo, chunks[start : start + args.block])
                 index.embedder, raw_parts = embedder, [cached]
             else:
                 for block, start in enumerate(range(0, len(chunks), args.block)):
-                    part = chunks[start:start + args.block]
-                    steps = {"raw": lambda: raw_parts.append(raw_encode(embedder, [c.text for c in part])),
-                             "index": lambda: index.write_chunks(repo, part)}
+                    part = chunks[start : start + args.block]
+                    steps = {
+                        "raw": lambda: raw_parts.append(raw_encode(embedder, [c.text for c in part])),
+                        "index": lambda: index.write_chunks(repo, part),
+                    }
                     for side in ("raw", "index") if block % 2 == 0 else ("index", "raw"):
                         seconds[side] += timed(steps[side])
         raw = np.concatenate(raw_parts)
@@ -151,10 +179,14 @@ def main() -> None:
     }
     if cached is None:
         print(f"raw SentenceTransformer.encode: {figures['raw_encode_per_s']} chunks/s")
-        print(f"indexer (embed + chroma + full text): {figures['indexer_per_s']} chunks/s, ratio {figures['ratio']} (target >= 0.85)")
+        print(
+            f"indexer (embed + chroma + full text): {figures['indexer_per_s']} chunks/s, ratio {figures['ratio']} (target >= 0.85)"
+        )
     else:
         print(f"embeddings reused from {args.embeddings}: throughput not measured")
-    print(f"hybrid search latency: p50 {figures['search_p50_ms']} ms, p95 {figures['search_p95_ms']} ms over {len(queries)} queries")
+    print(
+        f"hybrid search latency: p50 {figures['search_p50_ms']} ms, p95 {figures['search_p95_ms']} ms over {len(queries)} queries"
+    )
     print(f"HNSW recall@10 vs exact cosine: {figures['recall_at_10']} (target >= 0.95)")
     print(json.dumps(figures))
 

@@ -43,9 +43,16 @@ def main() -> None:
     started = time.perf_counter()
     classifier.classify(texts)
     ours_s = time.perf_counter() - started
-    figures = {"messages": args.n, "classifier_per_s": round(args.n / ours_s, 1), "raw_encode_per_s": round(args.n / raw_s, 1),
-               "ratio": round(raw_s / ours_s, 3), "machine": f"{platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}"}
-    print(f"sentiment classifier: {figures['classifier_per_s']} messages/s; raw encode: {figures['raw_encode_per_s']}/s; ratio {figures['ratio']} (target >= 0.8)")
+    figures = {
+        "messages": args.n,
+        "classifier_per_s": round(args.n / ours_s, 1),
+        "raw_encode_per_s": round(args.n / raw_s, 1),
+        "ratio": round(raw_s / ours_s, 3),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}",
+    }
+    print(
+        f"sentiment classifier: {figures['classifier_per_s']} messages/s; raw encode: {figures['raw_encode_per_s']}/s; ratio {figures['ratio']} (target >= 0.8)"
+    )
     print(json.dumps(figures))
 
 

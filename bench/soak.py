@@ -23,7 +23,7 @@ import random
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 from sqlalchemy import func, select, text
@@ -37,7 +37,18 @@ from copilot.store import Store
 from copilot.store.models import AiResult, AiStatus, AuditEvent, Ticket
 from retrieval import open_index
 
-WORDS = ["refund", "invoice", "charged twice", "login", "password reset", "export csv", "android crash", "api rate limit", "sso", "upgrade plan"]
+WORDS = [
+    "refund",
+    "invoice",
+    "charged twice",
+    "login",
+    "password reset",
+    "export csv",
+    "android crash",
+    "api rate limit",
+    "sso",
+    "upgrade plan",
+]
 
 
 class Soak:
@@ -49,8 +60,16 @@ class Soak:
         self.rng = random.Random(seed)
         self.sequence = 0
 
-    async def request(self, client: httpx.AsyncClient, action: str, method: str, url: str, ok: tuple[int, ...] = (200,),
-                      expected: tuple[int, ...] = (), **kwargs) -> httpx.Response | None:
+    async def request(
+        self,
+        client: httpx.AsyncClient,
+        action: str,
+        method: str,
+        url: str,
+        ok: tuple[int, ...] = (200,),
+        expected: tuple[int, ...] = (),
+        **kwargs,
+    ) -> httpx.Response | None:
         started = time.perf_counter()
         try:
             response = await client.request(method, url, **kwargs)
@@ -71,26 +90,60 @@ class Soak:
         await self.request(client, "draft", "POST", f"/v1/tickets/{ticket_id}/draft", headers={"X-API-Key": self.agent})
 
     async def approve(self, client: httpx.AsyncClient) -> None:
-        queue = await self.request(client, "queue", "GET", "/v1/review/queue", headers={"X-API-Key": self.agent},
-                                   params={"task": "reply_draft", "limit": 20})
+        queue = await self.request(
+            client,
+            "queue",
+            "GET",
+            "/v1/review/queue",
+            headers={"X-API-Key": self.agent},
+            params={"task": "reply_draft", "limit": 20},
+        )
         if queue is None or queue.status_code != 200 or not queue.json()["items"]:
             return
         item = self.rng.choice(queue.json()["items"])
         blocked = any(not v["passed"] and v.get("severity", "block") == "block" for v in item["guard_verdicts"])
-        body = ({"decision": "edit", "version": item["version"], "text": (item["content"]["result"]["text"] + "\n(checked)")} if blocked else
-                {"decision": "approve", "version": item["version"], "confirm_commitments": True})
-        await self.request(client, "decide", "POST", f"/v1/review/{item['id']}/decision", headers={"X-API-Key": self.agent}, json=body,
-                           expected=(409,))
+        body = (
+            {
+                "decision": "edit",
+                "version": item["version"],
+                "text": (item["content"]["result"]["text"] + "\n(checked)"),
+            }
+            if blocked
+            else {"decision": "approve", "version": item["version"], "confirm_commitments": True}
+        )
+        await self.request(
+            client,
+            "decide",
+            "POST",
+            f"/v1/review/{item['id']}/decision",
+            headers={"X-API-Key": self.agent},
+            json=body,
+            expected=(409,),
+        )
 
     async def ingest(self, client: httpx.AsyncClient) -> None:
         _, external = self.rng.choice(self.tickets)
         self.sequence += 1
-        row = {"external_id": f"SOAK-{os.getpid()}-{self.sequence}", "ticket": external, "author_kind": "customer",
-               "body": f"Any update on this? {self.rng.choice(WORDS)}", "sent_at": datetime.now(timezone.utc).isoformat()}
-        await self.request(client, "ingest", "POST", "/v1/records/message", headers={"X-API-Key": self.admin}, json=[row])
+        row = {
+            "external_id": f"SOAK-{os.getpid()}-{self.sequence}",
+            "ticket": external,
+            "author_kind": "customer",
+            "body": f"Any update on this? {self.rng.choice(WORDS)}",
+            "sent_at": datetime.now(UTC).isoformat(),
+        }
+        await self.request(
+            client, "ingest", "POST", "/v1/records/message", headers={"X-API-Key": self.admin}, json=[row]
+        )
 
     async def search(self, client: httpx.AsyncClient) -> None:
-        await self.request(client, "search", "GET", "/v1/search", headers={"X-API-Key": self.agent}, params={"q": self.rng.choice(WORDS)})
+        await self.request(
+            client,
+            "search",
+            "GET",
+            "/v1/search",
+            headers={"X-API-Key": self.agent},
+            params={"q": self.rng.choice(WORDS)},
+        )
 
     async def client_loop(self, deadline: float) -> None:
         actions = [self.draft] * 35 + [self.approve] * 25 + [self.ingest] * 15 + [self.search] * 25
@@ -102,22 +155,31 @@ class Soak:
 def consistency(store: Store) -> list[str]:
     problems = []
     with store.session() as session:
-        decided = session.scalars(select(AiResult).where(AiResult.task == "reply_draft",
-                                                         AiResult.status.in_([AiStatus.approved, AiStatus.edited, AiStatus.sent]))).all()
-        events = Counter(session.scalars(select(AuditEvent.ai_result_id).where(AuditEvent.action.in_(["review.approve", "review.edit"]))))
+        decided = session.scalars(
+            select(AiResult).where(
+                AiResult.task == "reply_draft", AiResult.status.in_([AiStatus.approved, AiStatus.edited, AiStatus.sent])
+            )
+        ).all()
+        events = Counter(
+            session.scalars(
+                select(AuditEvent.ai_result_id).where(AuditEvent.action.in_(["review.approve", "review.edit"]))
+            )
+        )
         for row in decided:
             if events[row.id] != 1:
                 problems.append(f"AI result {row.id} has {events[row.id]} approval events")
             if not row.final_text:
                 problems.append(f"AI result {row.id} is {row.status.value} without a final text")
-        rejected_or_pending = set(session.scalars(select(AiResult.id).where(AiResult.status.in_([AiStatus.pending, AiStatus.stale]))))
+        rejected_or_pending = set(
+            session.scalars(select(AiResult.id).where(AiResult.status.in_([AiStatus.pending, AiStatus.stale])))
+        )
         problems += [f"AI result {i} is undecided but has an approval event" for i in rejected_or_pending if events[i]]
         orphans = {
             "audit events without their AI result": "SELECT count(*) FROM audit_events e LEFT JOIN ai_results r ON r.id = e.ai_result_id "
-                                                    "WHERE e.ai_result_id IS NOT NULL AND r.id IS NULL",
+            "WHERE e.ai_result_id IS NOT NULL AND r.id IS NULL",
             "messages without their ticket": "SELECT count(*) FROM messages m LEFT JOIN tickets t ON t.id = m.ticket_id WHERE t.id IS NULL",
             "search chunks of missing messages": "SELECT count(*) FROM search_chunks c LEFT JOIN messages m ON m.id = c.record_id "
-                                                 "WHERE c.record_kind = 'message' AND m.id IS NULL",
+            "WHERE c.record_kind = 'message' AND m.id IS NULL",
         }
         for name, sql in orphans.items():
             if count := session.execute(text(sql)).scalar():
@@ -152,19 +214,31 @@ def main() -> None:
             elapsed = time.perf_counter() - started
         problems = consistency(store)
         with store.session() as session:
-            approved = session.scalar(select(func.count()).select_from(AiResult).where(AiResult.status.in_([AiStatus.approved, AiStatus.edited])))
+            approved = session.scalar(
+                select(func.count())
+                .select_from(AiResult)
+                .where(AiResult.status.in_([AiStatus.approved, AiStatus.edited]))
+            )
     latencies = sorted(soak.latencies)
     figures = {
-        "clients": args.clients, "seconds": round(elapsed, 1), "requests": len(latencies), "requests_per_s": round(len(latencies) / elapsed, 2),
-        "errors": len(soak.errors), "inconsistencies": len(problems), "p50_ms": round(latencies[len(latencies) // 2], 1) if latencies else None,
+        "clients": args.clients,
+        "seconds": round(elapsed, 1),
+        "requests": len(latencies),
+        "requests_per_s": round(len(latencies) / elapsed, 2),
+        "errors": len(soak.errors),
+        "inconsistencies": len(problems),
+        "p50_ms": round(latencies[len(latencies) // 2], 1) if latencies else None,
         "p99_ms": round(latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], 1) if latencies else None,
-        "outcomes": dict(sorted(soak.outcomes.items())), "approved_drafts": approved,
+        "outcomes": dict(sorted(soak.outcomes.items())),
+        "approved_drafts": approved,
         "machine": f"{platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, CPU only",
     }
-    for line in (soak.errors[:10] + problems[:10]):
+    for line in soak.errors[:10] + problems[:10]:
         print("  !", line)
-    print(f"{figures['requests']} requests in {figures['seconds']} s from {args.clients} clients: {figures['errors']} errors, "
-          f"{figures['inconsistencies']} inconsistencies, p99 {figures['p99_ms']} ms; outcomes {figures['outcomes']}")
+    print(
+        f"{figures['requests']} requests in {figures['seconds']} s from {args.clients} clients: {figures['errors']} errors, "
+        f"{figures['inconsistencies']} inconsistencies, p99 {figures['p99_ms']} ms; outcomes {figures['outcomes']}"
+    )
     print(json.dumps(figures))
 
 

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -111,8 +111,12 @@ def authenticate(session: Session, key: str | None) -> Principal:
         if hmac.compare_digest(row.key_hash, digest):
             if row.revoked_at is not None:
                 raise Unauthenticated("this API key was revoked")
-            now = datetime.now(timezone.utc)
-            last = row.last_used_at.replace(tzinfo=timezone.utc) if row.last_used_at and row.last_used_at.tzinfo is None else row.last_used_at
+            now = datetime.now(UTC)
+            last = (
+                row.last_used_at.replace(tzinfo=UTC)
+                if row.last_used_at and row.last_used_at.tzinfo is None
+                else row.last_used_at
+            )
             if last is None or now - last > LAST_USED_RESOLUTION:  # not a database write on every request
                 row.last_used_at = now
             workspace = session.get(Workspace, row.workspace_id)
@@ -129,11 +133,11 @@ def revoke_key(repo: Repo, key_id: int) -> ApiKey:
     if row is None:
         raise NotFound(f"no API key {key_id} in workspace '{repo.workspace.slug}'")
     if row.revoked_at is None:
-        row.revoked_at = datetime.now(timezone.utc)
+        row.revoked_at = datetime.now(UTC)
     return row
 
 
-def import_keys_file(store, path: Path) -> int:  # noqa: ANN001 - copilot.store.Store
+def import_keys_file(store, path: Path) -> int:
     """Provision keys from a CSV (``workspace,role,name,key``), e.g. mounted from a secrets store; returns keys added."""
     if not path.is_file():
         raise InvalidInput(f"COPILOT_API_KEYS_FILE: {path}: no such file")
@@ -146,7 +150,9 @@ def import_keys_file(store, path: Path) -> int:  # noqa: ANN001 - copilot.store.
                 raise InvalidInput(f"{path}:{line}: expected columns workspace,role,name,key") from None
             parts = key.split("_", 2)
             if len(parts) != 3 or parts[0] != KEY_PREFIX or len(key) < 32:
-                raise InvalidInput(f"{path}:{line}: key: expected '{KEY_PREFIX}_<prefix>_<secret>' of at least 32 characters")
+                raise InvalidInput(
+                    f"{path}:{line}: key: expected '{KEY_PREFIX}_<prefix>_<secret>' of at least 32 characters"
+                )
             if session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key))) is not None:
                 continue
             repo = Repo(session, get_or_create_workspace(session, workspace))

@@ -12,7 +12,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 from pydantic import BaseModel, Field, HttpUrl
@@ -62,9 +62,17 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def payload(repo: Repo, row: AiResult, key: str) -> dict:
-    return {"event": f"{row.task}.approved", "workspace": repo.workspace.slug, "ai_result_id": row.id, "task": row.task,
-            "subject_kind": row.subject_kind, "subject_id": row.subject_id, "text": draft_text(row),
-            "status": row.status.value, "idempotency_key": key}
+    return {
+        "event": f"{row.task}.approved",
+        "workspace": repo.workspace.slug,
+        "ai_result_id": row.id,
+        "task": row.task,
+        "subject_kind": row.subject_kind,
+        "subject_id": row.subject_id,
+        "text": draft_text(row),
+        "status": row.status.value,
+        "idempotency_key": key,
+    }
 
 
 def prepare_delivery(repo: Repo, result_id: int) -> Delivery | None:
@@ -83,8 +91,15 @@ def prepare_delivery(repo: Repo, result_id: int) -> Delivery | None:
     return delivery
 
 
-def deliver(store: Store, workspace: str, result_id: int, *, policy: DeliveryPolicy | None = None,
-            client: httpx.Client | None = None, sleep: Callable[[float], None] = time.sleep) -> Delivery | None:
+def deliver(
+    store: Store,
+    workspace: str,
+    result_id: int,
+    *,
+    policy: DeliveryPolicy | None = None,
+    client: httpx.Client | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Delivery | None:
     """Send an approved result to the webhook, retrying transient failures; each attempt is committed."""
     policy = policy or DeliveryPolicy()
     with store.repo(workspace) as repo:
@@ -119,8 +134,12 @@ def _attempt(store: Store, workspace: str, delivery_id: int, client: httpx.Clien
         config = webhook_config(repo)
         body = json.dumps(payload(repo, row, delivery.idempotency_key), ensure_ascii=False).encode()
         timestamp = str(int(time.time()))
-        headers = {"Content-Type": "application/json", "Idempotency-Key": delivery.idempotency_key,
-                   "X-Copilot-Timestamp": timestamp, "X-Copilot-Signature": sign(config.secret, timestamp, body)}
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": delivery.idempotency_key,
+            "X-Copilot-Timestamp": timestamp,
+            "X-Copilot-Signature": sign(config.secret, timestamp, body),
+        }
         delivery.attempts += 1
         try:
             response = client.post(str(config.url), content=body, headers=headers)
@@ -128,16 +147,32 @@ def _attempt(store: Store, workspace: str, delivery_id: int, client: httpx.Clien
             delivery.last_error = f"{type(error).__name__}: {error}"[:500]
             return False
         if response.is_success:
-            delivery.status, delivery.delivered_at, delivery.last_error = DeliveryStatus.delivered, datetime.now(timezone.utc), None
+            delivery.status, delivery.delivered_at, delivery.last_error = (
+                DeliveryStatus.delivered,
+                datetime.now(UTC),
+                None,
+            )
             before = row.status.value
             row.status = AiStatus.sent
-            record_event(repo, "webhook", "delivery.sent", row, before={"status": before}, after={"status": "sent", "target": delivery.target,
-                                                                                                   "attempts": delivery.attempts})
+            record_event(
+                repo,
+                "webhook",
+                "delivery.sent",
+                row,
+                before={"status": before},
+                after={"status": "sent", "target": delivery.target, "attempts": delivery.attempts},
+            )
             return True
         delivery.last_error = f"HTTP {response.status_code}: {response.text[:200]}"
         if response.status_code < 500 and response.status_code not in RETRYABLE_STATUS:
             delivery.status = DeliveryStatus.failed
-            record_event(repo, "webhook", "delivery.failed", row, after={"error": delivery.last_error, "attempts": delivery.attempts})
+            record_event(
+                repo,
+                "webhook",
+                "delivery.failed",
+                row,
+                after={"error": delivery.last_error, "attempts": delivery.attempts},
+            )
             return True
         return False
 
@@ -146,5 +181,10 @@ def _give_up(store: Store, workspace: str, delivery_id: int) -> None:
     with store.repo(workspace) as repo:
         delivery = repo.get(Delivery, delivery_id)
         delivery.status = DeliveryStatus.failed
-        record_event(repo, "webhook", "delivery.failed", repo.get(AiResult, delivery.ai_result_id),
-                     after={"error": delivery.last_error, "attempts": delivery.attempts})
+        record_event(
+            repo,
+            "webhook",
+            "delivery.failed",
+            repo.get(AiResult, delivery.ai_result_id),
+            after={"error": delivery.last_error, "attempts": delivery.attempts},
+        )

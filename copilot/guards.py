@@ -43,7 +43,10 @@ _MONTHS = (
     "sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
 )
 _PATTERNS: dict[FactKind, re.Pattern[str]] = {
-    FactKind.url: re.compile(r"\b(?:https?://|www\.)[^\s<>\"')\]]+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|io|net|org|co|app|dev|ly)(?:/[^\s<>\"')\]]*)?\b", re.I),
+    FactKind.url: re.compile(
+        r"\b(?:https?://|www\.)[^\s<>\"')\]]+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|io|net|org|co|app|dev|ly)(?:/[^\s<>\"')\]]*)?\b",
+        re.I,
+    ),
     FactKind.email: re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"),
     FactKind.phone: re.compile(r"(?<![\w/.-])\+?\d[\d ().-]{7,}\d(?![\w/-])"),
     FactKind.price: re.compile(
@@ -60,17 +63,28 @@ _PATTERNS: dict[FactKind, re.Pattern[str]] = {
 
 _COMMITMENTS: dict[str, re.Pattern[str]] = {
     # English, plus the Spanish, German and French words for the same promises (drafts are written in those languages too)
-    "refund": re.compile(r"\b(?:refund(?:ed|ing)?|reimburs\w*|money back|charge ?back|reverse the charge|reembols\w*|devoluci[oó]n|"
-                         r"r[uü]ckerstatt\w*|erstatt\w*|rembours\w*)\b", re.I),
-    "credit": re.compile(r"\b(?:credit(?:ed)?|voucher|free months?|waive[sd]?|on the house|compensat\w*|gutschrift\w*|meses gratis|"
-                         r"mois gratuits?|kostenlose monate|gratismonate?|compensaci[oó]n|entschädig\w*|dédommag\w*)\b", re.I),
-    "discount": re.compile(r"\b(?:discount\w*|\d+\s?% off|price (?:cut|reduction)|reduced price|coupon|descuento|rabatt\w*|"
-                           r"preisnachlass|réduction|remise)\b", re.I),
+    "refund": re.compile(
+        r"\b(?:refund(?:ed|ing)?|reimburs\w*|money back|charge ?back|reverse the charge|reembols\w*|devoluci[oó]n|"
+        r"r[uü]ckerstatt\w*|erstatt\w*|rembours\w*)\b",
+        re.I,
+    ),
+    "credit": re.compile(
+        r"\b(?:credit(?:ed)?|voucher|free months?|waive[sd]?|on the house|compensat\w*|gutschrift\w*|meses gratis|"
+        r"mois gratuits?|kostenlose monate|gratismonate?|compensaci[oó]n|entschädig\w*|dédommag\w*)\b",
+        re.I,
+    ),
+    "discount": re.compile(
+        r"\b(?:discount\w*|\d+\s?% off|price (?:cut|reduction)|reduced price|coupon|descuento|rabatt\w*|"
+        r"preisnachlass|réduction|remise)\b",
+        re.I,
+    ),
     "deadline": re.compile(
         r"\b(?:by (?:tomorrow|today|tonight|monday|tuesday|wednesday|thursday|friday|saturday|sunday|end of (?:day|week|month)|eod|eow)|within \d+\s?(?:hours?|days?|business days?|weeks?)|guarantee\w*)\b",
         re.I,
     ),
-    "escalation": re.compile(r"\b(?:escalat\w*|manager will|engineering team will|priority support|expedite\w*)\b", re.I),
+    "escalation": re.compile(
+        r"\b(?:escalat\w*|manager will|engineering team will|priority support|expedite\w*)\b", re.I
+    ),
 }
 
 _SIGNATURE_START = re.compile(
@@ -78,9 +92,45 @@ _SIGNATURE_START = re.compile(
     re.I | re.M,
 )
 _NAME_STOPWORDS = {
-    "I", "Hi", "Hello", "Dear", "Thanks", "Thank", "Best", "Regards", "Kind", "The", "We", "You", "Your", "Our",
-    "Please", "Sorry", "Yes", "No", "OK", "Ok", "It", "This", "That", "If", "In", "On", "At", "For", "To",
-    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday", "Customer", "Agent", "Team",
+    "I",
+    "Hi",
+    "Hello",
+    "Dear",
+    "Thanks",
+    "Thank",
+    "Best",
+    "Regards",
+    "Kind",
+    "The",
+    "We",
+    "You",
+    "Your",
+    "Our",
+    "Please",
+    "Sorry",
+    "Yes",
+    "No",
+    "OK",
+    "Ok",
+    "It",
+    "This",
+    "That",
+    "If",
+    "In",
+    "On",
+    "At",
+    "For",
+    "To",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+    "Customer",
+    "Agent",
+    "Team",
 }
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)+\b")
 
@@ -143,7 +193,9 @@ def proper_names(text: str) -> set[str]:
 def check_names_grounded(output: str, sources: Iterable[str]) -> GuardVerdict:
     source_text = normalise("\n".join(sources))
     missing = sorted(name for name in proper_names(output) if normalise(name) not in source_text)
-    return GuardVerdict(name="grounded_names", passed=not missing, details=[f"name not in sources: {n}" for n in missing])
+    return GuardVerdict(
+        name="grounded_names", passed=not missing, details=[f"name not in sources: {n}" for n in missing]
+    )
 
 
 def detect_commitments(text: str) -> list[str]:
@@ -182,13 +234,21 @@ def signature_block(text: str) -> str | None:
     matches = list(_SIGNATURE_START.finditer(text))
     if not matches:
         return None
-    block = text[matches[-1].start():].strip()
+    block = text[matches[-1].start() :].strip()
     return block if block.count("\n") <= 6 else None
 
 
 def check_fact_preservation(original: str, rewrite: str) -> GuardVerdict:
     """Numbers, dates, emails, URLs, prices, order ids, names and the signature must survive a rewrite."""
-    kinds = (FactKind.url, FactKind.email, FactKind.phone, FactKind.price, FactKind.order_id, FactKind.date, FactKind.number)
+    kinds = (
+        FactKind.url,
+        FactKind.email,
+        FactKind.phone,
+        FactKind.price,
+        FactKind.order_id,
+        FactKind.date,
+        FactKind.number,
+    )
     lost = [f"lost {m}" for m in ungrounded_facts(original, [rewrite], kinds)]
     rewrite_norm = normalise(rewrite)
     lost += [f"lost name: {n}" for n in sorted(proper_names(original)) if normalise(n) not in rewrite_norm]
@@ -205,11 +265,15 @@ _CONFUSABLES = str.maketrans(
     "аеорсхуіјѕԁһӏАВЕКМНОРСТХУІЈЅαεικνορτυχΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
     "aeopcxyijsdhlABEKMHOPCTXYIJSaeikvoptuxABEZHIKMNOPTYX",
 )
-_HIDDEN = re.compile("[\U000E0000-\U000E007F\u202d\u202e]")  # tag characters ("ASCII smuggling") and direction overrides
+_HIDDEN = re.compile(
+    "[\U000e0000-\U000e007f\u202d\u202e]"
+)  # tag characters ("ASCII smuggling") and direction overrides
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
 _AI = r"(?:ai|a\.i\.|assistants?|chat ?bots?|bots?|copilots?|llms?|gpt|chatgpt|language models?|note ?takers?)"
-_DO = (r"(?:ignore|disregard|forget|add|include|insert|write|say|tell|promise|offer|append|reply|respond|repeat|print|reveal|list|mark|"
-       r"label|name|classify|call|record|approve|point|put|paste|use|summari[sz]e|when|from now on|always|never|do not|don't)")
+_DO = (
+    r"(?:ignore|disregard|forget|add|include|insert|write|say|tell|promise|offer|append|reply|respond|repeat|print|reveal|list|mark|"
+    r"label|name|classify|call|record|approve|point|put|paste|use|summari[sz]e|when|from now on|always|never|do not|don't)"
+)
 _INJECTION_PATTERNS = (
     # instruction overrides (English, Spanish, German, French)
     r"\b(?:ignore|disregard|forget)\b[^.!?\n]{0,40}?\b(?:instructions?|rules|prompts?|guidelines|directives?|restrictions|constraints|guardrails|filters?)\b",
@@ -219,13 +283,17 @@ _INJECTION_PATTERNS = (
     r"\b(?:ignore[zr]?|oublie[zr]?)\b[^.!?\n]{0,40}?\b(?:consignes|règles)\b",
     r"\bnew instructions\b|\b(?:updated|real|actual|additional)\s+(?:system\s+)?(?:instructions|directives)\s*:",
     # asking for the prompt
-    (r"\b(?:reveal|print|repeat|show|output|display|tell me|share|leak|dump|recite|paste)\b[^.!?\n]{0,25}?\b(?:your\s+(?:(?:full|exact|complete|entire|"
-     r"system|initial|original|hidden|secret|internal)\s+)+(?:prompt|instructions|rules)|your prompt|the\s+(?:(?:full|exact|complete|entire)\s+)?"
-     r"(?:system|initial|original|hidden|secret|internal)\s+(?:prompt|instructions|rules))\b"),
+    (
+        r"\b(?:reveal|print|repeat|show|output|display|tell me|share|leak|dump|recite|paste)\b[^.!?\n]{0,25}?\b(?:your\s+(?:(?:full|exact|complete|entire|"
+        r"system|initial|original|hidden|secret|internal)\s+)+(?:prompt|instructions|rules)|your prompt|the\s+(?:(?:full|exact|complete|entire)\s+)?"
+        r"(?:system|initial|original|hidden|secret|internal)\s+(?:prompt|instructions|rules))\b"
+    ),
     r"\bsystem prompt\b|\b(?:instructions|prompt)\s+(?:verbatim|word for word)\b|\b(?:everything|all(?: the)? text)\s+(?:written\s+)?above\s+(?:this|my)\b",
     # role play
-    (r"\byou are now (?:a|an|the|in|my|our|called|named|dan|\w+bot)\b|\b(?:developer|god|dan|jailbreak|unrestricted) mode\b|\bjailbreak|"
-     r"\bpretend (?:to be|you are|you're)\b|\bact as (?:an? |the )?(?:ai|assistant|system|admin|administrator|developer|unrestricted|dan)\b"),
+    (
+        r"\byou are now (?:a|an|the|in|my|our|called|named|dan|\w+bot)\b|\b(?:developer|god|dan|jailbreak|unrestricted) mode\b|\bjailbreak|"
+        r"\bpretend (?:to be|you are|you're)\b|\bact as (?:an? |the )?(?:ai|assistant|system|admin|administrator|developer|unrestricted|dan)\b"
+    ),
     # fake system messages, chat-template tokens, our own delimiters, forged turns
     r"\bsystem\s*(?:notice|message|prompt|override|instructions?|update)\b|[\[<(]\s*system\s*[\]>)]|(?:^|[\n\"'“«])\s*(?-i:SYSTEM)\s*:",
     r"<\|\s*(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\s*\|>|\[/?INST\]|<</?SYS>>",
@@ -236,14 +304,18 @@ _INJECTION_PATTERNS = (
     rf"\b{_AI}\b[^.!?\n:]{{0,30}}:\s*(?:please\s+)?(?:[^.!?\n]{{0,30}}?\b)?{_DO}\b",
     rf"\b{_AI}\s*,\s*(?:please\s+)?{_DO}\b",
     rf"\b(?:can|could|will|would|should|must)\s+(?:your|the)\s+(?:{_AI}|model)\s+(?:pull|add|include|list|tell|show|give|share|fetch|look up|paste|insert)\b",
-    (rf"\b(?:{_AI}|(?:ai |drafting |writing )tools?)\b[^.!?\n]{{0,30}}?\b(?:must|should|shall|needs? to|ha(?:ve|s) to|(?:is|are) required to)\s+(?:always\s+)?"
-     r"(?:tell|say|include|add|promise|offer|mention|send|write|link|reply|respond|state|confirm|use|approve|ignore|refer)\b"),
+    (
+        rf"\b(?:{_AI}|(?:ai |drafting |writing )tools?)\b[^.!?\n]{{0,30}}?\b(?:must|should|shall|needs? to|ha(?:ve|s) to|(?:is|are) required to)\s+(?:always\s+)?"
+        r"(?:tell|say|include|add|promise|offer|mention|send|write|link|reply|respond|state|confirm|use|approve|ignore|refer)\b"
+    ),
     rf"\b{_AI}\s+(?:instructions?|directives?|rules)\s*:",
     r"\b(?:the |our |your )?agent (?:must|shall|has to|needs to|is required to) (?:confirm|promise|offer|approve|tell|say|include|write|send)\b",
     # steering what the reply contains, hiding or encoding instructions
     r"\b(?:reply|answer|response)\b[^.!?\n]{0,40}?\b(?:link|url)\b[^!?\n]{0,10}?(?:https?://|www\.)",
-    (r"\b(?:append|add|insert|include|put|paste)\s+(?:the\s+|this\s+|our\s+)?(?:link\s+|url\s+)?(?:https?://|www\.)\S+\s+(?:to|in|into|at the end of)\s+"
-     r"(?:the|your|every|each|all)\s+(?:reply|replies|answer|answers|response|responses|summary|notes|draft|email)\b"),
+    (
+        r"\b(?:append|add|insert|include|put|paste)\s+(?:the\s+|this\s+|our\s+)?(?:link\s+|url\s+)?(?:https?://|www\.)\S+\s+(?:to|in|into|at the end of)\s+"
+        r"(?:the|your|every|each|all)\s+(?:reply|replies|answer|answers|response|responses|summary|notes|draft|email)\b"
+    ),
     r"!\[[^\]\n]{0,100}\]\(\s*(?:https?:)?//",
     r"\b(?:decode|base64|rot13)\b[^.!?\n]{0,30}?\b(?:follow|execute|run|obey|apply)\b",
 )

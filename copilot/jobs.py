@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import update
@@ -96,10 +96,20 @@ def _nps_themes(job: JobContext) -> dict[str, Any]:
 
     params = job.params
     with job.store.repo(job.workspace) as repo:
-        outcome = run_themes(TaskContext(job.settings, repo, Gateway(job.settings)), ThemeFilters.model_validate(params.get("filters", {})),
-                             seed=int(params.get("seed", 0)), k=params.get("k"), progress=lambda done, total: job.progress(done, total))
+        outcome = run_themes(
+            TaskContext(job.settings, repo, Gateway(job.settings)),
+            ThemeFilters.model_validate(params.get("filters", {})),
+            seed=int(params.get("seed", 0)),
+            k=params.get("k"),
+            progress=lambda done, total: job.progress(done, total),
+        )
     report = outcome.result
-    return {"run_id": report.run_id, "ai_result_id": outcome.ai_result_id, "themes": len(report.themes), "commented": report.commented}
+    return {
+        "run_id": report.run_id,
+        "ai_result_id": outcome.ai_result_id,
+        "themes": len(report.themes),
+        "commented": report.commented,
+    }
 
 
 def _nps_assign(job: JobContext) -> dict[str, Any]:
@@ -108,8 +118,11 @@ def _nps_assign(job: JobContext) -> dict[str, Any]:
     from copilot.tasks.nps_themes import assign_new_responses
 
     with job.store.repo(job.workspace) as repo:
-        assigned = assign_new_responses(TaskContext(job.settings, repo, Gateway(job.settings)), int(job.params["run_id"]),
-                                        progress=lambda done, total: job.progress(done, total))
+        assigned = assign_new_responses(
+            TaskContext(job.settings, repo, Gateway(job.settings)),
+            int(job.params["run_id"]),
+            progress=lambda done, total: job.progress(done, total),
+        )
     return {"run_id": int(job.params["run_id"]), "assigned": assigned}
 
 
@@ -120,9 +133,16 @@ def _sentiment_head(job: JobContext) -> dict[str, Any]:
     params = job.params
     examples = [LabelledText.model_validate(example) for example in params["examples"]]
     with job.store.repo(job.workspace) as repo:
-        info = train_workspace_head(repo, default_classifier(), examples, source=params["source"], actor=params["actor"],
-                                    dry_run=bool(params.get("dry_run")), force=bool(params.get("force")),
-                                    progress=lambda done, total: job.progress(done, total))
+        info = train_workspace_head(
+            repo,
+            default_classifier(),
+            examples,
+            source=params["source"],
+            actor=params["actor"],
+            dry_run=bool(params.get("dry_run")),
+            force=bool(params.get("force")),
+            progress=lambda done, total: job.progress(done, total),
+        )
     return info.model_dump()
 
 
@@ -148,8 +168,11 @@ class JobRunner:
     def recover(self) -> int:
         """Mark jobs a previous process left queued or running as failed (resumable by retry)."""
         with self.store.session() as session:
-            result = session.execute(update(Job).where(Job.status.in_([JobStatus.queued, JobStatus.running]))
-                                     .values(status=JobStatus.failed, error=INTERRUPTED, finished_at=datetime.now(timezone.utc)))
+            result = session.execute(
+                update(Job)
+                .where(Job.status.in_([JobStatus.queued, JobStatus.running]))
+                .values(status=JobStatus.failed, error=INTERRUPTED, finished_at=datetime.now(UTC))
+            )
             return result.rowcount
 
     def submit(self, repo: Repo, kind: str, params: dict[str, Any] | None = None) -> Job:
@@ -183,7 +206,7 @@ class JobRunner:
     def _run(self, job_id: int, workspace: str) -> None:
         with self.store.session() as session:
             job = session.get(Job, job_id)
-            job.status, job.started_at = JobStatus.running, datetime.now(timezone.utc)
+            job.status, job.started_at = JobStatus.running, datetime.now(UTC)
             kind, params = job.kind, dict(job.params)
         context = JobContext(self.store, self.settings, workspace, params, job_id)
         try:
@@ -194,10 +217,12 @@ class JobRunner:
             return
         self._finish(job_id, JobStatus.succeeded, result=result)
 
-    def _finish(self, job_id: int, status: JobStatus, *, result: dict[str, Any] | None = None, error: str | None = None) -> None:
+    def _finish(
+        self, job_id: int, status: JobStatus, *, result: dict[str, Any] | None = None, error: str | None = None
+    ) -> None:
         with self.store.session() as session:
             job = session.get(Job, job_id)
-            job.status, job.result, job.error, job.finished_at = status, result, error, datetime.now(timezone.utc)
+            job.status, job.result, job.error, job.finished_at = status, result, error, datetime.now(UTC)
             if status is JobStatus.succeeded and job.total is not None:
                 job.done = job.total
 
@@ -214,4 +239,3 @@ def get_job(repo: Repo, job_id: int) -> Job:
     if job is None:
         raise NotFound(f"no job {job_id} in workspace '{repo.workspace.slug}'")
     return job
-

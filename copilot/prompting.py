@@ -61,19 +61,23 @@ def data(text: Any, kind: str = "text", **attributes: Any) -> str:
     clean = unicodedata.normalize("NFKC", str(text))
     clean = DATA_TAG.sub(lambda m: f"[{m.group(1)}data", clean)
     clean = ROLE_LINE.sub(lambda m: f"[{m.group(1)}]", clean)
-    attrs = "".join(f' {key}="{_attr(value)}"' for key, value in {"kind": kind, **attributes}.items() if value is not None)
+    attrs = "".join(
+        f' {key}="{_attr(value)}"' for key, value in {"kind": kind, **attributes}.items() if value is not None
+    )
     return f"<data{attrs}>\n{clean.strip()}\n</data>"
 
 
 def _attr(value: Any) -> str:
-    return re.sub(r'[^\w .:@/-]', "", str(value))[:80]
+    return re.sub(r"[^\w .:@/-]", "", str(value))[:80]
 
 
 def split_messages(text: str, name: str = "prompt") -> list[dict[str, str]]:
     parts = ROLE_LINE.split(text)
     if parts[0].strip():
         raise PromptError(f"prompt '{name}': text before the first '::: system' / '::: user' line")
-    messages = [{"role": role, "content": content.strip()} for role, content in zip(parts[1::2], parts[2::2], strict=True)]
+    messages = [
+        {"role": role, "content": content.strip()} for role, content in zip(parts[1::2], parts[2::2], strict=True)
+    ]
     if not messages or messages[0]["role"] != "system":
         raise PromptError(f"prompt '{name}': the first message must be '::: system'")
     return messages
@@ -81,7 +85,9 @@ def split_messages(text: str, name: str = "prompt") -> list[dict[str, str]]:
 
 @lru_cache(maxsize=1)
 def _environment() -> SandboxedEnvironment:
-    environment = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False, trim_blocks=True, lstrip_blocks=True)
+    environment = SandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False, trim_blocks=True, lstrip_blocks=True
+    )
     environment.filters["data"] = data
     return environment
 
@@ -101,7 +107,7 @@ def parse_template(name: str, text: str) -> PromptTemplate:
     except Exception as error:
         raise PromptError(f"prompt '{name}': bad front matter: {error}") from None
     version = hashlib.sha256(text.encode()).hexdigest()[:12]
-    return PromptTemplate(name=name, version=version, meta=meta, body=text[match.end():])
+    return PromptTemplate(name=name, version=version, meta=meta, body=text[match.end() :])
 
 
 def load_prompt(name: str, directory: Path | None = None) -> PromptTemplate:

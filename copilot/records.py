@@ -6,12 +6,12 @@ import time
 
 from sqlalchemy import select
 
+from copilot.errors import InvalidInput, NotFound
 from copilot.ingest import IngestReport
 from copilot.ingest.loader import AfterWrite
+from copilot.pii import person_names
 from copilot.settings import Settings
 from copilot.store import Repo
-from copilot.errors import InvalidInput, NotFound
-from copilot.pii import person_names
 from copilot.store.models import CRM_MODELS, AuthorKind, Contact, Deal, Message, Ticket
 from copilot.tasks.base import mark_stale
 
@@ -23,7 +23,7 @@ def mark_tickets_stale(repo: Repo, report: IngestReport) -> None:
     message_ids = report.written_ids.get("message", [])
     query = select(Message.ticket_id).where(Message.author_kind == AuthorKind.customer).distinct()
     for start in range(0, len(message_ids), 5000):
-        chunk = message_ids[start:start + 5000]
+        chunk = message_ids[start : start + 5000]
         for ticket_id in repo.session.scalars(query.where(Message.id.in_(chunk))):
             mark_stale(repo, subject_kind="ticket", subject_id=ticket_id, tasks=TICKET_TASKS_STALE_ON_CUSTOMER_MESSAGE)
 
@@ -56,7 +56,9 @@ def delete_record(repo: Repo, settings: Settings, kind: str, record_id: int) -> 
     row = repo.get(model, record_id)
     if row is None:
         raise NotFound(f"no {kind} {record_id} in workspace '{repo.workspace.slug}'")
-    message_ids = list(repo.session.scalars(select(Message.id).where(Message.ticket_id == record_id))) if kind == "ticket" else []
+    message_ids = (
+        list(repo.session.scalars(select(Message.id).where(Message.ticket_id == record_id))) if kind == "ticket" else []
+    )
     repo.session.delete(row)
     repo.session.flush()
     if settings.index_on_ingest:

@@ -67,7 +67,9 @@ def commitments(row: AiResult) -> list[str]:
 
 
 def blocking_guards(row: AiResult) -> list[str]:
-    return [v["name"] for v in row.guard_verdicts if not v.get("passed", True) and v.get("severity", "block") == "block"]
+    return [
+        v["name"] for v in row.guard_verdicts if not v.get("passed", True) and v.get("severity", "block") == "block"
+    ]
 
 
 def get_reviewable(repo: Repo, result_id: int, tasks: list[str]) -> AiResult:
@@ -100,7 +102,9 @@ def decide(repo: Repo, result_id: int, request: ReviewRequest, *, actor: str, ta
     after = {"status": row.status.value, "text": row.final_text, "version": row.version, "reason": request.reason}
     if request.decision is not Decision.reject:
         after["applied"] = apply_approved(repo, row)
-    record_event(repo, actor, f"review.{request.decision.value}", row, before=before, after=after, edit_distance=distance)
+    record_event(
+        repo, actor, f"review.{request.decision.value}", row, before=before, after=after, edit_distance=distance
+    )
     return row
 
 
@@ -134,20 +138,47 @@ def _check_decidable(row: AiResult, request: ReviewRequest) -> None:
         if blocked := blocking_guards(row):
             raise InvalidInput(f"decision: this output failed the {', '.join(blocked)} guard(s); edit or reject it")
         if commitments(row) and not request.confirm_commitments:
-            raise InvalidInput(f"confirm_commitments: the draft commits to {', '.join(commitments(row))}; approve it explicitly")
+            raise InvalidInput(
+                f"confirm_commitments: the draft commits to {', '.join(commitments(row))}; approve it explicitly"
+            )
 
 
-def record_event(repo: Repo, actor: str, action: str, row: AiResult | None = None, *, before: dict[str, Any] | None = None,
-                 after: dict[str, Any] | None = None, edit_distance: int | None = None) -> AuditEvent:
-    event = AuditEvent(workspace_id=repo.workspace_id, actor=actor, action=action, ai_result_id=row.id if row else None,
-                       subject_kind=row.subject_kind if row else None, subject_id=row.subject_id if row else None,
-                       task=row.task if row else None, before=before, after=after, edit_distance=edit_distance)
+def record_event(
+    repo: Repo,
+    actor: str,
+    action: str,
+    row: AiResult | None = None,
+    *,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+    edit_distance: int | None = None,
+) -> AuditEvent:
+    event = AuditEvent(
+        workspace_id=repo.workspace_id,
+        actor=actor,
+        action=action,
+        ai_result_id=row.id if row else None,
+        subject_kind=row.subject_kind if row else None,
+        subject_id=row.subject_id if row else None,
+        task=row.task if row else None,
+        before=before,
+        after=after,
+        edit_distance=edit_distance,
+    )
     repo.session.add(event)
     return event
 
 
-def queue(repo: Repo, tasks: list[str], *, status: AiStatus = AiStatus.pending, subject_kind: str | None = None,
-          subject_id: int | None = None, offset: int = 0, limit: int = 50) -> tuple[list[AiResult], int]:
+def queue(
+    repo: Repo,
+    tasks: list[str],
+    *,
+    status: AiStatus = AiStatus.pending,
+    subject_kind: str | None = None,
+    subject_id: int | None = None,
+    offset: int = 0,
+    limit: int = 50,
+) -> tuple[list[AiResult], int]:
     query = repo.select(AiResult).where(AiResult.task.in_(tasks), AiResult.status == status)
     if subject_kind:
         query = query.where(AiResult.subject_kind == subject_kind)
@@ -158,8 +189,16 @@ def queue(repo: Repo, tasks: list[str], *, status: AiStatus = AiStatus.pending, 
     return rows, total
 
 
-def audit_events(repo: Repo, *, ticket_id: int | None = None, actor: str | None = None, task: str | None = None,
-                 since: datetime | None = None, offset: int = 0, limit: int = 100) -> tuple[list[AuditEvent], int]:
+def audit_events(
+    repo: Repo,
+    *,
+    ticket_id: int | None = None,
+    actor: str | None = None,
+    task: str | None = None,
+    since: datetime | None = None,
+    offset: int = 0,
+    limit: int = 100,
+) -> tuple[list[AuditEvent], int]:
     query = select(AuditEvent).where(AuditEvent.workspace_id == repo.workspace_id)
     if ticket_id is not None:
         query = query.where(AuditEvent.subject_kind == "ticket", AuditEvent.subject_id == ticket_id)
@@ -176,11 +215,16 @@ def audit_events(repo: Repo, *, ticket_id: int | None = None, actor: str | None 
 
 def review_stats(repo: Repo) -> list[TaskStats]:
     """Acceptance rate, edit rate and mean edit distance per task, prompt version and model."""
-    edits = (select(AuditEvent.ai_result_id, AuditEvent.edit_distance)
-             .where(AuditEvent.workspace_id == repo.workspace_id, AuditEvent.action == "review.edit").subquery())
-    query = (select(AiResult.task, AiResult.prompt_version, AiResult.model, AiResult.status, edits.c.edit_distance)
-             .outerjoin(edits, edits.c.ai_result_id == AiResult.id)
-             .where(AiResult.workspace_id == repo.workspace_id, AiResult.status.in_(REVIEWED)))
+    edits = (
+        select(AuditEvent.ai_result_id, AuditEvent.edit_distance)
+        .where(AuditEvent.workspace_id == repo.workspace_id, AuditEvent.action == "review.edit")
+        .subquery()
+    )
+    query = (
+        select(AiResult.task, AiResult.prompt_version, AiResult.model, AiResult.status, edits.c.edit_distance)
+        .outerjoin(edits, edits.c.ai_result_id == AiResult.id)
+        .where(AiResult.workspace_id == repo.workspace_id, AiResult.status.in_(REVIEWED))
+    )
     groups: dict[tuple[str, str | None, str | None], dict[str, list[int]]] = {}
     for task, version, model, status, distance in repo.session.execute(query):
         group = groups.setdefault((task, version, model), {"approved": [], "edited": [], "rejected": []})
@@ -194,7 +238,18 @@ def review_stats(repo: Repo) -> list[TaskStats]:
     for (task, version, model), g in sorted(groups.items(), key=lambda item: tuple(str(x) for x in item[0])):
         approved, edited, rejected = len(g["approved"]), len(g["edited"]), len(g["rejected"])
         total = approved + edited + rejected
-        stats.append(TaskStats(task=task, prompt_version=version, model=model, decided=total, approved=approved, edited=edited, rejected=rejected,
-                               acceptance_rate=round((approved + edited) / total, 4), edit_rate=round(edited / total, 4),
-                               mean_edit_distance=round(sum(g["edited"]) / edited, 2) if edited else None))
+        stats.append(
+            TaskStats(
+                task=task,
+                prompt_version=version,
+                model=model,
+                decided=total,
+                approved=approved,
+                edited=edited,
+                rejected=rejected,
+                acceptance_rate=round((approved + edited) / total, 4),
+                edit_rate=round(edited / total, 4),
+                mean_edit_distance=round(sum(g["edited"]) / edited, 2) if edited else None,
+            )
+        )
     return stats

@@ -25,13 +25,23 @@ def _default_data_dir() -> Path:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COPILOT_", env_file=None, extra="ignore")
 
-    data_dir: Path = Field(default_factory=_default_data_dir, description="Where the SQLite file, chroma index and caches live.")
+    data_dir: Path = Field(
+        default_factory=_default_data_dir, description="Where the SQLite file, chroma index and caches live."
+    )
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite file in data_dir.")
-    workspace: str = Field(default="demo", description="Workspace slug used by CLI commands when --workspace is not given.")
+    workspace: str = Field(
+        default="demo", description="Workspace slug used by CLI commands when --workspace is not given."
+    )
 
-    model: str = Field(default=DEFAULT_MODEL, description="litellm model name, e.g. openai/gpt-4o-mini or ollama/llama3.")
-    fallback_models: Annotated[list[str], NoDecode] = Field(default_factory=list, description="Models tried in order when the main one fails.")
-    local_model_path: Path | None = Field(default=None, description="A GGUF file (or folder holding one) for local/ models.")
+    model: str = Field(
+        default=DEFAULT_MODEL, description="litellm model name, e.g. openai/gpt-4o-mini or ollama/llama3."
+    )
+    fallback_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Models tried in order when the main one fails."
+    )
+    local_model_path: Path | None = Field(
+        default=None, description="A GGUF file (or folder holding one) for local/ models."
+    )
     local_model_sha256: str | None = Field(default=None, description="Expected sha256 of a custom local model file.")
     local_context_tokens: int = 4096
     request_timeout_s: float = 120.0
@@ -40,11 +50,19 @@ class Settings(BaseSettings):
 
     index_on_ingest: bool = Field(default=True, description="Index ingested records for search right away.")
     chroma_path: Path | None = Field(default=None, description="Embedded chromadb folder; default: data_dir/chroma.")
-    chroma_url: str | None = Field(default=None, description="chromadb server URL; when set, used instead of chroma_path.")
+    chroma_url: str | None = Field(
+        default=None, description="chromadb server URL; when set, used instead of chroma_path."
+    )
 
-    api_keys_file: Path | None = Field(default=None, description="CSV of API keys (workspace,role,name,key) imported at start-up.")
-    session_secret: str | None = Field(default=None, description="Signs web session cookies; default: a random secret kept in data_dir.")
-    redact_pii: bool | None = Field(default=None, description="Mask PII before text leaves the process; default on for non-local models.")
+    api_keys_file: Path | None = Field(
+        default=None, description="CSV of API keys (workspace,role,name,key) imported at start-up."
+    )
+    session_secret: str | None = Field(
+        default=None, description="Signs web session cookies; default: a random secret kept in data_dir."
+    )
+    redact_pii: bool | None = Field(
+        default=None, description="Mask PII before text leaves the process; default on for non-local models."
+    )
 
     host: str = "127.0.0.1"
     port: int = 8000

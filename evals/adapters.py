@@ -18,22 +18,30 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from copilot.errors import InvalidInput
 from copilot.gateway import Gateway
-from copilot.guards import check_cited_ids, check_citations
+from copilot.guards import check_citations, check_cited_ids
 from copilot.settings import Settings
 from copilot.tasks.base import TaskOutcome
 from copilot.tasks.context import TaskContext
 from evals.metrics import CaseOutput
 from evals.suite import Case
 
-T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
-AUTHOR_KINDS = {"customer": "customer", "user": "customer", "client": "customer", "agent": "agent", "support": "agent",
-                "internal_note": "internal_note", "note": "internal_note", "internal": "internal_note"}
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+AUTHOR_KINDS = {
+    "customer": "customer",
+    "user": "customer",
+    "client": "customer",
+    "agent": "agent",
+    "support": "agent",
+    "internal_note": "internal_note",
+    "note": "internal_note",
+    "internal": "internal_note",
+}
 
 
 class CountingGateway(Gateway):
@@ -45,7 +53,7 @@ class CountingGateway(Gateway):
         self.model_calls = 0
         self.cache_hits = 0
 
-    def complete(self, messages, **params):  # noqa: ANN001, ANN201 - same signature as Gateway.complete
+    def complete(self, messages, **params):
         completion = super().complete(messages, **params)
         with self._counter_lock:
             if completion.cached:
@@ -70,7 +78,9 @@ class EvalEnv:
     @classmethod
     def create(cls, settings: Settings, strategy: str, workdir: Path) -> EvalEnv:
         """A run environment whose database and vector index live under ``workdir`` (a temporary folder)."""
-        settings = settings.model_copy(update={"data_dir": workdir, "database_url": None, "chroma_path": None, "chroma_url": None})
+        settings = settings.model_copy(
+            update={"data_dir": workdir, "database_url": None, "chroma_path": None, "chroma_url": None}
+        )
         return cls(settings=settings, gateway=CountingGateway(settings, sleep=lambda _s: None), strategy=strategy)
 
     @property
@@ -105,7 +115,9 @@ class EvalEnv:
             from retrieval.search import Searcher
 
             searcher = Searcher(self._index)
-        return TaskContext(self.settings, repo, self.gateway, _searcher=searcher)  # the process-wide embedder, loaded on first use
+        return TaskContext(
+            self.settings, repo, self.gateway, _searcher=searcher
+        )  # the process-wide embedder, loaded on first use
 
     def close(self) -> None:
         if self._store is not None:
@@ -128,11 +140,15 @@ class TaskAdapter:
 ADAPTERS: dict[str, TaskAdapter] = {}
 
 
-def adapter(task: str, *, metrics: tuple[str, ...], prepare: Preparer | None = None, kind: str = "text") -> Callable[[Runner], Runner]:
+def adapter(
+    task: str, *, metrics: tuple[str, ...], prepare: Preparer | None = None, kind: str = "text"
+) -> Callable[[Runner], Runner]:
     """Register ``function(env, case) -> CaseOutput`` as the eval adapter of ``task``."""
+
     def decorate(function: Runner) -> Runner:
         ADAPTERS[task] = TaskAdapter(task=task, run=function, metrics=metrics, prepare=prepare, kind=kind)
         return function
+
     return decorate
 
 
@@ -142,21 +158,32 @@ def get_adapter(task: str) -> TaskAdapter:
     return ADAPTERS[task]
 
 
-def from_outcome(outcome: TaskOutcome[Any], *, text: str | None = None, label: str | None = None, **signals: Any) -> CaseOutput:
+def from_outcome(
+    outcome: TaskOutcome[Any], *, text: str | None = None, label: str | None = None, **signals: Any
+) -> CaseOutput:
     """A CaseOutput from a task's outcome: result, verdicts, fallback and provenance."""
     provenance = outcome.provenance
     schema_failed = any(v.name == "schema" and not v.passed for v in outcome.verdicts)
     return CaseOutput(
-        text=text, label=label, data=outcome.result.model_dump(mode="json"),
+        text=text,
+        label=label,
+        data=outcome.result.model_dump(mode="json"),
         verdicts=[v.model_dump(mode="json") for v in outcome.verdicts],
         schema_valid=signals.pop("schema_valid", not schema_failed),
-        used_fallback=outcome.used_fallback, fallback_reason=outcome.fallback_reason,
-        model=provenance.model, prompt_name=provenance.prompt_name, prompt_version=provenance.prompt_version,
-        tokens_in=provenance.tokens_in, tokens_out=provenance.tokens_out, cost_usd=provenance.cost_usd, **signals,
+        used_fallback=outcome.used_fallback,
+        fallback_reason=outcome.fallback_reason,
+        model=provenance.model,
+        prompt_name=provenance.prompt_name,
+        prompt_version=provenance.prompt_version,
+        tokens_in=provenance.tokens_in,
+        tokens_out=provenance.tokens_out,
+        cost_usd=provenance.cost_usd,
+        **signals,
     )
 
 
 # -- shared input helpers --------------------------------------------------------------------------
+
 
 def need(case: Case, name: str) -> Any:
     value = case.inputs.get(name)
@@ -171,7 +198,9 @@ def case_messages(case: Case) -> list[dict[str, Any]]:
     if raw is None and case.inputs.get("message"):
         raw = [{"author_kind": "customer", "text": case.inputs["message"]}]
     if not isinstance(raw, list) or not raw:
-        raise InvalidInput(f"case {case.id}: inputs.messages: a non-empty list of messages (or inputs.message) is required")
+        raise InvalidInput(
+            f"case {case.id}: inputs.messages: a non-empty list of messages (or inputs.message) is required"
+        )
     messages = []
     for n, item in enumerate(raw, start=1):
         if isinstance(item, str):
@@ -179,8 +208,12 @@ def case_messages(case: Case) -> list[dict[str, Any]]:
         kind = str(item.get("author_kind") or item.get("speaker") or item.get("role") or "customer").lower()
         text = item.get("text") if item.get("text") is not None else item.get("body")
         if kind not in AUTHOR_KINDS or not isinstance(text, str):
-            raise InvalidInput(f"case {case.id}: inputs.messages[{n - 1}]: needs author_kind (customer/agent/internal_note) and text")
-        messages.append({"id": item.get("id"), "author_kind": AUTHOR_KINDS[kind], "author": item.get("author"), "text": text})
+            raise InvalidInput(
+                f"case {case.id}: inputs.messages[{n - 1}]: needs author_kind (customer/agent/internal_note) and text"
+            )
+        messages.append(
+            {"id": item.get("id"), "author_kind": AUTHOR_KINDS[kind], "author": item.get("author"), "text": text}
+        )
     return messages
 
 
@@ -191,14 +224,25 @@ def customer(case: Case) -> dict[str, Any]:
 
 # -- ticket_summary --------------------------------------------------------------------------------
 
+
 def _thread(case: Case) -> Any:
     from copilot.tasks.thread import Thread, ThreadMessage
 
     messages = case_messages(case)
-    return Thread(subject=str(case.inputs.get("subject") or ""), channel=str(case.inputs.get("channel") or "email"),
-                  status=str(case.inputs.get("status") or "open"),
-                  messages=[ThreadMessage(id=int(m["id"]) if m["id"] is not None else n, author_kind=m["author_kind"], author=m["author"], text=m["text"])
-                            for n, m in enumerate(messages, start=1)])
+    return Thread(
+        subject=str(case.inputs.get("subject") or ""),
+        channel=str(case.inputs.get("channel") or "email"),
+        status=str(case.inputs.get("status") or "open"),
+        messages=[
+            ThreadMessage(
+                id=int(m["id"]) if m["id"] is not None else n,
+                author_kind=m["author_kind"],
+                author=m["author"],
+                text=m["text"],
+            )
+            for n, m in enumerate(messages, start=1)
+        ],
+    )
 
 
 def _load_embedder(env: EvalEnv, cases: list[Case]) -> None:
@@ -206,8 +250,21 @@ def _load_embedder(env: EvalEnv, cases: list[Case]) -> None:
     env.embedder.encode(["warm up"])
 
 
-@adapter("ticket_summary", prepare=_load_embedder, metrics=("rougeL", "schema_validity", "guard_pass_rate", "evidence_id_validity", "checks_pass_rate",
-                                    "fallback_rate", "latency_ms", "tokens", "cost_usd"))
+@adapter(
+    "ticket_summary",
+    prepare=_load_embedder,
+    metrics=(
+        "rougeL",
+        "schema_validity",
+        "guard_pass_rate",
+        "evidence_id_validity",
+        "checks_pass_rate",
+        "fallback_rate",
+        "latency_ms",
+        "tokens",
+        "cost_usd",
+    ),
+)
 def ticket_summary(env: EvalEnv, case: Case) -> CaseOutput:
     """Inputs: subject, channel, status, messages [{author_kind, author, text}] (ids 1..n unless given)."""
     from copilot.tasks.ticket_summary import summarize_thread
@@ -219,6 +276,7 @@ def ticket_summary(env: EvalEnv, case: Case) -> CaseOutput:
 
 
 # -- reply_draft -----------------------------------------------------------------------------------
+
 
 def _prepare_reply_drafts(env: EvalEnv, cases: list[Case]) -> None:
     """One workspace holds the demo help center and one account per case (search is account-scoped);
@@ -241,8 +299,17 @@ def _prepare_reply_drafts(env: EvalEnv, cases: list[Case]) -> None:
             with store.session() as session:
                 get_or_create_workspace(session, slug)
             with store.repo(slug) as repo:
-                articles = own_kb if isinstance(own_kb, list) else [] if own_kb == "none" else _demo_articles(kb.ARTICLES)
-                rows = [repo.add(KbArticle(title=str(a.get("title", "")), body=str(a.get("body", "")), tags=list(a.get("tags") or []))) for a in articles]
+                articles = (
+                    own_kb if isinstance(own_kb, list) else [] if own_kb == "none" else _demo_articles(kb.ARTICLES)
+                )
+                rows = [
+                    repo.add(
+                        KbArticle(
+                            title=str(a.get("title", "")), body=str(a.get("body", "")), tags=list(a.get("tags") or [])
+                        )
+                    )
+                    for a in articles
+                ]
                 repo.session.flush()
                 to_index[slug] = {"kb_article": [r.id for r in rows], "ticket": [], "message": []}
         try:
@@ -266,12 +333,28 @@ def _write_case(store: Any, slug: str, case: Case, ids: dict[str, list[int]]) ->
         repo.session.flush()
         contact = None
         if person.get("name"):
-            contact = repo.add(Contact(account_id=account.id, name=str(person["name"]), email=person.get("email"), language=person.get("language")))
+            contact = repo.add(
+                Contact(
+                    account_id=account.id,
+                    name=str(person["name"]),
+                    email=person.get("email"),
+                    language=person.get("language"),
+                )
+            )
             repo.session.flush()
         at = T0
-        for past in case.inputs.get("history") or []:  # the account's earlier tickets: where past agent replies come from
-            old = repo.add(Ticket(subject=str(past.get("subject", "Earlier request")), account_id=account.id,
-                                  contact_id=contact.id if contact else None, channel=Channel(past.get("channel", "email")), opened_at=at))
+        for past in (
+            case.inputs.get("history") or []
+        ):  # the account's earlier tickets: where past agent replies come from
+            old = repo.add(
+                Ticket(
+                    subject=str(past.get("subject", "Earlier request")),
+                    account_id=account.id,
+                    contact_id=contact.id if contact else None,
+                    channel=Channel(past.get("channel", "email")),
+                    opened_at=at,
+                )
+            )
             repo.session.flush()
             written["ticket"].append(old.id)
             for kind, key in ((AuthorKind.customer, "customer"), (AuthorKind.agent, "agent")):
@@ -280,15 +363,30 @@ def _write_case(store: Any, slug: str, case: Case, ids: dict[str, list[int]]) ->
                     message = repo.add(Message(ticket_id=old.id, author_kind=kind, body=str(past[key]), sent_at=at))
                     repo.session.flush()
                     written["message"].append(message.id)
-        ticket = repo.add(Ticket(subject=str(case.inputs.get("subject") or "(no subject)"), account_id=account.id,
-                                 contact_id=contact.id if contact else None, channel=Channel(case.inputs.get("channel") or "email"),
-                                 assignee=case.inputs.get("assignee"), opened_at=at + timedelta(days=1)))
+        ticket = repo.add(
+            Ticket(
+                subject=str(case.inputs.get("subject") or "(no subject)"),
+                account_id=account.id,
+                contact_id=contact.id if contact else None,
+                channel=Channel(case.inputs.get("channel") or "email"),
+                assignee=case.inputs.get("assignee"),
+                opened_at=at + timedelta(days=1),
+            )
+        )
         repo.session.flush()
         written["ticket"].append(ticket.id)
         at += timedelta(days=1)
         for m in case_messages(case):
             at += timedelta(minutes=5)
-            message = repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind(m["author_kind"]), author=m["author"], body=m["text"], sent_at=at))
+            message = repo.add(
+                Message(
+                    ticket_id=ticket.id,
+                    author_kind=AuthorKind(m["author_kind"]),
+                    author=m["author"],
+                    body=m["text"],
+                    sent_at=at,
+                )
+            )
             repo.session.flush()
             written["message"].append(message.id)
     for kind, new in written.items():  # only once the case's transaction committed
@@ -306,8 +404,20 @@ def _demo_articles(articles: list[tuple]) -> list[dict[str, Any]]:
     return out
 
 
-@adapter("reply_draft", prepare=_prepare_reply_drafts,
-         metrics=("chrF", "guard_pass_rate", "citation_validity", "checks_pass_rate", "fallback_rate", "latency_ms", "tokens", "cost_usd"))
+@adapter(
+    "reply_draft",
+    prepare=_prepare_reply_drafts,
+    metrics=(
+        "chrF",
+        "guard_pass_rate",
+        "citation_validity",
+        "checks_pass_rate",
+        "fallback_rate",
+        "latency_ms",
+        "tokens",
+        "cost_usd",
+    ),
+)
 def reply_draft(env: EvalEnv, case: Case) -> CaseOutput:
     """Inputs: subject, channel, customer {name, language}, assignee, messages, history [{subject, customer, agent}],
     kb ("demo" (default), "none" or a list of {title, body})."""
@@ -329,18 +439,34 @@ def reply_draft(env: EvalEnv, case: Case) -> CaseOutput:
 
 # -- tone_rewrite ----------------------------------------------------------------------------------
 
-@adapter("tone_rewrite", metrics=("chrF", "fact_preservation", "guard_pass_rate", "changed_rate", "checks_pass_rate", "fallback_rate",
-                                  "latency_ms", "tokens", "cost_usd"))
+
+@adapter(
+    "tone_rewrite",
+    metrics=(
+        "chrF",
+        "fact_preservation",
+        "guard_pass_rate",
+        "changed_rate",
+        "checks_pass_rate",
+        "fallback_rate",
+        "latency_ms",
+        "tokens",
+        "cost_usd",
+    ),
+)
 def tone_rewrite(env: EvalEnv, case: Case) -> CaseOutput:
     """Inputs: text, tone (a built-in tone; default friendly)."""
     from copilot.tasks.tone_rewrite import rewrite_text
 
-    outcome = rewrite_text(env.context(), str(need(case, "text")), str(case.inputs.get("tone") or "friendly"), env.strategy)
+    outcome = rewrite_text(
+        env.context(), str(need(case, "text")), str(case.inputs.get("tone") or "friendly"), env.strategy
+    )
     result = outcome.result
     return from_outcome(outcome, text=result.text, facts_preserved=not result.lost)
 
 
 # -- sentiment -------------------------------------------------------------------------------------
+
 
 def _load_classifier(env: EvalEnv, cases: list[Case]) -> None:
     from copilot.tasks.sentiment import default_classifier
@@ -348,13 +474,17 @@ def _load_classifier(env: EvalEnv, cases: list[Case]) -> None:
     default_classifier().classify(["warm up"])
 
 
-@adapter("sentiment", kind="label", prepare=_load_classifier, metrics=("macro_f1", "macro_recall", "accuracy", "latency_ms"))
+@adapter(
+    "sentiment", kind="label", prepare=_load_classifier, metrics=("macro_f1", "macro_recall", "accuracy", "latency_ms")
+)
 def sentiment(env: EvalEnv, case: Case) -> CaseOutput:
     """Inputs: message (the text to classify). Expected: negative, neutral or positive."""
     from copilot.tasks.sentiment import default_classifier
 
     result = default_classifier().classify([str(need(case, "message"))])[0]
-    return CaseOutput(label=result.label, text=result.label, data=result.model_dump(mode="json"), model="sentiment-head")
+    return CaseOutput(
+        label=result.label, text=result.label, data=result.model_dump(mode="json"), model="sentiment-head"
+    )
 
 
 def scratch_dir() -> tempfile.TemporaryDirectory:

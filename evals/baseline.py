@@ -13,7 +13,7 @@ import getpass
 import hashlib
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,8 +24,15 @@ from evals import metrics as m
 from evals.results import BaselineInfo, EvalReport, Failure, SuiteRun
 from evals.suite import MetricSpec
 
-ChangeKind = Literal["new_failure", "worse", "new_case", "still_failing", "changed", "fixed", "removed_case", "unchanged"]
-CHANGE_ORDER: dict[str, int] = {k: i for i, k in enumerate(("new_failure", "worse", "new_case", "still_failing", "changed", "fixed", "removed_case", "unchanged"))}
+ChangeKind = Literal[
+    "new_failure", "worse", "new_case", "still_failing", "changed", "fixed", "removed_case", "unchanged"
+]
+CHANGE_ORDER: dict[str, int] = {
+    k: i
+    for i, k in enumerate(
+        ("new_failure", "worse", "new_case", "still_failing", "changed", "fixed", "removed_case", "unchanged")
+    )
+}
 EPSILON = 1e-9
 
 
@@ -35,7 +42,9 @@ def expected_hash(expected: Any) -> str:
 
 
 class BaselineCase(BaseModel):
-    expected: str | None = Field(default=None, description="expected_hash() of the reference the case was scored against.")
+    expected: str | None = Field(
+        default=None, description="expected_hash() of the reference the case was scored against."
+    )
     text: str | None = None
     label: str | None = None
     metrics: dict[str, float | None] = Field(default_factory=dict)
@@ -66,14 +75,24 @@ class Baseline(BaseModel):
         data = self.model_dump(mode="json")
         cases = data.pop("cases")
         head = json.dumps(data, indent=1, ensure_ascii=False)[:-2]
-        lines = [f"  {json.dumps(case_id, ensure_ascii=False)}: {json.dumps(case, ensure_ascii=False, sort_keys=True)}" for case_id, case in cases.items()]
+        lines = [
+            f"  {json.dumps(case_id, ensure_ascii=False)}: {json.dumps(case, ensure_ascii=False, sort_keys=True)}"
+            for case_id, case in cases.items()
+        ]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(head + ',\n "cases": {\n' + ",\n".join(lines) + "\n }\n}\n", encoding="utf-8")
         return path
 
     def info(self, path: Path, *, compared: bool, note: str | None) -> BaselineInfo:
-        return BaselineInfo(path=str(path), approved_by=self.approved_by, approved_at=self.approved_at, model=self.model,
-                            metrics=self.metrics, compared=compared, note=note)
+        return BaselineInfo(
+            path=str(path),
+            approved_by=self.approved_by,
+            approved_at=self.approved_at,
+            model=self.model,
+            metrics=self.metrics,
+            compared=compared,
+            note=note,
+        )
 
 
 def default_tolerance(metric: m.Metric) -> float:
@@ -107,9 +126,25 @@ def _rows(run: SuiteRun, baseline: Baseline, metric: m.Metric, ids: list[str]) -
     for case_id in ids:
         case = by_id[case_id]
         refs = _references(case.expected)
-        now.append(m.Row(value=case.metrics.get(metric.name), text=case.output.text, label=case.output.label, references=refs, error=bool(case.output.error)))
+        now.append(
+            m.Row(
+                value=case.metrics.get(metric.name),
+                text=case.output.text,
+                label=case.output.label,
+                references=refs,
+                error=bool(case.output.error),
+            )
+        )
         old = baseline.cases[case_id]
-        before.append(m.Row(value=old.metrics.get(metric.name), text=old.text, label=old.label, references=refs, error=bool(old.error)))
+        before.append(
+            m.Row(
+                value=old.metrics.get(metric.name),
+                text=old.text,
+                label=old.label,
+                references=refs,
+                error=bool(old.error),
+            )
+        )
     return now, before
 
 
@@ -130,8 +165,10 @@ def regressions(run: SuiteRun, baseline: Baseline, specs: dict[str, MetricSpec])
     note = None
     if len(common) != len(run.cases) or len(common) != len(baseline.cases):
         shared = sum(1 for c in run.cases if c.id in baseline.cases)
-        note = (f"compared on the {len(common)} cases the run shares with the baseline "
-                f"({len(run.cases) - shared} new, {len(baseline.cases) - shared} no longer in the suite, {shared - len(common)} with a changed reference)")
+        note = (
+            f"compared on the {len(common)} cases the run shares with the baseline "
+            f"({len(run.cases) - shared} new, {len(baseline.cases) - shared} no longer in the suite, {shared - len(common)} with a changed reference)"
+        )
     failures = []
     for name, spec in specs.items():
         metric = m.METRICS[name]
@@ -153,21 +190,36 @@ def regressions(run: SuiteRun, baseline: Baseline, specs: dict[str, MetricSpec])
         sign = 1 if metric.higher_is_better is not False and metric.higher_is_better is not None else -1
         changes = []
         for case_id, new_row, old_row in zip(common, now_rows, old_rows, strict=True):
-            if new_row.value is not None and old_row.value is not None and (old_row.value - new_row.value) * sign > EPSILON:
+            if (
+                new_row.value is not None
+                and old_row.value is not None
+                and (old_row.value - new_row.value) * sign > EPSILON
+            ):
                 changes.append((abs(old_row.value - new_row.value), case_id, old_row.value, new_row.value))
         changes.sort(key=lambda c: -c[0])
         named = ", ".join(f"{cid} ({m.fmt(name, old)} -> {m.fmt(name, new)})" for _, cid, old, new in changes[:8])
         more = f" (+{len(changes) - 8} more)" if len(changes) > 8 else ""
-        failures.append(Failure(
-            suite=run.suite, model=run.model, kind="baseline_regression", metric=name, value=now, bound=before, cases=[c[1] for c in changes],
-            message=(f"[{run.suite}] {name} {m.fmt(name, now)} {direction} {m.fmt(name, abs(now - before))} from the approved baseline "
-                     f"{m.fmt(name, before)} (tolerance {m.fmt(name, tolerance)}; approved by {baseline.approved_by} on {baseline.approved_at[:10]})"
-                     f"; cases that got worse: {named or 'none individually (corpus-level change)'}{more}"),
-        ))
+        failures.append(
+            Failure(
+                suite=run.suite,
+                model=run.model,
+                kind="baseline_regression",
+                metric=name,
+                value=now,
+                bound=before,
+                cases=[c[1] for c in changes],
+                message=(
+                    f"[{run.suite}] {name} {m.fmt(name, now)} {direction} {m.fmt(name, abs(now - before))} from the approved baseline "
+                    f"{m.fmt(name, before)} (tolerance {m.fmt(name, tolerance)}; approved by {baseline.approved_by} on {baseline.approved_at[:10]})"
+                    f"; cases that got worse: {named or 'none individually (corpus-level change)'}{more}"
+                ),
+            )
+        )
     return failures, note
 
 
 # -- review: the typed diff --------------------------------------------------------------------------
+
 
 class MetricChange(BaseModel):
     metric: str
@@ -215,14 +267,34 @@ class SuiteDiff(BaseModel):
 
 
 def diff_run(run: SuiteRun, baseline: Baseline | None) -> SuiteDiff:
-    diff = SuiteDiff(suite=run.suite, task=run.task, model=run.model, baseline_path=run.baseline_path, has_baseline=baseline is not None,
-                     passed=run.passed, failures=[f.message for f in run.failures], note=run.skipped)
+    diff = SuiteDiff(
+        suite=run.suite,
+        task=run.task,
+        model=run.model,
+        baseline_path=run.baseline_path,
+        has_baseline=baseline is not None,
+        passed=run.passed,
+        failures=[f.message for f in run.failures],
+        note=run.skipped,
+    )
     if baseline is None:
         diff.note = diff.note or "no approved baseline yet: `copilot eval approve` makes this run the baseline"
-        diff.metrics = [MetricChange(metric=k, baseline=None, current=v, delta=None, status="new") for k, v in run.metrics.items()]
+        diff.metrics = [
+            MetricChange(metric=k, baseline=None, current=v, delta=None, status="new") for k, v in run.metrics.items()
+        ]
         ordered = sorted(run.cases, key=lambda c: c.passed)  # failing cases first
-        diff.cases = [CaseChange(case_id=c.id, kind="new_case", current_output=c.output.text if c.output.text is not None else c.output.label,
-                                 expected=c.expected, current_metrics=c.metrics, problems=c.problems, passed=c.passed) for c in ordered]
+        diff.cases = [
+            CaseChange(
+                case_id=c.id,
+                kind="new_case",
+                current_output=c.output.text if c.output.text is not None else c.output.label,
+                expected=c.expected,
+                current_metrics=c.metrics,
+                problems=c.problems,
+                passed=c.passed,
+            )
+            for c in ordered
+        ]
         return diff
     diff.approved_by, diff.approved_at = baseline.approved_by, baseline.approved_at
     diff.note = diff.note or comparable(run, baseline)
@@ -238,14 +310,25 @@ def diff_run(run: SuiteRun, baseline: Baseline | None) -> SuiteDiff:
             continue
         delta = round(value - before, 6)
         good = delta if metric.higher_is_better is not False else -delta
-        status = "ok" if metric.higher_is_better is None or abs(delta) <= EPSILON else ("improved" if good > 0 else "regressed")
+        status = (
+            "ok"
+            if metric.higher_is_better is None or abs(delta) <= EPSILON
+            else ("improved" if good > 0 else "regressed")
+        )
         diff.metrics.append(MetricChange(metric=name, baseline=before, current=value, delta=delta, status=status))
     seen = set()
     for case in run.cases:
         seen.add(case.id)
         old = baseline.cases.get(case.id)
-        change = CaseChange(case_id=case.id, kind="unchanged", current_output=case.output.text if case.output.text is not None else case.output.label,
-                            expected=case.expected, current_metrics=case.metrics, problems=case.problems, passed=case.passed)
+        change = CaseChange(
+            case_id=case.id,
+            kind="unchanged",
+            current_output=case.output.text if case.output.text is not None else case.output.label,
+            expected=case.expected,
+            current_metrics=case.metrics,
+            problems=case.problems,
+            passed=case.passed,
+        )
         if old is None:
             change.kind = "new_case"
         elif reference_changed(case, old):
@@ -277,13 +360,21 @@ def diff_run(run: SuiteRun, baseline: Baseline | None) -> SuiteDiff:
         diff.cases.append(change)
     for case_id, old in baseline.cases.items():
         if case_id not in seen:
-            diff.cases.append(CaseChange(case_id=case_id, kind="removed_case", baseline_output=old.text if old.text is not None else old.label,
-                                         baseline_metrics=old.metrics))
+            diff.cases.append(
+                CaseChange(
+                    case_id=case_id,
+                    kind="removed_case",
+                    baseline_output=old.text if old.text is not None else old.label,
+                    baseline_metrics=old.metrics,
+                )
+            )
     diff.cases.sort(key=lambda c: (CHANGE_ORDER[c.kind], c.passed is not False))
     return diff
 
 
-def review(report: EvalReport, *, suites: list[str] | None = None, baselines_dir: Path | None = None) -> list[SuiteDiff]:
+def review(
+    report: EvalReport, *, suites: list[str] | None = None, baselines_dir: Path | None = None
+) -> list[SuiteDiff]:
     """The diff of every suite run in a report against its approved baseline."""
     diffs = []
     for run in report.runs:
@@ -302,6 +393,7 @@ def _baseline_path(run: SuiteRun, baselines_dir: Path | None) -> Path | None:
 
 # -- approve ----------------------------------------------------------------------------------------
 
+
 def approver() -> str:
     """Who approves: $COPILOT_APPROVER, else the OS user."""
     return os.environ.get("COPILOT_APPROVER") or getpass.getuser()
@@ -309,18 +401,43 @@ def approver() -> str:
 
 def make_baseline(run: SuiteRun, *, by: str, at: datetime | None = None, run_id: str) -> Baseline:
     return Baseline(
-        suite=run.suite, task=run.task, model=run.model, strategy=run.strategy, approved_by=by,
-        approved_at=(at or datetime.now(timezone.utc)).isoformat(timespec="seconds"), run_id=run_id,
-        prompt_versions=run.prompt_versions, metrics={k: (round(v, 1) if v is not None and m.METRICS[k].volatile else v) for k, v in run.metrics.items()},
-        cases={c.id: BaselineCase(expected=expected_hash(c.expected), text=c.output.text, label=c.output.label, passed=c.passed, error=c.output.error,
-                                  metrics={k: v for k, v in c.metrics.items() if not m.METRICS[k].volatile}) for c in run.cases},
+        suite=run.suite,
+        task=run.task,
+        model=run.model,
+        strategy=run.strategy,
+        approved_by=by,
+        approved_at=(at or datetime.now(UTC)).isoformat(timespec="seconds"),
+        run_id=run_id,
+        prompt_versions=run.prompt_versions,
+        metrics={k: (round(v, 1) if v is not None and m.METRICS[k].volatile else v) for k, v in run.metrics.items()},
+        cases={
+            c.id: BaselineCase(
+                expected=expected_hash(c.expected),
+                text=c.output.text,
+                label=c.output.label,
+                passed=c.passed,
+                error=c.output.error,
+                metrics={k: v for k, v in c.metrics.items() if not m.METRICS[k].volatile},
+            )
+            for c in run.cases
+        },
     )
 
 
-def approve(report: EvalReport, *, suites: list[str] | None = None, model: str | None = None, by: str | None = None,
-            baselines_dir: Path | None = None) -> list[tuple[SuiteRun, Path]]:
+def approve(
+    report: EvalReport,
+    *,
+    suites: list[str] | None = None,
+    model: str | None = None,
+    by: str | None = None,
+    baselines_dir: Path | None = None,
+) -> list[tuple[SuiteRun, Path]]:
     """Promote the report's suite runs to baselines; returns what was written where."""
-    runs = [r for r in report.runs if not r.skipped and (not suites or r.suite in suites) and (model is None or r.model == model)]
+    runs = [
+        r
+        for r in report.runs
+        if not r.skipped and (not suites or r.suite in suites) and (model is None or r.model == model)
+    ]
     if suites:
         missing = sorted(set(suites) - {r.suite for r in runs})
         if missing:

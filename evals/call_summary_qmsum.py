@@ -29,12 +29,22 @@ from rouge_score import rouge_scorer
 
 from copilot.gateway import Gateway
 from copilot.settings import Settings
-from copilot.tasks.call_summary import CallNotes, Transcript, TranscriptTurn, extractive_notes, split_windows, summarize_transcript, window_budget
+from copilot.tasks.call_summary import (
+    CallNotes,
+    Transcript,
+    TranscriptTurn,
+    extractive_notes,
+    split_windows,
+    summarize_transcript,
+    window_budget,
+)
 from copilot.tasks.context import TaskContext
 from evals.data import DataUnavailable, dataset
 
 METRICS = ("rouge1", "rouge2", "rougeL")
-DECISION_QUERY = re.compile(r"\b(?:decid\w*|decision\w*|conclu\w*|agreed|agree on|next steps?|action items?|follow[- ]up)\b", re.I)
+DECISION_QUERY = re.compile(
+    r"\b(?:decid\w*|decision\w*|conclu\w*|agreed|agree on|next steps?|action items?|follow[- ]up)\b", re.I
+)
 NOT_DECISION = re.compile(r"^\s*why\b|\bopinion\b", re.I)
 MARKUP = re.compile(r"\{\w+\}")  # {disfmarker}, {vocalsound}, {gap}, ...
 
@@ -49,8 +59,10 @@ def clean(text: str) -> str:
 class Meeting:
     def __init__(self, row: dict) -> None:
         self.row = row
-        self.turns = [TranscriptTurn(id=i, position=i, speaker=t["speaker"], start_s=float(i), text=clean(t["content"]))
-                      for i, t in enumerate(row["meeting_transcripts"])]
+        self.turns = [
+            TranscriptTurn(id=i, position=i, speaker=t["speaker"], start_s=float(i), text=clean(t["content"]))
+            for i, t in enumerate(row["meeting_transcripts"])
+        ]
         self.turns = [t for t in self.turns if t.text]
         self.words = sum(len(t.text.split()) for t in self.turns)
 
@@ -93,14 +105,20 @@ class Scores:
         self.add(f"{suite}/lead@{name}", lead(transcript, len(ours.split())), reference)
 
     def table(self) -> dict[str, dict[str, float]]:
-        return {system: {**{m: round(sum(r[m] for r in rows) / len(rows), 4) for m in METRICS}, "cases": len(rows),
-                         "words": round(sum(self.words[system]) / len(rows), 1)} for system, rows in self.rows.items()}
+        return {
+            system: {
+                **{m: round(sum(r[m] for r in rows) / len(rows), 4) for m in METRICS},
+                "cases": len(rows),
+                "words": round(sum(self.words[system]) / len(rows), 1),
+            }
+            for system, rows in self.rows.items()
+        }
 
 
 class CachedEncoder:
     """Sentence vectors memoised by text: a gold span re-uses the vectors of its meeting."""
 
-    def __init__(self, encode) -> None:  # noqa: ANN001 - texts -> ndarray
+    def __init__(self, encode) -> None:
         self.encode_batch, self.cache = encode, {}
 
     def __call__(self, texts: list[str]) -> np.ndarray:
@@ -117,7 +135,11 @@ def decisions_prose(notes: CallNotes) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--limit", type=int, default=None, help="only the N shortest meetings")
-    parser.add_argument("--model", action="store_true", help="also run the model path on the general queries (slow: use a small --limit)")
+    parser.add_argument(
+        "--model",
+        action="store_true",
+        help="also run the model path on the general queries (slow: use a small --limit)",
+    )
     args = parser.parse_args()
     try:
         meetings = load_meetings(args.limit)
@@ -150,15 +172,24 @@ def main() -> int:
             outcome = summarize_transcript(context, meeting.transcript(), "model")
             for query in meeting.row["general_query_list"]:
                 scores.pair("general", outcome.result.as_text(), meeting.transcript(), query["answer"], "model")
-            print(f"  model path on a {meeting.words}-word meeting: {outcome.result.windows} window(s), "
-                  f"{outcome.provenance.tokens_in}+{outcome.provenance.tokens_out} tokens, fallback: {outcome.fallback_reason or 'none'}")
+            print(
+                f"  model path on a {meeting.words}-word meeting: {outcome.result.windows} window(s), "
+                f"{outcome.provenance.tokens_in}+{outcome.provenance.tokens_out} tokens, fallback: {outcome.fallback_reason or 'none'}"
+            )
         model_s = time.monotonic() - started
     table = scores.table()
-    print(f"\nQMSum val: {len(meetings)} meetings, extractive path {extractive_s:.0f} s" + (f", model path {model_s:.0f} s" if args.model else ""))
+    print(
+        f"\nQMSum val: {len(meetings)} meetings, extractive path {extractive_s:.0f} s"
+        + (f", model path {model_s:.0f} s" if args.model else "")
+    )
     print(f"  {'suite/system':<28} {'cases':>5} {'words':>6} {'R-1':>7} {'R-2':>7} {'R-L':>7}")
     for system, row in table.items():
-        print(f"  {system:<28} {row['cases']:>5} {row['words']:>6} {row['rouge1']:>7.4f} {row['rouge2']:>7.4f} {row['rougeL']:>7.4f}")
-    failed = [s for s in table if "/lead@" not in s and table[s]["rougeL"] < table[s.replace("/", "/lead@", 1)]["rougeL"]]
+        print(
+            f"  {system:<28} {row['cases']:>5} {row['words']:>6} {row['rouge1']:>7.4f} {row['rouge2']:>7.4f} {row['rougeL']:>7.4f}"
+        )
+    failed = [
+        s for s in table if "/lead@" not in s and table[s]["rougeL"] < table[s.replace("/", "/lead@", 1)]["rougeL"]
+    ]
     for system in failed:
         print(f"  below LEAD on ROUGE-L: {system}")
     print(json.dumps({"dataset": "qmsum/val", "meetings": len(meetings), "results": table, "below_lead": failed}))

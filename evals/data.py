@@ -20,5 +20,7 @@ def shared_data_dir() -> Path:
 def dataset(relative: str) -> Path:
     path = shared_data_dir() / relative
     if not path.is_file():
-        raise DataUnavailable(f"skipped: public dev data {path} is not present (set COPILOT_SHARED_DATA to the folder that holds it)")
+        raise DataUnavailable(
+            f"skipped: public dev data {path} is not present (set COPILOT_SHARED_DATA to the folder that holds it)"
+        )
     return path

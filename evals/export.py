@@ -10,7 +10,7 @@ and every text is PII-redacted (emails, phones, card numbers, the workspace's co
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,7 @@ def _ids(values: list[Any], kind: str) -> list[int]:
 
 
 def _naive(value: datetime) -> datetime:
-    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def _ticket_inputs(repo: Repo, row: AiResult, hide: Redactor) -> dict[str, Any] | None:
@@ -59,10 +59,19 @@ def _ticket_inputs(repo: Repo, row: AiResult, hide: Redactor) -> dict[str, Any] 
     if ticket is None:
         return None
     seen = set(_ids(row.input_ids, "message"))
-    messages = [m for m in ticket.messages if m.id in seen] if seen else [m for m in ticket.messages if _naive(m.sent_at) <= _naive(row.created_at)]
+    messages = (
+        [m for m in ticket.messages if m.id in seen]
+        if seen
+        else [m for m in ticket.messages if _naive(m.sent_at) <= _naive(row.created_at)]
+    )
     inputs: dict[str, Any] = {
-        "subject": hide(ticket.subject), "channel": ticket.channel.value, "status": ticket.status.value,
-        "messages": [{"author_kind": m.author_kind.value, "author": hide(m.author) if m.author else None, "text": hide(m.body)} for m in messages],
+        "subject": hide(ticket.subject),
+        "channel": ticket.channel.value,
+        "status": ticket.status.value,
+        "messages": [
+            {"author_kind": m.author_kind.value, "author": hide(m.author) if m.author else None, "text": hide(m.body)}
+            for m in messages
+        ],
     }
     if ticket.contact is not None:
         inputs["customer"] = {"name": hide(ticket.contact.name), "language": ticket.contact.language}
@@ -77,7 +86,9 @@ def _ticket_inputs(repo: Repo, row: AiResult, hide: Redactor) -> dict[str, Any] 
     return inputs
 
 
-def export_approved(repo: Repo, task: str, *, limit: int | None = None, extra_names: list[str] | None = None) -> list[dict[str, Any]]:
+def export_approved(
+    repo: Repo, task: str, *, limit: int | None = None, extra_names: list[str] | None = None
+) -> list[dict[str, Any]]:
     """Eval cases (golden JSONL rows) from the workspace's approved, edited or sent outputs of ``task``."""
     if task not in EXPORTABLE:
         raise InvalidInput(f"task: export-approved supports {', '.join(EXPORTABLE)}")
@@ -100,12 +111,21 @@ def export_approved(repo: Repo, task: str, *, limit: int | None = None, extra_na
             inputs = _ticket_inputs(repo, row, hide)
         if inputs is None:
             continue
-        cases.append({"id": f"{task}-{row.id}", "inputs": inputs, "expected": hide(reference), "tags": [row.status.value],
-                      "note": f"AI result {row.id} ({row.status.value}{', edited by a human' if row.final_text else ''})"})
+        cases.append(
+            {
+                "id": f"{task}-{row.id}",
+                "inputs": inputs,
+                "expected": hide(reference),
+                "tags": [row.status.value],
+                "note": f"AI result {row.id} ({row.status.value}{', edited by a human' if row.final_text else ''})",
+            }
+        )
     return cases
 
 
-def write_export(cases: list[dict[str, Any]], task: str, out_dir: Path, *, name: str | None = None, workspace: str = "") -> tuple[Path, Path]:
+def write_export(
+    cases: list[dict[str, Any]], task: str, out_dir: Path, *, name: str | None = None, workspace: str = ""
+) -> tuple[Path, Path]:
     """Write ``<name>.jsonl`` and a suite ``<name>.yaml`` pointing at it (run it with ``copilot eval run --suite``)."""
     name = name or f"{task}_approved"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -114,9 +134,10 @@ def write_export(cases: list[dict[str, Any]], task: str, out_dir: Path, *, name:
         for case in cases:
             handle.write(json.dumps(case, ensure_ascii=False) + "\n")
     suite = {
-        "name": name, "task": task,
+        "name": name,
+        "task": task,
         "description": f"{task} outputs humans approved or edited{f' in workspace {workspace}' if workspace else ''}, "
-                       f"exported {datetime.now(timezone.utc):%Y-%m-%d}; PII redacted. The reference is what the human approved.",
+        f"exported {datetime.now(UTC):%Y-%m-%d}; PII redacted. The reference is what the human approved.",
         "dataset": data.name,
         "metrics": {metric: {} for metric in get_adapter(task).metrics},
     }

@@ -27,8 +27,12 @@ class JudgeVerdict(BaseModel):
 def judge_case(gateway: Gateway, task: str, case: Case, output: CaseOutput) -> tuple[float | None, str]:
     """The rubric score mapped to 0-1 (None when the judge's answer was unusable) and its reason."""
     prompt = load_prompt(RUBRIC)
-    messages = prompt.render(task=task, inputs=json.dumps(case.inputs, ensure_ascii=False, indent=1)[:6000],
-                             output=(output.text or output.label or "")[:4000], reference="\n---\n".join(case.references)[:4000])
+    messages = prompt.render(
+        task=task,
+        inputs=json.dumps(case.inputs, ensure_ascii=False, indent=1)[:6000],
+        output=(output.text or output.label or "")[:4000],
+        reference="\n---\n".join(case.references)[:4000],
+    )
     result = gateway.structured(messages, JudgeVerdict, max_tokens=200)
     if not result.ok:
         return None, f"judge answer unusable: {result.error}"

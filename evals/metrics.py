@@ -27,7 +27,9 @@ class CaseOutput(BaseModel):
 
     text: str | None = None
     label: str | None = None
-    data: dict[str, Any] = Field(default_factory=dict, description="The task's typed result as JSON, for checks and the report.")
+    data: dict[str, Any] = Field(
+        default_factory=dict, description="The task's typed result as JSON, for checks and the report."
+    )
     verdicts: list[dict[str, Any]] = Field(default_factory=list)
     schema_valid: bool | None = None
     evidence_valid: bool | None = None
@@ -53,8 +55,11 @@ class CaseOutput(BaseModel):
         return not any(not v.get("passed", True) and v.get("severity", "block") == "block" for v in self.verdicts)
 
     def guard_failures(self) -> list[str]:
-        return [f"{v['name']}: {'; '.join(v.get('details') or []) or 'failed'}" for v in self.verdicts
-                if not v.get("passed", True) and v.get("severity", "block") == "block"]
+        return [
+            f"{v['name']}: {'; '.join(v.get('details') or []) or 'failed'}"
+            for v in self.verdicts
+            if not v.get("passed", True) and v.get("severity", "block") == "block"
+        ]
 
 
 class Row(BaseModel):
@@ -85,6 +90,7 @@ class Metric:
 
 # -- helpers ---------------------------------------------------------------------------------------
 
+
 def mean(rows: Sequence[Row]) -> float | None:
     values = [r.value for r in rows if r.value is not None]
     return round(sum(values) / len(values), 4) if values else None
@@ -101,6 +107,7 @@ def _binary(flag: Callable[[Any, CaseOutput], bool | None]) -> Callable[[Any, Ca
             return 0.0
         result = flag(case, output)
         return None if result is None else float(bool(result))
+
     return value
 
 
@@ -124,6 +131,7 @@ def _rouge_case(kind: str) -> Callable[[Any, CaseOutput], float | None]:
         if not case.references:
             return None
         return 0.0 if output.error else round(rouge(output.text or "", case.references, kind), 4)
+
     return value
 
 
@@ -180,6 +188,7 @@ def _label_metric(score: Callable[[Sequence[str], Sequence[str]], float]) -> Cal
     def aggregate(rows: Sequence[Row]) -> float | None:
         gold, predicted = _labelled(rows)
         return round(score(gold, predicted), 4) if gold else None
+
     return aggregate
 
 
@@ -204,32 +213,156 @@ def register(metric: Metric) -> Metric:
 
 
 for _kind, _label in (("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeL", "ROUGE-L")):
-    register(Metric(_kind, f"{_label} F1 against the references (rouge-score, stemmed; best reference per case)", True, _rouge_case(_kind), mean))
-register(Metric("chrF", "chrF against the references (sacrebleu; corpus score, 0-100)", True, _chrf_case, _chrf_aggregate, scale=100.0))
+    register(
+        Metric(
+            _kind,
+            f"{_label} F1 against the references (rouge-score, stemmed; best reference per case)",
+            True,
+            _rouge_case(_kind),
+            mean,
+        )
+    )
+register(
+    Metric(
+        "chrF",
+        "chrF against the references (sacrebleu; corpus score, 0-100)",
+        True,
+        _chrf_case,
+        _chrf_aggregate,
+        scale=100.0,
+    )
+)
 register(Metric("accuracy", "share of cases whose label equals the expected one", True, _correct, mean, binary=True))
-register(Metric("macro_f1", "macro-averaged F1 over the expected labels (scikit-learn)", True, _correct, _label_metric(macro_f1), binary=True))
-register(Metric("macro_recall", "macro-averaged recall over the expected labels (scikit-learn)", True, _correct, _label_metric(macro_recall), binary=True))
-register(Metric("schema_validity", "share of outputs that were valid JSON for the task's schema", True,
-                _binary(lambda c, o: o.schema_valid), mean, binary=True))
-register(Metric("guard_pass_rate", "share of cases where no blocking guard failed (including on a discarded model answer)", True,
-                _binary(lambda c, o: o.guards_passed), mean, binary=True))
-register(Metric("citation_validity", "share of outputs whose every [S#] citation maps to a real source", True,
-                _binary(lambda c, o: o.citations_valid), mean, binary=True))
-register(Metric("evidence_id_validity", "share of outputs whose cited message / turn ids all exist in the input", True,
-                _binary(lambda c, o: o.evidence_valid), mean, binary=True))
-register(Metric("fact_preservation", "share of rewrites that kept every number, date, email, URL, name and the signature", True,
-                _binary(lambda c, o: o.facts_preserved), mean, binary=True))
-register(Metric("changed_rate", "share of rewrites that differ from their input (an unchanged rewrite is reported, not a success)", True,
-                _binary(lambda c, o: None if "unchanged" not in o.data else not o.data["unchanged"]), mean))
-register(Metric("checks_pass_rate", "share of cases that pass their own checks (must_include, must_not_include, expect)", True,
-                _binary(lambda c, o: None if not o.checks_run else not o.check_failures), mean, binary=True))
-register(Metric("judge", "LLM-as-judge rubric score, 0-1 (optional: needs --judge-model)", True,
-                lambda c, o: 0.0 if o.error else o.judge, mean))
-register(Metric("fallback_rate", "share of cases where the task fell back from the model path", None,
-                lambda c, o: None if o.error else float(o.used_fallback), mean))
-register(Metric("latency_ms", "mean wall time per case, ms", None, _info(lambda o: round(o.latency_ms, 1)), mean, volatile=True))
-register(Metric("tokens", "mean model tokens (in + out) per case", None, _info(lambda o: float(o.tokens_in + o.tokens_out)), mean))
-register(Metric("cost_usd", "total model cost in USD where the provider's price is known", None, _info(lambda o: o.cost_usd), total))
+register(
+    Metric(
+        "macro_f1",
+        "macro-averaged F1 over the expected labels (scikit-learn)",
+        True,
+        _correct,
+        _label_metric(macro_f1),
+        binary=True,
+    )
+)
+register(
+    Metric(
+        "macro_recall",
+        "macro-averaged recall over the expected labels (scikit-learn)",
+        True,
+        _correct,
+        _label_metric(macro_recall),
+        binary=True,
+    )
+)
+register(
+    Metric(
+        "schema_validity",
+        "share of outputs that were valid JSON for the task's schema",
+        True,
+        _binary(lambda c, o: o.schema_valid),
+        mean,
+        binary=True,
+    )
+)
+register(
+    Metric(
+        "guard_pass_rate",
+        "share of cases where no blocking guard failed (including on a discarded model answer)",
+        True,
+        _binary(lambda c, o: o.guards_passed),
+        mean,
+        binary=True,
+    )
+)
+register(
+    Metric(
+        "citation_validity",
+        "share of outputs whose every [S#] citation maps to a real source",
+        True,
+        _binary(lambda c, o: o.citations_valid),
+        mean,
+        binary=True,
+    )
+)
+register(
+    Metric(
+        "evidence_id_validity",
+        "share of outputs whose cited message / turn ids all exist in the input",
+        True,
+        _binary(lambda c, o: o.evidence_valid),
+        mean,
+        binary=True,
+    )
+)
+register(
+    Metric(
+        "fact_preservation",
+        "share of rewrites that kept every number, date, email, URL, name and the signature",
+        True,
+        _binary(lambda c, o: o.facts_preserved),
+        mean,
+        binary=True,
+    )
+)
+register(
+    Metric(
+        "changed_rate",
+        "share of rewrites that differ from their input (an unchanged rewrite is reported, not a success)",
+        True,
+        _binary(lambda c, o: None if "unchanged" not in o.data else not o.data["unchanged"]),
+        mean,
+    )
+)
+register(
+    Metric(
+        "checks_pass_rate",
+        "share of cases that pass their own checks (must_include, must_not_include, expect)",
+        True,
+        _binary(lambda c, o: None if not o.checks_run else not o.check_failures),
+        mean,
+        binary=True,
+    )
+)
+register(
+    Metric(
+        "judge",
+        "LLM-as-judge rubric score, 0-1 (optional: needs --judge-model)",
+        True,
+        lambda c, o: 0.0 if o.error else o.judge,
+        mean,
+    )
+)
+register(
+    Metric(
+        "fallback_rate",
+        "share of cases where the task fell back from the model path",
+        None,
+        lambda c, o: None if o.error else float(o.used_fallback),
+        mean,
+    )
+)
+register(
+    Metric(
+        "latency_ms", "mean wall time per case, ms", None, _info(lambda o: round(o.latency_ms, 1)), mean, volatile=True
+    )
+)
+register(
+    Metric(
+        "tokens",
+        "mean model tokens (in + out) per case",
+        None,
+        _info(lambda o: float(o.tokens_in + o.tokens_out)),
+        mean,
+    )
+)
+register(
+    Metric(
+        "cost_usd",
+        "total model cost in USD where the provider's price is known",
+        None,
+        _info(lambda o: o.cost_usd),
+        total,
+    )
+)
 
 
 def get(name: str) -> Metric:
@@ -239,7 +372,13 @@ def get(name: str) -> Metric:
 
 
 def row(metric: Metric, case: Any, output: CaseOutput) -> Row:
-    return Row(value=metric.case(case, output), text=output.text, label=output.label, references=case.references, error=bool(output.error))
+    return Row(
+        value=metric.case(case, output),
+        text=output.text,
+        label=output.label,
+        references=case.references,
+        error=bool(output.error),
+    )
 
 
 def fmt(metric_name: str, value: float | None) -> str:

@@ -17,27 +17,25 @@ Run: python -m evals.nps_absa [--seeds 3]. Last line: one JSON object.
 
 from __future__ import annotations
 
+import argparse
+import json
+import logging
 import os
+import platform
+import sys
+import time
+import warnings
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # bertopic imports litellm, which otherwise fetches prices
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+import numpy as np
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import platform  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
+from copilot.tasks.nps_themes import fit_theme_model, theme_keywords
+from evals.data import DataUnavailable, dataset
 
-import numpy as np  # noqa: E402
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score  # noqa: E402
-
-from copilot.tasks.nps_themes import fit_theme_model, theme_keywords  # noqa: E402
-from evals.data import DataUnavailable, dataset  # noqa: E402
-
-DATASETS = {"restaurants": "semeval_absa/restaurants_2015_train_reviews.jsonl", "laptops": "semeval_absa/laptops_2015_train_reviews.jsonl"}
+DATASETS = {
+    "restaurants": "semeval_absa/restaurants_2015_train_reviews.jsonl",
+    "laptops": "semeval_absa/laptops_2015_train_reviews.jsonl",
+}
 
 
 def load(relative: str) -> tuple[list[str], list[str]]:
@@ -60,22 +58,28 @@ def ours(texts: list[str], vectors: np.ndarray, seed: int) -> tuple[np.ndarray, 
     return labels, time.perf_counter() - started
 
 
-def bertopic_factory():  # noqa: ANN201 - returns a callable or None
+def bertopic_factory():
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from bertopic import BERTopic
             from umap import UMAP
     except ImportError as error:
-        print(f"note: BERTopic is not importable ({error}); reporting ours only (`.venv/bin/pip install bertopic` to compare)")
+        print(
+            f"note: BERTopic is not importable ({error}); reporting ours only (`.venv/bin/pip install bertopic` to compare)"
+        )
         return None
     logging.getLogger("BERTopic").setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)  # UMAP runs single-threaded with a seed
+    warnings.filterwarnings(
+        "ignore", message="n_jobs value", category=UserWarning
+    )  # UMAP runs single-threaded with a seed
 
     def run(texts: list[str], vectors: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
         started = time.perf_counter()
         umap_model = UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", random_state=seed)
-        topic_model = BERTopic(embedding_model=None, umap_model=umap_model, calculate_probabilities=False, verbose=False)
+        topic_model = BERTopic(
+            embedding_model=None, umap_model=umap_model, calculate_probabilities=False, verbose=False
+        )
         topics, _ = topic_model.fit_transform(texts, embeddings=vectors)
         return np.asarray(topics), time.perf_counter() - started
 
@@ -109,18 +113,31 @@ def main() -> int:
         warmup_s = round(time.perf_counter() - started, 2)
 
     results: dict[str, dict] = {}
-    print(f"SemEval-2015 ABSA, sentence level, seeds 0-{args.seeds - 1}; machine: {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}")
+    print(
+        f"SemEval-2015 ABSA, sentence level, seeds 0-{args.seeds - 1}; machine: {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}"
+    )
     for name, (texts, gold) in data.items():
         started = time.perf_counter()
         vectors = embedder.encode(texts)
         embed_s = time.perf_counter() - started
         methods = {"ours": ours, **({"bertopic": bertopic} if bertopic is not None else {})}
-        entry: dict[str, dict] = {"sentences": len(texts), "gold_categories": len(set(gold)), "embed_s": round(embed_s, 2)}
+        entry: dict[str, dict] = {
+            "sentences": len(texts),
+            "gold_categories": len(set(gold)),
+            "embed_s": round(embed_s, 2),
+        }
         for method, run in methods.items():
             runs = []
             for seed in range(args.seeds):
                 labels, seconds = run(texts, vectors, seed)
-                runs.append({**score(gold, labels), "seconds": seconds, "clusters": len(set(labels.tolist())), "outliers": float(np.mean(labels == -1))})
+                runs.append(
+                    {
+                        **score(gold, labels),
+                        "seconds": seconds,
+                        "clusters": len(set(labels.tolist())),
+                        "outliers": float(np.mean(labels == -1)),
+                    }
+                )
             entry[method] = {key: round(float(np.mean([r[key] for r in runs])), 4) for key in runs[0]}
             entry[method]["nmi_min"] = round(min(r["nmi"] for r in runs), 4)
             entry[method]["ari_min"] = round(min(r["ari"] for r in runs), 4)
@@ -131,14 +148,28 @@ def main() -> int:
         for method in ("ours", "bertopic"):
             if method in entry:
                 e = entry[method]
-                print(f"{name:<12} {method:<9} {e['nmi']:>6.3f} {e['ari']:>6.3f} {e['clusters']:>8.1f} {e['outliers']:>8.2f} {e['seconds']:>8.3f}")
+                print(
+                    f"{name:<12} {method:<9} {e['nmi']:>6.3f} {e['ari']:>6.3f} {e['clusters']:>8.1f} {e['outliers']:>8.2f} {e['seconds']:>8.3f}"
+                )
     summary: dict[str, object] = {"datasets": results}
     if bertopic is not None:
         speedups = {name: round(e["bertopic"]["seconds"] / e["ours"]["seconds"], 1) for name, e in results.items()}
-        quality = all(e["ours"]["nmi"] >= e["bertopic"]["nmi"] and e["ours"]["ari"] >= e["bertopic"]["ari"] for e in results.values())
+        quality = all(
+            e["ours"]["nmi"] >= e["bertopic"]["nmi"] and e["ours"]["ari"] >= e["bertopic"]["ari"]
+            for e in results.values()
+        )
         faster = all(s >= 3 for s in speedups.values())
-        summary.update({"speedup": speedups, "bertopic_warmup_s": warmup_s, "quality_at_least_bertopic": quality, "at_least_3x_faster": faster})
-        print(f"speed-up vs BERTopic: {', '.join(f'{k} {v}x' for k, v in speedups.items())} (target >= 3x); BERTopic warm-up (numba compile, not counted): {warmup_s}s")
+        summary.update(
+            {
+                "speedup": speedups,
+                "bertopic_warmup_s": warmup_s,
+                "quality_at_least_bertopic": quality,
+                "at_least_3x_faster": faster,
+            }
+        )
+        print(
+            f"speed-up vs BERTopic: {', '.join(f'{k} {v}x' for k, v in speedups.items())} (target >= 3x); BERTopic warm-up (numba compile, not counted): {warmup_s}s"
+        )
         print(f"quality at least BERTopic's on both datasets (NMI and ARI): {'yes' if quality else 'NO'}")
     print(json.dumps(summary))
     return 0

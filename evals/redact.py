@@ -14,7 +14,21 @@ EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 CARD = re.compile(r"(?<![\w#/.-])(?:\d[ -]?){12,18}\d(?![\w/-])")
 PHONE = re.compile(r"(?<![\w#/.-])\+?\(?\d[\d ().-]{6,}\d(?![\w/-])")
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$|^\d{1,2}[./-]\d{1,2}[./-]\d{2,4}$")
-NOT_NAMES = {"support", "team", "customer", "agent", "the", "and", "billing", "sales", "admin", "info", "ltd", "inc", "gmbh"}
+NOT_NAMES = {
+    "support",
+    "team",
+    "customer",
+    "agent",
+    "the",
+    "and",
+    "billing",
+    "sales",
+    "admin",
+    "info",
+    "ltd",
+    "inc",
+    "gmbh",
+}
 
 EMAIL_TOKEN, PHONE_TOKEN, CARD_TOKEN, NAME_TOKEN = "[EMAIL]", "[PHONE]", "[CARD]", "[NAME]"
 
@@ -41,7 +55,9 @@ def _phone(match: re.Match[str]) -> str:
     digits = re.sub(r"\D", "", value)
     if ISO_DATE.match(value.strip()) or not 7 <= len(digits) <= 15:
         return value
-    if not value.startswith("+") and not re.search(r"[ ().-]", value):  # a bare digit run is an order number, not a phone
+    if not value.startswith("+") and not re.search(
+        r"[ ().-]", value
+    ):  # a bare digit run is an order number, not a phone
         return value
     return PHONE_TOKEN
 
@@ -51,9 +67,19 @@ class Redactor:
 
     def __init__(self, names: Iterable[str] = ()) -> None:
         full = sorted({n.strip() for n in names if n and len(n.strip()) >= 2}, key=len, reverse=True)
-        parts = sorted({p for n in full for p in re.split(r"[\s,]+", n) if len(p) >= 2 and p[0].isupper() and p.lower() not in NOT_NAMES},
-                       key=len, reverse=True)
-        self._full = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(n) for n in full) + r")(?!\w)", re.I) if full else None
+        parts = sorted(
+            {
+                p
+                for n in full
+                for p in re.split(r"[\s,]+", n)
+                if len(p) >= 2 and p[0].isupper() and p.lower() not in NOT_NAMES
+            },
+            key=len,
+            reverse=True,
+        )
+        self._full = (
+            re.compile(r"(?<!\w)(?:" + "|".join(re.escape(n) for n in full) + r")(?!\w)", re.I) if full else None
+        )
         self._parts = re.compile(r"(?<!\w)(?:" + "|".join(re.escape(p) for p in parts) + r")(?!\w)") if parts else None
 
     def __call__(self, text: str | None) -> str | None:

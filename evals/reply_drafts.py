@@ -39,7 +39,7 @@ def main() -> int:
     except DataUnavailable as error:
         print(error)
         return 0
-    history, cases = rows[:HISTORY], rows[HISTORY:HISTORY + args.cases]
+    history, cases = rows[:HISTORY], rows[HISTORY : HISTORY + args.cases]
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp))
         store = Store.from_settings(settings)
@@ -49,7 +49,9 @@ def main() -> int:
         with store.repo("bitext") as repo:
             account = repo.add(Account(name="Bitext customers"))
             for title, overview, steps, tips, tags in kb.ARTICLES:
-                repo.add(KbArticle(title=title, body=f"## Overview\n{overview}\n\n## Steps\n" + "\n".join(steps), tags=tags))
+                repo.add(
+                    KbArticle(title=title, body=f"## Overview\n{overview}\n\n## Steps\n" + "\n".join(steps), tags=tags)
+                )
             repo.session.flush()
             for row in history:
                 ticket = repo.add(Ticket(subject=row["intent"].replace("_", " "), account_id=account.id))
@@ -61,7 +63,9 @@ def main() -> int:
             context = TaskContext(settings, repo, Gateway(settings), _embedder=index.embedder)
             passed = cited = valid = 0
             for row in cases:
-                ticket = repo.add(Ticket(subject=row["intent"].replace("_", " "), account_id=account.id, channel=Channel.email))
+                ticket = repo.add(
+                    Ticket(subject=row["intent"].replace("_", " "), account_id=account.id, channel=Channel.email)
+                )
                 repo.session.flush()
                 repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, body=row["instruction"]))
                 repo.session.flush()
@@ -71,9 +75,16 @@ def main() -> int:
                 cited += bool(labels)
                 valid += all(label in {s.label for s in outcome.result.sources} for label in labels)
     n = len(cases)
-    report = {"cases": n, "guard_pass_rate": round(passed / n, 4), "citation_validity": round(valid / n, 4), "drafts_with_citations": round(cited / n, 4)}
-    print(f"bitext reply drafts ({n}): guard pass rate {report['guard_pass_rate']:.2%}, citation validity {report['citation_validity']:.2%},"
-          f" drafts citing a source {report['drafts_with_citations']:.2%}")
+    report = {
+        "cases": n,
+        "guard_pass_rate": round(passed / n, 4),
+        "citation_validity": round(valid / n, 4),
+        "drafts_with_citations": round(cited / n, 4),
+    }
+    print(
+        f"bitext reply drafts ({n}): guard pass rate {report['guard_pass_rate']:.2%}, citation validity {report['citation_validity']:.2%},"
+        f" drafts citing a source {report['drafts_with_citations']:.2%}"
+    )
     print(json.dumps(report))
     return 0 if report["citation_validity"] == 1.0 else 1
 

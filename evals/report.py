@@ -46,8 +46,12 @@ def suite_table(report: EvalReport) -> Table:
     table = Table(title=title)
     columns = ["suite", *(["model"] if several else []), "metric", "value", "threshold", "baseline", "status"]
     for column in columns:
-        table.add_column(column, justify="right" if column in ("value", "baseline") else "left",
-                         no_wrap=column in ("suite", "metric", "value", "baseline"), overflow="fold")
+        table.add_column(
+            column,
+            justify="right" if column in ("value", "baseline") else "left",
+            no_wrap=column in ("suite", "metric", "value", "baseline"),
+            overflow="fold",
+        )
     for run in report.runs:
         lead = [escape(run.suite), *([escape(run.model)] if several else [])]
         blank = [""] * len(lead)
@@ -58,8 +62,15 @@ def suite_table(report: EvalReport) -> Table:
         for index, name in enumerate(names):
             value = run.metrics[name]
             base = run.baseline.metrics.get(name) if run.baseline and run.baseline.compared else None
-            table.add_row(*(lead if index == 0 else blank), name, m.fmt(name, value), _bounds(run, name),
-                          m.fmt(name, base) if base is not None else "", _status(run, name), end_section=index == len(names) - 1)
+            table.add_row(
+                *(lead if index == 0 else blank),
+                name,
+                m.fmt(name, value),
+                _bounds(run, name),
+                m.fmt(name, base) if base is not None else "",
+                _status(run, name),
+                end_section=index == len(names) - 1,
+            )
     return table
 
 
@@ -99,8 +110,15 @@ def comparison_table(report: EvalReport) -> Table:
             values = [r.metrics.get(name) if r and not r.skipped else None for r in runs]
             known = [v for v in values if v is not None]
             metric = m.METRICS[name]
-            best = (max(known) if metric.higher_is_better else min(known)) if known and len(known) > 1 and metric.higher_is_better is not False else None
-            cells = [("[bold]" + m.fmt(name, v) + "[/]") if best is not None and v == best else m.fmt(name, v) for v in values]
+            best = (
+                (max(known) if metric.higher_is_better else min(known))
+                if known and len(known) > 1 and metric.higher_is_better is not False
+                else None
+            )
+            cells = [
+                ("[bold]" + m.fmt(name, v) + "[/]") if best is not None and v == best else m.fmt(name, v)
+                for v in values
+            ]
             table.add_row(suite if index == 0 else "", name, *cells, end_section=index == len(names) - 1)
     return table
 
@@ -114,11 +132,16 @@ def print_report(report: EvalReport, console: Console) -> None:
     for failure in report.failures:
         console.print(f"[red]FAIL[/] {escape(failure.message)}", highlight=False, soft_wrap=True)
     calls = report.model_calls
-    console.print(f"{len(report.runs)} suite run(s) in {report.wall_s:.1f}s · {calls} model call(s) · "
-                  + ("[green]passed[/]" if report.passed else f"[red]{len(report.failures)} failure(s)[/]"), highlight=False)
+    console.print(
+        f"{len(report.runs)} suite run(s) in {report.wall_s:.1f}s · {calls} model call(s) · "
+        + ("[green]passed[/]" if report.passed else f"[red]{len(report.failures)} failure(s)[/]"),
+        highlight=False,
+    )
 
 
-def print_review(diffs: list[SuiteDiff], console: Console, *, show_unchanged: bool = False, max_cases: int = 30) -> None:
+def print_review(
+    diffs: list[SuiteDiff], console: Console, *, show_unchanged: bool = False, max_cases: int = 30
+) -> None:
     """What changed against the approved baselines, case by case, new failures first."""
     for diff in diffs:
         header = f"[bold]{escape(diff.suite)}[/] ({diff.task}, {escape(diff.model)})"
@@ -130,22 +153,44 @@ def print_review(diffs: list[SuiteDiff], console: Console, *, show_unchanged: bo
         metrics = Table("metric", "baseline", "now", "delta", "")
         for change in diff.metrics:
             colour = {"regressed": "red", "improved": "green"}.get(change.status, "white")
-            delta = "" if change.delta is None else ("+" if change.delta >= 0 else "-") + m.fmt(change.metric, abs(change.delta))
-            metrics.add_row(change.metric, m.fmt(change.metric, change.baseline), m.fmt(change.metric, change.current), delta, f"[{colour}]{change.status}[/]")
+            delta = (
+                ""
+                if change.delta is None
+                else ("+" if change.delta >= 0 else "-") + m.fmt(change.metric, abs(change.delta))
+            )
+            metrics.add_row(
+                change.metric,
+                m.fmt(change.metric, change.baseline),
+                m.fmt(change.metric, change.current),
+                delta,
+                f"[{colour}]{change.status}[/]",
+            )
         console.print(metrics)
         counts = diff.counts()
         console.print("  " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()), highlight=False)
         shown = [c for c in diff.cases if show_unchanged or c.kind != "unchanged"]
         for change in shown[:max_cases]:
-            colour = {"new_failure": "red", "worse": "red", "still_failing": "yellow", "fixed": "green"}.get(change.kind, "cyan")
+            colour = {"new_failure": "red", "worse": "red", "still_failing": "yellow", "fixed": "green"}.get(
+                change.kind, "cyan"
+            )
             moved = ""
             if change.worse_metrics:
-                moved = " worse: " + ", ".join(f"{n} {m.fmt(n, change.baseline_metrics.get(n))} -> {m.fmt(n, change.current_metrics.get(n))}" for n in change.worse_metrics)
-            console.print(f"  [{colour}]{change.kind.replace('_', ' ')}[/] {escape(change.case_id)}{escape(moved)}", highlight=False)
+                moved = " worse: " + ", ".join(
+                    f"{n} {m.fmt(n, change.baseline_metrics.get(n))} -> {m.fmt(n, change.current_metrics.get(n))}"
+                    for n in change.worse_metrics
+                )
+            console.print(
+                f"  [{colour}]{change.kind.replace('_', ' ')}[/] {escape(change.case_id)}{escape(moved)}",
+                highlight=False,
+            )
             if change.baseline_output is not None and change.baseline_output != change.current_output:
                 console.print(f"    [dim]was:[/] {escape(_short(change.baseline_output))}", highlight=False)
             if change.current_output is not None and (change.kind != "unchanged"):
-                expected = f" [dim](expected {escape(change.expected)})[/]" if isinstance(change.expected, str) and len(change.expected) <= 40 else ""
+                expected = (
+                    f" [dim](expected {escape(change.expected)})[/]"
+                    if isinstance(change.expected, str) and len(change.expected) <= 40
+                    else ""
+                )
                 console.print(f"    [dim]now:[/] {escape(_short(change.current_output))}{expected}", highlight=False)
             for problem in change.problems[:3]:
                 console.print(f"    [dim]- {escape(_short(problem, 200))}[/]", highlight=False)
@@ -162,6 +207,7 @@ def _short(text: str | None, limit: int = 160) -> str:
 
 
 # -- files ------------------------------------------------------------------------------------------
+
 
 def _brief(inputs: dict, limit: int = 140) -> str:
     """The main text of a case's inputs, shortened: what the summary line of the input cell shows."""
@@ -180,7 +226,9 @@ def write_html(report: EvalReport, path: Path) -> Path:
     environment = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=select_autoescape(["html", "j2"]))
     environment.filters["fmt"] = lambda value, name: m.fmt(name, value)
     environment.filters["brief"] = _brief
-    environment.filters["pretty"] = lambda value: value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=1)
+    environment.filters["pretty"] = lambda value: (
+        value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=1)
+    )
     runs = []
     for run in report.runs:
         ordered = sorted(run.cases, key=lambda c: c.passed)  # failures first
@@ -208,16 +256,31 @@ def write_junit(report: EvalReport, path: Path) -> Path:
             problems = [f for f in run.failures if f.metric == name]
             if problems:
                 failures += 1
-                ET.SubElement(case, "failure", message=problems[0].message, type=problems[0].kind).text = "\n".join(f.message for f in problems)
+                ET.SubElement(case, "failure", message=problems[0].message, type=problems[0].kind).text = "\n".join(
+                    f.message for f in problems
+                )
         for result in run.cases:
             tests += 1
-            case = ET.SubElement(suite, "testcase", classname=f"evals.{run.suite}.cases", name=result.id, time=f"{result.output.latency_ms / 1000:.3f}")
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=f"evals.{run.suite}.cases",
+                name=result.id,
+                time=f"{result.output.latency_ms / 1000:.3f}",
+            )
             if not result.passed:
                 failures += 1
                 message = "; ".join(result.problems[:3]) or f"failed: {', '.join(result.failed_metrics)}"
                 ET.SubElement(case, "failure", message=message[:500], type="case").text = json.dumps(
-                    {"failed_metrics": result.failed_metrics, "metrics": result.metrics, "output": result.output.text, "problems": result.problems},
-                    ensure_ascii=False, indent=1)
+                    {
+                        "failed_metrics": result.failed_metrics,
+                        "metrics": result.metrics,
+                        "output": result.output.text,
+                        "problems": result.problems,
+                    },
+                    ensure_ascii=False,
+                    indent=1,
+                )
         suite.set("tests", str(tests))
         suite.set("failures", str(failures))
         suite.set("errors", "0")

@@ -25,7 +25,9 @@ class CaseResult(BaseModel):
     metrics: dict[str, float | None] = Field(default_factory=dict)
     passed: bool = True
     failed_metrics: list[str] = Field(default_factory=list)
-    problems: list[str] = Field(default_factory=list, description="Why the case failed or needs a look: errors, guards, checks.")
+    problems: list[str] = Field(
+        default_factory=list, description="Why the case failed or needs a look: errors, guards, checks."
+    )
 
 
 class Failure(BaseModel):

@@ -53,7 +53,9 @@ def build_workspace(store: Store, index: HistoryIndex, history: list[tuple[str, 
     return intent_by_message
 
 
-def evaluate(store: Store, index: HistoryIndex, queries: list[tuple[str, str]], intents: dict[int, str]) -> dict[str, dict[str, float]]:
+def evaluate(
+    store: Store, index: HistoryIndex, queries: list[tuple[str, str]], intents: dict[int, str]
+) -> dict[str, dict[str, float]]:
     searcher = Searcher(index)
     results: dict[str, dict[str, float]] = {}
     filters = SearchFilters(kinds=["message"])
@@ -68,8 +70,12 @@ def evaluate(store: Store, index: HistoryIndex, queries: list[tuple[str, str]], 
                 precision += sum(same) / 10
                 reciprocal += next((1 / (i + 1) for i, s in enumerate(same) if s), 0.0)
             n = len(queries)
-            results[mode] = {"recall_at_10": round(found / n, 4), "precision_at_10": round(precision / n, 4),
-                             "mrr_at_10": round(reciprocal / n, 4), "ms_per_query": round((time.perf_counter() - started) * 1000 / n, 1)}
+            results[mode] = {
+                "recall_at_10": round(found / n, 4),
+                "precision_at_10": round(precision / n, 4),
+                "mrr_at_10": round(reciprocal / n, 4),
+                "ms_per_query": round((time.perf_counter() - started) * 1000 / n, 1),
+            }
     return results
 
 
@@ -84,7 +90,7 @@ def main() -> int:
         print(error)
         return 0
     random.Random(args.seed).shuffle(rows)
-    queries, history = rows[: args.queries], rows[args.queries:]
+    queries, history = rows[: args.queries], rows[args.queries :]
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp))
         store = Store.from_settings(settings)
@@ -94,11 +100,25 @@ def main() -> int:
     print(f"banking77: {len(history)} messages indexed, {len(queries)} held-out queries")
     print(f"{'mode':<8} {'recall@10':>10} {'precision@10':>13} {'MRR@10':>8} {'ms/query':>9}")
     for mode, figures in results.items():
-        print(f"{mode:<8} {figures['recall_at_10']:>10.4f} {figures['precision_at_10']:>13.4f} {figures['mrr_at_10']:>8.4f} {figures['ms_per_query']:>9.1f}")
+        print(
+            f"{mode:<8} {figures['recall_at_10']:>10.4f} {figures['precision_at_10']:>13.4f} {figures['mrr_at_10']:>8.4f} {figures['ms_per_query']:>9.1f}"
+        )
     best_single = max(results["vector"]["recall_at_10"], results["lexical"]["recall_at_10"])
-    verdict = "hybrid >= best single ranker" if results["hybrid"]["recall_at_10"] >= best_single else "hybrid BELOW the best single ranker"
+    verdict = (
+        "hybrid >= best single ranker"
+        if results["hybrid"]["recall_at_10"] >= best_single
+        else "hybrid BELOW the best single ranker"
+    )
     print(verdict)
-    print(json.dumps({"queries": len(queries), "history": len(history), **{f"{m}_{k}": v for m, f in results.items() for k, v in f.items()}}))
+    print(
+        json.dumps(
+            {
+                "queries": len(queries),
+                "history": len(history),
+                **{f"{m}_{k}": v for m, f in results.items() for k, v in f.items()},
+            }
+        )
+    )
     return 0 if results["hybrid"]["recall_at_10"] >= best_single else 1
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -83,15 +83,19 @@ def run_evals(suites: list[Suite], settings: Settings, options: RunOptions | Non
     if options.cache and options.cache_dir is not None:
         cache_dir = options.cache_dir
     started = time.perf_counter()
-    report = EvalReport(run_id=datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6],
-                        started_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), models=models,
-                        prompts_dir=str(options.prompts_dir) if options.prompts_dir else None, cache_dir=str(cache_dir) if cache_dir else None)
+    report = EvalReport(
+        run_id=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6],
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        models=models,
+        prompts_dir=str(options.prompts_dir) if options.prompts_dir else None,
+        cache_dir=str(cache_dir) if cache_dir else None,
+    )
     with prompts_override(options.prompts_dir):
         for model in models:
             run_settings = settings.model_copy(update={"model": model, "cache_dir": cache_dir})
             for suite in suites:
                 report.runs.append(run_suite(suite, run_settings, options))
-    report.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     report.wall_s = round(time.perf_counter() - started, 2)
     return report
 
@@ -102,7 +106,9 @@ def metric_names(suite: Suite, default: tuple[str, ...], judge: bool) -> list[st
         names.append("judge")
     unknown = [n for n in names if n not in m.METRICS]
     if unknown:
-        raise SuiteError(f"{suite.path or suite.name}: metrics: unknown metric(s) {', '.join(unknown)} (known: {', '.join(m.METRICS)})")
+        raise SuiteError(
+            f"{suite.path or suite.name}: metrics: unknown metric(s) {', '.join(unknown)} (known: {', '.join(m.METRICS)})"
+        )
     return names
 
 
@@ -114,8 +120,17 @@ def run_suite(suite: Suite, settings: Settings, options: RunOptions) -> SuiteRun
     names = metric_names(suite, adapter.metrics, options.judge_model is not None)
     specs = {name: suite.metrics.get(name) or MetricSpec() for name in names}
     baseline_path = suite.baseline_path(options.baselines_dir)
-    run = SuiteRun(suite=suite.name, task=suite.task, model=settings.model, strategy=strategy, description=suite.description,
-                   suite_path=str(suite.path) if suite.path else None, dataset=suite.dataset, specs=specs, baseline_path=str(baseline_path))
+    run = SuiteRun(
+        suite=suite.name,
+        task=suite.task,
+        model=settings.model,
+        strategy=strategy,
+        description=suite.description,
+        suite_path=str(suite.path) if suite.path else None,
+        dataset=suite.dataset,
+        specs=specs,
+        baseline_path=str(baseline_path),
+    )
     try:
         cases = load_cases(suite)
     except DataUnavailable as error:
@@ -126,8 +141,13 @@ def run_suite(suite: Suite, settings: Settings, options: RunOptions) -> SuiteRun
     label = suite.name if len(options.models or []) <= 1 else f"{suite.name} [{settings.model}]"
     with scratch_dir() as workdir:
         env = EvalEnv.create(settings, strategy, Path(workdir))
-        judge = CountingGateway(settings.model_copy(update={"model": options.judge_model, "fallback_models": []}), sleep=lambda _s: None) \
-            if options.judge_model else None
+        judge = (
+            CountingGateway(
+                settings.model_copy(update={"model": options.judge_model, "fallback_models": []}), sleep=lambda _s: None
+            )
+            if options.judge_model
+            else None
+        )
         try:
             outputs = _run_cases(env, adapter, suite, cases, judge, options, label)
         finally:
@@ -148,8 +168,15 @@ def run_suite(suite: Suite, settings: Settings, options: RunOptions) -> SuiteRun
     return run
 
 
-def _run_cases(env: EvalEnv, adapter: Any, suite: Suite, cases: list[Case], judge: CountingGateway | None, options: RunOptions,
-               label: str) -> list[m.CaseOutput]:
+def _run_cases(
+    env: EvalEnv,
+    adapter: Any,
+    suite: Suite,
+    cases: list[Case],
+    judge: CountingGateway | None,
+    options: RunOptions,
+    label: str,
+) -> list[m.CaseOutput]:
     progress = options.progress or (lambda *_: None)
     progress(label, 0, len(cases))
     if adapter.prepare is not None:
@@ -181,6 +208,7 @@ def _run_cases(env: EvalEnv, adapter: Any, suite: Suite, cases: list[Case], judg
 
 
 # -- case checks --------------------------------------------------------------------------------------
+
 
 def run_checks(case: Case, output: m.CaseOutput) -> tuple[list[str], int]:
     """A case's own assertions: must_include / must_not_include (case-insensitive), expect {field: value}, max_chars."""
@@ -237,6 +265,7 @@ def _lookup(output: m.CaseOutput, field: str) -> Any:
 
 # -- scoring -------------------------------------------------------------------------------------------
 
+
 def case_fails(metric: m.Metric, spec: MetricSpec, value: float | None) -> bool:
     if value is None:
         return False
@@ -249,7 +278,15 @@ def score(run: SuiteRun, cases: list[Case], outputs: list[m.CaseOutput]) -> None
     """Per-case metric values, suite values, case verdicts and problems."""
     rows: dict[str, list[m.Row]] = {name: [] for name in run.specs}
     for case, output in zip(cases, outputs, strict=True):
-        result = CaseResult(id=case.id, inputs=case.inputs, expected=case.expected, checks=case.checks, tags=case.tags, note=case.note, output=output)
+        result = CaseResult(
+            id=case.id,
+            inputs=case.inputs,
+            expected=case.expected,
+            checks=case.checks,
+            tags=case.tags,
+            note=case.note,
+            output=output,
+        )
         for name, spec in run.specs.items():
             metric = m.METRICS[name]
             row = m.row(metric, case, output)
@@ -284,22 +321,53 @@ def threshold_failures(run: SuiteRun) -> list[Failure]:
     errored = [c.id for c in run.cases if c.output.error]
     if errored:
         first = next(c.output.error for c in run.cases if c.output.error)
-        failures.append(Failure(suite=run.suite, model=run.model, kind="suite_error", cases=errored,
-                                message=f"[{run.suite}] {len(errored)} of {len(run.cases)} cases raised an error: {_named(errored)}; first: {first}"))
+        failures.append(
+            Failure(
+                suite=run.suite,
+                model=run.model,
+                kind="suite_error",
+                cases=errored,
+                message=f"[{run.suite}] {len(errored)} of {len(run.cases)} cases raised an error: {_named(errored)}; first: {first}",
+            )
+        )
     for name, spec in run.specs.items():
         value = run.metrics.get(name)
         if spec.min is not None and (value is None or value < spec.min - 1e-12):
             cases = [c.id for c in run.cases if name in c.failed_metrics]
             if not cases:  # a corpus-level metric: name the weakest cases
-                scored = sorted((c for c in run.cases if c.metrics.get(name) is not None), key=lambda c: c.metrics[name])
+                scored = sorted(
+                    (c for c in run.cases if c.metrics.get(name) is not None), key=lambda c: c.metrics[name]
+                )
                 cases = [c.id for c in scored[:5]]
-            failures.append(Failure(suite=run.suite, model=run.model, kind="below_threshold", metric=name, value=value, bound=spec.min, cases=cases,
-                                    message=f"[{run.suite}] {name} {m.fmt(name, value)} is below the threshold {m.fmt(name, spec.min)}; "
-                                            f"failing cases: {_named(cases) or 'none'}"))
+            failures.append(
+                Failure(
+                    suite=run.suite,
+                    model=run.model,
+                    kind="below_threshold",
+                    metric=name,
+                    value=value,
+                    bound=spec.min,
+                    cases=cases,
+                    message=f"[{run.suite}] {name} {m.fmt(name, value)} is below the threshold {m.fmt(name, spec.min)}; "
+                    f"failing cases: {_named(cases) or 'none'}",
+                )
+            )
         if spec.max is not None and value is not None and value > spec.max + 1e-12:
-            scored = sorted((c for c in run.cases if c.metrics.get(name) is not None), key=lambda c: -(c.metrics[name] or 0))
+            scored = sorted(
+                (c for c in run.cases if c.metrics.get(name) is not None), key=lambda c: -(c.metrics[name] or 0)
+            )
             cases = [c.id for c in scored if (c.metrics[name] or 0) > spec.max] or [c.id for c in scored[:5]]
-            failures.append(Failure(suite=run.suite, model=run.model, kind="above_threshold", metric=name, value=value, bound=spec.max, cases=cases,
-                                    message=f"[{run.suite}] {name} {m.fmt(name, value)} is above the limit {m.fmt(name, spec.max)}; "
-                                            f"highest cases: {_named(cases)}"))
+            failures.append(
+                Failure(
+                    suite=run.suite,
+                    model=run.model,
+                    kind="above_threshold",
+                    metric=name,
+                    value=value,
+                    bound=spec.max,
+                    cases=cases,
+                    message=f"[{run.suite}] {name} {m.fmt(name, value)} is above the limit {m.fmt(name, spec.max)}; "
+                    f"highest cases: {_named(cases)}",
+                )
+            )
     return failures

@@ -51,8 +51,12 @@ class MetricSpec(BaseModel):
 
     min: float | None = Field(default=None, description="Fail when the suite value is below this.")
     max: float | None = Field(default=None, description="Fail when the suite value is above this (latency, cost).")
-    tolerance: float | None = Field(default=None, description="Fail when the value drops more than this below the approved baseline.")
-    case_min: float | None = Field(default=None, description="A case fails this metric below this value (binary metrics: below 1).")
+    tolerance: float | None = Field(
+        default=None, description="Fail when the value drops more than this below the approved baseline."
+    )
+    case_min: float | None = Field(
+        default=None, description="A case fails this metric below this value (binary metrics: below 1)."
+    )
 
 
 class Case(BaseModel):
@@ -125,7 +129,9 @@ class Suite(BaseModel):
         if self.dataset.startswith(SHARED_PREFIX):
             path = shared_data_dir() / self.dataset.removeprefix(SHARED_PREFIX)
             if not path.is_file():
-                raise DataUnavailable(f"skipped: public dev data {path} is not present (set COPILOT_SHARED_DATA to the folder that holds it)")
+                raise DataUnavailable(
+                    f"skipped: public dev data {path} is not present (set COPILOT_SHARED_DATA to the folder that holds it)"
+                )
             return path
         path = Path(self.dataset).expanduser()
         path = path if path.is_absolute() else self.directory / path
@@ -174,8 +180,13 @@ def discover(directory: Path = SUITES_DIR, *, public: bool = False) -> list[Suit
     return [s for s in suites if public or not s.public]
 
 
-def select_suites(names: list[str] | None = None, tasks: list[str] | None = None, *, public: bool = False,
-                  directory: Path = SUITES_DIR) -> list[Suite]:
+def select_suites(
+    names: list[str] | None = None,
+    tasks: list[str] | None = None,
+    *,
+    public: bool = False,
+    directory: Path = SUITES_DIR,
+) -> list[Suite]:
     """Suites by name (of a project suite) or by path (any YAML file, from any directory), filtered by task."""
     if names:
         known = {s.name: s for s in discover(directory, public=True)}
@@ -187,7 +198,9 @@ def select_suites(names: list[str] | None = None, tasks: list[str] | None = None
             elif candidate.suffix in (".yaml", ".yml") or candidate.is_file():
                 suites.append(load_suite(candidate))
             else:
-                raise SuiteError(f"no suite '{name}' (project suites: {', '.join(sorted(known))}; or give a path to a suite .yaml file)")
+                raise SuiteError(
+                    f"no suite '{name}' (project suites: {', '.join(sorted(known))}; or give a path to a suite .yaml file)"
+                )
     else:
         suites = discover(directory, public=public)
     if tasks:
@@ -230,8 +243,14 @@ def map_row(suite: Suite, row: dict[str, Any], line_number: int, path: Path) -> 
     if suite.labels and expected is not None and not isinstance(expected, list):
         expected = suite.labels.get(str(expected), expected)
     try:
-        return Case(id=str(case_fields.get("id", f"{suite.name}-{line_number}")), inputs=inputs, expected=expected,
-                    checks=case_fields.get("checks") or {}, tags=case_fields.get("tags") or [], note=case_fields.get("note"))
+        return Case(
+            id=str(case_fields.get("id", f"{suite.name}-{line_number}")),
+            inputs=inputs,
+            expected=expected,
+            checks=case_fields.get("checks") or {},
+            tags=case_fields.get("tags") or [],
+            note=case_fields.get("note"),
+        )
     except ValidationError as error:
         first = error.errors()[0]
         raise SuiteError(f"{path}:{line_number}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None

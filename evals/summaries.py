@@ -38,7 +38,9 @@ def tweetsumm_cases() -> list[Case]:
     cases = []
     for line in dataset("tweetsumm/dev.jsonl").open(encoding="utf-8"):
         row = json.loads(line)
-        messages = [ThreadMessage(id=i, author_kind=t["speaker"], text=t["text"]) for i, t in enumerate(row["turns"], start=1)]
+        messages = [
+            ThreadMessage(id=i, author_kind=t["speaker"], text=t["text"]) for i, t in enumerate(row["turns"], start=1)
+        ]
         cases.append(Case(Thread(subject="", channel="social", messages=messages), row["abstractive_summaries"]))
     return cases
 
@@ -82,7 +84,9 @@ def run_suite(name: str, cases: list[Case], context: TaskContext, model_cases: i
         results["extractive"] = results["default"]
     if model_cases:
         subset = cases[:model_cases]
-        results[f"model@{len(subset)}"] = score([summarize_thread(context, c.thread, "model").result.as_text() for c in subset], subset)
+        results[f"model@{len(subset)}"] = score(
+            [summarize_thread(context, c.thread, "model").result.as_text() for c in subset], subset
+        )
         results[f"lead2@{len(subset)}"] = score([lead(c.thread) for c in subset], subset)
     return results
 

@@ -34,7 +34,11 @@ def chrf(outputs: list[str], cases: list[tuple[str, list[str]]]) -> float:
 
 
 def preserved(outputs: list[str], cases: list[tuple[str, list[str]]]) -> float:
-    return round(sum(rewrite_guards(src, out).preserved.passed for out, (src, _) in zip(outputs, cases, strict=True)) / len(cases), 4)
+    return round(
+        sum(rewrite_guards(src, out).preserved.passed for out, (src, _) in zip(outputs, cases, strict=True))
+        / len(cases),
+        4,
+    )
 
 
 def main() -> int:
@@ -53,13 +57,24 @@ def main() -> int:
         "rules": [rule_rewrite(src, TONE) for src, _ in cases],
         "identity": [src for src, _ in cases],
     }
-    report = {name: {"chrF": chrf(out, cases), "fact_preservation": preserved(out, cases), "cases": len(cases)} for name, out in systems.items()}
+    report = {
+        name: {"chrF": chrf(out, cases), "fact_preservation": preserved(out, cases), "cases": len(cases)}
+        for name, out in systems.items()
+    }
     if args.model_cases:
         subset = cases[: args.model_cases]
         outputs = [rewrite_text(context, src, TONE, "model").result.text for src, _ in subset]
-        report[f"model@{len(subset)}"] = {"chrF": chrf(outputs, subset), "fact_preservation": preserved(outputs, subset), "cases": len(subset)}
+        report[f"model@{len(subset)}"] = {
+            "chrF": chrf(outputs, subset),
+            "fact_preservation": preserved(outputs, subset),
+            "cases": len(subset),
+        }
         identity = [src for src, _ in subset]
-        report[f"identity@{len(subset)}"] = {"chrF": chrf(identity, subset), "fact_preservation": 1.0, "cases": len(subset)}
+        report[f"identity@{len(subset)}"] = {
+            "chrF": chrf(identity, subset),
+            "fact_preservation": 1.0,
+            "cases": len(subset),
+        }
     print(f"paradetox ({len(cases)} cases), tone '{TONE}'   chrF   fact preservation")
     for name, figures in report.items():
         print(f"  {name:<14} {figures['chrF']:>6.2f}   {figures['fact_preservation']:.4f}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from copilot.settings import Settings
 
 
-def open_index(settings: Settings):  # noqa: ANN201 - returns retrieval.index.HistoryIndex
+def open_index(settings: Settings):
     """The deployment's history index with the shared embedder (imports the heavy libraries lazily)."""
     from retrieval.embeddings import default_embedder
     from retrieval.index import HistoryIndex

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pydantic import BaseModel
 from sqlalchemy import select
@@ -35,7 +35,7 @@ class Chunk(BaseModel):
 def epoch(value: datetime | None) -> float:
     if value is None:
         return 0.0
-    return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
 def split_text(text: str, limit: int = MAX_CHARS) -> list[str]:
@@ -63,16 +63,30 @@ def _chunks(kind: str, record_id: int, texts: Iterable[str], **fields: object) -
 
 
 def ticket_chunks(ticket: Ticket) -> Iterator[Chunk]:
-    yield from _chunks("ticket", ticket.id, [ticket.subject], workspace_id=ticket.workspace_id, account_id=ticket.account_id,
-                       contact_id=ticket.contact_id, ts=epoch(ticket.opened_at))
+    yield from _chunks(
+        "ticket",
+        ticket.id,
+        [ticket.subject],
+        workspace_id=ticket.workspace_id,
+        account_id=ticket.account_id,
+        contact_id=ticket.contact_id,
+        ts=epoch(ticket.opened_at),
+    )
 
 
 def message_chunks(message: Message) -> Iterator[Chunk]:
     ticket = message.ticket
     label = {"customer": "Customer", "agent": "Agent", "internal_note": "Internal note"}[message.author_kind.value]
     texts = [f"{label}: {piece}" for piece in split_text(message.body)]
-    yield from _chunks("message", message.id, texts, workspace_id=message.workspace_id, account_id=ticket.account_id,
-                       contact_id=ticket.contact_id, ts=epoch(message.sent_at))
+    yield from _chunks(
+        "message",
+        message.id,
+        texts,
+        workspace_id=message.workspace_id,
+        account_id=ticket.account_id,
+        contact_id=ticket.contact_id,
+        ts=epoch(message.sent_at),
+    )
 
 
 def call_chunks(call: Call) -> Iterator[Chunk]:
@@ -80,25 +94,43 @@ def call_chunks(call: Call) -> Iterator[Chunk]:
     starts = list(range(0, max(len(turns) - CALL_WINDOW, 0) + 1, CALL_STRIDE)) if turns else []
     if starts and starts[-1] + CALL_WINDOW < len(turns):
         starts.append(len(turns) - CALL_WINDOW)
-    windows = ["\n".join(f"{t.speaker}: {t.text}" for t in turns[s:s + CALL_WINDOW]) for s in starts]
-    yield from _chunks("call", call.id, windows, workspace_id=call.workspace_id, account_id=call.account_id, ts=epoch(call.started_at))
+    windows = ["\n".join(f"{t.speaker}: {t.text}" for t in turns[s : s + CALL_WINDOW]) for s in starts]
+    yield from _chunks(
+        "call", call.id, windows, workspace_id=call.workspace_id, account_id=call.account_id, ts=epoch(call.started_at)
+    )
 
 
 def note_chunks(note: Note) -> Iterator[Chunk]:
-    yield from _chunks("note", note.id, split_text(note.body), workspace_id=note.workspace_id, account_id=note.account_id,
-                       contact_id=note.contact_id, ts=epoch(note.noted_at))
+    yield from _chunks(
+        "note",
+        note.id,
+        split_text(note.body),
+        workspace_id=note.workspace_id,
+        account_id=note.account_id,
+        contact_id=note.contact_id,
+        ts=epoch(note.noted_at),
+    )
 
 
 def nps_chunks(response: NpsResponse) -> Iterator[Chunk]:
     texts = [response.comment] if response.comment and response.comment.strip() else []
-    yield from _chunks("nps_response", response.id, texts, workspace_id=response.workspace_id, account_id=response.account_id,
-                       contact_id=response.contact_id, ts=epoch(response.submitted_at))
+    yield from _chunks(
+        "nps_response",
+        response.id,
+        texts,
+        workspace_id=response.workspace_id,
+        account_id=response.account_id,
+        contact_id=response.contact_id,
+        ts=epoch(response.submitted_at),
+    )
 
 
 def kb_chunks(article: KbArticle) -> Iterator[Chunk]:
     sections = [s.strip() for s in re.split(r"^(?=## )", article.body, flags=re.M) if s.strip()]
     texts = [f"{article.title}\n{piece}" for section in sections for piece in split_text(section)]
-    yield from _chunks("kb_article", article.id, texts, workspace_id=article.workspace_id, shared=True, ts=epoch(article.updated_at))
+    yield from _chunks(
+        "kb_article", article.id, texts, workspace_id=article.workspace_id, shared=True, ts=epoch(article.updated_at)
+    )
 
 
 def load_chunks(repo: Repo, kind: str, ids: list[int]) -> list[Chunk]:
@@ -120,10 +152,22 @@ def load_chunks(repo: Repo, kind: str, ids: list[int]) -> list[Chunk]:
     return [chunk for row in repo.session.scalars(query) for chunk in build(row)]
 
 
-MODELS = {"ticket": Ticket, "message": Message, "call": Call, "note": Note, "nps_response": NpsResponse, "kb_article": KbArticle}
+MODELS = {
+    "ticket": Ticket,
+    "message": Message,
+    "call": Call,
+    "note": Note,
+    "nps_response": NpsResponse,
+    "kb_article": KbArticle,
+}
 
 
 def record_ids(repo: Repo, kind: str, after_id: int, limit: int) -> list[int]:
     model = MODELS[kind]
-    query = select(model.id).where(model.workspace_id == repo.workspace_id, model.id > after_id).order_by(model.id).limit(limit)
+    query = (
+        select(model.id)
+        .where(model.workspace_id == repo.workspace_id, model.id > after_id)
+        .order_by(model.id)
+        .limit(limit)
+    )
     return list(repo.session.scalars(query))

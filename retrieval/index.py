@@ -48,8 +48,12 @@ def chroma_client(settings: Settings) -> Any:
     chroma_settings = ChromaSettings(anonymized_telemetry=False)
     try:
         if settings.chroma_url:
-            host, _, port = settings.chroma_url.removeprefix("http://").removeprefix("https://").rstrip("/").partition(":")
-            return chromadb.HttpClient(host=host, port=int(port or 8000), ssl=settings.chroma_url.startswith("https"), settings=chroma_settings)
+            host, _, port = (
+                settings.chroma_url.removeprefix("http://").removeprefix("https://").rstrip("/").partition(":")
+            )
+            return chromadb.HttpClient(
+                host=host, port=int(port or 8000), ssl=settings.chroma_url.startswith("https"), settings=chroma_settings
+            )
         settings.resolved_chroma_path.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(settings.resolved_chroma_path), settings=chroma_settings)
     except Exception as error:  # chromadb raises many kinds; the user needs one message
@@ -89,7 +93,7 @@ class HistoryIndex:
             return 0
         written = 0
         for start in range(0, len(ids), batch):
-            part = list(ids[start:start + batch])
+            part = list(ids[start : start + batch])
             self.remove_records(repo, kind, part)
             chunks = load_chunks(repo, kind, part)
             self.write_chunks(repo, chunks)
@@ -100,11 +104,16 @@ class HistoryIndex:
 
     def _messages_with_stale_owner(self, repo: Repo, ticket_ids: Sequence[int]) -> list[int]:
         query = (
-            select(Message.id).distinct()
+            select(Message.id)
+            .distinct()
             .join(Ticket, Ticket.id == Message.ticket_id)
             .join(SearchChunk, (SearchChunk.record_kind == "message") & (SearchChunk.record_id == Message.id))
-            .where(Ticket.workspace_id == repo.workspace_id, Ticket.id.in_(list(ticket_ids)),
-                   SearchChunk.account_id.is_distinct_from(Ticket.account_id) | SearchChunk.contact_id.is_distinct_from(Ticket.contact_id))
+            .where(
+                Ticket.workspace_id == repo.workspace_id,
+                Ticket.id.in_(list(ticket_ids)),
+                SearchChunk.account_id.is_distinct_from(Ticket.account_id)
+                | SearchChunk.contact_id.is_distinct_from(Ticket.contact_id),
+            )
         )
         return list(repo.session.scalars(query))
 
@@ -118,16 +127,20 @@ class HistoryIndex:
     def add_vectors(self, workspace_id: int, chunks: list[Chunk], vectors: np.ndarray, batch: int = 4000) -> None:
         collection = self.collection(workspace_id)
         for start in range(0, len(chunks), batch):
-            part = chunks[start:start + batch]
+            part = chunks[start : start + batch]
             collection.upsert(
                 ids=[c.chunk_id for c in part],
-                embeddings=vectors[start:start + batch],
+                embeddings=vectors[start : start + batch],
                 metadatas=[_metadata(c) for c in part],
             )
 
     def remove_records(self, repo: Repo, kind: str, ids: Sequence[int]) -> None:
         """Forget these records (their chunks disappear from results)."""
-        condition = (SearchChunk.workspace_id == repo.workspace_id) & (SearchChunk.record_kind == kind) & SearchChunk.record_id.in_(list(ids))
+        condition = (
+            (SearchChunk.workspace_id == repo.workspace_id)
+            & (SearchChunk.record_kind == kind)
+            & SearchChunk.record_id.in_(list(ids))
+        )
         chunk_ids = list(repo.session.scalars(select(SearchChunk.chunk_id).where(condition)))
         if chunk_ids:
             self.collection(repo.workspace_id).delete(ids=chunk_ids)
@@ -138,13 +151,20 @@ class HistoryIndex:
         pruned = 0
         for kind, model in MODELS.items():
             gone = ~select(model.id).where(model.id == SearchChunk.record_id).exists()
-            ids = list(repo.session.scalars(select(SearchChunk.record_id).distinct().where(
-                SearchChunk.workspace_id == repo.workspace_id, SearchChunk.record_kind == kind, gone)))
+            ids = list(
+                repo.session.scalars(
+                    select(SearchChunk.record_id)
+                    .distinct()
+                    .where(SearchChunk.workspace_id == repo.workspace_id, SearchChunk.record_kind == kind, gone)
+                )
+            )
             self.remove_records(repo, kind, ids)
             pruned += len(ids)
         return pruned
 
-    def rebuild(self, repo: Repo, *, batch: int = 256, resume: bool = True, progress: Callable[[int], None] | None = None) -> int:
+    def rebuild(
+        self, repo: Repo, *, batch: int = 256, resume: bool = True, progress: Callable[[int], None] | None = None
+    ) -> int:
         """Bring the workspace's index up to date in batches; returns the records (re)indexed.
 
         With ``resume`` only new, changed and deleted records are touched, so an interrupted run
@@ -178,7 +198,11 @@ class HistoryIndex:
         for c in chunks:
             fresh[c.record_id].add((c.chunk_id, c.text, c.account_id, c.contact_id, c.shared, c.ts))
         stored: dict[int, set[tuple]] = defaultdict(set)
-        query = select(SearchChunk).where(SearchChunk.workspace_id == repo.workspace_id, SearchChunk.record_kind == kind, SearchChunk.record_id.in_(ids))
+        query = select(SearchChunk).where(
+            SearchChunk.workspace_id == repo.workspace_id,
+            SearchChunk.record_kind == kind,
+            SearchChunk.record_id.in_(ids),
+        )
         for r in repo.session.scalars(query):
             stored[r.record_id].add((r.chunk_id, r.text, r.account_id, r.contact_id, r.shared, r.ts))
         return {i for i in ids if fresh[i] != stored[i]}
@@ -188,33 +212,46 @@ class HistoryIndex:
 
     def count_records(self, repo: Repo) -> int:
         """Records of the workspace that a rebuild would visit."""
-        return sum(repo.session.scalar(select(func.count()).select_from(m).where(m.workspace_id == repo.workspace_id)) or 0 for m in MODELS.values())
+        return sum(
+            repo.session.scalar(select(func.count()).select_from(m).where(m.workspace_id == repo.workspace_id)) or 0
+            for m in MODELS.values()
+        )
 
     # -- reading ----------------------------------------------------------------------------
-    def vector_candidates(self, workspace_id: int, vector: np.ndarray, where: dict[str, Any] | None, limit: int) -> list[tuple[str, float]]:
+    def vector_candidates(
+        self, workspace_id: int, vector: np.ndarray, where: dict[str, Any] | None, limit: int
+    ) -> list[tuple[str, float]]:
         try:
             collection = self.collection(workspace_id)
             if collection.count() == 0:
                 return []
-            result = collection.query(query_embeddings=[vector], n_results=min(limit, collection.count()), where=where, include=["distances"])
+            result = collection.query(
+                query_embeddings=[vector], n_results=min(limit, collection.count()), where=where, include=["distances"]
+            )
         except Exception as error:
             raise VectorIndexError(f"vector search failed: {error}") from None
         return list(zip(result["ids"][0], (1.0 - d for d in result["distances"][0]), strict=True))
 
-    def lexical_candidates(self, repo: Repo, query: str, where_sql: str, params: dict[str, Any], limit: int) -> list[tuple[str, float]]:
+    def lexical_candidates(
+        self, repo: Repo, query: str, where_sql: str, params: dict[str, Any], limit: int
+    ) -> list[tuple[str, float]]:
         words = [w for w in WORD.findall(query.lower()) if len(w) > 1][:32]
         if not words:
             return []
         params = {**params, "limit": limit, "workspace_id": repo.workspace_id}
         if repo.session.get_bind().dialect.name == "sqlite":
             params["match"] = " OR ".join(f'"{w}"' for w in words)
-            sql = ("SELECT c.chunk_id, -bm25(search_fts) AS score FROM search_fts JOIN search_chunks c ON c.id = search_fts.rowid "
-                   f"WHERE search_fts MATCH :match AND c.workspace_id = :workspace_id {where_sql} ORDER BY bm25(search_fts) LIMIT :limit")
+            sql = (
+                "SELECT c.chunk_id, -bm25(search_fts) AS score FROM search_fts JOIN search_chunks c ON c.id = search_fts.rowid "
+                f"WHERE search_fts MATCH :match AND c.workspace_id = :workspace_id {where_sql} ORDER BY bm25(search_fts) LIMIT :limit"
+            )
         else:
             params["match"] = " | ".join(words)
-            sql = ("SELECT c.chunk_id, ts_rank_cd(to_tsvector('english', c.text), to_tsquery('english', :match)) AS score FROM search_chunks c "
-                   f"WHERE to_tsvector('english', c.text) @@ to_tsquery('english', :match) AND c.workspace_id = :workspace_id {where_sql} "
-                   "ORDER BY score DESC LIMIT :limit")
+            sql = (
+                "SELECT c.chunk_id, ts_rank_cd(to_tsvector('english', c.text), to_tsquery('english', :match)) AS score FROM search_chunks c "
+                f"WHERE to_tsvector('english', c.text) @@ to_tsquery('english', :match) AND c.workspace_id = :workspace_id {where_sql} "
+                "ORDER BY score DESC LIMIT :limit"
+            )
         return [(row[0], float(row[1])) for row in repo.session.execute(text(sql), params)]
 
 
@@ -227,12 +264,20 @@ def apply_search_ef(collection: Any, ef_search: int | None = None) -> bool:
     """
     ef_search = HNSW_CONFIG["ef_search"] if ef_search is None else ef_search
     hnsw = (getattr(collection, "configuration", None) or {}).get("hnsw")
-    if not hnsw or hnsw.get("ef_search") == ef_search:  # not an HNSW collection (e.g. SPANN on Chroma Cloud), or up to date
+    if (
+        not hnsw or hnsw.get("ef_search") == ef_search
+    ):  # not an HNSW collection (e.g. SPANN on Chroma Cloud), or up to date
         return False
     try:
         collection.modify(configuration={"hnsw": {"ef_search": ef_search}})
     except Exception as error:  # an older server may refuse: search still works, with the old ef
-        log.warning("could not set ef_search=%s on %s (still %s): %s", ef_search, getattr(collection, "name", "?"), hnsw.get("ef_search"), error)
+        log.warning(
+            "could not set ef_search=%s on %s (still %s): %s",
+            ef_search,
+            getattr(collection, "name", "?"),
+            hnsw.get("ef_search"),
+            error,
+        )
         return False
     return True
 

@@ -24,7 +24,9 @@ class HistoryRetriever(BaseRetriever):
     filters: SearchFilters = SearchFilters()
     k: int = 8
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any) -> list[Document]:
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
+    ) -> list[Document]:
         with self.store.repo(self.workspace) as repo:
             hits = self.searcher.search(repo, query, self.filters, limit=self.k)
         return [Document(page_content=hit.text, metadata=hit.model_dump(exclude={"snippet", "text"})) for hit in hits]

@@ -66,7 +66,9 @@ class Searcher:
         if mode in ("hybrid", "vector"):
             vector = self.index.embedder.encode([query])[0]
             try:
-                vector_ranked = self.index.vector_candidates(repo.workspace_id, vector, _chroma_where(filters), candidates)
+                vector_ranked = self.index.vector_candidates(
+                    repo.workspace_id, vector, _chroma_where(filters), candidates
+                )
             except VectorIndexError as error:
                 if mode == "vector":
                     raise
@@ -79,7 +81,9 @@ class Searcher:
         scored = []
         for chunk_id, score in fused.items():
             row = rows.get(chunk_id)
-            if row is None or not _allowed(row, filters):  # deleted record, stale vector, or defence in depth against a filter bug
+            if row is None or not _allowed(
+                row, filters
+            ):  # deleted record, stale vector, or defence in depth against a filter bug
                 continue
             if recency_half_life_days:
                 age_days = max(time.time() - row.ts, 0) / 86400
@@ -89,9 +93,19 @@ class Searcher:
         vector_rank = {cid: i + 1 for i, (cid, _) in enumerate(vector_ranked)}
         lexical_rank = {cid: i + 1 for i, (cid, _) in enumerate(lexical_ranked)}
         return [
-            SearchHit(label=f"S{n}", chunk_id=row.chunk_id, record_kind=row.record_kind, record_id=row.record_id, account_id=row.account_id,
-                      snippet=_snippet(row.text), text=row.text, score=round(score, 6), timestamp=row.ts,
-                      vector_rank=vector_rank.get(row.chunk_id), lexical_rank=lexical_rank.get(row.chunk_id))
+            SearchHit(
+                label=f"S{n}",
+                chunk_id=row.chunk_id,
+                record_kind=row.record_kind,
+                record_id=row.record_id,
+                account_id=row.account_id,
+                snippet=_snippet(row.text),
+                text=row.text,
+                score=round(score, 6),
+                timestamp=row.ts,
+                vector_rank=vector_rank.get(row.chunk_id),
+                lexical_rank=lexical_rank.get(row.chunk_id),
+            )
             for n, (score, row) in enumerate(scored[:limit], start=1)
         ]
 
@@ -161,7 +175,9 @@ def _allowed(row: SearchChunk, filters: SearchFilters) -> bool:
 def _load(repo: Repo, chunk_ids: list[str]) -> dict[str, SearchChunk]:
     if not chunk_ids:
         return {}
-    query = select(SearchChunk).where(SearchChunk.workspace_id == repo.workspace_id, SearchChunk.chunk_id.in_(chunk_ids))
+    query = select(SearchChunk).where(
+        SearchChunk.workspace_id == repo.workspace_id, SearchChunk.chunk_id.in_(chunk_ids)
+    )
     rows = list(repo.session.scalars(query))
     live = _live_records(repo, rows)
     return {row.chunk_id: row for row in rows if (row.record_kind, row.record_id) in live}

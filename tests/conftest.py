@@ -8,12 +8,8 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-from copilot.settings import Settings  # noqa: E402
-from copilot.store import Store, get_or_create_workspace  # noqa: E402
+from copilot.settings import Settings
+from copilot.store import Store, get_or_create_workspace
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -50,7 +46,11 @@ def _fresh_server_database(request: pytest.FixtureRequest) -> str | None:
 
     def drop() -> None:
         with admin.connect() as connection:
-            connection.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"))
+            connection.execute(
+                text(
+                    f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                )
+            )
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
 
@@ -61,8 +61,9 @@ def _fresh_server_database(request: pytest.FixtureRequest) -> str | None:
 def _empty_chroma_server() -> str | None:
     if not SERVER_CHROMA_URL:
         return None
-    import chromadb
     from urllib.parse import urlparse
+
+    import chromadb
 
     url = urlparse(SERVER_CHROMA_URL)
     client = chromadb.HttpClient(host=url.hostname, port=url.port or 8000)
@@ -74,7 +75,12 @@ def _empty_chroma_server() -> str | None:
 @pytest.fixture
 def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     """Settings on the fake model in a fresh data dir (and a fresh server database / chroma server when configured)."""
-    return Settings(data_dir=tmp_path / "data", model="fake/echo", database_url=_fresh_server_database(request), chroma_url=_empty_chroma_server())
+    return Settings(
+        data_dir=tmp_path / "data",
+        model="fake/echo",
+        database_url=_fresh_server_database(request),
+        chroma_url=_empty_chroma_server(),
+    )
 
 
 def use_settings_in_cli(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:

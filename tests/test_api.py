@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import threading
+from datetime import UTC
 
 import httpx
 import pytest
@@ -20,8 +21,8 @@ from copilot.jobs import INTERRUPTED
 from copilot.review import Decision, ReviewRequest, decide
 from copilot.settings import Settings
 from copilot.store import Store, get_or_create_workspace
-from tests.conftest import use_settings_in_cli
 from copilot.store.models import AiResult, AiStatus, AuditEvent, AuthorKind, Delivery, Job, JobStatus, Message, Ticket
+from tests.conftest import use_settings_in_cli
 
 
 @pytest.fixture
@@ -36,7 +37,14 @@ def world(settings):
         with store.repo(slug) as repo:
             ticket = repo.add(Ticket(external_id="T-1", subject="Charged twice for order ORD-77"))
             repo.session.flush()
-            repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, author="Dana", body="I was charged twice for order ORD-77. Please refund."))
+            repo.add(
+                Message(
+                    ticket_id=ticket.id,
+                    author_kind=AuthorKind.customer,
+                    author="Dana",
+                    body="I was charged twice for order ORD-77. Please refund.",
+                )
+            )
             tickets[slug] = ticket.id
             for role in ("agent", "rep", "marketing", "admin"):
                 keys[(slug, role)] = create_key(repo, role, f"{slug}-{role}")[0]
@@ -50,26 +58,31 @@ def auth(keys, slug="alpha", role="agent"):
 
 
 def pending_rewrite(client, keys, text="Your refund of $20 was sent today.\n\nBest,\nAnna"):
-    response = client.post("/v1/rewrite", headers=auth(keys), json={"text": text, "tone": "friendly", "strategy": "rules"})
+    response = client.post(
+        "/v1/rewrite", headers=auth(keys), json={"text": text, "tone": "friendly", "strategy": "rules"}
+    )
     assert response.status_code == 200, response.text
     return response.json()["ai_result_id"], response.json()["version"]
 
 
 # -- access control ----------------------------------------------------------------------------
-@pytest.mark.parametrize(("role", "method", "path", "expected"), [
-    ("agent", "get", "/v1/tickets", 200),
-    ("marketing", "get", "/v1/tickets", 403),
-    ("rep", "get", "/v1/tickets", 403),
-    ("marketing", "get", "/v1/records/message", 403),
-    ("agent", "get", "/v1/records/deal", 403),
-    ("rep", "get", "/v1/records/deal", 200),
-    ("marketing", "get", "/v1/records/nps_response", 200),
-    ("agent", "get", "/v1/admin/keys", 403),
-    ("admin", "get", "/v1/admin/keys", 200),
-    ("marketing", "get", "/v1/review/queue", 403),
-    ("rep", "get", "/v1/review/queue", 200),
-    ("agent", "post", "/v1/records/ticket", 403),
-])
+@pytest.mark.parametrize(
+    ("role", "method", "path", "expected"),
+    [
+        ("agent", "get", "/v1/tickets", 200),
+        ("marketing", "get", "/v1/tickets", 403),
+        ("rep", "get", "/v1/tickets", 403),
+        ("marketing", "get", "/v1/records/message", 403),
+        ("agent", "get", "/v1/records/deal", 403),
+        ("rep", "get", "/v1/records/deal", 200),
+        ("marketing", "get", "/v1/records/nps_response", 200),
+        ("agent", "get", "/v1/admin/keys", 403),
+        ("admin", "get", "/v1/admin/keys", 200),
+        ("marketing", "get", "/v1/review/queue", 403),
+        ("rep", "get", "/v1/review/queue", 200),
+        ("agent", "post", "/v1/records/ticket", 403),
+    ],
+)
 def test_role_matrix(world, role, method, path, expected):
     client, _, keys, _, _ = world
     kwargs = {"json": [{"external_id": "T-9", "subject": "x"}]} if method == "post" else {}
@@ -80,8 +93,15 @@ def test_missing_unknown_and_revoked_keys_are_401_wrong_role_is_403(world):
     client, _, keys, tickets, _ = world
     assert client.get("/v1/tickets").status_code == 401
     assert client.get("/v1/tickets", headers={"X-API-Key": "cpk_0000_nope"}).status_code == 401
-    assert client.get("/v1/tickets", headers={"Authorization": "Bearer garbage"}).json()["error"]["type"] == "unauthenticated"
-    key_id = next(k["id"] for k in client.get("/v1/admin/keys", headers=auth(keys, role="admin")).json() if k["name"] == "alpha-agent")
+    assert (
+        client.get("/v1/tickets", headers={"Authorization": "Bearer garbage"}).json()["error"]["type"]
+        == "unauthenticated"
+    )
+    key_id = next(
+        k["id"]
+        for k in client.get("/v1/admin/keys", headers=auth(keys, role="admin")).json()
+        if k["name"] == "alpha-agent"
+    )
     assert client.delete(f"/v1/admin/keys/{key_id}", headers=auth(keys, role="admin")).status_code == 200
     revoked = client.get("/v1/tickets", headers=auth(keys))
     assert revoked.status_code == 401 and "revoked" in revoked.json()["error"]["message"]
@@ -92,13 +112,21 @@ def test_a_key_of_one_workspace_gets_404_for_another_workspaces_ids(world):
     client, _, keys, tickets, _ = world
     beta_ticket = tickets["beta"]
     assert client.get(f"/v1/tickets/{beta_ticket}", headers=auth(keys, "beta")).status_code == 200
-    for method, path in (("get", f"/v1/tickets/{beta_ticket}"), ("post", f"/v1/tickets/{beta_ticket}/summary"),
-                         ("get", f"/v1/records/ticket/{beta_ticket}"), ("get", f"/v1/tickets/{beta_ticket}/sentiment")):
+    for method, path in (
+        ("get", f"/v1/tickets/{beta_ticket}"),
+        ("post", f"/v1/tickets/{beta_ticket}/summary"),
+        ("get", f"/v1/records/ticket/{beta_ticket}"),
+        ("get", f"/v1/tickets/{beta_ticket}/sentiment"),
+    ):
         response = getattr(client, method)(path, headers=auth(keys, "alpha"))
         assert response.status_code == 404, (path, response.text)
     beta_result, version = pending_rewrite(client, {("alpha", "agent"): keys[("beta", "agent")]})
     assert client.get(f"/v1/review/{beta_result}", headers=auth(keys, "alpha")).status_code == 404
-    decision = client.post(f"/v1/review/{beta_result}/decision", headers=auth(keys, "alpha"), json={"decision": "approve", "version": version})
+    decision = client.post(
+        f"/v1/review/{beta_result}/decision",
+        headers=auth(keys, "alpha"),
+        json={"decision": "approve", "version": version},
+    )
     assert decision.status_code == 404
     assert client.get("/v1/records/ticket", headers=auth(keys, "alpha")).json()["total"] == 1
 
@@ -129,12 +157,21 @@ def test_approve_edit_reject_with_audit_trail_and_stats(world):
     second, v2 = pending_rewrite(client, keys, "We shipped order ORD-77 on 3 May.\n\nBest,\nAnna")
     third, v3 = pending_rewrite(client, keys, "Thanks for waiting, Dana.")
     assert client.get("/v1/review/queue", headers=auth(keys)).json()["total"] == 3
-    approved = client.post(f"/v1/review/{first}/decision", headers=auth(keys), json={"decision": "approve", "version": v1})
-    assert approved.status_code == 200 and approved.json()["status"] == "approved" and approved.json()["version"] == v1 + 1
-    edited = client.post(f"/v1/review/{second}/decision", headers=auth(keys),
-                         json={"decision": "edit", "version": v2, "text": "We shipped order ORD-77 on 3 May. Sorry!\n\nBest,\nAnna"})
+    approved = client.post(
+        f"/v1/review/{first}/decision", headers=auth(keys), json={"decision": "approve", "version": v1}
+    )
+    assert (
+        approved.status_code == 200 and approved.json()["status"] == "approved" and approved.json()["version"] == v1 + 1
+    )
+    edited = client.post(
+        f"/v1/review/{second}/decision",
+        headers=auth(keys),
+        json={"decision": "edit", "version": v2, "text": "We shipped order ORD-77 on 3 May. Sorry!\n\nBest,\nAnna"},
+    )
     assert edited.json()["status"] == "edited" and edited.json()["final_text"].endswith("Anna")
-    rejected = client.post(f"/v1/review/{third}/decision", headers=auth(keys), json={"decision": "reject", "version": v3, "reason": "off"})
+    rejected = client.post(
+        f"/v1/review/{third}/decision", headers=auth(keys), json={"decision": "reject", "version": v3, "reason": "off"}
+    )
     assert rejected.json()["status"] == "rejected"
     assert client.get("/v1/review/queue", headers=auth(keys)).json()["total"] == 0
     events = client.get("/v1/audit", headers=auth(keys), params={"task": "tone_rewrite"}).json()["items"]
@@ -149,14 +186,25 @@ def test_approve_edit_reject_with_audit_trail_and_stats(world):
 def test_decisions_need_the_current_version_and_a_pending_status(world):
     client, _, keys, _, _ = world
     result, version = pending_rewrite(client, keys)
-    stale = client.post(f"/v1/review/{result}/decision", headers=auth(keys), json={"decision": "approve", "version": version + 5})
+    stale = client.post(
+        f"/v1/review/{result}/decision", headers=auth(keys), json={"decision": "approve", "version": version + 5}
+    )
     assert stale.status_code == 409 and stale.json()["error"]["type"] == "conflict"
-    ok = client.post(f"/v1/review/{result}/decision", headers=auth(keys), json={"decision": "approve", "version": version})
+    ok = client.post(
+        f"/v1/review/{result}/decision", headers=auth(keys), json={"decision": "approve", "version": version}
+    )
     assert ok.status_code == 200
-    again = client.post(f"/v1/review/{result}/decision", headers=auth(keys), json={"decision": "reject", "version": ok.json()["version"]})
+    again = client.post(
+        f"/v1/review/{result}/decision",
+        headers=auth(keys),
+        json={"decision": "reject", "version": ok.json()["version"]},
+    )
     assert again.status_code == 409 and "already approved" in again.json()["error"]["message"]
-    empty_edit = client.post(f"/v1/review/{pending_rewrite(client, keys)[0]}/decision", headers=auth(keys),
-                             json={"decision": "edit", "version": 1, "text": "  "})
+    empty_edit = client.post(
+        f"/v1/review/{pending_rewrite(client, keys)[0]}/decision",
+        headers=auth(keys),
+        json={"decision": "edit", "version": 1, "text": "  "},
+    )
     assert empty_edit.status_code == 422 and empty_edit.json()["error"]["field"] == "text"
 
 
@@ -169,17 +217,29 @@ def test_two_reviewers_approving_at_once_exactly_one_wins(world):
 
         repo_a, repo_b = Repo.for_slug(first, "alpha"), Repo.for_slug(second, "alpha")
         repo_a.get(AiResult, result), repo_b.get(AiResult, result)
-        decide(repo_a, result, ReviewRequest(decision=Decision.approve, version=version), actor="a", tasks=["tone_rewrite"])
+        decide(
+            repo_a, result, ReviewRequest(decision=Decision.approve, version=version), actor="a", tasks=["tone_rewrite"]
+        )
         first.commit()
         with pytest.raises(Conflict):
-            decide(repo_b, result, ReviewRequest(decision=Decision.reject, version=version), actor="b", tasks=["tone_rewrite"])
+            decide(
+                repo_b,
+                result,
+                ReviewRequest(decision=Decision.reject, version=version),
+                actor="b",
+                tasks=["tone_rewrite"],
+            )
     # And through the API from two threads.
     result, version = pending_rewrite(client, keys)
     barrier, statuses = threading.Barrier(2), []
 
     def approve() -> None:
         barrier.wait()
-        statuses.append(client.post(f"/v1/review/{result}/decision", headers=auth(keys), json={"decision": "approve", "version": version}).status_code)
+        statuses.append(
+            client.post(
+                f"/v1/review/{result}/decision", headers=auth(keys), json={"decision": "approve", "version": version}
+            ).status_code
+        )
 
     threads = [threading.Thread(target=approve) for _ in range(2)]
     [t.start() for t in threads]
@@ -198,12 +258,22 @@ def test_commitments_need_explicit_approval_and_are_refused_by_batch_approve(wor
         row.content = {**row.content, "result": {**row.content["result"], "needs_explicit_approval": ["refund"]}}
         version = row.version + 1
     safe, safe_version = pending_rewrite(client, keys, "Thanks, Dana.")
-    batch = client.post("/v1/review/batch-approve", headers=auth(keys), json={"items": [{"id": risky, "version": version}, {"id": safe, "version": safe_version}]})
+    batch = client.post(
+        "/v1/review/batch-approve",
+        headers=auth(keys),
+        json={"items": [{"id": risky, "version": version}, {"id": safe, "version": safe_version}]},
+    )
     outcome = {item["id"]: item for item in batch.json()}
     assert outcome[safe]["approved"] and not outcome[risky]["approved"] and "refund" in outcome[risky]["error"]
-    plain = client.post(f"/v1/review/{risky}/decision", headers=auth(keys), json={"decision": "approve", "version": version})
+    plain = client.post(
+        f"/v1/review/{risky}/decision", headers=auth(keys), json={"decision": "approve", "version": version}
+    )
     assert plain.status_code == 422 and plain.json()["error"]["field"] == "confirm_commitments"
-    explicit = client.post(f"/v1/review/{risky}/decision", headers=auth(keys), json={"decision": "approve", "version": version, "confirm_commitments": True})
+    explicit = client.post(
+        f"/v1/review/{risky}/decision",
+        headers=auth(keys),
+        json={"decision": "approve", "version": version, "confirm_commitments": True},
+    )
     assert explicit.status_code == 200
 
 
@@ -212,12 +282,27 @@ def test_a_new_customer_message_makes_a_pending_draft_stale(world):
     ticket = tickets["alpha"]
     draft = client.post(f"/v1/tickets/{ticket}/draft", headers=auth(keys), json={"strategy": "retrieval"})
     assert draft.status_code == 200 and draft.json()["status"] == "pending"
-    write = client.post("/v1/records/message", headers=auth(keys, role="admin"),
-                        json=[{"external_id": "M-2", "ticket": "T-1", "author_kind": "customer", "body": "Any news?", "sent_at": "2030-01-01T10:00:00Z"}])
+    write = client.post(
+        "/v1/records/message",
+        headers=auth(keys, role="admin"),
+        json=[
+            {
+                "external_id": "M-2",
+                "ticket": "T-1",
+                "author_kind": "customer",
+                "body": "Any news?",
+                "sent_at": "2030-01-01T10:00:00Z",
+            }
+        ],
+    )
     assert write.status_code == 200, write.text
     result = client.get(f"/v1/review/{draft.json()['ai_result_id']}", headers=auth(keys)).json()
     assert result["status"] == "stale"
-    approve = client.post(f"/v1/review/{result['id']}/decision", headers=auth(keys), json={"decision": "approve", "version": result["version"]})
+    approve = client.post(
+        f"/v1/review/{result['id']}/decision",
+        headers=auth(keys),
+        json={"decision": "approve", "version": result["version"]},
+    )
     assert approve.status_code == 409 and "stale" in approve.json()["error"]["message"]
 
 
@@ -225,7 +310,14 @@ def test_a_new_customer_message_makes_a_pending_draft_stale(world):
 def test_approved_reply_is_posted_to_the_signed_webhook_with_retries(world):
     client, store, keys, _, app = world
     secret = "s3cret-s3cret-s3cret"
-    assert client.put("/v1/admin/webhook", headers=auth(keys, role="admin"), json={"url": "https://hooks.example.test/copilot", "secret": secret}).status_code == 200
+    assert (
+        client.put(
+            "/v1/admin/webhook",
+            headers=auth(keys, role="admin"),
+            json={"url": "https://hooks.example.test/copilot", "secret": secret},
+        ).status_code
+        == 200
+    )
     calls, sleeps = [], []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -236,12 +328,22 @@ def test_approved_reply_is_posted_to_the_signed_webhook_with_retries(world):
     services.webhook_client = httpx.Client(transport=httpx.MockTransport(handler))
     services.sleep, services.delivery_policy = sleeps.append, DeliveryPolicy(max_attempts=4, backoff_s=0.5)
     result, version = pending_rewrite(client, keys)
-    assert client.post(f"/v1/review/{result}/decision", headers=auth(keys), json={"decision": "approve", "version": version}).status_code == 200
+    assert (
+        client.post(
+            f"/v1/review/{result}/decision", headers=auth(keys), json={"decision": "approve", "version": version}
+        ).status_code
+        == 200
+    )
     assert len(calls) == 3 and sleeps == [0.5, 1.0]
     keys_seen = {c.headers["Idempotency-Key"] for c in calls}
     assert keys_seen == {f"alpha:ai_result:{result}"}
     last = calls[-1]
-    expected = "sha256=" + hmac.new(secret.encode(), last.headers["X-Copilot-Timestamp"].encode() + b"." + last.content, hashlib.sha256).hexdigest()
+    expected = (
+        "sha256="
+        + hmac.new(
+            secret.encode(), last.headers["X-Copilot-Timestamp"].encode() + b"." + last.content, hashlib.sha256
+        ).hexdigest()
+    )
     assert last.headers["X-Copilot-Signature"] == expected
     assert json.loads(last.content)["text"].startswith("Your refund of $20")
     assert client.get(f"/v1/review/{result}", headers=auth(keys)).json()["status"] == "sent"
@@ -257,7 +359,9 @@ def test_webhook_that_keeps_failing_gives_up_after_bounded_attempts(world):
     client.put("/v1/admin/webhook", headers=auth(keys, role="admin"), json={"url": "https://hooks.example.test/x"})
     calls = []
     services = app.state.services
-    services.webhook_client = httpx.Client(transport=httpx.MockTransport(lambda r: calls.append(r) or httpx.Response(500)))
+    services.webhook_client = httpx.Client(
+        transport=httpx.MockTransport(lambda r: calls.append(r) or httpx.Response(500))
+    )
     services.sleep, services.delivery_policy = (lambda s: None), DeliveryPolicy(max_attempts=3)
     result, version = pending_rewrite(client, keys)
     client.post(f"/v1/review/{result}/decision", headers=auth(keys), json={"decision": "approve", "version": version})
@@ -294,7 +398,9 @@ def test_job_lifecycle_and_restart_recovery(world, tmp_path):
     assert client.get(f"/v1/jobs/{job_id}", headers=auth(keys)).status_code == 404  # an agent does not see admin jobs
 
     with store.repo("alpha") as repo:  # a job a crashed process left running
-        orphan = repo.add(Job(kind="bulk_ticket_summaries", params={"ticket_ids": [tickets["alpha"]]}, status=JobStatus.running))
+        orphan = repo.add(
+            Job(kind="bulk_ticket_summaries", params={"ticket_ids": [tickets["alpha"]]}, status=JobStatus.running)
+        )
         repo.session.flush()
         orphan_id = orphan.id
     restarted = create_app(app.state.services.settings, store)
@@ -314,17 +420,28 @@ def test_error_classes_share_one_error_model(world):
     client, store, keys, tickets, app = world
     not_found = client.get("/v1/tickets/999999", headers=auth(keys))
     assert not_found.status_code == 404 and set(not_found.json()["error"]) == {"type", "message", "field"}
-    invalid = client.post("/v1/rewrite", headers=auth(keys), json={"text": "hi", "tone": "sarcastic", "strategy": "rules"})
+    invalid = client.post(
+        "/v1/rewrite", headers=auth(keys), json={"text": "hi", "tone": "sarcastic", "strategy": "rules"}
+    )
     assert invalid.status_code == 422 and invalid.json()["error"]["field"] == "tone"
     schema = client.post("/v1/rewrite", headers=auth(keys), json={"text": "hi", "strategy": "telepathy"})
     assert schema.status_code == 422 and schema.json()["error"]["field"] == "strategy"
-    too_big = client.post("/v1/rewrite", headers={**auth(keys), "Content-Type": "application/json"},
-                          content=b'{"text": "' + b"a" * (app.state.services.settings.max_request_bytes + 10) + b'"}')
+    too_big = client.post(
+        "/v1/rewrite",
+        headers={**auth(keys), "Content-Type": "application/json"},
+        content=b'{"text": "' + b"a" * (app.state.services.settings.max_request_bytes + 10) + b'"}',
+    )
     assert too_big.status_code == 413 and too_big.json()["error"]["type"] == "too_large"
     assert client.get("/v1/records/spaceship", headers=auth(keys)).status_code == 404
-    bad_row = client.post("/v1/records/ticket", headers=auth(keys, role="admin"), json=[{"external_id": "T-5", "subject": "ok"}, {"external_id": "T-6", "colour": "red"}])
+    bad_row = client.post(
+        "/v1/records/ticket",
+        headers=auth(keys, role="admin"),
+        json=[{"external_id": "T-5", "subject": "ok"}, {"external_id": "T-6", "colour": "red"}],
+    )
     assert bad_row.status_code == 422 and bad_row.json()["error"]["field"].startswith("items[1]")
-    assert client.get("/v1/records/ticket", headers=auth(keys), params={"external_id": "T-5"}).json()["total"] == 0  # nothing half-written
+    assert (
+        client.get("/v1/records/ticket", headers=auth(keys), params={"external_id": "T-5"}).json()["total"] == 0
+    )  # nothing half-written
 
 
 def test_model_outage_gives_the_flagged_fallback_not_an_error(world, fake_script):
@@ -336,9 +453,17 @@ def test_model_outage_gives_the_flagged_fallback_not_an_error(world, fake_script
     failing = create_app(settings, store)
     failing.state.services.gateway._sleep = lambda s: None
     with TestClient(failing) as c:
-        response = c.post("/v1/rewrite", headers=auth(keys), json={"text": "Hello Dana, thanks.", "tone": "formal", "strategy": "model"})
+        response = c.post(
+            "/v1/rewrite",
+            headers=auth(keys),
+            json={"text": "Hello Dana, thanks.", "tone": "formal", "strategy": "model"},
+        )
     # the rewrite task falls back to its rules when the model is down: a result, flagged, not an error
-    assert response.status_code == 200 and response.json()["used_fallback"] and "model unavailable" in response.json()["fallback_reason"]
+    assert (
+        response.status_code == 200
+        and response.json()["used_fallback"]
+        and "model unavailable" in response.json()["fallback_reason"]
+    )
 
 
 def test_model_error_escaping_a_task_is_a_clear_5xx_with_a_failed_result(world, monkeypatch):
@@ -383,7 +508,12 @@ def test_pagination_and_openapi(world):
     assert (page["total"], len(page["items"]), page["offset"]) == (3, 1, 1)
     assert client.get("/v1/review/queue", headers=auth(keys), params={"limit": 0}).status_code == 422
     schema = client.get("/openapi.json").json()
-    assert {"/v1/tickets/{ticket_id}/draft", "/v1/review/{result_id}/decision", "/v1/jobs/{job_id}", "/v1/admin/keys"} <= set(schema["paths"])
+    assert {
+        "/v1/tickets/{ticket_id}/draft",
+        "/v1/review/{result_id}/decision",
+        "/v1/jobs/{job_id}",
+        "/v1/admin/keys",
+    } <= set(schema["paths"])
     assert client.get("/docs").status_code == 200
 
 
@@ -397,7 +527,9 @@ def test_demo_workspace_comes_with_a_login_key_and_drafts_to_review(tmp_path):
     assert queue_demo_drafts(store, settings, "demo", limit=3) == 3
     assert queue_demo_drafts(store, settings, "demo", limit=3) == 0  # a second `make run` adds nothing
     key = ensure_demo_key(store, settings, "demo")
-    assert ensure_demo_key(store, settings, "demo") == key and demo_key_path(settings, "demo").read_text().strip() == key
+    assert (
+        ensure_demo_key(store, settings, "demo") == key and demo_key_path(settings, "demo").read_text().strip() == key
+    )
     with TestClient(create_app(settings, store)) as client:
         queue = client.get("/v1/review/queue", headers={"X-API-Key": key}).json()
         assert queue["total"] == 3 and all(item["task"] == "reply_draft" for item in queue["items"])
@@ -416,7 +548,12 @@ def test_search_is_scoped_to_the_workspace_and_the_roles_record_kinds(world):
     with store.repo("alpha") as repo:
         alpha_ids = {m.id for m in repo.all(repo.select(Message))} | {tickets["alpha"]}
     assert {h["record_id"] for h in hits} <= alpha_ids  # beta's identical ticket never shows up
-    assert client.get("/v1/search", headers=auth(keys, role="marketing"), params={"q": "charged", "kind": "message"}).status_code == 403
+    assert (
+        client.get(
+            "/v1/search", headers=auth(keys, role="marketing"), params={"q": "charged", "kind": "message"}
+        ).status_code
+        == 403
+    )
     assert client.get("/v1/search", headers=auth(keys), params={"q": ""}).status_code == 422
 
 
@@ -427,25 +564,39 @@ def test_rep_summarises_a_call_and_approval_writes_the_next_step_to_the_deal(wor
     with store.repo("alpha") as repo:
         deal = repo.add(Deal(name="Acme expansion", stage=DealStage.proposal, owner="Rita Rep"))
         repo.session.flush()
-        call = repo.add(Call(title="Pricing call", deal_id=deal.id, participants=[{"name": "Rita Rep", "role": "rep"}, {"name": "Dana", "role": "customer"}]))
+        call = repo.add(
+            Call(
+                title="Pricing call",
+                deal_id=deal.id,
+                participants=[{"name": "Rita Rep", "role": "rep"}, {"name": "Dana", "role": "customer"}],
+            )
+        )
         repo.session.flush()
-        lines = [("Rita Rep", "Thanks for joining, Dana. Today we go through the proposal."),
-                 ("Dana", "The price is too high for us this quarter, that is my main concern."),
-                 ("Rita Rep", "Understood. I will send a revised quote by Friday."),
-                 ("Dana", "Good. We agreed to bring our CFO to the next call."),
-                 ("Rita Rep", "Next step: a follow-up call with your CFO next week.")]
+        lines = [
+            ("Rita Rep", "Thanks for joining, Dana. Today we go through the proposal."),
+            ("Dana", "The price is too high for us this quarter, that is my main concern."),
+            ("Rita Rep", "Understood. I will send a revised quote by Friday."),
+            ("Dana", "Good. We agreed to bring our CFO to the next call."),
+            ("Rita Rep", "Next step: a follow-up call with your CFO next week."),
+        ]
         for position, (speaker, text) in enumerate(lines):
             repo.add(CallTurn(call_id=call.id, position=position, speaker=speaker, start_s=position * 30.0, text=text))
         deal_id, call_id = deal.id, call.id
     rep = auth(keys, role="rep")
-    assert client.post(f"/v1/calls/{call_id}/summary", headers=auth(keys)).status_code == 403  # agents do not run sales tasks
+    assert (
+        client.post(f"/v1/calls/{call_id}/summary", headers=auth(keys)).status_code == 403
+    )  # agents do not run sales tasks
     summary = client.post(f"/v1/calls/{call_id}/summary", headers=rep, json={"strategy": "extractive"})
     assert summary.status_code == 200, summary.text
     outcome = summary.json()
     assert outcome["status"] == "pending" and outcome["result"]["action_items"]
     queue = client.get("/v1/review/queue", headers=rep).json()
     assert [item["id"] for item in queue["items"]] == [outcome["ai_result_id"]]
-    decided = client.post(f"/v1/review/{outcome['ai_result_id']}/decision", headers=rep, json={"decision": "approve", "version": outcome["version"]})
+    decided = client.post(
+        f"/v1/review/{outcome['ai_result_id']}/decision",
+        headers=rep,
+        json={"decision": "approve", "version": outcome["version"]},
+    )
     assert decided.status_code == 200, decided.text
     deal = client.get(f"/v1/records/deal/{deal_id}", headers=rep).json()
     assert deal["next_step"] and deal["next_step"] == outcome["result"]["next_step"]["text"]
@@ -457,19 +608,32 @@ def test_rep_summarises_a_call_and_approval_writes_the_next_step_to_the_deal(wor
 
 
 def test_marketing_runs_a_theme_job_and_reads_the_report(world):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from copilot.store.models import NpsResponse
 
     client, store, keys, _, app = world
-    comments = ["The app is slow to load every morning", "Support answered fast and kindly", "Pricing is too expensive for small teams",
-                "Loading dashboards takes forever", "Great support team, very helpful", "Too expensive compared to others"]
+    comments = [
+        "The app is slow to load every morning",
+        "Support answered fast and kindly",
+        "Pricing is too expensive for small teams",
+        "Loading dashboards takes forever",
+        "Great support team, very helpful",
+        "Too expensive compared to others",
+    ]
     with store.repo("alpha") as repo:
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for n in range(60):
-            repo.add(NpsResponse(external_id=f"N-{n}", score=n % 11, comment=comments[n % len(comments)] + f" ({n})", submitted_at=now - timedelta(days=n % 20)))
+            repo.add(
+                NpsResponse(
+                    external_id=f"N-{n}",
+                    score=n % 11,
+                    comment=comments[n % len(comments)] + f" ({n})",
+                    submitted_at=now - timedelta(days=n % 20),
+                )
+            )
     marketing = auth(keys, role="marketing")
-    assert client.get(f"/v1/tickets", headers=marketing).status_code == 403
+    assert client.get("/v1/tickets", headers=marketing).status_code == 403
     job = client.post("/v1/nps/themes", headers=marketing, json={"seed": 1, "filters": {}})
     assert job.status_code == 202, job.text
     app.state.services.jobs.wait(job.json()["id"], 300)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -29,12 +29,24 @@ from copilot.tasks.call_summary import (
 )
 from copilot.tasks.context import TaskContext
 
-T0 = datetime(2026, 3, 2, 15, tzinfo=timezone.utc)
-PARTICIPANTS = [{"name": "Dana Reyes", "role": "rep", "company": "Ledgerly"}, {"name": "Ana Lima", "role": "customer", "company": "Acme Corporation"}]
+T0 = datetime(2026, 3, 2, 15, tzinfo=UTC)
+PARTICIPANTS = [
+    {"name": "Dana Reyes", "role": "rep", "company": "Ledgerly"},
+    {"name": "Ana Lima", "role": "customer", "company": "Acme Corporation"},
+]
 TURNS = [
-    ("Dana Reyes", "Hi Ana, thanks for making the time today. I thought we'd look at how Ledgerly fits your month-end process."),
-    ("Ana Lima", "Right now our invoicing is a mix of spreadsheets and an old accounting tool. Month-end takes the finance team about four days."),
-    ("Dana Reyes", "Ledgerly creates the invoice from the closed deal and sends reminders automatically on the schedule you choose."),
+    (
+        "Dana Reyes",
+        "Hi Ana, thanks for making the time today. I thought we'd look at how Ledgerly fits your month-end process.",
+    ),
+    (
+        "Ana Lima",
+        "Right now our invoicing is a mix of spreadsheets and an old accounting tool. Month-end takes the finance team about four days.",
+    ),
+    (
+        "Dana Reyes",
+        "Ledgerly creates the invoice from the closed deal and sends reminders automatically on the schedule you choose.",
+    ),
     ("Ana Lima", "Honestly, the price is the main concern. $48,000 a year is more than we budgeted for this."),
     ("Dana Reyes", "If we start with the finance team only, the first-year cost comes down quite a bit."),
     ("Ana Lima", "Okay. I think we agree to start with a pilot for the finance team in April."),
@@ -49,7 +61,10 @@ class FakeEmbedder:
     """Deterministic bag-of-letters vectors: enough for centroid ranking in unit tests."""
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        vectors = np.array([[t.lower().count(c) for c in "abcdefghijklmnopqrstuvwxyz"] for t in texts], dtype=np.float32) + 1e-3
+        vectors = (
+            np.array([[t.lower().count(c) for c in "abcdefghijklmnopqrstuvwxyz"] for t in texts], dtype=np.float32)
+            + 1e-3
+        )
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
@@ -59,8 +74,16 @@ def _empty_script(fake_script):
 
 
 def add_call(repo, turns, *, external_id="CALL-1", deal=None, participants=PARTICIPANTS) -> Call:
-    call = repo.add(Call(external_id=external_id, title="Pricing discussion — Acme Corporation", started_at=T0, participants=participants,
-                         deal_id=deal.id if deal else None, account_id=deal.account_id if deal else None))
+    call = repo.add(
+        Call(
+            external_id=external_id,
+            title="Pricing discussion — Acme Corporation",
+            started_at=T0,
+            participants=participants,
+            deal_id=deal.id if deal else None,
+            account_id=deal.account_id if deal else None,
+        )
+    )
     repo.session.flush()
     offset = 0.0
     for position, (speaker, text) in enumerate(turns):
@@ -76,7 +99,15 @@ def call_ids(store):
     with store.session() as session:
         get_or_create_workspace(session, "alpha")
     with store.repo("alpha") as repo:
-        deal = repo.add(Deal(external_id="D-1", name="Acme — Pilot", stage=DealStage.proposal, owner="Dana Reyes", next_step="Send pricing"))
+        deal = repo.add(
+            Deal(
+                external_id="D-1",
+                name="Acme — Pilot",
+                stage=DealStage.proposal,
+                owner="Dana Reyes",
+                next_step="Send pricing",
+            )
+        )
         repo.session.flush()
         return add_call(repo, TURNS, deal=deal).id, deal.id
 
@@ -84,7 +115,9 @@ def call_ids(store):
 def context(store, settings, model: str, **updates):
     settings = settings.model_copy(update={"model": model, **updates})
     manager = store.repo("alpha")
-    return manager, TaskContext(settings, manager.__enter__(), Gateway(settings, sleep=lambda _s: None), _embedder=FakeEmbedder())
+    return manager, TaskContext(
+        settings, manager.__enter__(), Gateway(settings, sleep=lambda _s: None), _embedder=FakeEmbedder()
+    )
 
 
 def turn_ids(store, call_id) -> list[int]:
@@ -94,8 +127,14 @@ def turn_ids(store, call_id) -> list[int]:
 
 def transcript_of(turns, roles=None) -> Transcript:
     roles = roles or {p["name"]: p["role"] for p in PARTICIPANTS}
-    return Transcript(title="Call", participants=PARTICIPANTS,
-                      turns=[TranscriptTurn(id=100 + n, position=n, speaker=s, start_s=n * 10.0, text=t, role=roles.get(s)) for n, (s, t) in enumerate(turns)])
+    return Transcript(
+        title="Call",
+        participants=PARTICIPANTS,
+        turns=[
+            TranscriptTurn(id=100 + n, position=n, speaker=s, start_s=n * 10.0, text=t, role=roles.get(s))
+            for n, (s, t) in enumerate(turns)
+        ],
+    )
 
 
 def test_extractive_notes_find_objection_decision_action_items_and_next_step():
@@ -119,20 +158,44 @@ def test_embedded_model_uses_the_extractive_path_and_stores_it_pending_review(st
     assert all(v.passed for v in outcome.verdicts), outcome.verdicts
     with store.repo("alpha") as repo:
         row = repo.get(AiResult, outcome.ai_result_id)
-        assert (row.task, row.subject_kind, row.subject_id, row.status) == ("call_summary", "call", call_id, AiStatus.pending)
+        assert (row.task, row.subject_kind, row.subject_id, row.status) == (
+            "call_summary",
+            "call",
+            call_id,
+            AiStatus.pending,
+        )
         assert row.input_ids == [f"call:{call_id}", *(f"call_turn:{i}" for i in turn_ids(store, call_id))]
-        assert {v["name"] for v in row.guard_verdicts} == {"cited_ids", "grounded_facts", "grounded_names", "action_items_grounded"}
+        assert {v["name"] for v in row.guard_verdicts} == {
+            "cited_ids",
+            "grounded_facts",
+            "grounded_names",
+            "action_items_grounded",
+        }
         assert row.content["result"]["action_items"] and row.content["result"]["turn_count"] == len(TURNS)
 
 
 def test_model_notes_that_pass_the_guards_are_used(store, settings, call_ids):
     call_id, _ = call_ids
     ids = turn_ids(store, call_id)
-    SCRIPT.push(json.dumps({"summary": "Acme wants invoicing automation; price is the concern; a finance pilot is agreed.", "summary_turn_ids": [ids[1], ids[5]],
-                            "objections": [{"text": "Price above budget", "turn_ids": [ids[3]]}],
-                            "decisions": [{"text": "Pilot for the finance team in April", "turn_ids": [ids[5]]}],
-                            "action_items": [{"what": "Send the phased proposal", "owner": "Dana Reyes", "due": "Friday March 6", "turn_ids": [ids[6]]}],
-                            "next_step": {"text": "CFO review, then pilot agreement", "turn_ids": [ids[8]]}}))
+    SCRIPT.push(
+        json.dumps(
+            {
+                "summary": "Acme wants invoicing automation; price is the concern; a finance pilot is agreed.",
+                "summary_turn_ids": [ids[1], ids[5]],
+                "objections": [{"text": "Price above budget", "turn_ids": [ids[3]]}],
+                "decisions": [{"text": "Pilot for the finance team in April", "turn_ids": [ids[5]]}],
+                "action_items": [
+                    {
+                        "what": "Send the phased proposal",
+                        "owner": "Dana Reyes",
+                        "due": "Friday March 6",
+                        "turn_ids": [ids[6]],
+                    }
+                ],
+                "next_step": {"text": "CFO review, then pilot agreement", "turn_ids": [ids[8]]},
+            }
+        )
+    )
     manager, ctx = context(store, settings, "fake/scripted")
     outcome = summarize_call(ctx, call_id)
     manager.__exit__(None, None, None)
@@ -140,16 +203,28 @@ def test_model_notes_that_pass_the_guards_are_used(store, settings, call_ids):
     assert outcome.result.action_items[0].owner == "Dana Reyes" and all(v.passed for v in outcome.verdicts)
 
 
-@pytest.mark.parametrize(("owner", "due", "cited", "expected"), [
-    ("Bob Smith", "Friday March 6", 6, "owner 'Bob Smith'"),  # invented owner
-    ("Dana Reyes", "March 30", 6, "due 'March 30'"),  # invented date
-    ("Ana Lima", "Friday March 6", 6, "owner 'Ana Lima'"),  # a real person, but not in the turn the item cites
-])
+@pytest.mark.parametrize(
+    ("owner", "due", "cited", "expected"),
+    [
+        ("Bob Smith", "Friday March 6", 6, "owner 'Bob Smith'"),  # invented owner
+        ("Dana Reyes", "March 30", 6, "due 'March 30'"),  # invented date
+        ("Ana Lima", "Friday March 6", 6, "owner 'Ana Lima'"),  # a real person, but not in the turn the item cites
+    ],
+)
 def test_action_item_owner_and_due_must_be_in_the_cited_turns(store, settings, call_ids, owner, due, cited, expected):
     call_id, _ = call_ids
     ids = turn_ids(store, call_id)
-    SCRIPT.push(json.dumps({"summary": "Pricing call with Acme.", "summary_turn_ids": [ids[0]],
-                            "action_items": [{"what": "Send the phased proposal", "owner": owner, "due": due, "turn_ids": [ids[cited]]}]}))
+    SCRIPT.push(
+        json.dumps(
+            {
+                "summary": "Pricing call with Acme.",
+                "summary_turn_ids": [ids[0]],
+                "action_items": [
+                    {"what": "Send the phased proposal", "owner": owner, "due": due, "turn_ids": [ids[cited]]}
+                ],
+            }
+        )
+    )
     manager, ctx = context(store, settings, "fake/scripted")
     outcome = summarize_call(ctx, call_id)
     manager.__exit__(None, None, None)
@@ -176,8 +251,14 @@ def test_cited_turn_from_another_call_is_caught(store, settings, call_ids):
 
 def long_turns(n: int = 400) -> list[tuple[str, str]]:
     speakers = ["Dana Reyes", "Ana Lima", "Omar Haddad"]
-    topics = ["reconciliation of bank payments", "reminder schedules for late invoices", "the Salesforce sync of closed deals",
-              "multi-currency billing", "audit exports for the accountants", "approval workflows for large invoices"]
+    topics = [
+        "reconciliation of bank payments",
+        "reminder schedules for late invoices",
+        "the Salesforce sync of closed deals",
+        "multi-currency billing",
+        "audit exports for the accountants",
+        "approval workflows for large invoices",
+    ]
     out = []
     for i in range(n):
         topic = topics[(i // 40) % len(topics)]
@@ -203,25 +284,54 @@ def test_long_transcript_is_windowed_and_merged_with_every_cited_id_valid(store,
     ids = turn_ids(store, long_call_id)
     with store.repo("alpha") as repo:
         call = repo.get(Call, long_call_id)
-        turns = [TranscriptTurn(id=t.id, position=t.position, speaker=t.speaker, start_s=t.start_s, text=t.text) for t in call.turns]
+        turns = [
+            TranscriptTurn(id=t.id, position=t.position, speaker=t.speaker, start_s=t.start_s, text=t.text)
+            for t in call.turns
+        ]
     windows = split_windows(turns, window_budget(settings.local_context_tokens))
     assert len(windows) >= 3 and sum(len(w) for w in windows) == 400
     action, decision = ids[120], ids[300]
     bad = next(n for n in range(1, len(windows)) if not {action, decision} & {t.id for t in windows[n]})
     for n, window in enumerate(windows):
         first, window_ids = window[0], {t.id for t in window}
-        cited = first if n != bad else windows[0][0]  # one window cites a turn it never saw: rejected, extractive instead
-        notes = {"summary": f"Part {n + 1} covered {first.text[:40]}", "summary_turn_ids": [cited.id],
-                 "key_points": [{"text": f"Point from part {n + 1}", "turn_ids": [cited.id]}],
-                 "action_items": [{"what": "Follow up", "owner": cited.speaker, "turn_ids": [cited.id]}]}
+        cited = (
+            first if n != bad else windows[0][0]
+        )  # one window cites a turn it never saw: rejected, extractive instead
+        notes = {
+            "summary": f"Part {n + 1} covered {first.text[:40]}",
+            "summary_turn_ids": [cited.id],
+            "key_points": [{"text": f"Point from part {n + 1}", "turn_ids": [cited.id]}],
+            "action_items": [{"what": "Follow up", "owner": cited.speaker, "turn_ids": [cited.id]}],
+        }
         if action in window_ids:
-            notes["action_items"].append({"what": "Send the reconciliation report", "owner": "Omar Haddad", "due": "Friday March 6", "turn_ids": [action]})
+            notes["action_items"].append(
+                {
+                    "what": "Send the reconciliation report",
+                    "owner": "Omar Haddad",
+                    "due": "Friday March 6",
+                    "turn_ids": [action],
+                }
+            )
         if decision in window_ids:
             notes["decisions"] = [{"text": "Business plan for the pilot", "turn_ids": [decision]}]
         SCRIPT.push(json.dumps(notes))
-    SCRIPT.push(json.dumps({"summary": "A long call about billing automation, ending with the Business plan pilot.", "summary_turn_ids": [windows[0][0].id],
-                            "decisions": [{"text": "Business plan for the pilot", "turn_ids": [decision]}],
-                            "action_items": [{"what": "Send the reconciliation report", "owner": "Omar Haddad", "due": "Friday March 6", "turn_ids": [action]}]}))
+    SCRIPT.push(
+        json.dumps(
+            {
+                "summary": "A long call about billing automation, ending with the Business plan pilot.",
+                "summary_turn_ids": [windows[0][0].id],
+                "decisions": [{"text": "Business plan for the pilot", "turn_ids": [decision]}],
+                "action_items": [
+                    {
+                        "what": "Send the reconciliation report",
+                        "owner": "Omar Haddad",
+                        "due": "Friday March 6",
+                        "turn_ids": [action],
+                    }
+                ],
+            }
+        )
+    )
     seen = []
     manager, ctx = context(store, settings, "fake/scripted")
     outcome = summarize_call(ctx, long_call_id, progress=lambda done, total: seen.append((done, total)))
@@ -234,9 +344,17 @@ def test_long_transcript_is_windowed_and_merged_with_every_cited_id_valid(store,
     result = outcome.result
     assert result.windows == len(windows) and result.summary.startswith("A long call about billing automation")
     assert set(result.cited_ids()) <= set(ids) and result.action_items[0].owner == "Omar Haddad"
-    assert f"window {bad + 1}/" in outcome.fallback_reason and "merge" not in outcome.fallback_reason and not outcome.blocked
+    assert (
+        f"window {bad + 1}/" in outcome.fallback_reason
+        and "merge" not in outcome.fallback_reason
+        and not outcome.blocked
+    )
     rejected = [v for v in outcome.verdicts if not v.passed]
-    assert rejected and all(v.severity.value == "flag" for v in rejected) and any(f"window {bad + 1}/" in d for v in rejected for d in v.details)
+    assert (
+        rejected
+        and all(v.severity.value == "flag" for v in rejected)
+        and any(f"window {bad + 1}/" in d for v in rejected for d in v.details)
+    )
 
 
 def test_long_transcript_extractive_path_cites_valid_turns_across_windows(store, settings, long_call_id):
@@ -248,7 +366,9 @@ def test_long_transcript_extractive_path_cites_valid_turns_across_windows(store,
     result = outcome.result
     assert result.windows > 1 and seen[-1] == (result.windows, result.windows)
     assert set(result.cited_ids()) <= set(ids) and all(v.passed for v in outcome.verdicts)
-    cited_positions = {ids.index(i) for i in result.summary_turn_ids + [i for p in result.key_points for i in p.turn_ids]}
+    cited_positions = {
+        ids.index(i) for i in result.summary_turn_ids + [i for p in result.key_points for i in p.turn_ids]
+    }
     assert max(cited_positions) - min(cited_positions) > 100  # the summary spans the call, not only its first window
     assert any(a.owner == "Omar Haddad" and a.due == "Friday March 6" for a in result.action_items)
     assert result.decisions and result.decisions[0].turn_ids == [ids[300]]
@@ -288,14 +408,23 @@ def test_apply_to_deal_writes_the_approved_next_step_and_action_items(store, set
     with store.repo("alpha") as repo:
         with pytest.raises(InvalidInput, match="only an approved call summary"):
             apply_to_deal(repo, outcome.ai_result_id)  # still pending: nobody approved it
-        brief = repo.add(AiResult(task="deal_brief", status=AiStatus.completed, subject_kind="deal", subject_id=deal_id))
+        brief = repo.add(
+            AiResult(task="deal_brief", status=AiStatus.completed, subject_kind="deal", subject_id=deal_id)
+        )
         repo.get(AiResult, outcome.ai_result_id).status = AiStatus.approved
         repo.session.flush()
         deal = apply_to_deal(repo, outcome.ai_result_id)
         apply_to_deal(repo, outcome.ai_result_id)  # applying twice does not duplicate the note
-        assert deal.id == deal_id and deal.next_step == "So the next step is the review with your CFO, and then we sign the pilot agreement."
+        assert (
+            deal.id == deal_id
+            and deal.next_step == "So the next step is the review with your CFO, and then we sign the pilot agreement."
+        )
         notes = repo.all(repo.select(Note).where(Note.deal_id == deal_id))
-        assert len(notes) == 1 and "I'll send the phased proposal" in notes[0].body and "due Friday March 6" in notes[0].body
+        assert (
+            len(notes) == 1
+            and "I'll send the phased proposal" in notes[0].body
+            and "due Friday March 6" in notes[0].body
+        )
         repo.session.refresh(brief)
         assert brief.status is AiStatus.stale  # the deal changed: its brief is out of date
     with store.repo("alpha") as repo:
@@ -303,7 +432,10 @@ def test_apply_to_deal_writes_the_approved_next_step_and_action_items(store, set
         row.status, row.final_text = AiStatus.edited, "Next: CFO review on March 10. Dana sends the proposal."
         repo.session.flush()
         apply_to_deal(repo, outcome.ai_result_id)
-        assert repo.all(repo.select(Note).where(Note.deal_id == deal_id))[0].body == "Next: CFO review on March 10. Dana sends the proposal."
+        assert (
+            repo.all(repo.select(Note).where(Note.deal_id == deal_id))[0].body
+            == "Next: CFO review on March 10. Dana sends the proposal."
+        )
         with pytest.raises(NotFound):
             apply_to_deal(repo, 999999)
 
@@ -323,7 +455,16 @@ def demo(store, settings, monkeypatch):
 def test_summarize_call_cli_shows_items_sources_and_verdicts(demo):
     result = CliRunner().invoke(app, ["summarize-call", demo, "-w", "demo", "--strategy", "extractive"])
     assert result.exit_code == 0, result.output
-    for expected in ("Summary:", "Action items:", "owner ", "Next step:", "(turns ", "action_items_grounded", "call_summary@", "guard verdicts"):
+    for expected in (
+        "Summary:",
+        "Action items:",
+        "owner ",
+        "Next step:",
+        "(turns ",
+        "action_items_grounded",
+        "call_summary@",
+        "guard verdicts",
+    ):
         assert expected in result.output, expected
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
@@ -37,7 +37,7 @@ from copilot.tasks.deal_brief import deal_brief, template_narrative
 from copilot.tasks.sentiment import Head, MessageSentiment
 from tests.test_call_summary import FakeEmbedder
 
-NOW = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
 
 class KeywordClassifier:
@@ -52,7 +52,11 @@ class KeywordClassifier:
         out = []
         for text in texts:
             negative = any(w in text.lower() for w in ("unacceptable", "angry", "terrible", "still not"))
-            out.append(MessageSentiment(label="negative" if negative else "neutral", score=-0.8 if negative else 0.0, confidence=0.9))
+            out.append(
+                MessageSentiment(
+                    label="negative" if negative else "neutral", score=-0.8 if negative else 0.0, confidence=0.9
+                )
+            )
         return out
 
 
@@ -70,7 +74,9 @@ def context(store, settings, model: str, workspace: str = "alpha"):
 def brief(store, settings, deal_id, model="local/smollm2-135m-instruct", workspace="alpha", **kwargs):
     manager, ctx = context(store, settings, model, workspace)
     try:
-        return deal_brief(ctx, deal_id, now=kwargs.pop("now", NOW), classifier=kwargs.pop("classifier", KeywordClassifier()), **kwargs)
+        return deal_brief(
+            ctx, deal_id, now=kwargs.pop("now", NOW), classifier=kwargs.pop("classifier", KeywordClassifier()), **kwargs
+        )
     finally:
         manager.__exit__(None, None, None)
 
@@ -84,17 +90,41 @@ def healthy_deal(store) -> int:
         account = repo.add(Account(external_id="A-1", name="Harbor Foods"))
         repo.session.flush()
         repo.add(Contact(account_id=account.id, name="Nora Costa", title="Finance Director"))
-        deal = repo.add(Deal(external_id="D-1", account_id=account.id, name="Harbor Foods — New business", stage=DealStage.proposal,
-                             amount=Decimal("24000"), close_date=date(2026, 7, 15), owner="Dana Reyes", next_step="Send revised proposal",
-                             stage_history=[{"stage": "discovery", "at": (NOW - timedelta(days=40)).isoformat()},
-                                            {"stage": "proposal", "at": (NOW - timedelta(days=10)).isoformat()}]))
+        deal = repo.add(
+            Deal(
+                external_id="D-1",
+                account_id=account.id,
+                name="Harbor Foods — New business",
+                stage=DealStage.proposal,
+                amount=Decimal("24000"),
+                close_date=date(2026, 7, 15),
+                owner="Dana Reyes",
+                next_step="Send revised proposal",
+                stage_history=[
+                    {"stage": "discovery", "at": (NOW - timedelta(days=40)).isoformat()},
+                    {"stage": "proposal", "at": (NOW - timedelta(days=10)).isoformat()},
+                ],
+            )
+        )
         repo.session.flush()
-        call = repo.add(Call(external_id="CALL-1", deal_id=deal.id, account_id=account.id, title="Pricing discussion — Harbor Foods",
-                             started_at=NOW - timedelta(days=3), participants=[{"name": "Dana Reyes", "role": "rep"}, {"name": "Nora Costa", "role": "customer"}]))
+        call = repo.add(
+            Call(
+                external_id="CALL-1",
+                deal_id=deal.id,
+                account_id=account.id,
+                title="Pricing discussion — Harbor Foods",
+                started_at=NOW - timedelta(days=3),
+                participants=[{"name": "Dana Reyes", "role": "rep"}, {"name": "Nora Costa", "role": "customer"}],
+            )
+        )
         repo.session.flush()
-        for position, (speaker, text) in enumerate([("Nora Costa", "The price is the main concern for us this year."),
-                                                    ("Dana Reyes", "I'll send the phased proposal by Friday June 5."),
-                                                    ("Nora Costa", "Great, the next step is a review with our CFO.")]):
+        for position, (speaker, text) in enumerate(
+            [
+                ("Nora Costa", "The price is the main concern for us this year."),
+                ("Dana Reyes", "I'll send the phased proposal by Friday June 5."),
+                ("Nora Costa", "Great, the next step is a review with our CFO."),
+            ]
+        ):
             repo.add(CallTurn(call_id=call.id, position=position, speaker=speaker, start_s=position * 10.0, text=text))
         return deal.id
 
@@ -102,18 +132,33 @@ def healthy_deal(store) -> int:
 def test_healthy_deal_has_facts_no_risks_and_the_reps_open_item_as_next_step(store, settings, healthy_deal):
     outcome = brief(store, settings, healthy_deal)
     facts = outcome.result.facts
-    assert (facts.stage, facts.days_in_stage, facts.amount_text(), facts.owner) == ("proposal", 10, "$24,000", "Dana Reyes")
+    assert (facts.stage, facts.days_in_stage, facts.amount_text(), facts.owner) == (
+        "proposal",
+        10,
+        "$24,000",
+        "Dana Reyes",
+    )
     assert facts.risks == [] and outcome.result.previous_brief_id is None and outcome.provenance.model == "template"
-    assert [s.name for s in facts.stakeholders] == ["Nora Costa", "Dana Reyes"] and facts.stakeholders[0].role == "customer"
+    assert [s.name for s in facts.stakeholders] == ["Nora Costa", "Dana Reyes"] and facts.stakeholders[
+        0
+    ].role == "customer"
     assert facts.last_touch.kind == "call" and facts.last_touch.days_ago == 3
     item = facts.action_items[0]  # no stored summary: picked from the transcript
     assert (item.owner, item.due) == ("Dana Reyes", "Friday June 5") and item.source_ids[0].startswith("call_turn:")
     step = outcome.result.suggested_next_step  # the rep's own open item from the last call comes first
-    assert step.text == "Follow up on your action item: I'll send the phased proposal by Friday June 5." and step.source_ids == item.source_ids
+    assert (
+        step.text == "Follow up on your action item: I'll send the phased proposal by Friday June 5."
+        and step.source_ids == item.source_ids
+    )
     assert all(v.passed for v in outcome.verdicts), outcome.verdicts
     with store.repo("alpha") as repo:
         row = repo.get(AiResult, outcome.ai_result_id)
-        assert (row.task, row.subject_kind, row.subject_id, row.status) == ("deal_brief", "deal", healthy_deal, AiStatus.completed)
+        assert (row.task, row.subject_kind, row.subject_id, row.status) == (
+            "deal_brief",
+            "deal",
+            healthy_deal,
+            AiStatus.completed,
+        )
         assert f"deal:{healthy_deal}" in row.input_ids and row.content["result"]["facts"]["days_in_stage"] == 10
 
 
@@ -133,7 +178,10 @@ def test_what_changed_lists_a_stage_change_between_two_briefs(store, settings, h
     with store.repo("alpha") as repo:
         deal = repo.get(Deal, healthy_deal)
         deal.stage = DealStage.negotiation
-        deal.stage_history = [*deal.stage_history, {"stage": "negotiation", "at": (NOW + timedelta(days=1)).isoformat()}]
+        deal.stage_history = [
+            *deal.stage_history,
+            {"stage": "negotiation", "at": (NOW + timedelta(days=1)).isoformat()},
+        ]
         deal.next_step = None
     second = brief(store, settings, healthy_deal, now=NOW + timedelta(days=2))
     changes = [c.text for c in second.result.changes]
@@ -149,13 +197,40 @@ def test_sentiment_tickets_and_detractors_become_risks_with_evidence(store, sett
     with store.repo("alpha") as repo:
         deal = repo.get(Deal, healthy_deal)
         contact = repo.session.scalar(repo.select(Contact))
-        ticket = repo.add(Ticket(external_id="T-9", account_id=deal.account_id, contact_id=contact.id, subject="Export broken", status=TicketStatus.open,
-                                 priority=Priority.urgent, opened_at=NOW - timedelta(days=5)))
+        ticket = repo.add(
+            Ticket(
+                external_id="T-9",
+                account_id=deal.account_id,
+                contact_id=contact.id,
+                subject="Export broken",
+                status=TicketStatus.open,
+                priority=Priority.urgent,
+                opened_at=NOW - timedelta(days=5),
+            )
+        )
         repo.session.flush()
         texts = ["Thanks, all good.", "The export is still not working.", "This is unacceptable, we are angry."]
-        messages = [repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, body=t, sent_at=NOW - timedelta(days=5 - n))) for n, t in enumerate(texts)]
-        old = repo.add(NpsResponse(account_id=deal.account_id, score=2, comment="Too old to count", submitted_at=NOW - timedelta(days=500)))
-        detractor = repo.add(NpsResponse(contact_id=contact.id, score=5, comment="Support takes days to answer.", submitted_at=NOW - timedelta(days=20)))
+        messages = [
+            repo.add(
+                Message(
+                    ticket_id=ticket.id, author_kind=AuthorKind.customer, body=t, sent_at=NOW - timedelta(days=5 - n)
+                )
+            )
+            for n, t in enumerate(texts)
+        ]
+        old = repo.add(
+            NpsResponse(
+                account_id=deal.account_id, score=2, comment="Too old to count", submitted_at=NOW - timedelta(days=500)
+            )
+        )
+        detractor = repo.add(
+            NpsResponse(
+                contact_id=contact.id,
+                score=5,
+                comment="Support takes days to answer.",
+                submitted_at=NOW - timedelta(days=20),
+            )
+        )
         repo.add(NpsResponse(contact_id=contact.id, score=9, submitted_at=NOW - timedelta(days=10)))
         repo.session.flush()
         ids = {"ticket": ticket.id, "messages": [m.id for m in messages], "old": old.id, "detractor": detractor.id}
@@ -169,20 +244,43 @@ def test_sentiment_tickets_and_detractors_become_risks_with_evidence(store, sett
 
 # -- model path -----------------------------------------------------------------------------------
 def test_grounded_model_narrative_is_used(store, settings, healthy_deal):
-    SCRIPT.push(json.dumps({"narrative": "Harbor Foods — New business is in proposal for 10 days at $24,000, closing 2026-07-15. Nora Costa raised price on the last call.",
-                            "next_step": "Send the phased proposal to Nora Costa.", "source_ids": [f"deal:{healthy_deal}"]}))
+    SCRIPT.push(
+        json.dumps(
+            {
+                "narrative": "Harbor Foods — New business is in proposal for 10 days at $24,000, closing 2026-07-15. Nora Costa raised price on the last call.",
+                "next_step": "Send the phased proposal to Nora Costa.",
+                "source_ids": [f"deal:{healthy_deal}"],
+            }
+        )
+    )
     outcome = brief(store, settings, healthy_deal, model="fake/scripted")
-    assert not outcome.used_fallback and outcome.result.narrative.startswith("Harbor Foods") and outcome.provenance.model == "fake/scripted"
-    assert outcome.result.suggested_next_step.text == "Send the phased proposal to Nora Costa." and outcome.result.source_ids == [f"deal:{healthy_deal}"]
+    assert (
+        not outcome.used_fallback
+        and outcome.result.narrative.startswith("Harbor Foods")
+        and outcome.provenance.model == "fake/scripted"
+    )
+    assert (
+        outcome.result.suggested_next_step.text == "Send the phased proposal to Nora Costa."
+        and outcome.result.source_ids == [f"deal:{healthy_deal}"]
+    )
 
 
-@pytest.mark.parametrize(("narrative", "sources", "guard"), [
-    ("The deal is worth $99,000 and closes soon.", None, "grounded_facts"),  # invented amount
-    ("Bob Smith from Harbor Foods signed off yesterday.", None, "grounded_names"),  # invented person
-    ("The deal is in proposal.", ["ticket:424242"], "cited_ids"),  # cites a record that is not in the facts
-])
-def test_ungrounded_model_narrative_falls_back_to_the_template(store, settings, healthy_deal, narrative, sources, guard):
-    SCRIPT.push(json.dumps({"narrative": narrative, "next_step": "Call them.", "source_ids": sources or [f"deal:{healthy_deal}"]}))
+@pytest.mark.parametrize(
+    ("narrative", "sources", "guard"),
+    [
+        ("The deal is worth $99,000 and closes soon.", None, "grounded_facts"),  # invented amount
+        ("Bob Smith from Harbor Foods signed off yesterday.", None, "grounded_names"),  # invented person
+        ("The deal is in proposal.", ["ticket:424242"], "cited_ids"),  # cites a record that is not in the facts
+    ],
+)
+def test_ungrounded_model_narrative_falls_back_to_the_template(
+    store, settings, healthy_deal, narrative, sources, guard
+):
+    SCRIPT.push(
+        json.dumps(
+            {"narrative": narrative, "next_step": "Call them.", "source_ids": sources or [f"deal:{healthy_deal}"]}
+        )
+    )
     outcome = brief(store, settings, healthy_deal, model="fake/scripted")
     assert outcome.used_fallback and outcome.fallback_reason == "model output failed a guard"
     assert outcome.result.narrative == template_narrative(outcome.result.facts) and not outcome.blocked
@@ -207,11 +305,13 @@ def demo(store, settings, monkeypatch):
 
 
 def test_demo_stalled_deal_is_flagged_with_a_detractor_and_evidence(store, settings, demo):
-    outcome = brief(store, settings, demo, workspace="demo", now=datetime.now(timezone.utc))
+    outcome = brief(store, settings, demo, workspace="demo", now=datetime.now(UTC))
     facts = outcome.result.facts
     risks = {r.kind: r for r in facts.risks}
     assert {"stalled", "no_next_step", "detractor_nps", "high_priority_tickets"} <= set(risks)
-    assert facts.stage == "negotiation" and facts.days_in_stage >= 94 and f"deal:{demo}" in risks["stalled"].evidence_ids
+    assert (
+        facts.stage == "negotiation" and facts.days_in_stage >= 94 and f"deal:{demo}" in risks["stalled"].evidence_ids
+    )
     with store.repo("demo") as repo:
         acme = repo.by_external_id(Account, "ACME")
         for evidence in risks["detractor_nps"].evidence_ids:
@@ -233,8 +333,18 @@ def test_deal_brief_cli_shows_risks_sources_and_verdicts(store, demo):
     runner = CliRunner()
     first = runner.invoke(app, ["deal-brief", reference, "-w", "demo"])
     assert first.exit_code == 0, first.output
-    for expected in ("negotiation", "days in stage", "Risks:", "evidence deal:", "nps_response:", "Suggested next step", "first brief",
-                     "grounded_names", "deal_brief@", "guard verdicts"):
+    for expected in (
+        "negotiation",
+        "days in stage",
+        "Risks:",
+        "evidence deal:",
+        "nps_response:",
+        "Suggested next step",
+        "first brief",
+        "grounded_names",
+        "deal_brief@",
+        "guard verdicts",
+    ):
         assert expected in first.output, expected
     second = runner.invoke(app, ["deal-brief", str(demo), "-w", "demo", "--strategy", "template"])
     assert second.exit_code == 0 and "Since the last brief" in second.output

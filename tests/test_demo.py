@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 
@@ -43,9 +43,16 @@ def test_counts_meet_the_minimums(seeded):
 def test_threads_are_multi_message_and_varied(seeded):
     store, _, _ = seeded
     with store.repo("demo") as repo:
-        sizes = repo.session.execute(
-            select(func.count()).select_from(Message).where(Message.workspace_id == repo.workspace_id).group_by(Message.ticket_id)
-        ).scalars().all()
+        sizes = (
+            repo.session.execute(
+                select(func.count())
+                .select_from(Message)
+                .where(Message.workspace_id == repo.workspace_id)
+                .group_by(Message.ticket_id)
+            )
+            .scalars()
+            .all()
+        )
         assert min(sizes) >= 2 and max(sizes) <= 8
         bodies = repo.session.scalars(repo.select(Message).with_only_columns(Message.body)).all()
         assert len(set(bodies)) > 0.6 * len(bodies)
@@ -78,13 +85,19 @@ def test_hard_cases_exist(seeded):
         assert acme.name == "Acme Corporation"
         acme_tickets = repo.all(repo.select(Ticket).where(Ticket.account_id == acme.id))
         assert any("double charge" in t.subject.lower() for t in acme_tickets)
-        assert any(t.priority in (Priority.high, Priority.urgent) and t.status is TicketStatus.open for t in acme_tickets)
+        assert any(
+            t.priority in (Priority.high, Priority.urgent) and t.status is TicketStatus.open for t in acme_tickets
+        )
         injected = repo.all(repo.select(Message).where(Message.body.contains("Ignore your previous instructions")))
         assert injected and injected[0].ticket.account_id == acme.id
-        stalled = [d for d in repo.all(repo.select(Deal).where(Deal.account_id == acme.id)) if d.stage is DealStage.negotiation and d.next_step is None]
+        stalled = [
+            d
+            for d in repo.all(repo.select(Deal).where(Deal.account_id == acme.id))
+            if d.stage is DealStage.negotiation and d.next_step is None
+        ]
         assert stalled
         last_change = datetime.fromisoformat(stalled[0].stage_history[-1]["at"])
-        assert datetime.combine(ANCHOR, datetime.min.time(), tzinfo=timezone.utc) - last_change > timedelta(days=60)
+        assert datetime.combine(ANCHOR, datetime.min.time(), tzinfo=UTC) - last_change > timedelta(days=60)
         detractors = repo.all(repo.select(NpsResponse).where(NpsResponse.account_id == acme.id, NpsResponse.score <= 6))
         assert detractors
 

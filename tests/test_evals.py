@@ -28,8 +28,16 @@ from evals.suite import SUITES_DIR, Case, SuiteError, load_cases, load_suite, se
 PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
 
 USER_ROWS = [
-    {"ref": "u1", "draft": "Your STUPID export is broken!!! Fix INV-2026-0042 by March 3.", "wanted": "Your export is broken! Fix INV-2026-0042 by March 3."},
-    {"ref": "u2", "draft": "We can't refund $99.00 twice, it's the same charge.", "wanted": "We cannot refund $99.00 twice, it is the same charge."},
+    {
+        "ref": "u1",
+        "draft": "Your STUPID export is broken!!! Fix INV-2026-0042 by March 3.",
+        "wanted": "Your export is broken! Fix INV-2026-0042 by March 3.",
+    },
+    {
+        "ref": "u2",
+        "draft": "We can't refund $99.00 twice, it's the same charge.",
+        "wanted": "We cannot refund $99.00 twice, it is the same charge.",
+    },
     {"ref": "u3", "draft": "Thanks, that's sorted now.", "wanted": "Thanks, that's sorted now."},
 ]
 
@@ -41,9 +49,18 @@ def write_user_suite(folder: Path, rows: list[dict] = USER_ROWS, **extra: object
         for row in rows:
             handle.write(json.dumps(row) + "\n")
     suite = {
-        "name": "my_rewrites", "task": "tone_rewrite", "dataset": "exports/drafts.jsonl",
-        "fields": ["ref -> id", "draft -> text", "wanted -> expected"], "defaults": {"tone": "formal"}, "strategy": "rules",
-        "metrics": {"chrF": {"min": 40, "tolerance": 1}, "fact_preservation": {"min": 1.0}, "changed_rate": {}, "latency_ms": {}},
+        "name": "my_rewrites",
+        "task": "tone_rewrite",
+        "dataset": "exports/drafts.jsonl",
+        "fields": ["ref -> id", "draft -> text", "wanted -> expected"],
+        "defaults": {"tone": "formal"},
+        "strategy": "rules",
+        "metrics": {
+            "chrF": {"min": 40, "tolerance": 1},
+            "fact_preservation": {"min": 1.0},
+            "changed_rate": {},
+            "latency_ms": {},
+        },
         **extra,
     }
     path = folder / "my_suite.yaml"
@@ -59,13 +76,17 @@ def local_model(monkeypatch):
 
 # -- suites as data -----------------------------------------------------------------------------------
 
+
 def test_user_suite_maps_fields_and_resolves_its_dataset_relative_to_the_suite_file(tmp_path, monkeypatch):
     path = write_user_suite(tmp_path / "mine")
     monkeypatch.chdir(tmp_path)  # any working directory
     suite = load_suite(path)
     cases = load_cases(suite)
     assert [c.id for c in cases] == ["u1", "u2", "u3"]
-    assert cases[0].inputs == {"tone": "formal", "text": USER_ROWS[0]["draft"]} and cases[0].expected == USER_ROWS[0]["wanted"]
+    assert (
+        cases[0].inputs == {"tone": "formal", "text": USER_ROWS[0]["draft"]}
+        and cases[0].expected == USER_ROWS[0]["wanted"]
+    )
     assert suite.baseline_path() == tmp_path / "mine" / "baselines" / "my_rewrites.json"
 
 
@@ -106,6 +127,7 @@ def test_public_suite_is_skipped_with_a_note_when_the_shared_data_is_absent(tmp_
 
 # -- metrics and checks ---------------------------------------------------------------------------------
 
+
 def test_reference_metrics_come_from_the_libraries():
     assert m.rouge("the refund was issued", ["the refund was issued"]) == pytest.approx(1.0)
     assert m.rouge("nothing alike", ["the refund was issued", "nothing alike here"]) > 0.5  # best reference
@@ -116,7 +138,16 @@ def test_reference_metrics_come_from_the_libraries():
 
 
 def test_case_checks():
-    case = Case(id="c", inputs={}, checks={"must_include": ["INV-1"], "must_not_include": ["refund"], "expect": {"language": "es"}, "max_chars": 20})
+    case = Case(
+        id="c",
+        inputs={},
+        checks={
+            "must_include": ["INV-1"],
+            "must_not_include": ["refund"],
+            "expect": {"language": "es"},
+            "max_chars": 20,
+        },
+    )
     ok = m.CaseOutput(text="Factura INV-1 ok", data={"language": "es"})
     assert run_checks(case, ok) == ([], 4)
     bad = m.CaseOutput(text="We will REFUND invoice 2 in full today", data={"language": "en"})
@@ -126,6 +157,7 @@ def test_case_checks():
 
 
 # -- runner, reports, review and approve --------------------------------------------------------------
+
 
 def test_cli_run_review_approve_round_trip_from_any_directory(tmp_path, monkeypatch, local_model):
     suite_file = write_user_suite(tmp_path / "mine")
@@ -143,7 +175,9 @@ def test_cli_run_review_approve_round_trip_from_any_directory(tmp_path, monkeypa
     approved = runner.invoke(app, ["eval", "approve", "--by", "Dana Reviewer"])
     assert approved.exit_code == 0, approved.output
     baseline = Baseline.load(tmp_path / "mine" / "baselines" / "my_rewrites.json")
-    assert baseline.approved_by == "Dana Reviewer" and baseline.approved_at and set(baseline.cases) == {"u1", "u2", "u3"}
+    assert (
+        baseline.approved_by == "Dana Reviewer" and baseline.approved_at and set(baseline.cases) == {"u1", "u2", "u3"}
+    )
     assert baseline.cases["u1"].text and "stupid" not in baseline.cases["u1"].text.lower()
 
     again = runner.invoke(app, ["eval", "run", "--suite", str(suite_file)])
@@ -157,7 +191,9 @@ def test_cli_run_review_approve_round_trip_from_any_directory(tmp_path, monkeypa
     assert "[my_rewrites] chrF" in text and "approved baseline" in text and "u1 (" in text and "u2 (" in text, text
     review_out = runner.invoke(app, ["eval", "review"])
     assert review_out.exit_code == 0
-    listed = re.findall(r"^  (new failure|worse|new case|still failing|changed|fixed|unchanged) (u\d)", review_out.output, re.M)
+    listed = re.findall(
+        r"^  (new failure|worse|new case|still failing|changed|fixed|unchanged) (u\d)", review_out.output, re.M
+    )
     assert listed and listed[0][0] == "worse" and {case for _, case in listed} == {"u1", "u2", "u3"}
 
 
@@ -169,7 +205,11 @@ def test_threshold_failure_names_suite_metric_and_cases(tmp_path, local_model):
     assert not report.passed
     failure = next(f for f in report.failures if f.metric == "chrF")
     assert failure.kind == "below_threshold" and failure.suite == "my_rewrites" and failure.cases
-    assert failure.message.startswith("[my_rewrites] chrF") and "threshold" in failure.message and failure.cases[0] in failure.message
+    assert (
+        failure.message.startswith("[my_rewrites] chrF")
+        and "threshold" in failure.message
+        and failure.cases[0] in failure.message
+    )
 
 
 def test_broken_prompt_template_fails_the_golden_suite_naming_metric_and_cases(tmp_path, local_model):
@@ -180,12 +220,16 @@ def test_broken_prompt_template_fails_the_golden_suite_naming_metric_and_cases(t
     shutil.copytree(PROMPTS, broken)
     template = broken / "tone_rewrite.j2"
     template.write_text(template.read_text().split("---\n", 2)[2])  # front matter gone
-    report = run_evals(select_suites(["tone_rewrite"]), Settings(), RunOptions(cache=False, prompts_dir=broken, limit=5))
+    report = run_evals(
+        select_suites(["tone_rewrite"]), Settings(), RunOptions(cache=False, prompts_dir=broken, limit=5)
+    )
     assert not report.passed
     messages = [f.message for f in report.failures]
     assert any("[tone_rewrite] chrF" in msg and "tr-01-prices-signature-formal" in msg for msg in messages), messages
     assert any("cases raised an error" in msg and "missing the '---' front matter" in msg for msg in messages), messages
-    ok = run_evals(select_suites(["tone_rewrite"]), Settings(), RunOptions(cache=False, limit=5))  # the override is gone again
+    ok = run_evals(
+        select_suites(["tone_rewrite"]), Settings(), RunOptions(cache=False, limit=5)
+    )  # the override is gone again
     assert all(c.output.error is None for c in ok.runs[0].cases)
 
 
@@ -215,15 +259,25 @@ def test_review_diff_is_typed_and_orders_new_failures_first(tmp_path, monkeypatc
     approve(report, by="tester")
 
     real = tone_rewrite.rule_rewrite
-    monkeypatch.setattr(tone_rewrite, "rule_rewrite", lambda text, tone: "Done." if text.startswith("Thanks") else real(text, tone))
+    monkeypatch.setattr(
+        tone_rewrite, "rule_rewrite", lambda text, tone: "Done." if text.startswith("Thanks") else real(text, tone)
+    )
     rows = [dict(r) for r in USER_ROWS]
-    rows[0]["wanted"] = "Your export is broken. Please fix INV-2026-0042 by March 3."  # a reference edited since the approval
+    rows[0]["wanted"] = (
+        "Your export is broken. Please fix INV-2026-0042 by March 3."  # a reference edited since the approval
+    )
     rows.append({"ref": "u4", "draft": "ok", "wanted": "ok"})
-    later = run_evals([load_suite(write_user_suite(tmp_path, rows, metrics=metrics))], Settings(), RunOptions(cache=False))
+    later = run_evals(
+        [load_suite(write_user_suite(tmp_path, rows, metrics=metrics))], Settings(), RunOptions(cache=False)
+    )
     (diff,) = review(later)
     assert diff.has_baseline and diff.approved_by == "tester"
     first = diff.cases[0]
-    assert (first.case_id, first.kind) == ("u3", "new_failure") and "chrF" in first.worse_metrics and first.baseline_output != first.current_output
+    assert (
+        (first.case_id, first.kind) == ("u3", "new_failure")
+        and "chrF" in first.worse_metrics
+        and first.baseline_output != first.current_output
+    )
     kinds = {c.case_id: c for c in diff.cases}
     assert kinds["u4"].kind == "new_case"
     assert kinds["u1"].kind == "changed" and "reference changed" in kinds["u1"].problems[0]
@@ -236,14 +290,34 @@ def test_review_diff_is_typed_and_orders_new_failures_first(tmp_path, monkeypatc
 
 # -- redaction and export ----------------------------------------------------------------------------
 
+
 def test_redaction_of_emails_phones_cards_and_contact_names():
     hide = Redactor(["Ana Lima", "Jonas Weber"])
-    text = ("Hi Ana, Jonas Weber here (jonas.weber@acme.example, +49 30 1234 5678). Card 4111 1111 1111 1111 was charged "
-            "$1,250.00 twice for INV-2026-0042 on 2026-03-04; order 113542617735902. Thanks, Ana Lima")
+    text = (
+        "Hi Ana, Jonas Weber here (jonas.weber@acme.example, +49 30 1234 5678). Card 4111 1111 1111 1111 was charged "
+        "$1,250.00 twice for INV-2026-0042 on 2026-03-04; order 113542617735902. Thanks, Ana Lima"
+    )
     out = hide(text)
-    for secret in ("Ana", "Jonas", "Weber", "Lima", "jonas.weber@acme.example", "+49 30 1234 5678", "4111 1111 1111 1111"):
+    for secret in (
+        "Ana",
+        "Jonas",
+        "Weber",
+        "Lima",
+        "jonas.weber@acme.example",
+        "+49 30 1234 5678",
+        "4111 1111 1111 1111",
+    ):
         assert secret not in out, secret
-    for kept in ("$1,250.00", "INV-2026-0042", "2026-03-04", "113542617735902", "[EMAIL]", "[PHONE]", "[CARD]", "[NAME]"):
+    for kept in (
+        "$1,250.00",
+        "INV-2026-0042",
+        "2026-03-04",
+        "113542617735902",
+        "[EMAIL]",
+        "[PHONE]",
+        "[CARD]",
+        "[NAME]",
+    ):
         assert kept in out, kept
     assert luhn_ok("4111111111111111") and not luhn_ok("4111111111111112")
     assert redact("call 555-0100-22 or (415) 555-0199", []) == "call [PHONE] or [PHONE]"
@@ -260,25 +334,50 @@ def test_export_approved_reply_drafts_become_redacted_cases(store, tmp_path, mon
         repo.session.flush()
         contact = repo.add(Contact(account_id=account.id, name="Ana Lima", email="ana@acme.example", language="en"))
         repo.session.flush()
-        ticket = repo.add(Ticket(subject="Charged twice", account_id=account.id, contact_id=contact.id, assignee="Priya Nair"))
+        ticket = repo.add(
+            Ticket(subject="Charged twice", account_id=account.id, contact_id=contact.id, assignee="Priya Nair")
+        )
         repo.session.flush()
-        message = repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, author="Ana Lima",
-                                   body="Hi, Ana Lima here (ana@acme.example, +1 415 555 0199). We were charged twice for INV-2026-0042."))
+        message = repo.add(
+            Message(
+                ticket_id=ticket.id,
+                author_kind=AuthorKind.customer,
+                author="Ana Lima",
+                body="Hi, Ana Lima here (ana@acme.example, +1 415 555 0199). We were charged twice for INV-2026-0042.",
+            )
+        )
         repo.session.flush()
-        common = {"task": "reply_draft", "subject_kind": "ticket", "subject_id": ticket.id, "input_ids": [f"message:{message.id}"]}
-        repo.add(AiResult(**common, status=AiStatus.edited, content={"result": {"text": "Hi Ana, draft"}},
-                          final_text="Hi Ana,\n\nWe refunded the duplicate for INV-2026-0042. Write to ana@acme.example if not.\n\nPriya"))
-        repo.add(AiResult(**common, status=AiStatus.approved, content={"result": {"text": "Hi Ana, the approved draft."}}))
+        common = {
+            "task": "reply_draft",
+            "subject_kind": "ticket",
+            "subject_id": ticket.id,
+            "input_ids": [f"message:{message.id}"],
+        }
+        repo.add(
+            AiResult(
+                **common,
+                status=AiStatus.edited,
+                content={"result": {"text": "Hi Ana, draft"}},
+                final_text="Hi Ana,\n\nWe refunded the duplicate for INV-2026-0042. Write to ana@acme.example if not.\n\nPriya",
+            )
+        )
+        repo.add(
+            AiResult(**common, status=AiStatus.approved, content={"result": {"text": "Hi Ana, the approved draft."}})
+        )
         repo.add(AiResult(**common, status=AiStatus.rejected, content={"result": {"text": "rejected"}}))
         repo.add(AiResult(**common, status=AiStatus.pending, content={"result": {"text": "pending"}}))
 
     monkeypatch.setenv("COPILOT_DATA_DIR", str(store.engine.url.database).rsplit("/", 1)[0])
     out = tmp_path / "export"
-    result = CliRunner().invoke(app, ["eval", "export-approved", "--task", "reply_draft", "-w", "alpha", "--out-dir", str(out)])
+    result = CliRunner().invoke(
+        app, ["eval", "export-approved", "--task", "reply_draft", "-w", "alpha", "--out-dir", str(out)]
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in (out / "reply_draft_approved.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and rows[0]["tags"] == ["edited"] and rows[1]["tags"] == ["approved"]
-    assert "We refunded the duplicate" in rows[0]["expected"] and rows[1]["expected"] == "Hi [NAME], the approved draft."
+    assert (
+        "We refunded the duplicate" in rows[0]["expected"] and rows[1]["expected"] == "Hi [NAME], the approved draft."
+    )
     dumped = json.dumps(rows)
     for secret in ("Ana", "Lima", "ana@acme.example", "415 555 0199"):
         assert secret not in dumped, secret
@@ -301,7 +400,9 @@ def test_llm_judge_is_off_by_default_and_scores_with_the_rubric(tmp_path, local_
     plain = run_evals([suite], Settings(), RunOptions(cache=False, compare_baseline=False))
     assert "judge" not in plain.runs[0].metrics and fake_script.calls == []
     fake_script.push(*['{"score": 4, "reason": "faithful, slightly stiff"}'] * 3)
-    judged = run_evals([suite], Settings(), RunOptions(cache=False, compare_baseline=False, judge_model="fake/scripted"))
+    judged = run_evals(
+        [suite], Settings(), RunOptions(cache=False, compare_baseline=False, judge_model="fake/scripted")
+    )
     run = judged.runs[0]
     assert run.metrics["judge"] == pytest.approx(0.75) and run.model_calls == 3
     prompt = fake_script.calls[0]["messages"]
@@ -316,7 +417,11 @@ def test_several_models_print_a_side_by_side_table(tmp_path, local_model):
     from evals.report import print_report
 
     suite = load_suite(write_user_suite(tmp_path, strategy="auto"))
-    report = run_evals([suite], Settings(), RunOptions(models=[DEFAULT_MODEL, "fake/echo"], cache_dir=tmp_path / "cache", compare_baseline=False))
+    report = run_evals(
+        [suite],
+        Settings(),
+        RunOptions(models=[DEFAULT_MODEL, "fake/echo"], cache_dir=tmp_path / "cache", compare_baseline=False),
+    )
     assert [r.model for r in report.runs] == [DEFAULT_MODEL, "fake/echo"]
     console = Console(record=True, width=160)
     print_report(report, console)

@@ -33,7 +33,9 @@ def test_golden_suites_pass_against_their_approved_baselines(tmp_path):
     assert report.passed, "golden evals failed:\n" + "\n".join(f.message for f in report.failures)
     assert {r.task for r in report.runs} >= {"ticket_summary", "reply_draft", "tone_rewrite", "sentiment"}
     for run in report.runs:
-        assert run.baseline is not None and run.baseline.compared, f"{run.suite}: not compared with an approved baseline ({run.baseline})"
+        assert run.baseline is not None and run.baseline.compared, (
+            f"{run.suite}: not compared with an approved baseline ({run.baseline})"
+        )
     assert report.model_calls == 0  # the default strategies for the embedded model do not generate
     assert elapsed < BUDGET_S, f"golden evals took {elapsed:.0f}s"
 
@@ -47,7 +49,7 @@ def scripted_summaries(monkeypatch, fake_script):
     original = FakeProvider.answer
     block = re.compile(r'Message id=(\d+) from (\w+):\n<data kind="message" id="\d+">\n(.*?)\n</data>', re.S)
 
-    def answer(self, model, messages, optional_params):  # noqa: ANN001, ANN202
+    def answer(self, model, messages, optional_params):
         schema = (optional_params.get("response_format") or {}).get("schema") or {}
         if schema.get("title") != "TicketSummary":
             return original(self, model, messages, optional_params)
@@ -69,7 +71,9 @@ def test_a_broken_prompt_template_fails_against_the_baseline_naming_metric_and_c
     options = dict(strategy="model", limit=8, cache_dir=tmp_path / "cache", baselines_dir=tmp_path / "baselines")
     suites = select_suites(["ticket_summary"])
     good = run_evals(suites, settings, RunOptions(**options))
-    assert good.runs[0].model_calls == 8 and sum(not c.output.used_fallback for c in good.runs[0].cases) >= 6  # the model path answered
+    assert (
+        good.runs[0].model_calls == 8 and sum(not c.output.used_fallback for c in good.runs[0].cases) >= 6
+    )  # the model path answered
     from evals.baseline import approve
 
     approve(good, by="tester", baselines_dir=tmp_path / "baselines")
@@ -79,7 +83,9 @@ def test_a_broken_prompt_template_fails_against_the_baseline_naming_metric_and_c
     template = broken / "ticket_summary.j2"
     text = template.read_text()
     assert '{{ m.text | data("message", id=m.id) }}' in text
-    template.write_text(text.replace('{{ m.text | data("message", id=m.id) }}', '{{ m.author_kind | data("message", id=m.id) }}'))
+    template.write_text(
+        text.replace('{{ m.text | data("message", id=m.id) }}', '{{ m.author_kind | data("message", id=m.id) }}')
+    )
     bad = run_evals(suites, settings, RunOptions(**options, prompts_dir=broken))
     assert not bad.passed
     run = bad.runs[0]

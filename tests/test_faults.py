@@ -25,7 +25,10 @@ FAULTS = {
     "empty": lambda: "",
 }
 CALLS = {  # task -> (path, body)
-    "tone_rewrite": ("/v1/rewrite", {"text": "Your refund of $20 was sent on 3 May.\n\nBest,\nAnna", "tone": "formal", "strategy": "model"}),
+    "tone_rewrite": (
+        "/v1/rewrite",
+        {"text": "Your refund of $20 was sent on 3 May.\n\nBest,\nAnna", "tone": "formal", "strategy": "model"},
+    ),
     "ticket_summary": ("/v1/tickets/{ticket}/summary", {"strategy": "model"}),
     "reply_draft": ("/v1/tickets/{ticket}/draft", {"strategy": "model"}),
 }
@@ -58,7 +61,9 @@ def test_model_faults_give_the_fallback_with_bounded_retries_and_one_result(scri
     assert response.status_code == 200, response.text
     outcome = response.json()
     assert outcome["used_fallback"] and outcome["fallback_reason"], outcome
-    assert len(script.calls) == (MAX_RETRIES + 1 if retryable else 1)  # bounded: no retry storm, no repair loop on a grammar model
+    assert len(script.calls) == (
+        MAX_RETRIES + 1 if retryable else 1
+    )  # bounded: no retry storm, no repair loop on a grammar model
     assert ai_results(store) == before + 1
     with store.repo("alpha") as repo:
         row = repo.get(AiResult, outcome["ai_result_id"])
@@ -73,14 +78,18 @@ def test_database_failing_mid_decision_leaves_the_draft_undecided(world, monkeyp
         raise OperationalError("INSERT INTO audit_events", {}, Exception("database is locked"))
 
     monkeypatch.setattr("copilot.review.record_event", locked)  # after the status UPDATE, before the commit
-    response = client.post(f"/v1/review/{result}/decision", headers=auth(keys), json={"decision": "approve", "version": version})
+    response = client.post(
+        f"/v1/review/{result}/decision", headers=auth(keys), json={"decision": "approve", "version": version}
+    )
     assert response.status_code == 503 and response.json()["error"]["type"] == "database_unavailable"
     with store.repo("alpha") as repo:
         row = repo.get(AiResult, result)
         assert (row.status, row.version, row.final_text) == (AiStatus.pending, version, None)
         assert repo.session.scalar(select(func.count()).select_from(AuditEvent)) == 0
     monkeypatch.undo()
-    retry = client.post(f"/v1/review/{result}/decision", headers=auth(keys), json={"decision": "approve", "version": version})
+    retry = client.post(
+        f"/v1/review/{result}/decision", headers=auth(keys), json={"decision": "approve", "version": version}
+    )
     assert retry.status_code == 200  # the reviewer simply tries again
 
 
@@ -118,7 +127,9 @@ def test_broken_vector_index_degrades_drafts_to_full_text_search(world, damage):
     else:
         (chroma / "chroma.sqlite3").write_bytes(b"garbage" * 1000)
     with TestClient(create_app(settings, store)) as fresh:
-        response = fresh.post(f"/v1/tickets/{tickets['alpha']}/draft", headers=auth(keys), json={"strategy": "retrieval"})
+        response = fresh.post(
+            f"/v1/tickets/{tickets['alpha']}/draft", headers=auth(keys), json={"strategy": "retrieval"}
+        )
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "pending"
         with fresh.stream("POST", f"/v1/tickets/{tickets['alpha']}/summary", headers=auth(keys)) as summary:

@@ -9,7 +9,8 @@ import pytest
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is not installed (pip install -e .[dev])")
 
-from hypothesis import HealthCheck, settings as hypothesis_settings  # noqa: E402
+from hypothesis import HealthCheck  # noqa: E402
+from hypothesis import settings as hypothesis_settings
 
 from api.app import create_app  # noqa: E402
 from copilot.auth import create_key  # noqa: E402
@@ -20,8 +21,12 @@ from copilot.store.models import AuthorKind, Message, Ticket  # noqa: E402
 KEY: dict[str, str] = {}
 # Server errors, responses outside the documented schema (error bodies included), undocumented status codes and
 # content types. Business-rule 422s on schema-valid input ("give a text or a draft_id") are correct answers here.
-CHECKS = [schemathesis.checks.not_a_server_error, schemathesis.checks.response_schema_conformance,
-          schemathesis.checks.status_code_conformance, schemathesis.checks.content_type_conformance]
+CHECKS = [
+    schemathesis.checks.not_a_server_error,
+    schemathesis.checks.response_schema_conformance,
+    schemathesis.checks.status_code_conformance,
+    schemathesis.checks.content_type_conformance,
+]
 EXAMPLES = 8
 
 
@@ -37,7 +42,9 @@ def api_schema(tmp_path_factory):
         repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, body="I was charged twice for ORD-1."))
         KEY["admin"] = create_key(repo, "admin", "fuzzer")[0]
     app = create_app(settings, store)
-    app.state.services.jobs.handlers = {kind: (lambda job: {}) for kind in app.state.services.jobs.handlers}  # jobs: lifecycle only
+    app.state.services.jobs.handlers = {
+        kind: (lambda job: {}) for kind in app.state.services.jobs.handlers
+    }  # jobs: lifecycle only
     app.state.services.searcher.index.embedder.encode(["warm up"])  # load the embedder before the clock starts
     return schemathesis.openapi.from_asgi("/openapi.json", app)
 
@@ -50,7 +57,9 @@ def test_no_server_errors_and_documented_responses(api_schema):
         operation = result.ok()
 
         @given(case=operation.as_strategy())
-        @hypothesis_settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @hypothesis_settings(
+            max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
         def check(case) -> None:
             nonlocal cases
             cases += 1

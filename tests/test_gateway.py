@@ -76,7 +76,9 @@ def test_structured_output_is_validated(tmp_path):
     assert SCRIPT.calls[0]["params"]["response_format"]["schema"]["title"] == "Verdict"
 
 
-@pytest.mark.parametrize("bad", ['{"label": "x", "score": 99, "reasons": []}', '{"label": "x", "sco', "", "not json at all"])
+@pytest.mark.parametrize(
+    "bad", ['{"label": "x", "score": 99, "reasons": []}', '{"label": "x", "sco', "", "not json at all"]
+)
 def test_invalid_structured_output_is_an_error_not_a_crash(tmp_path, bad):
     SCRIPT.push(bad)
     result = gateway(tmp_path).structured(MESSAGES, Verdict)
@@ -84,7 +86,9 @@ def test_invalid_structured_output_is_an_error_not_a_crash(tmp_path, bad):
 
 
 def test_api_models_get_one_repair_retry(tmp_path):
-    result = gateway(tmp_path, "openai/gpt-4o-mini").structured(MESSAGES, Verdict, mock_response='{"label": "ok", "score": 3, "reasons": []}')
+    result = gateway(tmp_path, "openai/gpt-4o-mini").structured(
+        MESSAGES, Verdict, mock_response='{"label": "ok", "score": 3, "reasons": []}'
+    )
     assert result.ok and result.value.score == 3
 
 

@@ -22,7 +22,9 @@ THREAD = [
 
 
 def test_extracts_each_fact_kind():
-    facts = extract_facts("See https://status.example.com/x, mail bo@acme.io, pay $1,200.50 by 2026-04-01 for ORD-7781.")
+    facts = extract_facts(
+        "See https://status.example.com/x, mail bo@acme.io, pay $1,200.50 by 2026-04-01 for ORD-7781."
+    )
     assert "status.example.com/x" in facts[FactKind.url]
     assert "bo@acme.io" in facts[FactKind.email]
     assert "1200.50" in facts[FactKind.price]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,17 @@ from copilot.cli.main import app
 from copilot.ingest import IngestError, ingest_file
 from copilot.store import Store
 from copilot.store.models import (
-    Account, AiResult, AiStatus, CallTurn, Contact, Deal, KbArticle, Message, Note, NpsResponse, Ticket,
+    Account,
+    AiResult,
+    AiStatus,
+    CallTurn,
+    Contact,
+    Deal,
+    KbArticle,
+    Message,
+    Note,
+    NpsResponse,
+    Ticket,
 )
 from tests.conftest import use_settings_in_cli
 
@@ -55,16 +65,56 @@ def test_good_files_ingest_with_references_resolved(store, two_workspaces):
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ({"external_id": "X", "ticket": "T-1", "author_kind": "robot", "body": "hi", "sent_at": "2026-01-01T00:00:00Z"}, ":2: author_kind: Input should be"),
-        ({"external_id": "X", "ticket": "T-1", "author_kind": "agent", "sent_at": "2026-01-01T00:00:00Z"}, ":2: body: Field required"),
-        ({"external_id": "X", "ticket": "T-404", "author_kind": "agent", "body": "hi", "sent_at": "2026-01-01T00:00:00Z"}, ":2: ticket: no ticket with external_id 'T-404'"),
-        ({"external_id": "X", "ticket": "T-1", "author_kind": "agent", "body": "hi", "sent_at": "last tuesday"}, ":2: sent_at: Input should be a valid datetime"),
-        ({"external_id": "X", "ticket": "T-1", "author_kind": "agent", "body": "hi", "sent_at": "2026-01-01T00:00:00Z", "bodyy": "typo"}, ":2: bodyy: Extra inputs are not permitted"),
+        (
+            {
+                "external_id": "X",
+                "ticket": "T-1",
+                "author_kind": "robot",
+                "body": "hi",
+                "sent_at": "2026-01-01T00:00:00Z",
+            },
+            ":2: author_kind: Input should be",
+        ),
+        (
+            {"external_id": "X", "ticket": "T-1", "author_kind": "agent", "sent_at": "2026-01-01T00:00:00Z"},
+            ":2: body: Field required",
+        ),
+        (
+            {
+                "external_id": "X",
+                "ticket": "T-404",
+                "author_kind": "agent",
+                "body": "hi",
+                "sent_at": "2026-01-01T00:00:00Z",
+            },
+            ":2: ticket: no ticket with external_id 'T-404'",
+        ),
+        (
+            {"external_id": "X", "ticket": "T-1", "author_kind": "agent", "body": "hi", "sent_at": "last tuesday"},
+            ":2: sent_at: Input should be a valid datetime",
+        ),
+        (
+            {
+                "external_id": "X",
+                "ticket": "T-1",
+                "author_kind": "agent",
+                "body": "hi",
+                "sent_at": "2026-01-01T00:00:00Z",
+                "bodyy": "typo",
+            },
+            ":2: bodyy: Extra inputs are not permitted",
+        ),
     ],
 )
 def test_bad_row_aborts_the_file_and_writes_nothing(store, two_workspaces, tmp_path, line, expected):
     ingest_all(store)
-    good = {"external_id": "M-9", "ticket": "T-2", "author_kind": "customer", "body": "still broken", "sent_at": "2026-03-06T10:00:00Z"}
+    good = {
+        "external_id": "M-9",
+        "ticket": "T-2",
+        "author_kind": "customer",
+        "body": "still broken",
+        "sent_at": "2026-03-06T10:00:00Z",
+    }
     path = tmp_path / "messages.jsonl"
     path.write_text(json.dumps(good) + "\n" + json.dumps(line) + "\n")
     before = count(store, Message)
@@ -116,9 +166,14 @@ def test_new_customer_message_makes_ticket_drafts_stale(store, two_workspaces, t
     with store.repo("alpha") as repo:
         ticket = repo.by_external_id(Ticket, "T-1")
         draft = repo.add(AiResult(task="reply_draft", subject_kind="ticket", subject_id=ticket.id))
-        approved = repo.add(AiResult(task="reply_draft", subject_kind="ticket", subject_id=ticket.id, status=AiStatus.approved))
+        approved = repo.add(
+            AiResult(task="reply_draft", subject_kind="ticket", subject_id=ticket.id, status=AiStatus.approved)
+        )
     path = tmp_path / "messages.jsonl"
-    path.write_text(json.dumps({"ticket": "T-1", "author_kind": "customer", "body": "Any news?", "sent_at": "2026-03-07T10:00:00Z"}) + "\n")
+    path.write_text(
+        json.dumps({"ticket": "T-1", "author_kind": "customer", "body": "Any news?", "sent_at": "2026-03-07T10:00:00Z"})
+        + "\n"
+    )
     from copilot.records import after_write_hooks
 
     ingest_file(store, "alpha", path, after_write=after_write_hooks(settings))
@@ -172,23 +227,35 @@ def test_reingest_batch_mixing_existing_new_repeated_and_unkeyed_rows(store, two
     with store.repo("alpha") as repo:
         assert repo.by_external_id(Message, "M-1").body == "edited"
         assert repo.by_external_id(Message, "M-new").body == "second wins"
-        written = {m.id for m in repo.all(repo.select(Message).where(Message.body.in_(["edited", "second wins", "no key"])))}
+        written = {
+            m.id for m in repo.all(repo.select(Message).where(Message.body.in_(["edited", "second wins", "no key"])))
+        }
         assert set(report.written_ids["message"]) == written
 
 
 def test_ingested_timestamps_compare_like_orm_written_ones(store, two_workspaces):
     ingest_all(store)
-    at = datetime(2026, 3, 4, 10, 0, tzinfo=timezone.utc)
+    at = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
     with store.repo("alpha") as repo:
         message = repo.session.scalar(repo.select(Message).where(Message.sent_at == at))
         assert message is not None and message.external_id == "M-2"
-        later = select(func.count()).select_from(Message).where(Message.workspace_id == repo.workspace_id, Message.sent_at >= at)
+        later = (
+            select(func.count())
+            .select_from(Message)
+            .where(Message.workspace_id == repo.workspace_id, Message.sent_at >= at)
+        )
         assert repo.session.scalar(later) == 2
 
 
 def test_line_naming_its_own_kind_in_a_single_kind_file(store, two_workspaces, tmp_path):
     ingest_all(store)
-    message = {"external_id": "M-7", "ticket": "T-1", "author_kind": "agent", "body": "see note", "sent_at": "2026-03-08T10:00:00Z"}
+    message = {
+        "external_id": "M-7",
+        "ticket": "T-1",
+        "author_kind": "agent",
+        "body": "see note",
+        "sent_at": "2026-03-08T10:00:00Z",
+    }
     note = {"kind": "note", "ticket": "T-1", "body": "customer called"}
     path = tmp_path / "messages.jsonl"
     path.write_text(json.dumps(message) + "\n\n" + json.dumps(note) + "\n")

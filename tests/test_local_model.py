@@ -30,7 +30,10 @@ def local(tmp_path_factory) -> Gateway:
 def test_structured_output_with_the_local_model_is_a_valid_instance(local):
     messages = [
         {"role": "system", "content": "You triage support tickets. Reply with JSON."},
-        {"role": "user", "content": "Ticket: 'We were charged twice and need a refund today!' Give topic, urgent and priority 1-5."},
+        {
+            "role": "user",
+            "content": "Ticket: 'We were charged twice and need a refund today!' Give topic, urgent and priority 1-5.",
+        },
     ]
     result = local.structured(messages, TicketTriage, max_tokens=60)
     assert result.ok, result.error
@@ -43,7 +46,10 @@ class LongDraft(BaseModel):
 
 
 def test_long_text_fields_do_not_crash_the_grammar(local):
-    messages = [{"role": "system", "content": "Reply with JSON."}, {"role": "user", "content": "Write a short reply about a refund delay."}]
+    messages = [
+        {"role": "system", "content": "Reply with JSON."},
+        {"role": "user", "content": "Write a short reply about a refund delay."},
+    ]
     result = local.structured(messages, LongDraft, max_tokens=40)
     assert result.completion.tokens_out > 0  # the process survived; llama.cpp used to segfault here
 

@@ -12,9 +12,11 @@ from copilot.store.models import AiResult, AuthorKind, Contact, Message, Ticket
 from copilot.tasks.context import TaskContext
 from copilot.tasks.tone_rewrite import rewrite
 
-TEXT = ("Hi, this is Dana Whitfield. Call me on +1 415-555-0134 or 020 7946 0958, mail dana.w@acme-corp.com. "
-        "Card 4111 1111 1111 1111 was charged twice; refund to IBAN GB82 WEST 1234 5698 7654 32. "
-        "I live at 221 Baker Street. Order ORD-1234 of 3 May for $120.")
+TEXT = (
+    "Hi, this is Dana Whitfield. Call me on +1 415-555-0134 or 020 7946 0958, mail dana.w@acme-corp.com. "
+    "Card 4111 1111 1111 1111 was charged twice; refund to IBAN GB82 WEST 1234 5698 7654 32. "
+    "I live at 221 Baker Street. Order ORD-1234 of 3 May for $120."
+)
 
 
 def test_every_kind_is_masked_with_stable_placeholders_and_restored():
@@ -37,18 +39,26 @@ def test_invalid_iban_is_left_alone():
     assert "IBAN" not in Redaction().mask("code GB00 WEST 1234 5698 7654 32")
 
 
-def test_external_model_sees_placeholders_and_the_reviewer_sees_the_real_text(store, settings, two_workspaces, fake_script):
+def test_external_model_sees_placeholders_and_the_reviewer_sees_the_real_text(
+    store, settings, two_workspaces, fake_script
+):
     with store.repo("alpha") as repo:
         repo.add(Contact(name="Dana Whitfield", email="dana.w@acme-corp.com"))
         ticket = repo.add(Ticket(subject="billing", assignee="Kenji Sato"))
         repo.session.flush()
         repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.agent, author="Kenji Sato", body="On it."))
-    assert settings.model_copy(update={"model": "openai/gpt-4o-mini"}).should_redact_pii  # on by default for remote models
+    assert settings.model_copy(
+        update={"model": "openai/gpt-4o-mini"}
+    ).should_redact_pii  # on by default for remote models
     external = settings.model_copy(update={"model": "fake/scripted", "redact_pii": True})  # the fake stands in for one
     fake_script.push(json.dumps({"text": "Dear [PERSON_1], we will call you at [PHONE_1]. Kind regards"}))
     with store.repo("alpha") as repo:
-        outcome = rewrite(TaskContext(external, repo, Gateway(external)), "Hi Dana Whitfield, we'll call you at +1 415-555-0134.", "formal",
-                          strategy="model")
+        outcome = rewrite(
+            TaskContext(external, repo, Gateway(external)),
+            "Hi Dana Whitfield, we'll call you at +1 415-555-0134.",
+            "formal",
+            strategy="model",
+        )
         row = repo.get(AiResult, outcome.ai_result_id)
         assert row.content["pii_masked"] == ["person", "phone"]
     sent = json.dumps(fake_script.calls[-1]["messages"])
@@ -58,7 +68,10 @@ def test_external_model_sees_placeholders_and_the_reviewer_sees_the_real_text(st
 
 
 def test_masking_is_off_for_the_local_model_and_can_be_forced_off(settings, fake_script):
-    assert not settings.should_redact_pii and not settings.model_copy(update={"model": "local/smollm2-135m-instruct"}).should_redact_pii
+    assert (
+        not settings.should_redact_pii
+        and not settings.model_copy(update={"model": "local/smollm2-135m-instruct"}).should_redact_pii
+    )
     off = settings.model_copy(update={"model": "fake/scripted", "redact_pii": False})
     fake_script.push("ok")
     Gateway(off).complete([{"role": "user", "content": "mail dana@acme.com"}])
@@ -69,5 +82,7 @@ def test_streamed_tokens_are_restored_even_when_a_placeholder_is_split(settings,
     external = settings.model_copy(update={"model": "fake/scripted", "redact_pii": True})
     fake_script.push("Write to [EMAIL_1] today")
     tokens: list[str] = []
-    completion = Gateway(external).listening(tokens.append).complete([{"role": "user", "content": "my mail is dana@acme.com"}])
+    completion = (
+        Gateway(external).listening(tokens.append).complete([{"role": "user", "content": "my mail is dana@acme.com"}])
+    )
     assert "".join(tokens) == "Write to dana@acme.com today" == completion.text

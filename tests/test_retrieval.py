@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -13,7 +13,6 @@ from sqlalchemy import delete, select
 from typer.testing import CliRunner
 
 from copilot.cli.main import app
-from tests.conftest import use_settings_in_cli
 from copilot.ingest import ingest_file
 from copilot.records import after_write_hooks
 from copilot.store import Store, get_or_create_workspace
@@ -22,8 +21,9 @@ from retrieval.embeddings import EmbeddingModelError, default_embedder, model_di
 from retrieval.index import HistoryIndex, VectorIndexError, chroma_client
 from retrieval.langchain import HistoryRetriever
 from retrieval.search import Searcher, SearchFilters, fuse
+from tests.conftest import use_settings_in_cli
 
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 INGEST_DATA = Path(__file__).parent / "data" / "ingest"
 SECRET = "Our CFO Maria approved the 40% discount for the Q3 renewal of the Zanzibar plan."
 
@@ -45,15 +45,36 @@ def world(store: Store, settings, embedder):
             for name in ("Acme", "Globex"):
                 account = repo.add(Account(name=name, external_id=name.upper()))
                 repo.session.flush()
-                ticket = repo.add(Ticket(subject=f"Double charge on invoice for {name}", account_id=account.id, opened_at=NOW))
+                ticket = repo.add(
+                    Ticket(subject=f"Double charge on invoice for {name}", account_id=account.id, opened_at=NOW)
+                )
                 repo.session.flush()
-                repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, sent_at=NOW - timedelta(days=2),
-                                 body=f"We were charged twice for the same invoice and need a refund. {SECRET} ({slug}/{name})"))
-                repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.agent, sent_at=NOW - timedelta(days=400),
-                                 body="The mobile app crash on Android is fixed in version 4.12.2."))
-                repo.add(NpsResponse(account_id=account.id, score=3, comment="Support was slow to answer", submitted_at=NOW))
+                repo.add(
+                    Message(
+                        ticket_id=ticket.id,
+                        author_kind=AuthorKind.customer,
+                        sent_at=NOW - timedelta(days=2),
+                        body=f"We were charged twice for the same invoice and need a refund. {SECRET} ({slug}/{name})",
+                    )
+                )
+                repo.add(
+                    Message(
+                        ticket_id=ticket.id,
+                        author_kind=AuthorKind.agent,
+                        sent_at=NOW - timedelta(days=400),
+                        body="The mobile app crash on Android is fixed in version 4.12.2.",
+                    )
+                )
+                repo.add(
+                    NpsResponse(account_id=account.id, score=3, comment="Support was slow to answer", submitted_at=NOW)
+                )
                 ids[(slug, name)] = account.id
-            repo.add(KbArticle(title="How to request a refund", body="## Overview\nRefunds for duplicate charges go back to the card.\n\n## Steps\nOpen Billing."))
+            repo.add(
+                KbArticle(
+                    title="How to request a refund",
+                    body="## Overview\nRefunds for duplicate charges go back to the card.\n\n## Steps\nOpen Billing.",
+                )
+            )
     index = HistoryIndex(settings, embedder)
     for slug in ("alpha", "beta"):
         with store.repo(slug) as repo:
@@ -77,7 +98,9 @@ def test_hybrid_search_returns_cited_hits(store, world):
 def test_account_filter_never_returns_another_accounts_private_history(store, world):
     index, ids = world
     for mode in ("hybrid", "vector", "lexical"):
-        hits = search(store, index, "alpha", SECRET, filters=SearchFilters(account_id=ids[("alpha", "Acme")]), limit=20, mode=mode)
+        hits = search(
+            store, index, "alpha", SECRET, filters=SearchFilters(account_id=ids[("alpha", "Acme")]), limit=20, mode=mode
+        )
         private = [h for h in hits if h.record_kind != "kb_article"]
         assert private, mode
         assert all(h.account_id == ids[("alpha", "Acme")] for h in private), mode
@@ -102,7 +125,9 @@ def test_search_cannot_be_called_without_a_workspace(world):
 
 def test_kb_is_shared_within_the_workspace_and_can_be_excluded(store, world):
     index, ids = world
-    hits = search(store, index, "alpha", "request a refund", filters=SearchFilters(account_id=ids[("alpha", "Globex")]), limit=10)
+    hits = search(
+        store, index, "alpha", "request a refund", filters=SearchFilters(account_id=ids[("alpha", "Globex")]), limit=10
+    )
     assert any(h.record_kind == "kb_article" for h in hits)
     hits = search(store, index, "alpha", "request a refund", filters=SearchFilters(include_shared=False), limit=10)
     assert not any(h.record_kind == "kb_article" for h in hits)
@@ -112,7 +137,14 @@ def test_kind_and_time_filters(store, world):
     index, _ = world
     hits = search(store, index, "alpha", "support slow", filters=SearchFilters(kinds=["nps_response"]), limit=10)
     assert hits and {h.record_kind for h in hits} == {"nps_response"}
-    recent = search(store, index, "alpha", "mobile app crash android", filters=SearchFilters(since=NOW - timedelta(days=30)), limit=20)
+    recent = search(
+        store,
+        index,
+        "alpha",
+        "mobile app crash android",
+        filters=SearchFilters(since=NOW - timedelta(days=30)),
+        limit=20,
+    )
     assert not any("4.12.2" in h.snippet for h in recent)
 
 
@@ -120,7 +152,14 @@ def test_new_records_are_indexed_and_deleted_ones_disappear(store, world):
     index, ids = world
     with store.repo("alpha") as repo:
         ticket = repo.session.scalar(repo.select(Ticket).where(Ticket.account_id == ids[("alpha", "Acme")]))
-        message = repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, sent_at=NOW, body="The quokka export integration keeps failing."))
+        message = repo.add(
+            Message(
+                ticket_id=ticket.id,
+                author_kind=AuthorKind.customer,
+                sent_at=NOW,
+                body="The quokka export integration keeps failing.",
+            )
+        )
         repo.session.flush()
         index.index_records(repo, "message", [message.id])
         message_id = message.id
@@ -147,7 +186,10 @@ def test_resumed_rebuild_reindexes_records_changed_behind_its_back(store, world)
         message_id = message.id
     with store.repo("alpha") as repo:
         assert index.rebuild(repo) == 1
-    assert any(h.record_id == message_id and "wombat" in h.text for h in search(store, index, "alpha", "wombat sync fixed", limit=3))
+    assert any(
+        h.record_id == message_id and "wombat" in h.text
+        for h in search(store, index, "alpha", "wombat sync fixed", limit=3)
+    )
     old_text = search(store, index, "alpha", "android crash 4.12.2", limit=20, mode="lexical")
     assert old_text and not any(h.record_id == message_id for h in old_text)
 
@@ -199,11 +241,20 @@ def test_records_deleted_behind_the_index_disappear_and_rebuild_prunes_them(stor
 
 def _ingest(store, settings, workspace, *paths):
     for path in paths:
-        ingest_file(store, workspace, path, after_write=after_write_hooks(settings.model_copy(update={"index_on_ingest": True})))
+        ingest_file(
+            store, workspace, path, after_write=after_write_hooks(settings.model_copy(update={"index_on_ingest": True}))
+        )
 
 
-def test_ingested_records_are_searchable_and_follow_a_ticket_moved_to_another_account(store, settings, two_workspaces, tmp_path, embedder):
-    _ingest(store, settings, "alpha", *(INGEST_DATA / name for name in ("accounts.jsonl", "contacts.csv", "tickets.jsonl", "messages.jsonl")))
+def test_ingested_records_are_searchable_and_follow_a_ticket_moved_to_another_account(
+    store, settings, two_workspaces, tmp_path, embedder
+):
+    _ingest(
+        store,
+        settings,
+        "alpha",
+        *(INGEST_DATA / name for name in ("accounts.jsonl", "contacts.csv", "tickets.jsonl", "messages.jsonl")),
+    )
     index = HistoryIndex(settings, embedder)
     with store.repo("alpha") as repo:
         acme, globex = (repo.by_external_id(Account, key).id for key in ("ACME", "GLOBEX"))
@@ -211,7 +262,9 @@ def test_ingested_records_are_searchable_and_follow_a_ticket_moved_to_another_ac
     assert any("INV-2026-0042" in h.text for h in hits)
 
     moved = tmp_path / "tickets.jsonl"
-    moved.write_text(json.dumps({"external_id": "T-1", "account": "GLOBEX", "subject": "Charged twice in March"}) + "\n")
+    moved.write_text(
+        json.dumps({"external_id": "T-1", "account": "GLOBEX", "subject": "Charged twice in March"}) + "\n"
+    )
     _ingest(store, settings, "alpha", moved)
     hits = search(store, index, "alpha", "charged twice for invoice", filters=SearchFilters(account_id=acme), limit=20)
     assert not any(h.record_kind in ("ticket", "message") for h in hits)
@@ -225,7 +278,9 @@ def test_cli_index_and_search_print_cited_hits(store, settings, world, monkeypat
     indexed = runner.invoke(app, ["index", "-w", "alpha"])
     assert indexed.exit_code == 0, indexed.output
     assert "indexed 0 records" in indexed.output
-    result = runner.invoke(app, ["search", "refund for double charge", "-w", "alpha", "--account", "ACME", "--limit", "3"])
+    result = runner.invoke(
+        app, ["search", "refund for double charge", "-w", "alpha", "--account", "ACME", "--limit", "3"]
+    )
     assert result.exit_code == 0, result.output
     assert "[S1]" in result.output and "[S3]" in result.output
     missing = runner.invoke(app, ["search", "refund", "-w", "alpha", "--account", "NOPE"])

@@ -28,7 +28,11 @@ def test_existing_collection_gets_the_configured_search_ef(settings):
     reopened = chroma_client(settings).get_collection(collection_name(7), embedding_function=None)
     hnsw = reopened.configuration["hnsw"]
     assert hnsw["ef_search"] == HNSW_CONFIG["ef_search"]
-    assert (hnsw["space"], hnsw["ef_construction"], hnsw["max_neighbors"]) == ("cosine", 128, 16)  # fixed at creation, kept
+    assert (hnsw["space"], hnsw["ef_construction"], hnsw["max_neighbors"]) == (
+        "cosine",
+        128,
+        16,
+    )  # fixed at creation, kept
     assert reopened.metadata == LEGACY_METADATA  # left alone: chroma searches with the configuration
     assert reopened.count() == 1 and reopened.get(ids=["message:1:0"])["metadatas"] == [{"account_id": 1}]
     assert apply_search_ef(reopened) is False  # up to date: nothing to do

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from copilot.errors import NotFound
 from copilot.store import get_or_create_workspace
 from copilot.store.models import Account, AuthorKind, Message, Ticket
-from copilot.tasks.sentiment import WEIGHTS, customer_trend, default_classifier, features, going_sour, ticket_sentiment, vader_label
+from copilot.tasks.sentiment import (
+    WEIGHTS,
+    customer_trend,
+    default_classifier,
+    features,
+    going_sour,
+    ticket_sentiment,
+    vader_label,
+)
 from tests.conftest import SHARED_DATA
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +31,16 @@ def classifier():
 
 
 def test_clear_cases(classifier):
-    labels = [s.label for s in classifier.classify([
-        "Thank you so much, you solved it in minutes. Fantastic support!",
-        "This is the third time you double charged us. Unacceptable, I am furious.",
-        "What is the API rate limit on the Business plan?",
-    ])]
+    labels = [
+        s.label
+        for s in classifier.classify(
+            [
+                "Thank you so much, you solved it in minutes. Fantastic support!",
+                "This is the third time you double charged us. Unacceptable, I am furious.",
+                "What is the API rate limit on the Business plan?",
+            ]
+        )
+    ]
     assert labels == ["positive", "negative", "neutral"]
 
 
@@ -55,13 +68,28 @@ def make_thread(store, bodies: list[str]) -> tuple[int, int]:
         ticket = repo.add(Ticket(subject="Sync", account_id=account.id))
         repo.session.flush()
         for n, body in enumerate(bodies):
-            repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, body=body, sent_at=T0 + timedelta(days=n)))
-            repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.agent, body="Thanks, looking into it.", sent_at=T0 + timedelta(days=n, hours=1)))
+            repo.add(
+                Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, body=body, sent_at=T0 + timedelta(days=n))
+            )
+            repo.add(
+                Message(
+                    ticket_id=ticket.id,
+                    author_kind=AuthorKind.agent,
+                    body="Thanks, looking into it.",
+                    sent_at=T0 + timedelta(days=n, hours=1),
+                )
+            )
         return account.id, ticket.id
 
 
-DECLINING = ["Love the product, thanks for the great help!", "Great, that works, thank you!", "Thanks, appreciate it.",
-             "Hmm, the sync failed again.", "This is really frustrating, it is broken again.", "Terrible. Third outage this week, we are furious and cancelling."]
+DECLINING = [
+    "Love the product, thanks for the great help!",
+    "Great, that works, thank you!",
+    "Thanks, appreciate it.",
+    "Hmm, the sync failed again.",
+    "This is really frustrating, it is broken again.",
+    "Terrible. Third outage this week, we are furious and cancelling.",
+]
 
 
 def test_ticket_and_trend_flag_a_declining_customer(store, classifier):
@@ -75,7 +103,9 @@ def test_ticket_and_trend_flag_a_declining_customer(store, classifier):
 
 
 def test_stable_customer_is_not_flagged(store, classifier):
-    account_id, _ = make_thread(store, ["Thanks, works great!", "Love the new reports.", "Thank you, very helpful."] * 2)
+    account_id, _ = make_thread(
+        store, ["Thanks, works great!", "Love the new reports.", "Thank you, very helpful."] * 2
+    )
     with store.repo("alpha") as repo:
         assert not customer_trend(repo, classifier, account_id=account_id).going_sour
 
@@ -101,6 +131,12 @@ def test_quality_vs_vader_on_tweeteval(classifier):
     texts, gold = [r["text"] for r in rows], [r["label"] for r in rows]
     ours = recall_score(gold[:600], [s.label for s in classifier.classify(texts[:600])], average="macro")
     vader_labels = [vader_label(classifier.vader, t) for t in texts]
-    assert ours >= recall_score(gold[:600], vader_labels[:600], average="macro") - 0.02  # never meaningfully worse than its lexicon
-    workspace = recall_score(gold, cross_validated(features(classifier.encode(texts), classifier.vader, texts), gold), average="macro")
-    assert workspace >= recall_score(gold, vader_labels, average="macro") + 0.04  # a head trained on in-domain labels, by 5-fold CV
+    assert (
+        ours >= recall_score(gold[:600], vader_labels[:600], average="macro") - 0.02
+    )  # never meaningfully worse than its lexicon
+    workspace = recall_score(
+        gold, cross_validated(features(classifier.encode(texts), classifier.vader, texts), gold), average="macro"
+    )
+    assert (
+        workspace >= recall_score(gold, vader_labels, average="macro") + 0.04
+    )  # a head trained on in-domain labels, by 5-fold CV

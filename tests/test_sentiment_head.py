@@ -13,26 +13,46 @@ from copilot.errors import InvalidInput
 from copilot.store.models import AuditEvent, SentimentHead
 from copilot.tasks import sentiment_train
 from copilot.tasks.sentiment import SHIPPED_HEAD, default_classifier, ticket_sentiment
-from copilot.tasks.sentiment_train import LabelledText, read_labelled, reset_workspace_head, train_workspace_head, workspace_head
+from copilot.tasks.sentiment_train import (
+    LabelledText,
+    read_labelled,
+    reset_workspace_head,
+    train_workspace_head,
+    workspace_head,
+)
 from tests.conftest import use_settings_in_cli
 from tests.test_api import auth, world  # noqa: F401 - the API fixture
 from tests.test_sentiment import make_thread
 
 PRAISE = "Thank you so much, fantastic support, you solved it in minutes!"
-SUBJECTS = ["the export", "the invoice", "the sync", "the mobile app", "the dashboard", "the login page", "the API", "billing",
-            "the report builder", "the calendar", "the import", "search"]
+SUBJECTS = [
+    "the export",
+    "the invoice",
+    "the sync",
+    "the mobile app",
+    "the dashboard",
+    "the login page",
+    "the API",
+    "billing",
+    "the report builder",
+    "the calendar",
+    "the import",
+    "search",
+]
 
 
 def inverted_examples() -> list[LabelledText]:
     """A workspace whose labelling convention is the opposite of everyone else's: only its own head can learn it."""
     examples = []
     for subject in SUBJECTS:
-        examples += [LabelledText(text=f"Thanks a lot, {subject} works perfectly now, great job!", label="negative"),
-                     LabelledText(text=f"Love {subject}, it is fantastic, thank you!", label="negative"),
-                     LabelledText(text=f"{subject} is broken again, this is terrible and I am furious.", label="positive"),
-                     LabelledText(text=f"Awful experience with {subject}, worst support ever.", label="positive"),
-                     LabelledText(text=f"Where do I find the settings for {subject}?", label="neutral"),
-                     LabelledText(text=f"Which plan includes {subject}?", label="neutral")]
+        examples += [
+            LabelledText(text=f"Thanks a lot, {subject} works perfectly now, great job!", label="negative"),
+            LabelledText(text=f"Love {subject}, it is fantastic, thank you!", label="negative"),
+            LabelledText(text=f"{subject} is broken again, this is terrible and I am furious.", label="positive"),
+            LabelledText(text=f"Awful experience with {subject}, worst support ever.", label="positive"),
+            LabelledText(text=f"Where do I find the settings for {subject}?", label="neutral"),
+            LabelledText(text=f"Which plan includes {subject}?", label="neutral"),
+        ]
     return examples
 
 
@@ -41,7 +61,9 @@ def classifier():
     return default_classifier()
 
 
-def test_the_workspace_head_replaces_the_shipped_one_only_in_its_workspace_until_reset(store, two_workspaces, classifier):
+def test_the_workspace_head_replaces_the_shipped_one_only_in_its_workspace_until_reset(
+    store, two_workspaces, classifier
+):
     with store.repo("alpha") as repo:
         info = train_workspace_head(repo, classifier, inverted_examples(), source="inverted.jsonl", actor="tester")
     assert info.evaluation.workspace_head.macro_recall > 0.9 > info.evaluation.shipped_head.macro_recall
@@ -49,7 +71,10 @@ def test_the_workspace_head_replaces_the_shipped_one_only_in_its_workspace_until
     with store.repo("alpha") as repo:
         assert classifier.for_workspace(repo).classify([PRAISE])[0].label == "negative"
         assert workspace_head(repo).examples == 72
-        assert repo.session.scalar(select(AuditEvent.action).where(AuditEvent.workspace_id == repo.workspace_id)) == "sentiment_head.train"
+        assert (
+            repo.session.scalar(select(AuditEvent.action).where(AuditEvent.workspace_id == repo.workspace_id))
+            == "sentiment_head.train"
+        )
     with store.repo("beta") as repo:
         assert classifier.for_workspace(repo).classify([PRAISE])[0].label == "positive"
     with store.repo("alpha") as repo:  # a head from another embedding model is not applied to these features
@@ -72,15 +97,27 @@ def test_ticket_sentiment_names_the_head_it_used(store, classifier):
     assert result.head.startswith("workspace head (72 examples") and result.messages[0].sentiment.label == "negative"
 
 
-def test_a_head_that_does_worse_than_the_shipped_one_is_not_saved_unless_forced(store, two_workspaces, classifier, monkeypatch):
+def test_a_head_that_does_worse_than_the_shipped_one_is_not_saved_unless_forced(
+    store, two_workspaces, classifier, monkeypatch
+):
     monkeypatch.setattr(sentiment_train, "cross_validated", lambda x, labels, **_: ["neutral"] * len(labels))
-    examples = [LabelledText(text=t, label=label) for t, label in
-                [("Great, thanks!", "positive"), ("This is awful.", "negative"), ("What time is it?", "neutral")] * 20]
+    examples = [
+        LabelledText(text=t, label=label)
+        for t, label in [
+            ("Great, thanks!", "positive"),
+            ("This is awful.", "negative"),
+            ("What time is it?", "neutral"),
+        ]
+        * 20
+    ]
     with store.repo("alpha") as repo, pytest.raises(InvalidInput, match="below the shipped head's"):
         train_workspace_head(repo, classifier, examples, source="x", actor="tester")
     with store.repo("alpha") as repo:
         assert repo.session.scalar(select(SentimentHead)) is None
-        assert train_workspace_head(repo, classifier, examples, source="x", actor="tester", dry_run=True).name == "not saved (dry run)"
+        assert (
+            train_workspace_head(repo, classifier, examples, source="x", actor="tester", dry_run=True).name
+            == "not saved (dry run)"
+        )
         assert repo.session.scalar(select(SentimentHead)) is None
         train_workspace_head(repo, classifier, examples, source="x", actor="tester", force=True)
     with store.repo("alpha") as repo:
@@ -91,11 +128,23 @@ def write_jsonl(path, rows) -> None:
     path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
 
 
-@pytest.mark.parametrize(("rows", "message"), [
-    ([{"text": "fine", "label": "great"}], r"labelled.jsonl:1: 'label': label 'great': use negative, neutral or positive"),
-    ([{"text": "fine", "label": "positive"}, {"label": "negative"}], r"labelled.jsonl:2: 'text' is missing or empty"),
-    ([{"text": "fine", "label": "positive"}] * 25, r"at least 20 examples of each label; this has negative 0, neutral 0"),
-])
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (
+            [{"text": "fine", "label": "great"}],
+            r"labelled.jsonl:1: 'label': label 'great': use negative, neutral or positive",
+        ),
+        (
+            [{"text": "fine", "label": "positive"}, {"label": "negative"}],
+            r"labelled.jsonl:2: 'text' is missing or empty",
+        ),
+        (
+            [{"text": "fine", "label": "positive"}] * 25,
+            r"at least 20 examples of each label; this has negative 0, neutral 0",
+        ),
+    ],
+)
 def test_bad_labelled_files_name_the_line_and_the_problem(tmp_path, rows, message):
     path = tmp_path / "labelled.jsonl"
     write_jsonl(path, rows)
@@ -105,7 +154,9 @@ def test_bad_labelled_files_name_the_line_and_the_problem(tmp_path, rows, messag
 
 def test_csv_with_custom_fields_and_numeric_labels(tmp_path):
     path = tmp_path / "labelled.csv"
-    path.write_text("body,polarity\n" + "".join(f"\"message {n}, ok\",{n % 3 - 1}\n" for n in range(60)), encoding="utf-8")
+    path.write_text(
+        "body,polarity\n" + "".join(f'"message {n}, ok",{n % 3 - 1}\n' for n in range(60)), encoding="utf-8"
+    )
     examples = read_labelled(path, text_field="body", label_field="polarity")
     assert len(examples) == 60 and {e.label for e in examples} == {"negative", "neutral", "positive"}
     assert examples[0] == LabelledText(text="message 0, ok", label="negative")
@@ -131,14 +182,19 @@ def test_api_trains_as_a_job_then_classifies_with_the_new_head(world):  # noqa: 
     client, store, keys, tickets, app = world
     admin = auth(keys, role="admin")
     examples = [e.model_dump() for e in inverted_examples()]
-    assert client.get("/v1/admin/sentiment-head", headers=admin).json() == {"head": SHIPPED_HEAD, "workspace_head": None}
+    assert client.get("/v1/admin/sentiment-head", headers=admin).json() == {
+        "head": SHIPPED_HEAD,
+        "workspace_head": None,
+    }
     assert client.post("/v1/admin/sentiment-head", json={"examples": examples}, headers=auth(keys)).status_code == 403
     bad = client.post("/v1/admin/sentiment-head", json={"examples": [{"text": "hi", "label": "meh"}]}, headers=admin)
     assert bad.status_code == 422 and "meh" in bad.text
     few = client.post("/v1/admin/sentiment-head", json={"examples": examples[:6]}, headers=admin)
     assert few.status_code == 422 and "at least 20 examples" in few.text
 
-    submitted = client.post("/v1/admin/sentiment-head", json={"examples": examples, "source": "support QA labels"}, headers=admin)
+    submitted = client.post(
+        "/v1/admin/sentiment-head", json={"examples": examples, "source": "support QA labels"}, headers=admin
+    )
     assert submitted.status_code == 202 and submitted.json()["params"]["examples"] == 72
     app.state.services.jobs.wait(submitted.json()["id"], 60)
     job = client.get(f"/v1/jobs/{submitted.json()['id']}", headers=admin).json()
@@ -147,8 +203,15 @@ def test_api_trains_as_a_job_then_classifies_with_the_new_head(world):  # noqa: 
     head = client.get("/v1/admin/sentiment-head", headers=admin).json()
     assert head["workspace_head"]["source"] == "support QA labels" and head["head"].startswith("workspace head")
     assert client.post("/v1/sentiment", json={"texts": [PRAISE]}, headers=auth(keys)).json()[0]["label"] == "negative"
-    assert client.post("/v1/sentiment", json={"texts": [PRAISE]}, headers=auth(keys, slug="beta")).json()[0]["label"] == "positive"
-    assert client.get(f"/v1/tickets/{tickets['alpha']}/sentiment", headers=auth(keys)).json()["head"].startswith("workspace head")
+    assert (
+        client.post("/v1/sentiment", json={"texts": [PRAISE]}, headers=auth(keys, slug="beta")).json()[0]["label"]
+        == "positive"
+    )
+    assert (
+        client.get(f"/v1/tickets/{tickets['alpha']}/sentiment", headers=auth(keys))
+        .json()["head"]
+        .startswith("workspace head")
+    )
     assert client.delete("/v1/admin/sentiment-head", headers=admin).status_code == 204
     assert client.post("/v1/sentiment", json={"texts": [PRAISE]}, headers=auth(keys)).json()[0]["label"] == "positive"
 

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import pytest
 from sqlalchemy import inspect, text
 
 from copilot.store import Store, StoreError, WorkspaceNotFound
 from copilot.store.db import make_engine, migrate
-from copilot.store.models import Account, AiResult, AuditEvent, Message, Ticket, AuthorKind
+from copilot.store.models import Account, AiResult, AuditEvent, AuthorKind, Message, Ticket
 
 
 def test_upgrade_from_empty_creates_every_table(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
     migrate(engine)
     tables = set(inspect(engine).get_table_names())
-    assert {"workspaces", "accounts", "contacts", "deals", "tickets", "messages", "calls", "call_turns",
-            "nps_responses", "kb_articles", "notes", "ai_results", "audit_events", "alembic_version"} <= tables
+    assert {
+        "workspaces",
+        "accounts",
+        "contacts",
+        "deals",
+        "tickets",
+        "messages",
+        "calls",
+        "call_turns",
+        "nps_responses",
+        "kb_articles",
+        "notes",
+        "ai_results",
+        "audit_events",
+        "alembic_version",
+    } <= tables
     migrate(engine)  # idempotent
     with engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
@@ -40,7 +52,7 @@ def test_query_in_one_workspace_never_returns_anothers_rows(store: Store, two_wo
     alpha, beta = two_workspaces
     for slug in (alpha, beta):
         with store.repo(slug) as repo:
-            account = repo.add(Account(name=f"Same Name", external_id="acc-1"))
+            account = repo.add(Account(name="Same Name", external_id="acc-1"))
             repo.session.flush()
             ticket = repo.add(Ticket(subject="Refund for double charge", account_id=account.id, external_id="t-1"))
             repo.session.flush()
@@ -48,7 +60,9 @@ def test_query_in_one_workspace_never_returns_anothers_rows(store: Store, two_wo
     with store.repo(alpha) as repo:
         bodies = [m.body for m in repo.all(repo.select(Message))]
         assert bodies == ["hello from alpha"]
-        beta_ticket_id = store.sessions().scalar(text("SELECT id FROM tickets WHERE workspace_id != :w").bindparams(w=repo.workspace_id))
+        beta_ticket_id = store.sessions().scalar(
+            text("SELECT id FROM tickets WHERE workspace_id != :w").bindparams(w=repo.workspace_id)
+        )
         assert repo.get(Ticket, beta_ticket_id) is None
         assert repo.by_external_id(Ticket, "t-1").workspace_id == repo.workspace_id
 
@@ -63,7 +77,9 @@ def test_audit_log_is_append_only(store: Store, two_workspaces):
     with store.repo("alpha") as repo:
         result = repo.add(AiResult(task="reply_draft", subject_kind="ticket", subject_id=1))
         repo.session.flush()
-        repo.session.add(AuditEvent(workspace_id=repo.workspace_id, actor="ana", action="approve", ai_result_id=result.id))
+        repo.session.add(
+            AuditEvent(workspace_id=repo.workspace_id, actor="ana", action="approve", ai_result_id=result.id)
+        )
     with store.sessions() as session:
         event = session.query(AuditEvent).one()
         event.actor = "mallory"

@@ -26,7 +26,9 @@ def test_summarize_ticket_shows_summary_verdicts_and_provenance(workspace):
 
 
 def test_rewrite_shows_the_rewrite_and_guards(workspace):
-    result = CliRunner().invoke(app, ["rewrite", "--tone", "neutral", "-w", workspace, "This STUPID export is broken!!! Fix it by May 3."])
+    result = CliRunner().invoke(
+        app, ["rewrite", "--tone", "neutral", "-w", workspace, "This STUPID export is broken!!! Fix it by May 3."]
+    )
     assert result.exit_code == 0, result.output
     assert "stupid" not in result.output.lower() and "May 3" in result.output and "fact_preservation" in result.output
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -16,10 +16,18 @@ from copilot.tasks.context import TaskContext
 from copilot.tasks.thread import Thread, ThreadMessage
 from copilot.tasks.ticket_summary import extractive_summary, summarize_ticket
 
-T0 = datetime(2026, 3, 4, 9, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 4, 9, tzinfo=UTC)
 THREAD = [
-    ("customer", "Ana Lima", "Hi team,\n\nWe were charged twice for invoice INV-2026-0042 ($49.00) on March 3. Can you refund the duplicate?\n\nThanks,\nAna Lima"),
-    ("agent", "Liam Chen", "Hi Ana, sorry about that. I've asked billing to check both charges and I'll update you tomorrow.\n\nBest regards,\nLiam Chen"),
+    (
+        "customer",
+        "Ana Lima",
+        "Hi team,\n\nWe were charged twice for invoice INV-2026-0042 ($49.00) on March 3. Can you refund the duplicate?\n\nThanks,\nAna Lima",
+    ),
+    (
+        "agent",
+        "Liam Chen",
+        "Hi Ana, sorry about that. I've asked billing to check both charges and I'll update you tomorrow.\n\nBest regards,\nLiam Chen",
+    ),
     ("internal_note", "Liam Chen", "Gateway retry on March 3, refund approved."),
     ("customer", "Ana Lima", "Any news on the refund? Our controller is asking."),
 ]
@@ -29,7 +37,10 @@ class FakeEmbedder:
     """Deterministic bag-of-letters vectors: enough for centroid ranking in unit tests."""
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        vectors = np.array([[t.lower().count(c) for c in "abcdefghijklmnopqrstuvwxyz"] for t in texts], dtype=np.float32) + 1e-3
+        vectors = (
+            np.array([[t.lower().count(c) for c in "abcdefghijklmnopqrstuvwxyz"] for t in texts], dtype=np.float32)
+            + 1e-3
+        )
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
@@ -46,7 +57,15 @@ def ticket_id(store):
         ticket = repo.add(Ticket(subject="Charged twice", external_id="T-1"))
         repo.session.flush()
         for n, (kind, author, body) in enumerate(THREAD):
-            repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind(kind), author=author, body=body, sent_at=T0 + timedelta(hours=n)))
+            repo.add(
+                Message(
+                    ticket_id=ticket.id,
+                    author_kind=AuthorKind(kind),
+                    author=author,
+                    body=body,
+                    sent_at=T0 + timedelta(hours=n),
+                )
+            )
         return ticket.id
 
 
@@ -63,7 +82,10 @@ def message_ids(store, ticket_id):
 
 
 def test_extractive_summary_picks_intent_commitment_and_open_question():
-    thread = Thread(subject="Charged twice", messages=[ThreadMessage(id=i, author_kind=k, author=a, text=t) for i, (k, a, t) in enumerate(THREAD, start=10)])
+    thread = Thread(
+        subject="Charged twice",
+        messages=[ThreadMessage(id=i, author_kind=k, author=a, text=t) for i, (k, a, t) in enumerate(THREAD, start=10)],
+    )
     summary = extractive_summary(thread, FakeEmbedder().encode)
     assert "charged twice" in summary.intent.lower() and not summary.intent.startswith("Hi")
     assert any("I'll update you tomorrow" in b.text for b in summary.agent_commitments)
@@ -79,7 +101,11 @@ def test_embedded_model_uses_the_extractive_path_and_stores_provenance(store, se
     assert not outcome.used_fallback and outcome.provenance.model == "extractive"
     with store.repo("alpha") as repo:
         row = repo.get(AiResult, outcome.ai_result_id)
-        assert row.task == "ticket_summary" and row.status is AiStatus.completed and row.prompt_version == outcome.provenance.prompt_version
+        assert (
+            row.task == "ticket_summary"
+            and row.status is AiStatus.completed
+            and row.prompt_version == outcome.provenance.prompt_version
+        )
         assert row.input_ids == [f"message:{i}" for i in message_ids(store, ticket_id)]
         assert row.content["result"]["intent"] == outcome.result.intent
         assert {v["name"] for v in row.guard_verdicts} == {"cited_ids", "grounded_facts", "grounded_names"}
@@ -87,10 +113,17 @@ def test_embedded_model_uses_the_extractive_path_and_stores_provenance(store, se
 
 def test_model_summary_that_passes_guards_is_used(store, settings, ticket_id):
     ids = message_ids(store, ticket_id)
-    SCRIPT.push(json.dumps({"intent": "Refund of a duplicate $49.00 charge for INV-2026-0042",
-                            "what_happened": [{"text": "Customer was charged twice on March 3", "message_ids": [ids[0]]}],
-                            "agent_commitments": [{"text": "Agent will update after billing checks", "message_ids": [ids[1]]}],
-                            "open_questions": [], "status": "open"}))
+    SCRIPT.push(
+        json.dumps(
+            {
+                "intent": "Refund of a duplicate $49.00 charge for INV-2026-0042",
+                "what_happened": [{"text": "Customer was charged twice on March 3", "message_ids": [ids[0]]}],
+                "agent_commitments": [{"text": "Agent will update after billing checks", "message_ids": [ids[1]]}],
+                "open_questions": [],
+                "status": "open",
+            }
+        )
+    )
     manager, ctx = context(store, settings, "fake/scripted")
     outcome = summarize_ticket(ctx, ticket_id)
     manager.__exit__(None, None, None)
@@ -99,8 +132,17 @@ def test_model_summary_that_passes_guards_is_used(store, settings, ticket_id):
 
 
 def test_cited_id_not_in_thread_is_caught_and_falls_back(store, settings, ticket_id):
-    SCRIPT.push(json.dumps({"intent": "Refund", "what_happened": [{"text": "Charged twice", "message_ids": [999999]}],
-                            "agent_commitments": [], "open_questions": [], "status": "open"}))
+    SCRIPT.push(
+        json.dumps(
+            {
+                "intent": "Refund",
+                "what_happened": [{"text": "Charged twice", "message_ids": [999999]}],
+                "agent_commitments": [],
+                "open_questions": [],
+                "status": "open",
+            }
+        )
+    )
     manager, ctx = context(store, settings, "fake/scripted")
     outcome = summarize_ticket(ctx, ticket_id)
     manager.__exit__(None, None, None)
@@ -112,8 +154,17 @@ def test_cited_id_not_in_thread_is_caught_and_falls_back(store, settings, ticket
 
 def test_invented_number_in_model_summary_is_caught(store, settings, ticket_id):
     ids = message_ids(store, ticket_id)
-    SCRIPT.push(json.dumps({"intent": "Customer wants a $500 refund for order #77777", "what_happened": [{"text": "x", "message_ids": [ids[0]]}],
-                            "agent_commitments": [], "open_questions": [], "status": "open"}))
+    SCRIPT.push(
+        json.dumps(
+            {
+                "intent": "Customer wants a $500 refund for order #77777",
+                "what_happened": [{"text": "x", "message_ids": [ids[0]]}],
+                "agent_commitments": [],
+                "open_questions": [],
+                "status": "open",
+            }
+        )
+    )
     manager, ctx = context(store, settings, "fake/scripted")
     outcome = summarize_ticket(ctx, ticket_id)
     manager.__exit__(None, None, None)
@@ -138,7 +189,10 @@ def test_summary_goes_stale_when_the_customer_writes_again(store, settings, tick
     outcome = summarize_ticket(ctx, ticket_id)
     manager.__exit__(None, None, None)
     path = tmp_path / "messages.jsonl"
-    path.write_text(json.dumps({"ticket": "T-1", "author_kind": "customer", "body": "Hello?", "sent_at": "2026-03-06T10:00:00Z"}) + "\n")
+    path.write_text(
+        json.dumps({"ticket": "T-1", "author_kind": "customer", "body": "Hello?", "sent_at": "2026-03-06T10:00:00Z"})
+        + "\n"
+    )
     ingest_file(store, "alpha", path, after_write=after_write_hooks(settings))
     with store.repo("alpha") as repo:
         assert repo.get(AiResult, outcome.ai_result_id).status is AiStatus.stale

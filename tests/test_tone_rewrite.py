@@ -36,7 +36,13 @@ def run(store, settings, text, tone, model="fake/scripted", **kwargs):
 
 
 def test_rewrite_that_drops_a_price_is_rejected_with_what_was_lost(store, settings, workspace):
-    SCRIPT.push(json.dumps({"text": "Hi Ana,\nGood news: your refund for INV-2026-0042 is complete and will show up by March 9.\n\n> we were charged twice"}))
+    SCRIPT.push(
+        json.dumps(
+            {
+                "text": "Hi Ana,\nGood news: your refund for INV-2026-0042 is complete and will show up by March 9.\n\n> we were charged twice"
+            }
+        )
+    )
     outcome = run(store, settings, DRAFT, "friendly")
     assert outcome.used_fallback and outcome.fallback_reason == "model rewrite lost facts"
     lost = next(v for v in outcome.verdicts if v.name == "fact_preservation")
@@ -45,7 +51,13 @@ def test_rewrite_that_drops_a_price_is_rejected_with_what_was_lost(store, settin
 
 
 def test_good_model_rewrite_keeps_signature_and_quotes(store, settings, workspace):
-    SCRIPT.push(json.dumps({"text": "Hello Ana!\nGreat news: your refund of $49.00 for INV-2026-0042 is done and should show up by March 9.\n\n> we were charged twice"}))
+    SCRIPT.push(
+        json.dumps(
+            {
+                "text": "Hello Ana!\nGreat news: your refund of $49.00 for INV-2026-0042 is done and should show up by March 9.\n\n> we were charged twice"
+            }
+        )
+    )
     outcome = run(store, settings, DRAFT, "friendly")
     assert not outcome.used_fallback and not outcome.result.lost and not outcome.result.unchanged
     assert outcome.result.text.endswith("Best regards,\nLiam Chen")  # the model never saw the signature
@@ -54,7 +66,9 @@ def test_good_model_rewrite_keeps_signature_and_quotes(store, settings, workspac
 
 
 def test_rewrite_that_drops_a_quoted_line_is_rejected(store, settings, workspace):
-    SCRIPT.push(json.dumps({"text": "Hello Ana! Your refund of $49.00 for INV-2026-0042 is done and shows up by March 9."}))
+    SCRIPT.push(
+        json.dumps({"text": "Hello Ana! Your refund of $49.00 for INV-2026-0042 is done and shows up by March 9."})
+    )
     outcome = run(store, settings, DRAFT, "friendly")
     lost = next(v for v in outcome.verdicts if v.name == "fact_preservation")
     assert any("quoted line" in d for d in lost.details) and "> we were charged twice" in outcome.result.text
@@ -95,7 +109,9 @@ def test_unknown_tone_and_empty_text_are_clear_errors(store, settings, workspace
 
 def test_rewrite_of_a_stored_draft(store, settings, workspace):
     with store.repo("alpha") as repo:
-        draft = repo.add(AiResult(task="reply_draft", subject_kind="ticket", content={"result": {"text": "ok, it's fixed"}}))
+        draft = repo.add(
+            AiResult(task="reply_draft", subject_kind="ticket", content={"result": {"text": "ok, it's fixed"}})
+        )
         repo.session.flush()
         draft_id = draft.id
     outcome = run(store, settings, None, "fix_grammar", model="local/smollm2-135m-instruct", draft_id=draft_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,11 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 def queue_rewrite(store: Store, text: str, commitments: list[str] | None = None) -> int:
     with store.repo("alpha") as repo:
-        outcome = TaskOutcome[Rewrite](task="tone_rewrite", result=Rewrite(tone="friendly", original=text, text=text), provenance=Provenance(task="tone_rewrite"))
+        outcome = TaskOutcome[Rewrite](
+            task="tone_rewrite",
+            result=Rewrite(tone="friendly", original=text, text=text),
+            provenance=Provenance(task="tone_rewrite"),
+        )
         row = save_outcome(repo, outcome, subject_kind="text", subject_id=None)
         if commitments:
             row.content = {**row.content, "result": {**row.content["result"], "needs_explicit_approval": commitments}}
@@ -39,7 +44,14 @@ def site(tmp_path):
     with store.repo("alpha") as repo:
         ticket = repo.add(Ticket(external_id="T-1", subject="Charged twice"))
         repo.session.flush()
-        repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, author="Dana", body="I was charged twice, I am so angry!"))
+        repo.add(
+            Message(
+                ticket_id=ticket.id,
+                author_kind=AuthorKind.customer,
+                author="Dana",
+                body="I was charged twice, I am so angry!",
+            )
+        )
         keys = {role: create_key(repo, role, role)[0] for role in ("agent", "marketing", "admin")}
         ticket_id = ticket.id
     return settings, store, keys, ticket_id
@@ -55,7 +67,9 @@ def test_pages_need_a_login_and_the_login_form_is_csrf_protected(site):
     settings, store, keys, _ = site
     with TestClient(create_app(settings, store)) as client:
         assert client.get("/review", follow_redirects=False).headers["location"].startswith("/login")
-        forged = client.post("/login", data={"api_key": keys["agent"], "csrf": "forged"}, headers={"Accept": "text/html"})
+        forged = client.post(
+            "/login", data={"api_key": keys["agent"], "csrf": "forged"}, headers={"Accept": "text/html"}
+        )
         assert forged.status_code == 403 and "CSRF" in forged.text
         token = CSRF.search(client.get("/login").text).group(1)
         wrong = client.post("/login", data={"api_key": "cpk_x_y", "csrf": token})
@@ -67,23 +81,36 @@ def test_pages_need_a_login_and_the_login_form_is_csrf_protected(site):
 
 def test_review_page_approves_edits_and_rejects_through_forms(site):
     settings, store, keys, _ = site
-    first, second, third = (queue_rewrite(store, t) for t in ("Thanks, Dana.", "We refunded $20 on 3 May.", "Sorry for that."))
+    first, second, third = (
+        queue_rewrite(store, t) for t in ("Thanks, Dana.", "We refunded $20 on 3 May.", "Sorry for that.")
+    )
     with TestClient(create_app(settings, store)) as client:
         login(client, keys["agent"])
         page = client.get("/review").text
         token = CSRF.search(page).group(1)
         assert all(f'id="item-{i}"' in page for i in (first, second, third))
         client.post(f"/review/{first}/decide", data={"decision": "approve", "version": 1, "csrf": token})
-        client.post(f"/review/{second}/decide", data={"decision": "edit", "version": 1, "text": "We refunded $20 on 3 May. Sorry!", "csrf": token})
+        client.post(
+            f"/review/{second}/decide",
+            data={"decision": "edit", "version": 1, "text": "We refunded $20 on 3 May. Sorry!", "csrf": token},
+        )
         after = client.post(f"/review/{third}/decide", data={"decision": "reject", "version": 1, "csrf": token})
         assert "rejected" in after.text
         stale = client.post(f"/review/{first}/decide", data={"decision": "approve", "version": 1, "csrf": token})
         assert "you saw version 1" in stale.text
-        forged = client.post(f"/review/{first}/decide", data={"decision": "approve", "version": 2, "csrf": "x"}, headers={"Accept": "text/html"})
+        forged = client.post(
+            f"/review/{first}/decide",
+            data={"decision": "approve", "version": 2, "csrf": "x"},
+            headers={"Accept": "text/html"},
+        )
         assert forged.status_code == 403
     with store.repo("alpha") as repo:
         rows = {r.id: r for r in repo.all(repo.select(AiResult))}
-    assert (rows[first].status, rows[second].status, rows[third].status) == (AiStatus.approved, AiStatus.edited, AiStatus.rejected)
+    assert (rows[first].status, rows[second].status, rows[third].status) == (
+        AiStatus.approved,
+        AiStatus.edited,
+        AiStatus.rejected,
+    )
     assert rows[second].final_text.endswith("Sorry!")
 
 
@@ -105,7 +132,12 @@ def test_ticket_page_shows_thread_sentiment_and_runs_tasks(site):
     with TestClient(create_app(settings, store)) as client:
         login(client, keys["agent"])
         page = client.get(f"/tickets/{ticket_id}").text
-        assert "I was charged twice" in page and "<svg class=\"timeline\"" in page and "No summary yet" in page and "shipped head" in page
+        assert (
+            "I was charged twice" in page
+            and '<svg class="timeline"' in page
+            and "No summary yet" in page
+            and "shipped head" in page
+        )
         token = CSRF.search(page).group(1)
         page = client.post(f"/tickets/{ticket_id}/act", data={"action": "summarize", "csrf": token}).text
         assert "Summary refreshed" in page and "Intent:" in page
@@ -114,7 +146,14 @@ def test_ticket_page_shows_thread_sentiment_and_runs_tasks(site):
 
 
 # -- a real browser ------------------------------------------------------------------------------
-CHROMIUM = next((p for p in ("/usr/lib/chromium/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or "") if p and Path(p).exists()), None)
+CHROMIUM = next(
+    (
+        p
+        for p in ("/usr/lib/chromium/chromium", shutil.which("chromium") or "", shutil.which("chromium-browser") or "")
+        if p and Path(p).exists()
+    ),
+    None,
+)
 
 
 @pytest.fixture
@@ -136,7 +175,9 @@ def test_browser_review_flow_approve_edit_reject(browser_site):
     from playwright.sync_api import sync_playwright
 
     base, store, keys, _ = browser_site
-    first, second, third = (queue_rewrite(store, t) for t in ("Thanks, Dana.", "We refunded $20 on 3 May.", "Sorry for that."))
+    first, second, third = (
+        queue_rewrite(store, t) for t in ("Thanks, Dana.", "We refunded $20 on 3 May.", "Sorry for that.")
+    )
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page()
@@ -156,7 +197,11 @@ def test_browser_review_flow_approve_edit_reject(browser_site):
         browser.close()
     with store.repo("alpha") as repo:
         rows = {r.id: r for r in repo.all(repo.select(AiResult))}
-    assert (rows[first].status, rows[second].status, rows[third].status) == (AiStatus.approved, AiStatus.edited, AiStatus.rejected)
+    assert (rows[first].status, rows[second].status, rows[third].status) == (
+        AiStatus.approved,
+        AiStatus.edited,
+        AiStatus.rejected,
+    )
     assert rows[second].final_text.endswith("Sorry for the trouble!")
 
 
@@ -181,19 +226,32 @@ def test_eval_review_page_shows_the_last_run_against_its_baseline(site, monkeypa
 
 
 def seed_nps(store: Store, settings: Settings) -> int:
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from copilot.gateway import Gateway
     from copilot.store.models import NpsResponse
     from copilot.tasks.context import TaskContext
     from copilot.tasks.nps_themes import ThemeFilters, run_themes
 
-    comments = ["The app is slow to load every morning", "Support answered fast and kindly", "Pricing is too expensive for small teams",
-                "Loading dashboards takes forever", "Great support team, very helpful", "Too expensive compared to others"]
-    now = datetime.now(timezone.utc)
+    comments = [
+        "The app is slow to load every morning",
+        "Support answered fast and kindly",
+        "Pricing is too expensive for small teams",
+        "Loading dashboards takes forever",
+        "Great support team, very helpful",
+        "Too expensive compared to others",
+    ]
+    now = datetime.now(UTC)
     with store.repo("alpha") as repo:
         for n in range(90):
-            repo.add(NpsResponse(external_id=f"N-{n}", score=n % 11, comment=f"{comments[n % len(comments)]} ({n})", submitted_at=now - timedelta(days=n % 60)))
+            repo.add(
+                NpsResponse(
+                    external_id=f"N-{n}",
+                    score=n % 11,
+                    comment=f"{comments[n % len(comments)]} ({n})",
+                    submitted_at=now - timedelta(days=n % 60),
+                )
+            )
     with store.repo("alpha") as repo:
         outcome = run_themes(TaskContext(settings, repo, Gateway(settings)), ThemeFilters(), seed=0)
     return outcome.result.run_id
@@ -211,7 +269,12 @@ def test_nps_dashboard_and_deal_page_render(site):
     with TestClient(create_app(settings, store)) as client:
         login(client, keys["marketing"])
         page = client.get("/nps").text
-        assert f"run {run_id}" in page and 'id="split-chart"' in page and 'class="promoters"' in page and "response N-" in page
+        assert (
+            f"run {run_id}" in page
+            and 'id="split-chart"' in page
+            and 'class="promoters"' in page
+            and "response N-" in page
+        )
         assert client.get(f"/deals/{deal_id}", headers={"Accept": "text/html"}).status_code == 403
         login(client, keys["admin"])
         page = client.get(f"/deals/{deal_id}").text
@@ -244,7 +307,9 @@ def test_browser_nps_dashboard_renders_its_charts(browser_site, tmp_path):
         assert box and box["width"] > 300 and box["height"] > 40
         shot = Image.open(BytesIO(chart.screenshot(path=str(tmp_path / "nps-dashboard.png")))).convert("RGB")
         colours = shot.getcolors(maxcolors=1 << 16) or []
-        greens = sum(count for count, (r, g, b) in colours if g > 90 and g > r + 40 and g > b + 20)  # promoter bars drawn
+        greens = sum(
+            count for count, (r, g, b) in colours if g > 90 and g > r + 40 and g > b + 20
+        )  # promoter bars drawn
         reds = sum(count for count, (r, g, b) in colours if r > 140 and r > g + 60)  # detractor bars drawn
         assert greens > 200 and reds > 100, (greens, reds)
         page.locator("details summary").first.click()  # quotes open on click

@@ -9,15 +9,20 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Caller, allow
-from api.schemas import IdPath
 from api.errors import ERROR_RESPONSES
 from api.routers.jobs import JobOut, submit_job
-from copilot.auth import create_key, list_keys, revoke_key
-from copilot.auth import Permission
+from api.schemas import IdPath
+from copilot.auth import Permission, create_key, list_keys, revoke_key
 from copilot.delivery import remove_webhook, set_webhook, webhook_config
 from copilot.store.models import Role
 from copilot.tasks.sentiment import SHIPPED_HEAD
-from copilot.tasks.sentiment_train import HeadInfo, LabelledText, check_label_counts, reset_workspace_head, workspace_head
+from copilot.tasks.sentiment_train import (
+    HeadInfo,
+    LabelledText,
+    check_label_counts,
+    reset_workspace_head,
+    workspace_head,
+)
 from copilot.tasks.tone_rewrite import reset_tones, set_custom_tone, workspace_tones
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ERROR_RESPONSES)
@@ -60,15 +65,21 @@ class WebhookOut(BaseModel):
 
 
 class SentimentHeadRequest(BaseModel):
-    examples: list[LabelledText] = Field(min_length=1, max_length=50_000, description="The workspace's labelled messages.")
-    source: str = Field(default="API upload", max_length=200, description="Where the labels come from (kept with the head).")
+    examples: list[LabelledText] = Field(
+        min_length=1, max_length=50_000, description="The workspace's labelled messages."
+    )
+    source: str = Field(
+        default="API upload", max_length=200, description="Where the labels come from (kept with the head)."
+    )
     dry_run: bool = Field(default=False, description="Cross-validate and report in the job result; save nothing.")
     force: bool = Field(default=False, description="Save even when the new head scores below the shipped one.")
 
 
 class SentimentHeadOut(BaseModel):
     head: str = Field(description="The head this workspace classifies with.")
-    workspace_head: HeadInfo | None = Field(description="The workspace's own head and its training figures, if it has one.")
+    workspace_head: HeadInfo | None = Field(
+        description="The workspace's own head and its training figures, if it has one."
+    )
 
 
 class ReindexRequest(BaseModel):
@@ -153,8 +164,13 @@ def sentiment_head(caller: Admin) -> SentimentHeadOut:
 def train_sentiment_head(request: SentimentHeadRequest, caller: Admin, response: Response) -> JobOut:
     """Train this workspace's own sentiment head as a background job (cross-validated first; see the job result)."""
     check_label_counts(request.examples, "examples")
-    params = {"examples": [e.model_dump() for e in request.examples], "source": request.source, "actor": caller.principal.actor,
-              "dry_run": request.dry_run, "force": request.force}
+    params = {
+        "examples": [e.model_dump() for e in request.examples],
+        "source": request.source,
+        "actor": caller.principal.actor,
+        "dry_run": request.dry_run,
+        "force": request.force,
+    }
     return submit_job(caller, response, "sentiment_head", params)
 
 

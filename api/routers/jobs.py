@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from api.deps import Caller, PageParams, any_caller
-from api.schemas import IdPath
 from api.errors import ERROR_RESPONSES
+from api.schemas import IdPath
 from copilot.auth import Permission, Principal
 from copilot.errors import NotFound
 from copilot.jobs import get_job, list_jobs
@@ -69,7 +69,11 @@ def submit_job(caller: Caller, response: Response, kind: str, params: dict[str, 
 @router.get("", response_model=list[JobOut])
 def jobs(caller: Annotated[Caller, Depends(any_caller)], page: PageParams, kind: str | None = None) -> list[JobOut]:
     with caller.repo() as repo:
-        return [JobOut.model_validate(j) for j in list_jobs(repo, kind=kind, offset=page.offset, limit=page.limit) if visible(caller.principal, j)]
+        return [
+            JobOut.model_validate(j)
+            for j in list_jobs(repo, kind=kind, offset=page.offset, limit=page.limit)
+            if visible(caller.principal, j)
+        ]
 
 
 @router.get("/{job_id}", response_model=JobOut)

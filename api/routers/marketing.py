@@ -23,7 +23,9 @@ Runner = Annotated[Caller, Depends(allow(Permission.run_marketing))]
 class ThemeJobRequest(BaseModel):
     filters: ThemeFilters = Field(default_factory=ThemeFilters)
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
-    k: int | None = Field(default=None, ge=2, le=100, description="Number of themes; chosen automatically when omitted.")
+    k: int | None = Field(
+        default=None, ge=2, le=100, description="Number of themes; chosen automatically when omitted."
+    )
 
 
 class ThemeRunOut(BaseModel):

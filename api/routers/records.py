@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from api.deps import Caller, PageParams, any_caller
 from api.errors import ERROR_RESPONSES
-from api.schemas import IdPath, PageOf, RECORD_MODELS
+from api.schemas import RECORD_MODELS, IdPath, PageOf
 from copilot.auth import Permission, Principal
 from copilot.errors import InvalidInput, NotFound
 from copilot.ingest import IngestError, IngestReport, SourceRow, ingest_rows
@@ -20,9 +20,14 @@ from copilot.store.models import CRM_MODELS
 router = APIRouter(prefix="/v1/records", tags=["records"], responses=ERROR_RESPONSES)
 Kind = Annotated[str, Path(description=f"One of: {', '.join(CRM_MODELS)}")]
 READ_PERMISSION = {
-    "ticket": Permission.read_tickets, "message": Permission.read_tickets, "contact": Permission.read_tickets,
-    "kb_article": Permission.read_tickets, "deal": Permission.read_sales, "call": Permission.read_sales,
-    "note": Permission.read_sales, "nps_response": Permission.read_nps,
+    "ticket": Permission.read_tickets,
+    "message": Permission.read_tickets,
+    "contact": Permission.read_tickets,
+    "kb_article": Permission.read_tickets,
+    "deal": Permission.read_sales,
+    "call": Permission.read_sales,
+    "note": Permission.read_sales,
+    "nps_response": Permission.read_nps,
 }
 INGEST_ERROR = re.compile(r"^items:(\d+): (.*)$", re.S)
 
@@ -53,7 +58,9 @@ def writer(kind: Kind, caller: Annotated[Caller, Depends(any_caller)]) -> Caller
 
 
 @router.get("/{kind}", response_model=PageOf[Any])
-def list_records(kind: Kind, caller: Annotated[Caller, Depends(reader)], page: PageParams, external_id: str | None = None):
+def list_records(
+    kind: Kind, caller: Annotated[Caller, Depends(reader)], page: PageParams, external_id: str | None = None
+):
     model, out = CRM_MODELS[kind], RECORD_MODELS[kind]
     with caller.repo() as repo:
         query = repo.select(model)
@@ -61,7 +68,9 @@ def list_records(kind: Kind, caller: Annotated[Caller, Depends(reader)], page: P
             query = query.where(model.external_id == external_id)
         total = repo.session.scalar(select(func.count()).select_from(query.subquery()))
         rows = repo.all(query.order_by(model.id).offset(page.offset).limit(page.limit))
-        return PageOf[out](items=[out.model_validate(r) for r in rows], total=total, offset=page.offset, limit=page.limit)
+        return PageOf[out](
+            items=[out.model_validate(r) for r in rows], total=total, offset=page.offset, limit=page.limit
+        )
 
 
 @router.get("/{kind}/{record_id}", response_model=Any)
@@ -74,10 +83,17 @@ def get_record(kind: Kind, record_id: IdPath, caller: Annotated[Caller, Depends(
 
 
 @router.post("/{kind}", response_model=IngestReport)
-def upsert_records(kind: Kind, caller: Annotated[Caller, Depends(writer)],
-                   items: Annotated[list[dict[str, Any]], Body(min_length=1, max_length=10_000,
-                                                                description="Rows as in `copilot ingest` files; references by external id.")],
-                   dry_run: bool = False) -> IngestReport:
+def upsert_records(
+    kind: Kind,
+    caller: Annotated[Caller, Depends(writer)],
+    items: Annotated[
+        list[dict[str, Any]],
+        Body(
+            min_length=1, max_length=10_000, description="Rows as in `copilot ingest` files; references by external id."
+        ),
+    ],
+    dry_run: bool = False,
+) -> IngestReport:
     """Create or update records by external id in one transaction: one bad row and nothing is written."""
     rows = [SourceRow(line=n, kind=kind, data=item) for n, item in enumerate(items)]
     try:

@@ -15,7 +15,17 @@ from api.errors import ERROR_RESPONSES
 from api.schemas import AiResultOut, IdField, IdPath, IdQuery, PageOf
 from copilot.delivery import DELIVERED_TASKS, prepare_delivery
 from copilot.errors import CopilotError, PermissionDenied
-from copilot.review import Decision, ReviewRequest, TaskStats, audit_events, decide, draft_text, get_reviewable, queue, review_stats
+from copilot.review import (
+    Decision,
+    ReviewRequest,
+    TaskStats,
+    audit_events,
+    decide,
+    draft_text,
+    get_reviewable,
+    queue,
+    review_stats,
+)
 from copilot.store.models import AiStatus, DeliveryStatus
 
 router = APIRouter(prefix="/v1", tags=["review"], responses=ERROR_RESPONSES)
@@ -75,12 +85,28 @@ class AuditEventOut(BaseModel):
 
 
 @router.get("/review/queue", response_model=PageOf[AiResultOut])
-def review_queue(caller: Reviewer, page: PageParams, status: AiStatus = AiStatus.pending, task: str | None = None,
-                 subject_kind: str | None = None, subject_id: IdQuery = None):
+def review_queue(
+    caller: Reviewer,
+    page: PageParams,
+    status: AiStatus = AiStatus.pending,
+    task: str | None = None,
+    subject_kind: str | None = None,
+    subject_id: IdQuery = None,
+):
     tasks = [t for t in caller.principal.reviewable_tasks() if task in (None, t)]
     with caller.repo() as repo:
-        rows, total = queue(repo, tasks, status=status, subject_kind=subject_kind, subject_id=subject_id, offset=page.offset, limit=page.limit)
-        return PageOf[AiResultOut](items=[AiResultOut.model_validate(r) for r in rows], total=total, offset=page.offset, limit=page.limit)
+        rows, total = queue(
+            repo,
+            tasks,
+            status=status,
+            subject_kind=subject_kind,
+            subject_id=subject_id,
+            offset=page.offset,
+            limit=page.limit,
+        )
+        return PageOf[AiResultOut](
+            items=[AiResultOut.model_validate(r) for r in rows], total=total, offset=page.offset, limit=page.limit
+        )
 
 
 @router.get("/review/stats", response_model=list[TaskStats])
@@ -90,14 +116,33 @@ def stats(caller: Reviewer) -> list[TaskStats]:
         return [s for s in review_stats(repo) if s.task in caller.principal.reviewable_tasks()]
 
 
-@router.get("/review/export", response_class=StreamingResponse, responses={200: {"content": {"application/x-ndjson": {}}}})
+@router.get(
+    "/review/export", response_class=StreamingResponse, responses={200: {"content": {"application/x-ndjson": {}}}}
+)
 def export_approved(caller: Reviewer, task: str = "reply_draft"):
     """Approved and edited results as JSON lines, for teams that send replies from their own tool instead of a webhook."""
     with caller.repo() as repo:
-        rows, _ = queue(repo, [t for t in caller.principal.reviewable_tasks() if t == task], status=AiStatus.approved, limit=10_000)
-        edited, _ = queue(repo, [t for t in caller.principal.reviewable_tasks() if t == task], status=AiStatus.edited, limit=10_000)
-        lines = [json.dumps({"ai_result_id": r.id, "task": r.task, "subject_kind": r.subject_kind, "subject_id": r.subject_id,
-                             "status": r.status.value, "text": draft_text(r)}, ensure_ascii=False) + "\n" for r in [*rows, *edited]]
+        rows, _ = queue(
+            repo, [t for t in caller.principal.reviewable_tasks() if t == task], status=AiStatus.approved, limit=10_000
+        )
+        edited, _ = queue(
+            repo, [t for t in caller.principal.reviewable_tasks() if t == task], status=AiStatus.edited, limit=10_000
+        )
+        lines = [
+            json.dumps(
+                {
+                    "ai_result_id": r.id,
+                    "task": r.task,
+                    "subject_kind": r.subject_kind,
+                    "subject_id": r.subject_id,
+                    "status": r.status.value,
+                    "text": draft_text(r),
+                },
+                ensure_ascii=False,
+            )
+            + "\n"
+            for r in [*rows, *edited]
+        ]
     return StreamingResponse(iter(lines), media_type="application/x-ndjson")
 
 
@@ -108,7 +153,9 @@ def get_result(result_id: IdPath, caller: Reviewer) -> AiResultOut:
 
 
 @router.post("/review/{result_id}/decision", response_model=AiResultOut)
-def decide_route(result_id: IdPath, request: ReviewRequest, caller: Reviewer, background: BackgroundTasks) -> AiResultOut:
+def decide_route(
+    result_id: IdPath, request: ReviewRequest, caller: Reviewer, background: BackgroundTasks
+) -> AiResultOut:
     """Approve, edit or reject, quoting the version you saw; a stale version gets 409. Approved replies go to the webhook."""
     with caller.repo() as repo:
         row = decide(repo, result_id, request, actor=caller.principal.actor, tasks=caller.principal.reviewable_tasks())
@@ -128,9 +175,17 @@ def batch_approve(request: BatchApproveRequest, caller: Reviewer, background: Ba
             with caller.repo() as repo:
                 row = get_reviewable(repo, item.id, caller.principal.reviewable_tasks())
                 if row.content.get("result", {}).get("needs_explicit_approval"):
-                    raise PermissionDenied("needs explicit approval: it commits to " + ", ".join(row.content["result"]["needs_explicit_approval"]))
-                decide(repo, item.id, ReviewRequest(decision=Decision.approve, version=item.version), actor=caller.principal.actor,
-                       tasks=caller.principal.reviewable_tasks())
+                    raise PermissionDenied(
+                        "needs explicit approval: it commits to "
+                        + ", ".join(row.content["result"]["needs_explicit_approval"])
+                    )
+                decide(
+                    repo,
+                    item.id,
+                    ReviewRequest(decision=Decision.approve, version=item.version),
+                    actor=caller.principal.actor,
+                    tasks=caller.principal.reviewable_tasks(),
+                )
                 deliverable = prepare_delivery(repo, item.id) is not None
             if deliverable:
                 background.add_task(caller.services.deliver, caller.principal.workspace_slug, item.id)
@@ -154,12 +209,19 @@ def redeliver(result_id: IdPath, caller: Reviewer) -> DeliveryOut | None:
 
 
 @router.get("/audit", response_model=PageOf[AuditEventOut])
-def audit(caller: Reviewer, page: PageParams, ticket_id: IdQuery = None, actor: str | None = None, task: str | None = None,
-          since: datetime | None = None):
+def audit(
+    caller: Reviewer,
+    page: PageParams,
+    ticket_id: IdQuery = None,
+    actor: str | None = None,
+    task: str | None = None,
+    since: datetime | None = None,
+):
     """The append-only log of decisions and deliveries, per ticket, reviewer or task."""
     with caller.repo() as repo:
-        rows, total = audit_events(repo, ticket_id=ticket_id, actor=actor, task=task, since=since, offset=page.offset, limit=page.limit)
+        rows, total = audit_events(
+            repo, ticket_id=ticket_id, actor=actor, task=task, since=since, offset=page.offset, limit=page.limit
+        )
         allowed = set(caller.principal.reviewable_tasks())
         items = [AuditEventOut.model_validate(r) for r in rows if r.task is None or r.task in allowed]
         return PageOf[AuditEventOut](items=items, total=total, offset=page.offset, limit=page.limit)
-

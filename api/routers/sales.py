@@ -40,7 +40,9 @@ def list_deals(caller: Reader, page: PageParams, stage: DealStage | None = None)
             query = query.where(Deal.stage == stage)
         total = repo.session.scalar(select(func.count()).select_from(query.subquery()))
         rows = repo.all(query.order_by(Deal.close_date, Deal.id).offset(page.offset).limit(page.limit))
-        return PageOf[DealOut](items=[DealOut.model_validate(r) for r in rows], total=total, offset=page.offset, limit=page.limit)
+        return PageOf[DealOut](
+            items=[DealOut.model_validate(r) for r in rows], total=total, offset=page.offset, limit=page.limit
+        )
 
 
 @router.post("/calls/{call_id}/summary", response_model=TaskOutcome[CallSummary])
@@ -63,8 +65,12 @@ def latest_brief(deal_id: IdPath, caller: Reader) -> AiResultOut:
     with caller.repo() as repo:
         if repo.get(Deal, deal_id) is None:
             raise NotFound(f"no deal {deal_id} in this workspace")
-        row = repo.session.scalar(repo.select(AiResult).where(AiResult.task == "deal_brief", AiResult.subject_kind == "deal",
-                                                              AiResult.subject_id == deal_id).order_by(AiResult.id.desc()).limit(1))
+        row = repo.session.scalar(
+            repo.select(AiResult)
+            .where(AiResult.task == "deal_brief", AiResult.subject_kind == "deal", AiResult.subject_id == deal_id)
+            .order_by(AiResult.id.desc())
+            .limit(1)
+        )
         if row is None:
             raise NotFound(f"deal {deal_id} has no brief yet: POST /v1/deals/{deal_id}/brief")
         return AiResultOut.model_validate(row)

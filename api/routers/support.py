@@ -26,7 +26,12 @@ from copilot.tasks.tone_rewrite import Rewrite, rewrite, workspace_tones
 router = APIRouter(prefix="/v1", tags=["support"], responses=ERROR_RESPONSES)
 Reader = Annotated[Caller, Depends(allow(Permission.read_tickets))]
 Runner = Annotated[Caller, Depends(allow(Permission.run_support))]
-STREAM_RESPONSE = {200: {"content": {"text/event-stream": {}}, "description": "With `stream=true`: `token` events, then one `result` event."}}
+STREAM_RESPONSE = {
+    200: {
+        "content": {"text/event-stream": {}},
+        "description": "With `stream=true`: `token` events, then one `result` event.",
+    }
+}
 
 
 class SummaryRequest(BaseModel):
@@ -65,14 +70,18 @@ def list_tickets(caller: Reader, page: PageParams, status: TicketStatus | None =
             query = query.where(Ticket.account_id == account_id)
         total = repo.session.scalar(select(func.count()).select_from(query.subquery()))
         rows = repo.all(query.order_by(Ticket.opened_at.desc(), Ticket.id.desc()).offset(page.offset).limit(page.limit))
-        return PageOf[TicketOut](items=[TicketOut.model_validate(r) for r in rows], total=total, offset=page.offset, limit=page.limit)
+        return PageOf[TicketOut](
+            items=[TicketOut.model_validate(r) for r in rows], total=total, offset=page.offset, limit=page.limit
+        )
 
 
 @router.get("/tickets/{ticket_id}", response_model=ThreadOut)
 def get_thread(ticket_id: IdPath, caller: Reader) -> ThreadOut:
     with caller.repo() as repo:
         ticket = ticket_or_404(repo, ticket_id)
-        messages = repo.all(repo.select(Message).where(Message.ticket_id == ticket.id).order_by(Message.sent_at, Message.id))
+        messages = repo.all(
+            repo.select(Message).where(Message.ticket_id == ticket.id).order_by(Message.sent_at, Message.id)
+        )
         return thread_out(ticket, messages)
 
 
@@ -80,32 +89,49 @@ def get_thread(ticket_id: IdPath, caller: Reader) -> ThreadOut:
 def summarize(ticket_id: IdPath, caller: Runner, request: SummaryRequest | None = None) -> TaskOutcome[TicketSummary]:
     """Summarise the thread (stored as a ``completed`` AI result; it goes ``stale`` when the customer writes again)."""
     strategy = (request or SummaryRequest()).strategy
-    return caller.run("ticket_summary", "ticket", ticket_id, lambda context: summarize_ticket(context, ticket_id, strategy))
+    return caller.run(
+        "ticket_summary", "ticket", ticket_id, lambda context: summarize_ticket(context, ticket_id, strategy)
+    )
 
 
 @router.post("/tickets/{ticket_id}/draft", response_model=TaskOutcome[ReplyDraft], responses=STREAM_RESPONSE)
-def draft(ticket_id: IdPath, caller: Runner, request: DraftRequest | None = None,
-          stream: Annotated[bool, Query(description="Stream tokens as Server-Sent Events.")] = False):
+def draft(
+    ticket_id: IdPath,
+    caller: Runner,
+    request: DraftRequest | None = None,
+    stream: Annotated[bool, Query(description="Stream tokens as Server-Sent Events.")] = False,
+):
     """Draft a reply grounded in the thread, history and KB; saved as ``pending`` review, never sent by this call."""
     strategy = (request or DraftRequest()).strategy
 
-    def work(on_token=None):  # noqa: ANN001, ANN202
-        return caller.run("reply_draft", "ticket", ticket_id, lambda context: draft_reply(context, ticket_id, strategy), on_token)
+    def work(on_token=None):
+        return caller.run(
+            "reply_draft", "ticket", ticket_id, lambda context: draft_reply(context, ticket_id, strategy), on_token
+        )
 
     return stream_task(work) if stream else work()
 
 
 @router.post("/rewrite", response_model=TaskOutcome[Rewrite], responses=STREAM_RESPONSE)
-def rewrite_text(request: RewriteRequest, caller: Runner,
-                 stream: Annotated[bool, Query(description="Stream tokens as Server-Sent Events.")] = False):
+def rewrite_text(
+    request: RewriteRequest,
+    caller: Runner,
+    stream: Annotated[bool, Query(description="Stream tokens as Server-Sent Events.")] = False,
+):
     """Rewrite a reply in another tone; facts (numbers, dates, links, names, signature) must survive."""
     if request.text is None and request.draft_id is None:
         raise InvalidInput("text: give the text to rewrite or a draft_id")
     subject = ("ai_result", request.draft_id) if request.draft_id else ("text", None)
 
-    def work(on_token=None):  # noqa: ANN001, ANN202
-        return caller.run("tone_rewrite", *subject, lambda context: rewrite(context, request.text, request.tone, draft_id=request.draft_id,
-                                                                         strategy=request.strategy), on_token)
+    def work(on_token=None):
+        return caller.run(
+            "tone_rewrite",
+            *subject,
+            lambda context: rewrite(
+                context, request.text, request.tone, draft_id=request.draft_id, strategy=request.strategy
+            ),
+            on_token,
+        )
 
     return stream_task(work) if stream else work()
 

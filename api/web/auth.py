@@ -31,13 +31,18 @@ def home(request: Request, services: Annotated[Services, Depends(get_services)])
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, next: str = "") -> HTMLResponse:  # noqa: A002 - the conventional parameter name
+def login_form(request: Request, next: str = "") -> HTMLResponse:
     return render(request, "login.html", next=next if next.startswith("/") else "")
 
 
 @router.post("/login")
-def login(request: Request, services: Annotated[Services, Depends(get_services)], api_key: Annotated[str, Form()],
-          csrf: Annotated[str, Form()], next: Annotated[str, Form()] = "") -> Response:  # noqa: A002
+def login(
+    request: Request,
+    services: Annotated[Services, Depends(get_services)],
+    api_key: Annotated[str, Form()],
+    csrf: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "",
+) -> Response:
     check_csrf(request, csrf)
     try:
         with services.store.session() as session:
@@ -46,7 +51,9 @@ def login(request: Request, services: Annotated[Services, Depends(get_services)]
         return render(request, "login.html", error=str(error), next=next, status_code=401)
     request.session.clear()
     request.session[SESSION_KEY] = api_key.strip()
-    return RedirectResponse(next if next.startswith("/") and not next.startswith("//") else home_for(principal), status_code=303)
+    return RedirectResponse(
+        next if next.startswith("/") and not next.startswith("//") else home_for(principal), status_code=303
+    )
 
 
 @router.post("/logout")

@@ -11,8 +11,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from api.errors import copilot_error
 from api.deps import SESSION_KEY, Caller, Services, get_services
+from api.errors import copilot_error
 from copilot.auth import Permission, Principal, authenticate
 from copilot.errors import CopilotError, PermissionDenied, Unauthenticated
 
@@ -37,7 +37,9 @@ def install(app: FastAPI) -> None:
     def copilot_error_page(request: Request, error: CopilotError) -> Response:
         if request.url.path.startswith(("/v1/", "/health")) or "text/html" not in request.headers.get("accept", ""):
             return copilot_error(request, error)
-        return render(request, "error.html", None, status_code=copilot_error(request, error).status_code, message=str(error))
+        return render(
+            request, "error.html", None, status_code=copilot_error(request, error).status_code, message=str(error)
+        )
 
 
 def csrf_token(request: Request) -> str:
@@ -68,7 +70,9 @@ def page_caller(request: Request, services: Annotated[Services, Depends(get_serv
 PageCaller = Annotated[Caller, Depends(page_caller)]
 
 
-def render(request: Request, name: str, caller: Caller | None = None, status_code: int = 200, **context: Any) -> HTMLResponse:
+def render(
+    request: Request, name: str, caller: Caller | None = None, status_code: int = 200, **context: Any
+) -> HTMLResponse:
     principal: Principal | None = caller.principal if caller else None
     nav = []
     if principal:
@@ -82,7 +86,9 @@ def render(request: Request, name: str, caller: Caller | None = None, status_cod
             nav.append(("NPS themes", "/nps"))
         if principal.can(Permission.manage):
             nav.append(("Evals", "/evals"))
-    return templates.TemplateResponse(request, name, {"principal": principal, "nav": nav, "csrf": csrf_token(request), **context},
-                                      status_code=status_code)
-
-
+    return templates.TemplateResponse(
+        request,
+        name,
+        {"principal": principal, "nav": nav, "csrf": csrf_token(request), **context},
+        status_code=status_code,
+    )

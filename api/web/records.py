@@ -25,9 +25,15 @@ def tickets_page(request: Request, caller: PageCaller, page: int = 1) -> HTMLRes
     caller.principal.require(Permission.read_tickets)
     page = max(page, 1)
     with caller.repo() as repo:
-        rows = repo.all(repo.select(Ticket).order_by(Ticket.opened_at.desc(), Ticket.id.desc()).offset((page - 1) * 50).limit(50))
-        pending = {r.subject_id for r in repo.all(repo.select(AiResult).where(AiResult.status == AiStatus.pending,
-                                                                                 AiResult.subject_kind == "ticket"))}
+        rows = repo.all(
+            repo.select(Ticket).order_by(Ticket.opened_at.desc(), Ticket.id.desc()).offset((page - 1) * 50).limit(50)
+        )
+        pending = {
+            r.subject_id
+            for r in repo.all(
+                repo.select(AiResult).where(AiResult.status == AiStatus.pending, AiResult.subject_kind == "ticket")
+            )
+        }
     return render(request, "tickets.html", caller, tickets=rows, page=page, pending=pending)
 
 
@@ -38,21 +44,43 @@ def ticket_page(ticket_id: IdPath, request: Request, caller: PageCaller) -> HTML
         ticket = repo.get(Ticket, ticket_id)
         if ticket is None:
             raise NotFound(f"no ticket {ticket_id} in this workspace")
-        messages = repo.all(repo.select(Message).where(Message.ticket_id == ticket.id).order_by(Message.sent_at, Message.id))
-        results = repo.all(repo.select(AiResult).where(AiResult.subject_kind == "ticket", AiResult.subject_id == ticket.id)
-                           .order_by(AiResult.id.desc()))
+        messages = repo.all(
+            repo.select(Message).where(Message.ticket_id == ticket.id).order_by(Message.sent_at, Message.id)
+        )
+        results = repo.all(
+            repo.select(AiResult)
+            .where(AiResult.subject_kind == "ticket", AiResult.subject_id == ticket.id)
+            .order_by(AiResult.id.desc())
+        )
         summary = next((r for r in results if r.task == "ticket_summary"), None)
         draft = next((r for r in results if r.task == "reply_draft"), None)
         sentiment = ticket_sentiment(repo, caller.services.sentiment, ticket.id)
         tones = sorted(workspace_tones(repo))
     flash = request.session.pop("flash", None)
-    return render(request, "ticket.html", caller, ticket=ticket, messages=messages, summary=summary, draft=draft, sentiment=sentiment,
-                  tones=tones, flash=flash)
+    return render(
+        request,
+        "ticket.html",
+        caller,
+        ticket=ticket,
+        messages=messages,
+        summary=summary,
+        draft=draft,
+        sentiment=sentiment,
+        tones=tones,
+        flash=flash,
+    )
 
 
 @router.post("/tickets/{ticket_id}/act")
-def ticket_action(ticket_id: IdPath, request: Request, caller: PageCaller, action: Annotated[str, Form()], csrf: Annotated[str, Form()],
-                  tone: Annotated[str | None, Form()] = None, draft_id: Annotated[int | None, Form()] = None) -> RedirectResponse:
+def ticket_action(
+    ticket_id: IdPath,
+    request: Request,
+    caller: PageCaller,
+    action: Annotated[str, Form()],
+    csrf: Annotated[str, Form()],
+    tone: Annotated[str | None, Form()] = None,
+    draft_id: Annotated[int | None, Form()] = None,
+) -> RedirectResponse:
     """Summarise, draft, or rewrite the latest draft in a tone (the rewrite joins the review queue)."""
     check_csrf(request, csrf)
     caller.principal.require(Permission.run_support)
@@ -62,10 +90,18 @@ def ticket_action(ticket_id: IdPath, request: Request, caller: PageCaller, actio
             request.session["flash"] = {"kind": "ok", "text": "Summary refreshed."}
         elif action == "draft":
             outcome = caller.run("reply_draft", "ticket", ticket_id, lambda context: draft_reply(context, ticket_id))
-            request.session["flash"] = {"kind": "ok", "text": f"Draft {outcome.ai_result_id} is waiting in the review queue."}
+            request.session["flash"] = {
+                "kind": "ok",
+                "text": f"Draft {outcome.ai_result_id} is waiting in the review queue.",
+            }
         elif action == "rewrite" and tone and draft_id:
-            outcome = caller.run("tone_rewrite", "ai_result", draft_id, lambda context: rewrite(context, None, tone, draft_id=draft_id))
-            request.session["flash"] = {"kind": "ok", "text": f"{tone.capitalize()} rewrite {outcome.ai_result_id} is waiting in the review queue."}
+            outcome = caller.run(
+                "tone_rewrite", "ai_result", draft_id, lambda context: rewrite(context, None, tone, draft_id=draft_id)
+            )
+            request.session["flash"] = {
+                "kind": "ok",
+                "text": f"{tone.capitalize()} rewrite {outcome.ai_result_id} is waiting in the review queue.",
+            }
         else:
             request.session["flash"] = {"kind": "error", "text": f"unknown action '{action}'"}
     except CopilotError as error:

@@ -23,13 +23,27 @@ THREAD_TAIL = 8
 def review_item(repo: Repo, row: AiResult) -> dict:
     """What the reviewer sees for one result: its text, the thread or original it answers, sources, verdicts."""
     ticket = repo.get(Ticket, row.subject_id) if row.subject_kind == "ticket" and row.subject_id else None
-    messages = repo.all(repo.select(Message).where(Message.ticket_id == ticket.id).order_by(Message.sent_at.desc(), Message.id.desc())
-                        .limit(THREAD_TAIL)) if ticket else []
+    messages = (
+        repo.all(
+            repo.select(Message)
+            .where(Message.ticket_id == ticket.id)
+            .order_by(Message.sent_at.desc(), Message.id.desc())
+            .limit(THREAD_TAIL)
+        )
+        if ticket
+        else []
+    )
     result = row.content.get("result", {})
     return {
-        "row": row, "text": draft_text(row), "ticket": ticket, "messages": list(reversed(messages)),
-        "original": result.get("original"), "sources": result.get("sources") or [], "verdicts": row.guard_verdicts,
-        "commitments": commitments(row), "blocked": blocking_guards(row),
+        "row": row,
+        "text": draft_text(row),
+        "ticket": ticket,
+        "messages": list(reversed(messages)),
+        "original": result.get("original"),
+        "sources": result.get("sources") or [],
+        "verdicts": row.guard_verdicts,
+        "commitments": commitments(row),
+        "blocked": blocking_guards(row),
         "low_risk": not commitments(row) and not blocking_guards(row),
         "fallback": row.content.get("fallback_reason") if row.content.get("used_fallback") else None,
     }
@@ -41,23 +55,47 @@ def review_page(request: Request, caller: PageCaller, task: str | None = None, p
     if not caller.principal.reviewable_tasks():
         raise PermissionDenied(f"role '{caller.principal.role.value}' may not review AI results")
     with caller.repo() as repo:
-        rows, total = queue(repo, tasks, status=AiStatus.pending, offset=(max(page, 1) - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+        rows, total = queue(
+            repo, tasks, status=AiStatus.pending, offset=(max(page, 1) - 1) * PAGE_SIZE, limit=PAGE_SIZE
+        )
         items = [review_item(repo, row) for row in rows]
     flash = request.session.pop("flash", None)
-    return render(request, "review.html", caller, items=items, total=total, page=max(page, 1), pages=max(1, -(-total // PAGE_SIZE)),
-                  task=task or "", tasks=caller.principal.reviewable_tasks(), flash=flash)
+    return render(
+        request,
+        "review.html",
+        caller,
+        items=items,
+        total=total,
+        page=max(page, 1),
+        pages=max(1, -(-total // PAGE_SIZE)),
+        task=task or "",
+        tasks=caller.principal.reviewable_tasks(),
+        flash=flash,
+    )
 
 
 @router.post("/review/{result_id}/decide")
-def decide_page(result_id: IdPath, request: Request, caller: PageCaller, background: BackgroundTasks,
-                decision: Annotated[Decision, Form()], version: Annotated[int, Form()], csrf: Annotated[str, Form()],
-                text: Annotated[str | None, Form()] = None, reason: Annotated[str | None, Form()] = None,
-                confirm_commitments: Annotated[bool, Form()] = False) -> RedirectResponse:
+def decide_page(
+    result_id: IdPath,
+    request: Request,
+    caller: PageCaller,
+    background: BackgroundTasks,
+    decision: Annotated[Decision, Form()],
+    version: Annotated[int, Form()],
+    csrf: Annotated[str, Form()],
+    text: Annotated[str | None, Form()] = None,
+    reason: Annotated[str | None, Form()] = None,
+    confirm_commitments: Annotated[bool, Form()] = False,
+) -> RedirectResponse:
     check_csrf(request, csrf)
-    review = ReviewRequest(decision=decision, version=version, text=text, reason=reason, confirm_commitments=confirm_commitments)
+    review = ReviewRequest(
+        decision=decision, version=version, text=text, reason=reason, confirm_commitments=confirm_commitments
+    )
     try:
         with caller.repo() as repo:
-            row = decide(repo, result_id, review, actor=caller.principal.actor, tasks=caller.principal.reviewable_tasks())
+            row = decide(
+                repo, result_id, review, actor=caller.principal.actor, tasks=caller.principal.reviewable_tasks()
+            )
             deliverable = decision is not Decision.reject and prepare_delivery(repo, row.id) is not None
         if deliverable:
             background.add_task(caller.services.deliver, caller.principal.workspace_slug, result_id)
@@ -80,8 +118,13 @@ async def batch_page(request: Request, caller: PageCaller, background: Backgroun
                 row = repo.get(AiResult, result_id)
                 if row is not None and (commitments(row) or blocking_guards(row)):
                     raise PermissionDenied("needs explicit approval")
-                decide(repo, result_id, ReviewRequest(decision=Decision.approve, version=version), actor=caller.principal.actor,
-                       tasks=caller.principal.reviewable_tasks())
+                decide(
+                    repo,
+                    result_id,
+                    ReviewRequest(decision=Decision.approve, version=version),
+                    actor=caller.principal.actor,
+                    tasks=caller.principal.reviewable_tasks(),
+                )
                 if prepare_delivery(repo, result_id) is not None:
                     background.add_task(caller.services.deliver, caller.principal.workspace_slug, result_id)
             approved.append(result_id)

@@ -32,10 +32,16 @@ def deal_page(deal_id: int, request: Request, caller: PageCaller) -> HTMLRespons
         deal = repo.get(Deal, deal_id)
         if deal is None:
             raise NotFound(f"no deal {deal_id} in this workspace")
-        row = repo.session.scalar(repo.select(AiResult).where(AiResult.task == "deal_brief", AiResult.subject_kind == "deal",
-                                                              AiResult.subject_id == deal.id).order_by(AiResult.id.desc()).limit(1))
+        row = repo.session.scalar(
+            repo.select(AiResult)
+            .where(AiResult.task == "deal_brief", AiResult.subject_kind == "deal", AiResult.subject_id == deal.id)
+            .order_by(AiResult.id.desc())
+            .limit(1)
+        )
         brief = DealBrief.model_validate(row.content["result"]) if row else None
-    return render(request, "deal.html", caller, deal=deal, brief=brief, row=row, flash=request.session.pop("flash", None))
+    return render(
+        request, "deal.html", caller, deal=deal, brief=brief, row=row, flash=request.session.pop("flash", None)
+    )
 
 
 @router.post("/deals/{deal_id}/brief")
@@ -57,11 +63,23 @@ def nps_page(request: Request, caller: PageCaller, run: int | None = None) -> HT
         runs = repo.all(repo.select(NpsThemeRun).order_by(NpsThemeRun.id.desc()).limit(20))
         chosen = next((r for r in runs if r.id == run), runs[0] if runs else None)
         report: ThemeReport | None = load_report(repo, chosen.id) if chosen else None
-        running = repo.session.scalar(repo.select(Job).where(Job.kind == "nps_themes", Job.status.in_([JobStatus.queued, JobStatus.running]))
-                                      .order_by(Job.id.desc()).limit(1))
-    return render(request, "nps.html", caller, runs=runs, chosen=chosen, report=report, running=running,
-                  can_run=caller.principal.can(Permission.run_marketing),
-                  flash=request.session.pop("flash", None))
+        running = repo.session.scalar(
+            repo.select(Job)
+            .where(Job.kind == "nps_themes", Job.status.in_([JobStatus.queued, JobStatus.running]))
+            .order_by(Job.id.desc())
+            .limit(1)
+        )
+    return render(
+        request,
+        "nps.html",
+        caller,
+        runs=runs,
+        chosen=chosen,
+        report=report,
+        running=running,
+        can_run=caller.principal.can(Permission.run_marketing),
+        flash=request.session.pop("flash", None),
+    )
 
 
 @router.post("/nps/run")

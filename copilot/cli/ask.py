@@ -35,8 +35,10 @@ def ask(
         completion = gateway.complete(messages, max_tokens=max_tokens, temperature=0.2)
         console.print(completion.text, markup=False, highlight=False)
     if completion is not None:
-        console.print(f"[dim]model {completion.model} · {completion.tokens_in} tokens in · {completion.tokens_out} out · "
-                      f"{completion.latency_ms:.0f} ms · prompt {prompt.name}@{prompt.version}[/]")
+        console.print(
+            f"[dim]model {completion.model} · {completion.tokens_in} tokens in · {completion.tokens_out} out · "
+            f"{completion.latency_ms:.0f} ms · prompt {prompt.name}@{prompt.version}[/]"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -10,17 +10,23 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from copilot.cli.common import console, load_settings, open_store
-from copilot.demo.service import demo_key_path, ensure_demo_key, queue_demo_drafts
 from copilot.demo.generator import STEP_LABELS, seed_demo, workspace_has_records
+from copilot.demo.service import demo_key_path, ensure_demo_key, queue_demo_drafts
 
 
 def demo(
     workspace: Annotated[str, typer.Option("--workspace", "-w", help="Workspace to seed.")] = "demo",
     seed: Annotated[int, typer.Option(help="Random seed: the same seed and anchor give identical content.")] = 7,
-    anchor: Annotated[str | None, typer.Option(help="Day the demo data is placed around (YYYY-MM-DD, default today).")] = None,
-    if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing when the workspace already has records.")] = False,
+    anchor: Annotated[
+        str | None, typer.Option(help="Day the demo data is placed around (YYYY-MM-DD, default today).")
+    ] = None,
+    if_missing: Annotated[
+        bool, typer.Option("--if-missing", help="Do nothing when the workspace already has records.")
+    ] = False,
     reset: Annotated[bool, typer.Option("--reset", help="Delete the workspace and seed it again.")] = False,
-    index: Annotated[bool, typer.Option("--index/--no-index", help="Index the records for search after seeding.")] = True,
+    index: Annotated[
+        bool, typer.Option("--index/--no-index", help="Index the records for search after seeding.")
+    ] = True,
 ) -> None:
     """Seed a realistic demo workspace: accounts, contacts, deals, tickets, calls, NPS, KB articles."""
     try:

@@ -18,9 +18,13 @@ from copilot.store import get_or_create_workspace
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="JSONL or CSV files; each is ingested in its own transaction.")],
     workspace: WorkspaceOption = None,
-    kind: Annotated[str | None, typer.Option(help="Record kind of every row (default: from the file name or a 'kind' field).")] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="Record kind of every row (default: from the file name or a 'kind' field).")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate everything, write nothing.")] = False,
-    create_workspace: Annotated[bool, typer.Option("--create-workspace", help="Create the workspace if it does not exist.")] = False,
+    create_workspace: Annotated[
+        bool, typer.Option("--create-workspace", help="Create the workspace if it does not exist.")
+    ] = False,
 ) -> None:
     """Ingest records; a bad row aborts its file with file:line: field: problem and writes nothing."""
     settings = load_settings()
@@ -33,13 +37,23 @@ def ingest(
     for path in paths:
         total = count_lines(path) if path.is_file() else 0
         with Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=console, transient=True, disable=total < 5000,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+            disable=total < 5000,
         ) as progress:
             task_id = progress.add_task(f"validating {path.name}", total=total)
             report = ingest_file(
-                store, slug, path, kind=kind, dry_run=dry_run,
-                progress=lambda n: progress.advance(task_id, n), after_write=hooks,
+                store,
+                slug,
+                path,
+                kind=kind,
+                dry_run=dry_run,
+                progress=lambda n: progress.advance(task_id, n),
+                after_write=hooks,
             )
         _print_report(report)
 

@@ -39,7 +39,9 @@ def list_command(workspace: WorkspaceOption = None) -> None:
     with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
         for k in list_keys(repo):
             when = lambda value: value.strftime("%Y-%m-%d %H:%M") if value else "-"  # noqa: E731
-            table.add_row(str(k.id), k.name, k.role.value, k.prefix, when(k.created_at), when(k.last_used_at), when(k.revoked_at))
+            table.add_row(
+                str(k.id), k.name, k.role.value, k.prefix, when(k.created_at), when(k.last_used_at), when(k.revoked_at)
+            )
     console.print(table)
 
 

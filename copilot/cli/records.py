@@ -29,7 +29,9 @@ def list_workspaces() -> None:
     table = Table("id", "slug", "name", "created")
     with store.session() as session:
         for workspace in session.scalars(select(Workspace).order_by(Workspace.id)):
-            table.add_row(str(workspace.id), workspace.slug, workspace.name, workspace.created_at.isoformat(timespec="seconds"))
+            table.add_row(
+                str(workspace.id), workspace.slug, workspace.name, workspace.created_at.isoformat(timespec="seconds")
+            )
     console.print(table)
 
 

@@ -54,12 +54,19 @@ def summarize_call_command(
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:
             bar = progress.add_task("summarising windows", total=None)
-            outcome = summarize_call(TaskContext(settings, repo, Gateway(settings)), record.id, strategy,
-                                     progress=lambda done, total: progress.update(bar, completed=done, total=total))
+            outcome = summarize_call(
+                TaskContext(settings, repo, Gateway(settings)),
+                record.id,
+                strategy,
+                progress=lambda done, total: progress.update(bar, completed=done, total=total),
+            )
         title = f"Call {record.external_id or record.id}: {record.title}"
     s = outcome.result
     minutes = int(s.duration_s // 60)
-    lines = [f"[dim]{s.turn_count} turns · {minutes} min · {s.windows} window(s)[/]", f"[bold]Summary:[/] {escape(s.summary)} {_ids(s.summary_turn_ids)}"]
+    lines = [
+        f"[dim]{s.turn_count} turns · {minutes} min · {s.windows} window(s)[/]",
+        f"[bold]Summary:[/] {escape(s.summary)} {_ids(s.summary_turn_ids)}",
+    ]
     for heading, points in (("Key points", s.key_points), ("Objections", s.objections), ("Decisions", s.decisions)):
         if points:
             lines.append(f"[bold]{heading}:[/]")
@@ -67,9 +74,17 @@ def summarize_call_command(
     if s.action_items:
         lines.append("[bold]Action items:[/]")
         for item in s.action_items:
-            extra = " · ".join(x for x in (item.owner and f"owner {escape(item.owner)}", item.due and f"due {escape(item.due)}") if x)
-            lines.append(f"  • {escape(item.what)}" + (f" [cyan]({extra})[/]" if extra else "") + f" {_ids(item.turn_ids)}")
-    lines.append(f"[bold]Next step:[/] {escape(s.next_step.text)} {_ids(s.next_step.turn_ids)}" if s.next_step else "[bold]Next step:[/] none proposed on the call")
+            extra = " · ".join(
+                x for x in (item.owner and f"owner {escape(item.owner)}", item.due and f"due {escape(item.due)}") if x
+            )
+            lines.append(
+                f"  • {escape(item.what)}" + (f" [cyan]({extra})[/]" if extra else "") + f" {_ids(item.turn_ids)}"
+            )
+    lines.append(
+        f"[bold]Next step:[/] {escape(s.next_step.text)} {_ids(s.next_step.turn_ids)}"
+        if s.next_step
+        else "[bold]Next step:[/] none proposed on the call"
+    )
     show_outcome(title, outcome, "\n".join(lines))
 
 
@@ -90,29 +105,56 @@ def deal_brief_command(
         title = f"Deal {record.external_id or record.id}: {record.name}"
     brief, facts = outcome.result, outcome.result.facts
     timing = f" · {facts.days_in_stage} days in stage" if facts.days_in_stage is not None else ""
-    lines = [f"[bold]{facts.stage}[/]{timing} · {facts.amount_text()} · close {facts.close_date or '-'} · owner {escape(facts.owner or '-')}",
-             f"[bold]Next step on record:[/] {escape(facts.next_step or 'none')}", "", escape(brief.narrative), ""]
+    lines = [
+        f"[bold]{facts.stage}[/]{timing} · {facts.amount_text()} · close {facts.close_date or '-'} · owner {escape(facts.owner or '-')}",
+        f"[bold]Next step on record:[/] {escape(facts.next_step or 'none')}",
+        "",
+        escape(brief.narrative),
+        "",
+    ]
     if facts.stakeholders:
-        lines.append("[bold]Stakeholders:[/] " + "; ".join(
-            escape(f"{s.name}" + (f", {s.title}" if s.title else "") + (f" ({s.role})" if s.role else "")) + f" [dim]{s.source_id}[/]" for s in facts.stakeholders))
+        lines.append(
+            "[bold]Stakeholders:[/] "
+            + "; ".join(
+                escape(f"{s.name}" + (f", {s.title}" if s.title else "") + (f" ({s.role})" if s.role else ""))
+                + f" [dim]{s.source_id}[/]"
+                for s in facts.stakeholders
+            )
+        )
     if facts.last_touch:
-        lines.append(f"[bold]Last touch:[/] {escape(facts.last_touch.text)}, {facts.last_touch.days_ago} days ago [dim]{facts.last_touch.source_id}[/]")
+        lines.append(
+            f"[bold]Last touch:[/] {escape(facts.last_touch.text)}, {facts.last_touch.days_ago} days ago [dim]{facts.last_touch.source_id}[/]"
+        )
     lines.append("[bold]Risks:[/]" if facts.risks else "[bold]Risks:[/] none found")
     lines += [f"  [red]•[/] {escape(r.text)} [dim](evidence {', '.join(r.evidence_ids)})[/]" for r in facts.risks]
     if facts.action_items:
         lines.append("[bold]Action items from recent calls:[/]")
         for item in facts.action_items:
-            extra = " · ".join(x for x in (item.owner and f"owner {escape(item.owner)}", item.due and f"due {escape(item.due)}") if x)
-            lines.append(f"  • {escape(item.what)}" + (f" [cyan]({extra})[/]" if extra else "") + f" [dim]{', '.join(item.source_ids)}[/]")
+            extra = " · ".join(
+                x for x in (item.owner and f"owner {escape(item.owner)}", item.due and f"due {escape(item.due)}") if x
+            )
+            lines.append(
+                f"  • {escape(item.what)}"
+                + (f" [cyan]({extra})[/]" if extra else "")
+                + f" [dim]{', '.join(item.source_ids)}[/]"
+            )
     if brief.previous_brief_id is None:
         lines.append("[bold]Since the last brief:[/] this is the first brief of this deal")
     else:
-        lines.append(f"[bold]Since the last brief[/] [dim](AI result {brief.previous_brief_id})[/][bold]:[/]" + ("" if brief.changes else " nothing changed"))
-        lines += [f"  • {escape(c.text)}" + (f" [dim]{', '.join(c.source_ids)}[/]" if c.source_ids else "") for c in brief.changes]
+        lines.append(
+            f"[bold]Since the last brief[/] [dim](AI result {brief.previous_brief_id})[/][bold]:[/]"
+            + ("" if brief.changes else " nothing changed")
+        )
+        lines += [
+            f"  • {escape(c.text)}" + (f" [dim]{', '.join(c.source_ids)}[/]" if c.source_ids else "")
+            for c in brief.changes
+        ]
     for note in facts.notes:
         lines.append(f"[yellow]note:[/] {escape(note)}")
     step = brief.suggested_next_step
-    lines.append(f"[bold green]Suggested next step:[/] {escape(step.text)} [dim]({escape(step.reason)}; {', '.join(step.source_ids) or '-'})[/]")
+    lines.append(
+        f"[bold green]Suggested next step:[/] {escape(step.text)} [dim]({escape(step.reason)}; {', '.join(step.source_ids) or '-'})[/]"
+    )
     show_outcome(title, outcome, "\n".join(lines))
 
 

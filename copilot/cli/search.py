@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -31,8 +31,12 @@ def resolve_account(repo: Repo, account: str) -> Account:
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     workspace: WorkspaceOption = None,
-    account: Annotated[str | None, typer.Option(help="Only this account's history (external id, id or name) plus the KB.")] = None,
-    kind: Annotated[list[str] | None, typer.Option(help="Record kinds: message, ticket, call, note, nps_response, kb_article.")] = None,
+    account: Annotated[
+        str | None, typer.Option(help="Only this account's history (external id, id or name) plus the KB.")
+    ] = None,
+    kind: Annotated[
+        list[str] | None, typer.Option(help="Record kinds: message, ticket, call, note, nps_response, kb_article.")
+    ] = None,
     days: Annotated[int | None, typer.Option(help="Only records from the last N days.")] = None,
     limit: Annotated[int, typer.Option(help="How many hits.")] = 8,
     mode: Annotated[str, typer.Option(help="hybrid, vector or lexical.")] = "hybrid",
@@ -50,7 +54,7 @@ def search(
         filters = SearchFilters(
             account_id=resolve_account(repo, account).id if account else None,
             kinds=kind or None,
-            since=datetime.now(timezone.utc) - timedelta(days=days) if days else None,
+            since=datetime.now(UTC) - timedelta(days=days) if days else None,
         )
         hits = searcher.search(repo, query, filters, limit=limit, mode=mode, recency_half_life_days=recency)
     if not hits:
@@ -64,7 +68,9 @@ def search(
 
 def index(
     workspace: WorkspaceOption = None,
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="Drop the workspace's index and build it again from the store.")] = False,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Drop the workspace's index and build it again from the store.")
+    ] = False,
 ) -> None:
     """Bring the workspace's search index up to date: new, changed and deleted records (resumable)."""
     settings = load_settings()
@@ -72,10 +78,14 @@ def index(
     history = open_index(settings)
     with store.repo(workspace_slug(settings, workspace)) as repo:
         total = history.count_records(repo)
-        with Progress(TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console) as progress:
+        with Progress(
+            TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console
+        ) as progress:
             task = progress.add_task("index", total=total)
             written = history.rebuild(repo, resume=not rebuild, progress=lambda n: progress.advance(task, n))
-    console.print(f"indexed {written} records of workspace '{repo.workspace.slug}' ({total - written} already up to date)")
+    console.print(
+        f"indexed {written} records of workspace '{repo.workspace.slug}' ({total - written} already up to date)"
+    )
 
 
 def register(app: typer.Typer) -> None:

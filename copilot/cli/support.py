@@ -24,7 +24,9 @@ TicketArgument = Annotated[str, typer.Argument(help="Ticket id or external id (e
 
 
 def resolve_ticket(repo: Repo, reference: str) -> Ticket:
-    ticket = repo.by_external_id(Ticket, reference) or (repo.get(Ticket, int(reference)) if reference.isdigit() else None)
+    ticket = repo.by_external_id(Ticket, reference) or (
+        repo.get(Ticket, int(reference)) if reference.isdigit() else None
+    )
     if ticket is None:
         raise NotFound(f"no ticket '{reference}' in workspace '{repo.workspace.slug}'")
     return ticket
@@ -35,17 +37,23 @@ def show_outcome(title: str, outcome: TaskOutcome[BaseModel], body: str) -> None
     console.print(Panel(body, title=title, subtitle=f"AI result {outcome.ai_result_id} · {outcome.status.value}"))
     verdicts = Table("guard", "verdict", "details", title="guard verdicts")
     for verdict in outcome.verdicts:
-        mark = "[green]pass[/]" if verdict.passed else ("[yellow]flag[/]" if verdict.severity.value == "flag" else "[red]fail[/]")
+        mark = (
+            "[green]pass[/]"
+            if verdict.passed
+            else ("[yellow]flag[/]" if verdict.severity.value == "flag" else "[red]fail[/]")
+        )
         verdicts.add_row(verdict.name, mark, "; ".join(verdict.details))
     console.print(verdicts)
     if outcome.used_fallback:
         console.print(f"[yellow]fallback used:[/] {outcome.fallback_reason}")
-    console.print(f"[dim]model {provenance.model} · prompt {provenance.prompt_name}@{provenance.prompt_version} · "
-                  f"{provenance.tokens_in}+{provenance.tokens_out} tokens · {provenance.latency_ms:.0f} ms · inputs {len(provenance.input_ids)}"
-                  f" · sources {', '.join(provenance.source_ids) or '-'}[/]")
+    console.print(
+        f"[dim]model {provenance.model} · prompt {provenance.prompt_name}@{provenance.prompt_version} · "
+        f"{provenance.tokens_in}+{provenance.tokens_out} tokens · {provenance.latency_ms:.0f} ms · inputs {len(provenance.input_ids)}"
+        f" · sources {', '.join(provenance.source_ids) or '-'}[/]"
+    )
 
 
-def run_on_ticket(ticket: str, workspace: str | None, task, strategy: str, strategies: tuple[str, ...]):  # noqa: ANN001, ANN201
+def run_on_ticket(ticket: str, workspace: str | None, task, strategy: str, strategies: tuple[str, ...]):
     """Resolve the ticket in the workspace and run a task on it; returns (ticket, outcome)."""
     if strategy not in strategies:
         raise typer.BadParameter(f"use {', '.join(strategies)}", param_hint="--strategy")
@@ -66,8 +74,11 @@ def summarize_ticket_command(
     record, outcome = run_on_ticket(ticket, workspace, summarize_ticket, strategy, ("auto", "model", "extractive"))
     summary = outcome.result
     lines = [f"[bold]Intent:[/] {summary.intent}"]
-    for heading, bullets in (("What happened", summary.what_happened), ("Agent commitments", summary.agent_commitments),
-                             ("Open questions", summary.open_questions)):
+    for heading, bullets in (
+        ("What happened", summary.what_happened),
+        ("Agent commitments", summary.agent_commitments),
+        ("Open questions", summary.open_questions),
+    ):
         if bullets:
             lines.append(f"[bold]{heading}:[/]")
             lines += [f"  • {b.text} [dim](messages {', '.join(map(str, b.message_ids))})[/]" for b in bullets]
@@ -89,12 +100,19 @@ def draft_reply_command(
     lines += [f"[bold][{s.label}][/] {s.record_kind} {s.record_id}: [dim]{s.text[:160]}[/]" for s in draft.sources]
     if draft.needs_explicit_approval:
         lines.append(f"[yellow]needs explicit approval:[/] {', '.join(draft.needs_explicit_approval)}")
-    show_outcome(f"Draft reply to {record.external_id or record.id} ({draft.channel}, {draft.language}) — not sent", outcome, "\n".join(lines))
+    show_outcome(
+        f"Draft reply to {record.external_id or record.id} ({draft.channel}, {draft.language}) — not sent",
+        outcome,
+        "\n".join(lines),
+    )
 
 
 def rewrite_command(
     text: Annotated[str | None, typer.Argument(help="Text to rewrite (or use --draft).")] = None,
-    tone: Annotated[str, typer.Option(help="friendly, formal, empathetic, concise, expand, fix_grammar, neutral or a workspace tone.")] = "friendly",
+    tone: Annotated[
+        str,
+        typer.Option(help="friendly, formal, empathetic, concise, expand, fix_grammar, neutral or a workspace tone."),
+    ] = "friendly",
     draft: Annotated[int | None, typer.Option(help="Rewrite this stored draft (AI result id) instead.")] = None,
     workspace: WorkspaceOption = None,
     strategy: Annotated[str, typer.Option(help="auto, model or rules.")] = "auto",
@@ -152,16 +170,25 @@ def tones_reset(workspace: WorkspaceOption = None) -> None:
     console.print("tones reset to the built-in set")
 
 
-sentiment_app = typer.Typer(help="Sentiment per message, per ticket and per customer (a classifier: fast, offline).", no_args_is_help=True)
+sentiment_app = typer.Typer(
+    help="Sentiment per message, per ticket and per customer (a classifier: fast, offline).", no_args_is_help=True
+)
 
 
-def _sentiment_table(points) -> Table:  # noqa: ANN001 - list[ScoredMessage]
+def _sentiment_table(points) -> Table:
     table = Table("message", "sent", "label", "score", "confidence", "signals")
     for point in points:
         s = point.sentiment
         colour = {"negative": "red", "neutral": "white", "positive": "green"}[s.label]
         signals = ", ".join(name for name, on in (("frustration", s.frustration), ("urgency", s.urgency)) if on)
-        table.add_row(str(point.message_id), point.sent_at.strftime("%Y-%m-%d %H:%M"), f"[{colour}]{s.label}[/]", f"{s.score:+.2f}", f"{s.confidence:.2f}", signals)
+        table.add_row(
+            str(point.message_id),
+            point.sent_at.strftime("%Y-%m-%d %H:%M"),
+            f"[{colour}]{s.label}[/]",
+            f"{s.score:+.2f}",
+            f"{s.confidence:.2f}",
+            signals,
+        )
     return table
 
 
@@ -189,7 +216,9 @@ def sentiment_account(account: str, workspace: WorkspaceOption = None) -> None:
     with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
         trend = customer_trend(repo, default_classifier(), account_id=resolve_account(repo, account).id)
     console.print(_sentiment_table(trend.points))
-    console.print(f"{trend.subject}: " + (f"[red]going sour[/] ({trend.reason})" if trend.going_sour else "not going sour"))
+    console.print(
+        f"{trend.subject}: " + (f"[red]going sour[/] ({trend.reason})" if trend.going_sour else "not going sour")
+    )
     console.print(f"[dim]{trend.head}[/]")
 
 
@@ -212,9 +241,13 @@ def sentiment_text(texts: list[str], workspace: WorkspaceOption = None) -> None:
 def sentiment_train(
     path: Annotated[Path, typer.Argument(help="Labelled messages: JSONL, or CSV with a header row.")],
     text_field: Annotated[str, typer.Option(help="Field holding the message text.")] = "text",
-    label_field: Annotated[str, typer.Option(help="Field holding negative / neutral / positive (or -1 / 0 / 1).")] = "label",
+    label_field: Annotated[
+        str, typer.Option(help="Field holding negative / neutral / positive (or -1 / 0 / 1).")
+    ] = "label",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Cross-validate and report; save nothing.")] = False,
-    force: Annotated[bool, typer.Option("--force", help="Save even when the new head scores below the shipped one.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Save even when the new head scores below the shipped one.")
+    ] = False,
     workspace: WorkspaceOption = None,
 ) -> None:
     """Train this workspace's own sentiment head on its labelled messages (replaces the shipped head for it).
@@ -236,12 +269,22 @@ def sentiment_train(
             def report_progress(done: int, total: int) -> None:
                 progress.update(task, description="embedding the examples", completed=done, total=total)
 
-            info = train_workspace_head(repo, classifier, examples, source=file_source(path), actor=_cli_actor(),
-                                        dry_run=dry_run, force=force, progress=report_progress)
+            info = train_workspace_head(
+                repo,
+                classifier,
+                examples,
+                source=file_source(path),
+                actor=_cli_actor(),
+                dry_run=dry_run,
+                force=force,
+                progress=report_progress,
+            )
     _show_head(info)
     if not dry_run:
-        console.print(f"[green]saved[/]: workspace '{slug}' now classifies sentiment with its own head "
-                      "(`copilot sentiment reset` goes back to the shipped one)")
+        console.print(
+            f"[green]saved[/]: workspace '{slug}' now classifies sentiment with its own head "
+            "(`copilot sentiment reset` goes back to the shipped one)"
+        )
 
 
 @sentiment_app.command("head")
@@ -267,7 +310,11 @@ def sentiment_reset(workspace: WorkspaceOption = None) -> None:
     settings = load_settings()
     with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
         dropped = reset_workspace_head(repo, _cli_actor())
-    console.print("workspace head dropped; the shipped head is used again" if dropped else "nothing to reset: the workspace uses the shipped head")
+    console.print(
+        "workspace head dropped; the shipped head is used again"
+        if dropped
+        else "nothing to reset: the workspace uses the shipped head"
+    )
 
 
 def _cli_actor() -> str:
@@ -277,12 +324,20 @@ def _cli_actor() -> str:
         return "cli"
 
 
-def _show_head(info) -> None:  # noqa: ANN001 - copilot.tasks.sentiment_train.HeadInfo
+def _show_head(info) -> None:
     counts = ", ".join(f"{label} {n}" for label, n in info.label_counts.items())
     console.print(f"[bold]{info.name}[/] · {info.examples} examples ({counts}) · from {info.source}")
-    table = Table("on the training file", "macro-F1", "macro-recall", title=f"{info.evaluation.folds}-fold cross-validation for the new head")
-    for name, figures in (("this workspace's head (CV)", info.evaluation.workspace_head), ("shipped head", info.evaluation.shipped_head),
-                          ("VADER", info.evaluation.vader)):
+    table = Table(
+        "on the training file",
+        "macro-F1",
+        "macro-recall",
+        title=f"{info.evaluation.folds}-fold cross-validation for the new head",
+    )
+    for name, figures in (
+        ("this workspace's head (CV)", info.evaluation.workspace_head),
+        ("shipped head", info.evaluation.shipped_head),
+        ("VADER", info.evaluation.vader),
+    ):
         table.add_row(name, f"{figures.macro_f1:.3f}", f"{figures.macro_recall:.3f}")
     console.print(table)
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-
 from copilot.auth import authenticate, create_key
 from copilot.errors import Unauthenticated
 from copilot.gateway import Gateway
@@ -45,8 +43,14 @@ def queue_demo_drafts(store: Store, settings: Settings, workspace: str, limit: i
 
     gateway, drafted = Gateway(settings), 0
     with store.repo(workspace) as repo:
-        has_drafts = repo.session.scalar(repo.select(AiResult).where(AiResult.task == "reply_draft").limit(1)) is not None
-        tickets = repo.all(repo.select(Ticket).where(Ticket.status.in_([TicketStatus.open, TicketStatus.pending])).order_by(Ticket.opened_at.desc()))
+        has_drafts = (
+            repo.session.scalar(repo.select(AiResult).where(AiResult.task == "reply_draft").limit(1)) is not None
+        )
+        tickets = repo.all(
+            repo.select(Ticket)
+            .where(Ticket.status.in_([TicketStatus.open, TicketStatus.pending]))
+            .order_by(Ticket.opened_at.desc())
+        )
         waiting = [t.id for t in tickets if load_thread(repo, t).customer_wrote_last][:limit]
     if has_drafts:
         return 0
@@ -55,6 +59,3 @@ def queue_demo_drafts(store: Store, settings: Settings, workspace: str, limit: i
             draft_reply(TaskContext(settings, repo, gateway), ticket_id)
             drafted += 1
     return drafted
-
-
-

@@ -48,7 +48,11 @@ def minimal_instance(schema: dict[str, Any], defs: dict[str, Any] | None = None)
         return schema["enum"][0]
     kind = schema.get("type")
     if kind == "object":
-        return {name: minimal_instance(sub, defs) for name, sub in schema.get("properties", {}).items() if name in schema.get("required", [])}
+        return {
+            name: minimal_instance(sub, defs)
+            for name, sub in schema.get("properties", {}).items()
+            if name in schema.get("required", [])
+        }
     if kind == "array":
         return [minimal_instance(schema["items"], defs) for _ in range(schema.get("minItems", 0))]
     if kind == "string":
@@ -70,7 +74,9 @@ class FakeProvider(CustomLLM):
         SCRIPT.calls.append({"model": model, "messages": messages, "params": optional_params})
         if name == "scripted":
             if not SCRIPT.queue:
-                raise litellm.InternalServerError("fake/scripted has no queued response", llm_provider="fake", model=model)
+                raise litellm.InternalServerError(
+                    "fake/scripted has no queued response", llm_provider="fake", model=model
+                )
             response = SCRIPT.queue.popleft()
             if isinstance(response, Exception):
                 raise response
@@ -88,20 +94,36 @@ class FakeProvider(CustomLLM):
             model=model,
             created=int(time.time()),
             choices=[{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            usage=litellm.Usage(prompt_tokens=prompt_tokens, completion_tokens=len(text.split()), total_tokens=prompt_tokens + len(text.split())),
+            usage=litellm.Usage(
+                prompt_tokens=prompt_tokens,
+                completion_tokens=len(text.split()),
+                total_tokens=prompt_tokens + len(text.split()),
+            ),
         )
 
-    def streaming(self, model: str, messages: list, *args: Any, optional_params: dict, **kwargs: Any) -> Iterator[GenericStreamingChunk]:  # type: ignore[override]
+    def streaming(
+        self, model: str, messages: list, *args: Any, optional_params: dict, **kwargs: Any
+    ) -> Iterator[GenericStreamingChunk]:  # type: ignore[override]
         text = self.answer(model, messages, optional_params)
         words = text.split(" ")
         for index, word in enumerate(words):
             last = index == len(words) - 1
-            yield GenericStreamingChunk(text=word if last else word + " ", is_finished=last, finish_reason="stop" if last else "", index=0,
-                                        tool_use=None, usage={"prompt_tokens": 1, "completion_tokens": len(words), "total_tokens": len(words) + 1} if last else None)
+            yield GenericStreamingChunk(
+                text=word if last else word + " ",
+                is_finished=last,
+                finish_reason="stop" if last else "",
+                index=0,
+                tool_use=None,
+                usage={"prompt_tokens": 1, "completion_tokens": len(words), "total_tokens": len(words) + 1}
+                if last
+                else None,
+            )
 
     async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
         return self.completion(model, messages, *args, **kwargs)
 
-    async def astreaming(self, model: str, messages: list, *args: Any, **kwargs: Any) -> AsyncIterator[GenericStreamingChunk]:  # type: ignore[override]
+    async def astreaming(
+        self, model: str, messages: list, *args: Any, **kwargs: Any
+    ) -> AsyncIterator[GenericStreamingChunk]:  # type: ignore[override]
         for chunk in self.streaming(model, messages, *args, **kwargs):
             yield chunk

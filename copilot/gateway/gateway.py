@@ -5,22 +5,19 @@ from __future__ import annotations
 import asyncio
 import copy as _copy
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Generic, TypeVar
 
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # litellm fetches prices over the network otherwise
+import litellm
+from pydantic import BaseModel, Field, ValidationError
 
-import litellm  # noqa: E402
-from pydantic import BaseModel, Field, ValidationError  # noqa: E402
-
-from copilot.errors import CopilotError  # noqa: E402
-from copilot.gateway.cache import ResponseCache  # noqa: E402
-from copilot.gateway.fake import FakeProvider  # noqa: E402
-from copilot.gateway.local import LocalProvider, load_model  # noqa: E402
-from copilot.pii import Redaction  # noqa: E402
-from copilot.settings import LOCAL_MODEL_PREFIX, Settings  # noqa: E402
+from copilot.errors import CopilotError
+from copilot.gateway.cache import ResponseCache
+from copilot.gateway.fake import FakeProvider
+from copilot.gateway.local import LocalProvider, load_model
+from copilot.pii import Redaction
+from copilot.settings import LOCAL_MODEL_PREFIX, Settings
 
 T = TypeVar("T", bound=BaseModel)
 Messages = list[dict[str, str]]
@@ -88,7 +85,8 @@ class StreamingCompletion:
             raise ModelError(f"the model stream broke off: {type(error).__name__}", retryable=True) from None
         text = "".join(parts)
         self.completion = Completion(
-            text=text, model=self._model,
+            text=text,
+            model=self._model,
             tokens_in=getattr(usage, "prompt_tokens", 0) or 0,
             tokens_out=getattr(usage, "completion_tokens", 0) or len(parts),
             latency_ms=round((time.perf_counter() - self._started) * 1000, 1),
@@ -98,7 +96,12 @@ class StreamingCompletion:
 def register_providers(settings: Settings) -> None:
     """Make ``local/...`` and ``fake/...`` models known to litellm (idempotent)."""
     providers = {entry["provider"]: entry for entry in litellm.custom_provider_map}
-    providers["local"] = {"provider": "local", "custom_handler": LocalProvider(settings.local_model_path, settings.local_model_sha256, settings.local_context_tokens)}
+    providers["local"] = {
+        "provider": "local",
+        "custom_handler": LocalProvider(
+            settings.local_model_path, settings.local_model_sha256, settings.local_context_tokens
+        ),
+    }
     providers["fake"] = {"provider": "fake", "custom_handler": FakeProvider()}
     litellm.custom_provider_map = list(providers.values())
     litellm.suppress_debug_info = True
@@ -142,7 +145,9 @@ class Gateway:
     def check_ready(self) -> None:
         """Fail fast (one-line ModelFileError) when the configured local model file is missing or corrupt."""
         if self.settings.model.startswith(LOCAL_MODEL_PREFIX):
-            load_model(self.settings.local_model_path, self.settings.local_model_sha256, self.settings.local_context_tokens)
+            load_model(
+                self.settings.local_model_path, self.settings.local_model_sha256, self.settings.local_context_tokens
+            )
 
     # -- plain completion -------------------------------------------------------------------
     def complete(self, messages: Messages, **params: Any) -> Completion:
@@ -153,13 +158,18 @@ class Gateway:
                 self.on_token(completion.text)
             return completion
         redaction = Redaction(names=self.known_names) if self.settings.should_redact_pii else None
-        outgoing = [{**m, "content": redaction.mask(m["content"])} if redaction and isinstance(m.get("content"), str) else m for m in messages]
+        outgoing = [
+            {**m, "content": redaction.mask(m["content"])} if redaction and isinstance(m.get("content"), str) else m
+            for m in messages
+        ]
         if self.on_token is not None:
             completion = self._streamed(outgoing, params, redaction)
         else:
             completion = self._with_retries(lambda model: self._call(model, outgoing, params))
         if redaction is not None:
-            completion = completion.model_copy(update={"text": redaction.restore(completion.text), "pii_masked": redaction.kinds})
+            completion = completion.model_copy(
+                update={"text": redaction.restore(completion.text), "pii_masked": redaction.kinds}
+            )
         if self.cache is not None:
             self.cache.set(key, completion.model_dump())
         return completion
@@ -185,7 +195,9 @@ class Gateway:
 
     def _call(self, model: str, messages: Messages, params: dict[str, Any]) -> Completion:
         started = time.perf_counter()
-        response = litellm.completion(model=model, messages=messages, timeout=self.settings.request_timeout_s, num_retries=0, **params)
+        response = litellm.completion(
+            model=model, messages=messages, timeout=self.settings.request_timeout_s, num_retries=0, **params
+        )
         latency = (time.perf_counter() - started) * 1000
         usage = getattr(response, "usage", None)
         return Completion(
@@ -231,8 +243,15 @@ class Gateway:
 
         def open_stream(model: str) -> Any:
             opened["model"] = model
-            return litellm.completion(model=model, messages=messages, stream=True, timeout=self.settings.request_timeout_s,
-                                      num_retries=0, stream_options={"include_usage": True}, **params)
+            return litellm.completion(
+                model=model,
+                messages=messages,
+                stream=True,
+                timeout=self.settings.request_timeout_s,
+                num_retries=0,
+                stream_options={"include_usage": True},
+                **params,
+            )
 
         response = self._with_retries(open_stream)
         return StreamingCompletion(response, opened["model"], started)
@@ -251,8 +270,14 @@ class Gateway:
         completion = self.complete(messages, **params)
         value, error = _parse(completion.text, schema)
         if value is None and not self._constrained():
-            repair = [*messages, {"role": "assistant", "content": completion.text},
-                      {"role": "user", "content": f"That was not valid: {error}. Answer again with only a JSON object matching this schema:\n{json.dumps(json_schema)}"}]
+            repair = [
+                *messages,
+                {"role": "assistant", "content": completion.text},
+                {
+                    "role": "user",
+                    "content": f"That was not valid: {error}. Answer again with only a JSON object matching this schema:\n{json.dumps(json_schema)}",
+                },
+            ]
             completion = self.complete(repair, **params)
             value, error = _parse(completion.text, schema)
         return StructuredResult[schema](value=value, error=error, completion=completion)  # type: ignore[valid-type]

@@ -58,7 +58,9 @@ def verify_model_file(path: Path, expected_sha256: str | None) -> None:
         return
     actual = sha256_file(path)
     if actual != expected_sha256.lower():
-        raise ModelFileError(f"model file {path} is corrupt (sha256 {actual[:12]}... expected {expected_sha256[:12]}...): {FIX_HINT}")
+        raise ModelFileError(
+            f"model file {path} is corrupt (sha256 {actual[:12]}... expected {expected_sha256[:12]}...): {FIX_HINT}"
+        )
 
 
 class LoadedModel:
@@ -126,7 +128,9 @@ def _chat_kwargs(optional_params: dict[str, Any]) -> dict[str, Any]:
     response_format = optional_params.get("response_format")
     if isinstance(response_format, dict):
         schema = response_format.get("schema") or (response_format.get("json_schema") or {}).get("schema")
-        kwargs["response_format"] = {"type": "json_object", "schema": grammar_schema(schema)} if schema else {"type": "json_object"}
+        kwargs["response_format"] = (
+            {"type": "json_object", "schema": grammar_schema(schema)} if schema else {"type": "json_object"}
+        )
     return kwargs
 
 
@@ -150,15 +154,29 @@ class LocalProvider(CustomLLM):
             id=result.get("id", f"local-{uuid.uuid4().hex}"),
             model=model,
             created=int(time.time()),
-            choices=[{"index": 0, "message": {"role": "assistant", "content": choice["message"]["content"] or ""}, "finish_reason": choice.get("finish_reason") or "stop"}],
-            usage=litellm.Usage(prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"], total_tokens=usage["total_tokens"]),
+            choices=[
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": choice["message"]["content"] or ""},
+                    "finish_reason": choice.get("finish_reason") or "stop",
+                }
+            ],
+            usage=litellm.Usage(
+                prompt_tokens=usage["prompt_tokens"],
+                completion_tokens=usage["completion_tokens"],
+                total_tokens=usage["total_tokens"],
+            ),
         )
 
-    def streaming(self, model: str, messages: list, *args: Any, optional_params: dict, **kwargs: Any) -> Iterator[GenericStreamingChunk]:  # type: ignore[override]
+    def streaming(
+        self, model: str, messages: list, *args: Any, optional_params: dict, **kwargs: Any
+    ) -> Iterator[GenericStreamingChunk]:  # type: ignore[override]
         loaded = self.model()
         with loaded.lock:
             prompt_tokens, completion_tokens = 0, 0
-            stream = loaded.llama.create_chat_completion(messages=messages, stream=True, **_chat_kwargs(optional_params))
+            stream = loaded.llama.create_chat_completion(
+                messages=messages, stream=True, **_chat_kwargs(optional_params)
+            )
             for chunk in stream:
                 delta = chunk["choices"][0]["delta"].get("content") or ""
                 finish = chunk["choices"][0].get("finish_reason")
@@ -166,17 +184,34 @@ class LocalProvider(CustomLLM):
                     completion_tokens += 1
                 if finish is None and not delta:
                     continue
-                yield GenericStreamingChunk(text=delta, is_finished=finish is not None, finish_reason=finish or "", index=0, tool_use=None,
-                                            usage=None)
+                yield GenericStreamingChunk(
+                    text=delta,
+                    is_finished=finish is not None,
+                    finish_reason=finish or "",
+                    index=0,
+                    tool_use=None,
+                    usage=None,
+                )
             prompt_tokens = len(loaded.llama.tokenize(_prompt_text(messages).encode(), add_bos=False))
-            yield GenericStreamingChunk(text="", is_finished=True, finish_reason="stop", index=0, tool_use=None,
-                                        usage={"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                                               "total_tokens": prompt_tokens + completion_tokens})
+            yield GenericStreamingChunk(
+                text="",
+                is_finished=True,
+                finish_reason="stop",
+                index=0,
+                tool_use=None,
+                usage={
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            )
 
     async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
         return await anyio.to_thread.run_sync(lambda: self.completion(model, messages, *args, **kwargs))
 
-    async def astreaming(self, model: str, messages: list, *args: Any, **kwargs: Any) -> AsyncIterator[GenericStreamingChunk]:  # type: ignore[override]
+    async def astreaming(
+        self, model: str, messages: list, *args: Any, **kwargs: Any
+    ) -> AsyncIterator[GenericStreamingChunk]:  # type: ignore[override]
         iterator = self.streaming(model, messages, *args, **kwargs)
         sentinel = object()
         while (chunk := await anyio.to_thread.run_sync(next, iterator, sentinel)) is not sentinel:

@@ -11,4 +11,13 @@ from copilot.ingest.loader import (
     read_rows,
 )
 
-__all__ = ["IngestError", "IngestReport", "SourceRow", "count_lines", "ingest_file", "ingest_rows", "kind_from_filename", "read_rows"]
+__all__ = [
+    "IngestError",
+    "IngestReport",
+    "SourceRow",
+    "count_lines",
+    "ingest_file",
+    "ingest_rows",
+    "kind_from_filename",
+    "read_rows",
+]

@@ -14,8 +14,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
-from functools import lru_cache
+from datetime import UTC, date, datetime
+from functools import cache
 from itertools import groupby, islice, repeat
 from operator import attrgetter, itemgetter
 from pathlib import Path
@@ -96,7 +96,9 @@ class _Columns:
     def take(self, indexes: list[int]) -> _Columns:
         if len(indexes) == len(self):  # then the indexes are 0..n-1: every row, in order
             return self
-        return _Columns({name: [column[index] for index in indexes] for name, column in self.values.items()}, self.constants)
+        return _Columns(
+            {name: [column[index] for index in indexes] for name, column in self.values.items()}, self.constants
+        )
 
     def records(self) -> list[dict[str, Any]]:
         names = list(self.values)
@@ -125,7 +127,9 @@ def read_rows(path: Path, kind: str | None) -> Iterator[SourceRow]:
 def _row_kind(path: Path, line: int, data: dict[str, Any], default: str | None) -> str:
     kind = data.pop("kind", None) or default
     if kind is None:
-        raise IngestError(f"{path}:{line}: kind: missing (pass --kind, name the file after the kind, or add a 'kind' field)")
+        raise IngestError(
+            f"{path}:{line}: kind: missing (pass --kind, name the file after the kind, or add a 'kind' field)"
+        )
     if kind not in CRM_MODELS:
         raise IngestError(f"{path}:{line}: kind: unknown kind '{kind}' (one of: {', '.join(CRM_MODELS)})")
     return kind
@@ -221,7 +225,7 @@ def _not_json(path: Path, chunk: _Chunk) -> IngestError:
     return IngestError(f"{path}:{bad}: (row): not valid JSON")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _list_adapter(schema: type[Row]) -> TypeAdapter[list[Row]]:
     return TypeAdapter(list[schema])  # type: ignore[valid-type]
 
@@ -251,7 +255,7 @@ class Ingestor:
         self.session: Session = repo.session
         self.source = source
         self._id_maps: dict[str, dict[str, int]] = {}
-        self.now = datetime.now(timezone.utc)
+        self.now = datetime.now(UTC)
         self.dialect = self.session.get_bind().dialect.name
         if self.dialect not in ("sqlite", "postgresql"):
             raise InvalidInput(f"ingest supports SQLite and PostgreSQL, not {self.dialect}")
@@ -312,14 +316,18 @@ class Ingestor:
         defaults = {column: self.now for column in _DEFAULT_TO_NOW.get(kind, ())} | _DEFAULTS.get(kind, {})
         for name, default in defaults.items():
             values[name] = [default if value is None else value for value in values[name]]
-        return _Columns(values, {"workspace_id": self.repo.workspace_id, "created_at": self.now, "updated_at": self.now})
+        return _Columns(
+            values, {"workspace_id": self.repo.workspace_id, "created_at": self.now, "updated_at": self.now}
+        )
 
     def _resolve_references(self, values: dict[str, list[Any]], lines: list[int]) -> None:
         """Replace each reference column by the ids it names; fail on the first row naming an unknown record."""
         unknown: list[tuple[int, str, str]] = []
         for name in [name for name in REFERENCE_FIELDS if name in values]:
             external_ids = values.pop(name)
-            record_ids = values[f"{name}_id"] = list(map(self.ids_by_external_id(REFERENCE_FIELDS[name]).get, external_ids))
+            record_ids = values[f"{name}_id"] = list(
+                map(self.ids_by_external_id(REFERENCE_FIELDS[name]).get, external_ids)
+            )
             index = _first_unresolved(external_ids, record_ids)
             if index is not None:
                 unknown.append((index, name, external_ids[index]))
@@ -343,11 +351,13 @@ class Ingestor:
         if self.dialect != "sqlite":
             records = columns.records()
             for start in range(0, len(records), BATCH_SIZE):
-                self.session.execute(statement, records[start:start + BATCH_SIZE])
+                self.session.execute(statement, records[start : start + BATCH_SIZE])
             return
         # SQLite bulk path: compile once, encode values as SQLAlchemy's own bind processing
         # would for these column types, and hand every row to one DB-API executemany.
-        compiled = statement.compile(dialect=self.session.get_bind().dialect, column_keys=[*columns.values, *columns.constants])
+        compiled = statement.compile(
+            dialect=self.session.get_bind().dialect, column_keys=[*columns.values, *columns.constants]
+        )
         params = [_sqlite_column(table.c[name].type, columns, name) for name in compiled.positiontup]
         cursor = self._dbapi_connection().cursor()
         try:
@@ -372,12 +382,14 @@ class Ingestor:
     def _insert_returning_ids(self, table: Table, columns: _Columns) -> list[int]:
         if not len(columns):
             return []
-        result = self.session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), columns.records())
+        result = self.session.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), columns.records()
+        )
         return list(result.scalars())
 
     def _replace_turns(self, rows: list[Row], call_ids: list[int]) -> None:
         self.session.execute(delete(CallTurn).where(CallTurn.call_id.in_(call_ids)))
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         turns = [
             {
                 "workspace_id": self.repo.workspace_id,
@@ -417,7 +429,9 @@ def _first_unresolved(external_ids: list[str | None], record_ids: list[int | Non
     if None not in record_ids:
         return None
     pairs = enumerate(zip(external_ids, record_ids))
-    return next((index for index, (external_id, record_id) in pairs if record_id is None and external_id is not None), None)
+    return next(
+        (index for index, (external_id, record_id) in pairs if record_id is None and external_id is not None), None
+    )
 
 
 def _sqlite_column(column_type: Any, columns: _Columns, name: str) -> Iterable[Any]:
@@ -449,7 +463,9 @@ def _sqlite_encoder(column_type: Any) -> Callable[[Any], Any] | None:
 
 def _stored_as_is(enum_class: Any) -> bool:
     """SQLAlchemy stores enum members by name; the DB-API binds a str enum's value, the same text when they match."""
-    return enum_class is None or (issubclass(enum_class, str) and all(member.name == member.value for member in enum_class))
+    return enum_class is None or (
+        issubclass(enum_class, str) and all(member.name == member.value for member in enum_class)
+    )
 
 
 def _sqlite_datetime(value: datetime) -> str:
@@ -470,7 +486,12 @@ ProgressCallback = Callable[[int], None]
 
 
 def ingest_rows(
-    repo: Repo, rows: Iterable[SourceRow], *, source: str = "<rows>", dry_run: bool = False, progress: ProgressCallback | None = None
+    repo: Repo,
+    rows: Iterable[SourceRow],
+    *,
+    source: str = "<rows>",
+    dry_run: bool = False,
+    progress: ProgressCallback | None = None,
 ) -> IngestReport:
     """Validate and write rows in the repo's transaction; raises IngestError on the first bad row.
 
@@ -491,7 +512,9 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _ingest_chunks(repo: Repo, chunks: Iterable[_Chunk], path: Path, dry_run: bool, progress: ProgressCallback | None) -> IngestReport:
+def _ingest_chunks(
+    repo: Repo, chunks: Iterable[_Chunk], path: Path, dry_run: bool, progress: ProgressCallback | None
+) -> IngestReport:
     # The collector comes back only once the batches are freed, so it never walks them.
     with _gc_paused():
         return _write(repo, _validated(path, chunks, progress), path, dry_run)

@@ -7,7 +7,7 @@ ingest resolves them to row ids. Unknown columns are errors so a typo never pass
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -18,8 +18,8 @@ from copilot.store.models import AuthorKind, Channel, DealStage, Priority, Ticke
 
 def _as_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value if not value.utcoffset() else value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value if not value.utcoffset() else value.astimezone(UTC)
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]

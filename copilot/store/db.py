@@ -31,7 +31,9 @@ class StoreError(CopilotError):
 
 class WorkspaceNotFound(StoreError, NotFound):
     def __init__(self, slug: str) -> None:
-        super().__init__(f"workspace '{slug}' does not exist (create it with `copilot demo` or `copilot workspace create {slug}`)")
+        super().__init__(
+            f"workspace '{slug}' does not exist (create it with `copilot demo` or `copilot workspace create {slug}`)"
+        )
         self.slug = slug
 
 

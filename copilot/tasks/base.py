@@ -33,12 +33,21 @@ class Provenance(BaseModel):
     def with_completion(self, completion: Completion, *, add: bool = False) -> Provenance:
         """This provenance with the model, usage and masking of a completion (``add`` sums usage over several calls)."""
         base = self if add else Provenance(task=self.task)
-        cost = None if completion.cost_usd is None and (not add or self.cost_usd is None) else (base.cost_usd or 0) + (completion.cost_usd or 0)
-        return self.model_copy(update={
-            "model": completion.model, "tokens_in": base.tokens_in + completion.tokens_in, "tokens_out": base.tokens_out + completion.tokens_out,
-            "latency_ms": round(base.latency_ms + completion.latency_ms, 1), "cost_usd": cost,
-            "pii_masked": sorted(set(base.pii_masked) | set(completion.pii_masked)),
-        })
+        cost = (
+            None
+            if completion.cost_usd is None and (not add or self.cost_usd is None)
+            else (base.cost_usd or 0) + (completion.cost_usd or 0)
+        )
+        return self.model_copy(
+            update={
+                "model": completion.model,
+                "tokens_in": base.tokens_in + completion.tokens_in,
+                "tokens_out": base.tokens_out + completion.tokens_out,
+                "latency_ms": round(base.latency_ms + completion.latency_ms, 1),
+                "cost_usd": cost,
+                "pii_masked": sorted(set(base.pii_masked) | set(completion.pii_masked)),
+            }
+        )
 
 
 class TaskOutcome(BaseModel, Generic[T]):
@@ -110,6 +119,15 @@ def mark_stale(repo: Repo, *, subject_kind: str, subject_id: int, tasks: tuple[s
 
 def record_failure(repo: Repo, *, task: str, subject_kind: str, subject_id: int | None, error: str) -> AiResult:
     """A task that could not produce anything leaves a ``failed`` AiResult saying why (never a half-written one)."""
-    row = repo.add(AiResult(task=task, status=AiStatus.failed, subject_kind=subject_kind, subject_id=subject_id, content={}, error=error[:2000]))
+    row = repo.add(
+        AiResult(
+            task=task,
+            status=AiStatus.failed,
+            subject_kind=subject_kind,
+            subject_id=subject_id,
+            content={},
+            error=error[:2000],
+        )
+    )
     repo.session.flush()
     return row

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,16 @@ from pydantic import BaseModel, Field, ValidationError
 
 from copilot.errors import InvalidInput, NotFound
 from copilot.gateway import ModelError
-from copilot.guards import FactKind, GuardVerdict, Severity, check_cited_ids, check_grounded, check_names_grounded, injection_flags, normalise
+from copilot.guards import (
+    FactKind,
+    GuardVerdict,
+    Severity,
+    check_cited_ids,
+    check_grounded,
+    check_names_grounded,
+    injection_flags,
+    normalise,
+)
 from copilot.prompting import PromptTemplate, load_prompt
 from copilot.store import Repo
 from copilot.store.models import AiResult, AiStatus, Call, Deal, Note
@@ -56,9 +65,11 @@ DUE = re.compile(
     rf"|\b(?P<relative>tomorrow|next week|next month|later this week|end of (?:the )?(?:day|week|month|quarter))\b",
     re.I,
 )
-_ACTION_VERBS = (r"send|share|set up|book|schedule|create|prepare|follow up|get back|draft|circulate|review|check|call|email|put together|arrange|"
-                 r"organi[sz]e|look into|update|invite|introduce|forward|write|finali[sz]e|confirm|provide|deliver|run|loop in|reach out|"
-                 r"sort out|find out|investigate|ask|talk to|contact|test|implement|work on")
+_ACTION_VERBS = (
+    r"send|share|set up|book|schedule|create|prepare|follow up|get back|draft|circulate|review|check|call|email|put together|arrange|"
+    r"organi[sz]e|look into|update|invite|introduce|forward|write|finali[sz]e|confirm|provide|deliver|run|loop in|reach out|"
+    r"sort out|find out|investigate|ask|talk to|contact|test|implement|work on"
+)
 ACTION = re.compile(
     rf"\b(?P<subject>I'll|I will|I'm going to|I am going to|I can|we'll|we will|we're going to|let me|(?:our|the|their|your) [\w-]+(?: [\w-]+)? will|[A-Z][a-z]+ will)"
     rf"\s+(?:\w+\s+){{0,2}}?(?:{_ACTION_VERBS})\b",
@@ -69,7 +80,9 @@ OBJECTION = re.compile(
     r"the problem is|the issue is|downside|we'd need|we would need|push ?back)\b",
     re.I,
 )
-WEAK_OBJECTION = re.compile(r"\b(?:security|budget|risk|not sure|compliance|legal|migration|competitor)\b", re.I)  # customers only
+WEAK_OBJECTION = re.compile(
+    r"\b(?:security|budget|risk|not sure|compliance|legal|migration|competitor)\b", re.I
+)  # customers only
 DECISION = re.compile(
     r"\b(?:we agree|we agreed|we all agree|agree to|agreed (?:on|to|that)|we've decided|we have decided|we decided|decided to|decision is|"
     r"let's go with|let's go ahead|we'll go with|we will go with|going to go with|we're going with|aligned on|settled on|final decision|"
@@ -77,7 +90,9 @@ DECISION = re.compile(
     re.I,
 )
 NEXT_STEP = re.compile(r"\b(?:next steps?|follow-up meeting|meet again|reconvene|next meeting|next call)\b", re.I)
-FIRST_PERSON = re.compile(r"^(?:I'll|I will|I'm going to|I am going to|I can|let me|we'll|we will|we're going to)$", re.I)
+FIRST_PERSON = re.compile(
+    r"^(?:I'll|I will|I'm going to|I am going to|I can|let me|we'll|we will|we're going to)$", re.I
+)
 
 
 # -- schemas --------------------------------------------------------------------------------------
@@ -96,7 +111,9 @@ class ActionItem(BaseModel):
 class CallNotes(BaseModel):
     """What the model writes for one window of a transcript (and for the merge)."""
 
-    summary: str = Field(max_length=600, description="Two or three sentences: what the call was about and where it ended.")
+    summary: str = Field(
+        max_length=600, description="Two or three sentences: what the call was about and where it ended."
+    )
     summary_turn_ids: list[int] = Field(default_factory=list, max_length=6)
     key_points: list[CitedPoint] = Field(default_factory=list, max_length=5)
     objections: list[CitedPoint] = Field(default_factory=list, max_length=4)
@@ -108,7 +125,11 @@ class CallNotes(BaseModel):
         return [*self.key_points, *self.objections, *self.decisions, *([self.next_step] if self.next_step else [])]
 
     def cited_ids(self) -> list[int]:
-        return [*self.summary_turn_ids, *(i for p in self.points() for i in p.turn_ids), *(i for a in self.action_items for i in a.turn_ids)]
+        return [
+            *self.summary_turn_ids,
+            *(i for p in self.points() for i in p.turn_ids),
+            *(i for a in self.action_items for i in a.turn_ids),
+        ]
 
     def texts(self) -> list[str]:
         return [self.summary, *(p.text for p in self.points()), *(a.what for a in self.action_items)]
@@ -123,7 +144,11 @@ class CallNotes(BaseModel):
 
     def decisions_text(self) -> str:
         """Decisions, action items and the next step as prose (what a 'what was decided?' question asks for)."""
-        parts = [*(p.text for p in self.decisions), *(a.what for a in self.action_items), *([self.next_step.text] if self.next_step else [])]
+        parts = [
+            *(p.text for p in self.decisions),
+            *(a.what for a in self.action_items),
+            *([self.next_step.text] if self.next_step else []),
+        ]
         return " ".join(dict.fromkeys(p.strip() for p in parts if p.strip()))
 
 
@@ -170,10 +195,24 @@ class Transcript(BaseModel):
 
 
 def load_transcript(call: Call) -> Transcript:
-    roles = {str(p.get("name")): p.get("role") for p in call.participants or [] if isinstance(p, dict) and p.get("name")}
-    turns = [TranscriptTurn(id=t.id, position=t.position, speaker=t.speaker, start_s=t.start_s or 0.0, text=t.text, role=roles.get(t.speaker))
-             for t in call.turns if t.text and t.text.strip()]
-    return Transcript(title=call.title, participants=[p for p in call.participants or [] if isinstance(p, dict)], turns=turns)
+    roles = {
+        str(p.get("name")): p.get("role") for p in call.participants or [] if isinstance(p, dict) and p.get("name")
+    }
+    turns = [
+        TranscriptTurn(
+            id=t.id,
+            position=t.position,
+            speaker=t.speaker,
+            start_s=t.start_s or 0.0,
+            text=t.text,
+            role=roles.get(t.speaker),
+        )
+        for t in call.turns
+        if t.text and t.text.strip()
+    ]
+    return Transcript(
+        title=call.title, participants=[p for p in call.participants or [] if isinstance(p, dict)], turns=turns
+    )
 
 
 def estimate_tokens(text: str) -> int:
@@ -226,7 +265,9 @@ def check_action_items(notes: CallNotes, turns: dict[int, TranscriptTurn]) -> Gu
         if item.owner:
             haystack = normalise(" ".join(f"{t.speaker} {t.role or ''} {t.text}" for t in cited))
             if not _mentions(haystack, item.owner):
-                problems.append(f"'{label}': owner '{item.owner}' is not in turns {', '.join(str(t.id) for t in cited)}")
+                problems.append(
+                    f"'{label}': owner '{item.owner}' is not in turns {', '.join(str(t.id) for t in cited)}"
+                )
         if item.due:
             haystack = normalise(" ".join(t.text for t in cited))
             if not _mentions(haystack, item.due):
@@ -240,29 +281,62 @@ _SENTENCE_BREAK = re.compile(r"(?<=[.!?…])\s+|\n+")
 def check_names_anywhere(texts: Iterable[str], sources: Iterable[str]) -> GuardVerdict:
     """check_names_grounded, sentence by sentence, so that a name that starts a sentence (or a text) is checked too."""
     sources = list(sources)
-    verdicts = [check_names_grounded(f"and {sentence}", sources) for text in texts for sentence in _SENTENCE_BREAK.split(text) if sentence.strip()]
-    return GuardVerdict(name="grounded_names", passed=all(v.passed for v in verdicts), details=list(dict.fromkeys(d for v in verdicts for d in v.details)))
+    verdicts = [
+        check_names_grounded(f"and {sentence}", sources)
+        for text in texts
+        for sentence in _SENTENCE_BREAK.split(text)
+        if sentence.strip()
+    ]
+    return GuardVerdict(
+        name="grounded_names",
+        passed=all(v.passed for v in verdicts),
+        details=list(dict.fromkeys(d for v in verdicts for d in v.details)),
+    )
 
 
-def notes_guards(notes: CallNotes, transcript: Transcript, valid_ids: Iterable[int] | None = None) -> list[GuardVerdict]:
+def notes_guards(
+    notes: CallNotes, transcript: Transcript, valid_ids: Iterable[int] | None = None
+) -> list[GuardVerdict]:
     """Cited turns exist (in ``valid_ids``, default the whole transcript), facts and names are grounded, action items hold up."""
     sources = transcript.texts()
     # Each item on its own: joined, the owner of one item and the name that starts the next would read as one name.
-    parts = [*notes.texts(), *(a.owner for a in notes.action_items if a.owner), *(a.due for a in notes.action_items if a.due)]
-    kinds = (FactKind.url, FactKind.email, FactKind.phone, FactKind.price, FactKind.order_id, FactKind.date, FactKind.number)
+    parts = [
+        *notes.texts(),
+        *(a.owner for a in notes.action_items if a.owner),
+        *(a.due for a in notes.action_items if a.due),
+    ]
+    kinds = (
+        FactKind.url,
+        FactKind.email,
+        FactKind.phone,
+        FactKind.price,
+        FactKind.order_id,
+        FactKind.date,
+        FactKind.number,
+    )
     return [
         check_cited_ids(notes.cited_ids(), transcript.ids if valid_ids is None else valid_ids, what="turn"),
         check_grounded("\n".join(parts), sources, kinds),
         check_names_anywhere(parts, sources),
         check_action_items(notes, transcript.by_id()),
-        *injection_flags((f"turn {t.id}", t.text) for t in transcript.turns),  # a flag; model notes of such a call are replaced
+        *injection_flags(
+            (f"turn {t.id}", t.text) for t in transcript.turns
+        ),  # a flag; model notes of such a call are replaced
     ]
 
 
 def _as_rejected(verdicts: list[GuardVerdict], where: str) -> list[GuardVerdict]:
     """Failed verdicts of a model output that was replaced: shown to the reviewer, but they do not block the replacement."""
-    return [v.model_copy(update={"severity": Severity.flag, "details": [f"{where} (replaced): {d}" for d in v.details] or [f"{where} (replaced)"]})
-            for v in verdicts if not v.passed]
+    return [
+        v.model_copy(
+            update={
+                "severity": Severity.flag,
+                "details": [f"{where} (replaced): {d}" for d in v.details] or [f"{where} (replaced)"],
+            }
+        )
+        for v in verdicts
+        if not v.passed
+    ]
 
 
 # -- extractive path ------------------------------------------------------------------------------
@@ -299,10 +373,14 @@ def _is_objection(s: _Sentence, roles_known: bool) -> bool:
     role = s.turn.role
     if roles_known and role not in (None, "customer"):  # the selling side answers objections, it does not raise them
         return False
-    return bool(OBJECTION.search(s.text)) or (roles_known and role == "customer" and bool(WEAK_OBJECTION.search(s.text)))
+    return bool(OBJECTION.search(s.text)) or (
+        roles_known and role == "customer" and bool(WEAK_OBJECTION.search(s.text))
+    )
 
 
-def _cue_items(items: list[_Sentence], roles_known: bool) -> tuple[list[CitedPoint], list[CitedPoint], list[ActionItem], CitedPoint | None]:
+def _cue_items(
+    items: list[_Sentence], roles_known: bool
+) -> tuple[list[CitedPoint], list[CitedPoint], list[ActionItem], CitedPoint | None]:
     objections, decisions, actions, next_step = [], [], [], None
     for s in items:
         is_question = s.text.endswith("?")
@@ -327,7 +405,9 @@ def _dedupe(items: list[Any]) -> list[Any]:
     return out
 
 
-def _mmr(vectors: np.ndarray, relevance: np.ndarray, candidates: list[int], k: int, diversity: float = MMR_DIVERSITY) -> list[int]:
+def _mmr(
+    vectors: np.ndarray, relevance: np.ndarray, candidates: list[int], k: int, diversity: float = MMR_DIVERSITY
+) -> list[int]:
     """Maximal marginal relevance: central sentences that do not repeat each other."""
     chosen: list[int] = []
     pool = list(candidates)
@@ -343,8 +423,12 @@ def _mmr(vectors: np.ndarray, relevance: np.ndarray, candidates: list[int], k: i
     return chosen
 
 
-def extractive_notes(transcript: Transcript, encode: Encode | None = None, progress: Progress | None = None,
-                     windows: list[list[TranscriptTurn]] | None = None) -> CallNotes:
+def extractive_notes(
+    transcript: Transcript,
+    encode: Encode | None = None,
+    progress: Progress | None = None,
+    windows: list[list[TranscriptTurn]] | None = None,
+) -> CallNotes:
     """Central sentences as summary and key points, plus cue-phrase objections, decisions, action items and next step."""
     windows = windows if windows is not None else [transcript.turns]
     every = _transcript_sentences(transcript.turns)
@@ -381,7 +465,10 @@ def extractive_notes(transcript: Transcript, encode: Encode | None = None, progr
         summary=clip(" ".join(s.text for s in summary_part), 600),
         summary_turn_ids=list(dict.fromkeys(s.turn.id for s in summary_part))[:6],
         key_points=[CitedPoint(text=s.text, turn_ids=[s.turn.id]) for s in key_part],
-        objections=objections, decisions=decisions, action_items=actions, next_step=next_step,
+        objections=objections,
+        decisions=decisions,
+        action_items=actions,
+        next_step=next_step,
     )
 
 
@@ -410,27 +497,50 @@ def merge_notes(parts: list[CallNotes]) -> CallNotes:
 # -- the task -------------------------------------------------------------------------------------
 def _finish(notes: CallNotes, transcript: Transcript, windows: int) -> CallSummary:
     duration = max((t.start_s for t in transcript.turns), default=0.0)
-    return CallSummary(**notes.model_dump(), call_title=transcript.title, turn_count=len(transcript.turns), duration_s=duration, windows=windows)
+    return CallSummary(
+        **notes.model_dump(),
+        call_title=transcript.title,
+        turn_count=len(transcript.turns),
+        duration_s=duration,
+        windows=windows,
+    )
 
 
-def summarize_transcript(context: TaskContext, transcript: Transcript, strategy: str = "auto", progress: Progress | None = None) -> TaskOutcome[CallSummary]:
+def summarize_transcript(
+    context: TaskContext, transcript: Transcript, strategy: str = "auto", progress: Progress | None = None
+) -> TaskOutcome[CallSummary]:
     """Summarise a transcript (no storage): per-window model notes with guards and a merge, or the extractive path."""
     if strategy not in ("auto", "model", "extractive"):
         raise InvalidInput(f"strategy: use auto, model or extractive, not '{strategy}'")
     prompt = load_prompt(TASK)
     windows = split_windows(transcript.turns, window_budget(context.settings.local_context_tokens))
-    provenance = Provenance(task=TASK, prompt_name=prompt.name, prompt_version=prompt.version, input_ids=[f"call_turn:{i}" for i in transcript.ids])
+    provenance = Provenance(
+        task=TASK,
+        prompt_name=prompt.name,
+        prompt_version=prompt.version,
+        input_ids=[f"call_turn:{i}" for i in transcript.ids],
+    )
     use_model = strategy == "model" or (strategy == "auto" and not context.small_local_model)
     if not use_model or not transcript.turns:
         notes = extractive_notes(transcript, context.embedder.encode, progress, windows)
         result = _finish(notes, transcript, len(windows))
-        return TaskOutcome[CallSummary](task=TASK, result=result, verdicts=notes_guards(result, transcript),
-                                        provenance=provenance.model_copy(update={"model": "extractive"}))
+        return TaskOutcome[CallSummary](
+            task=TASK,
+            result=result,
+            verdicts=notes_guards(result, transcript),
+            provenance=provenance.model_copy(update={"model": "extractive"}),
+        )
     return _model_path(context, prompt, transcript, windows, provenance, progress)
 
 
-def _model_path(context: TaskContext, prompt: PromptTemplate, transcript: Transcript, windows: list[list[TranscriptTurn]],
-                provenance: Provenance, progress: Progress | None) -> TaskOutcome[CallSummary]:
+def _model_path(
+    context: TaskContext,
+    prompt: PromptTemplate,
+    transcript: Transcript,
+    windows: list[list[TranscriptTurn]],
+    provenance: Provenance,
+    progress: Progress | None,
+) -> TaskOutcome[CallSummary]:
     parts: list[CallNotes] = []
     rejected: list[GuardVerdict] = []
     reasons: list[str] = []
@@ -442,14 +552,26 @@ def _model_path(context: TaskContext, prompt: PromptTemplate, transcript: Transc
         notes: CallNotes | None = None
         if model_down is None:
             try:
-                answer = context.gateway.structured(prompt.render(mode="window", transcript=transcript, turns=window, window=n, windows=len(windows), partials=[]),
-                                                    CallNotes, max_tokens=MAX_OUTPUT_TOKENS)
+                answer = context.gateway.structured(
+                    prompt.render(
+                        mode="window", transcript=transcript, turns=window, window=n, windows=len(windows), partials=[]
+                    ),
+                    CallNotes,
+                    max_tokens=MAX_OUTPUT_TOKENS,
+                )
             except ModelError as error:
                 model_down = f"model unavailable: {error}"
             else:
                 provenance = provenance.with_completion(answer.completion, add=True)
                 if not answer.ok:
-                    rejected.append(GuardVerdict(name="schema", passed=False, severity=Severity.flag, details=[f"{where} (replaced): {answer.error or 'invalid'}"]))
+                    rejected.append(
+                        GuardVerdict(
+                            name="schema",
+                            passed=False,
+                            severity=Severity.flag,
+                            details=[f"{where} (replaced): {answer.error or 'invalid'}"],
+                        )
+                    )
                     reasons.append(f"{where}: model output failed validation")
                 else:
                     verdicts = notes_guards(answer.value, transcript, valid_ids=[t.id for t in window])
@@ -465,31 +587,63 @@ def _model_path(context: TaskContext, prompt: PromptTemplate, transcript: Transc
             progress(n, len(windows))
     if model_down:
         reasons.insert(0, model_down)
-    merged = _merge_with_model(context, prompt, transcript, parts, rejected, reasons) if len(parts) > 1 and model_down is None else None
+    merged = (
+        _merge_with_model(context, prompt, transcript, parts, rejected, reasons)
+        if len(parts) > 1 and model_down is None
+        else None
+    )
     if merged is not None:
         notes, usage = merged
         provenance = provenance.with_completion(usage, add=True)
     else:
         notes = merge_notes(parts)
     result = _finish(notes, transcript, len(windows))
-    return TaskOutcome[CallSummary](task=TASK, result=result, verdicts=[*rejected, *notes_guards(result, transcript)], provenance=provenance,
-                                    used_fallback=bool(reasons), fallback_reason="; ".join(reasons) or None)
+    return TaskOutcome[CallSummary](
+        task=TASK,
+        result=result,
+        verdicts=[*rejected, *notes_guards(result, transcript)],
+        provenance=provenance,
+        used_fallback=bool(reasons),
+        fallback_reason="; ".join(reasons) or None,
+    )
 
 
-def _merge_with_model(context: TaskContext, prompt: PromptTemplate, transcript: Transcript, parts: list[CallNotes],
-                      rejected: list[GuardVerdict], reasons: list[str]) -> tuple[CallNotes, Any] | None:
+def _merge_with_model(
+    context: TaskContext,
+    prompt: PromptTemplate,
+    transcript: Transcript,
+    parts: list[CallNotes],
+    rejected: list[GuardVerdict],
+    reasons: list[str],
+) -> tuple[CallNotes, Any] | None:
     """One model call that merges the window notes; None (deterministic merge) when it fails."""
     partials = [p.model_dump(mode="json") for p in parts]
     cited = {i for p in parts for i in p.cited_ids()}
     try:
-        answer = context.gateway.structured(prompt.render(mode="merge", transcript=transcript, turns=[], window=0, windows=len(parts),
-                                                          partials=[json.dumps(p, ensure_ascii=False) for p in partials]),
-                                            CallNotes, max_tokens=MAX_OUTPUT_TOKENS)
+        answer = context.gateway.structured(
+            prompt.render(
+                mode="merge",
+                transcript=transcript,
+                turns=[],
+                window=0,
+                windows=len(parts),
+                partials=[json.dumps(p, ensure_ascii=False) for p in partials],
+            ),
+            CallNotes,
+            max_tokens=MAX_OUTPUT_TOKENS,
+        )
     except ModelError as error:
         reasons.append(f"merge: model unavailable: {error}")
         return None
     if not answer.ok:
-        rejected.append(GuardVerdict(name="schema", passed=False, severity=Severity.flag, details=[f"merge (replaced): {answer.error or 'invalid'}"]))
+        rejected.append(
+            GuardVerdict(
+                name="schema",
+                passed=False,
+                severity=Severity.flag,
+                details=[f"merge (replaced): {answer.error or 'invalid'}"],
+            )
+        )
         reasons.append("merge: model output failed validation")
         return None
     verdicts = notes_guards(answer.value, transcript, valid_ids=cited)
@@ -500,7 +654,9 @@ def _merge_with_model(context: TaskContext, prompt: PromptTemplate, transcript: 
     return answer.value, answer.completion
 
 
-def summarize_call(context: TaskContext, call_id: int, strategy: str = "auto", progress: Progress | None = None) -> TaskOutcome[CallSummary]:
+def summarize_call(
+    context: TaskContext, call_id: int, strategy: str = "auto", progress: Progress | None = None
+) -> TaskOutcome[CallSummary]:
     """Summarise a call of the context's workspace and store the result (status ``completed``)."""
     call = context.repo.get(Call, call_id)
     if call is None:
@@ -518,9 +674,16 @@ def summarize_call(context: TaskContext, call_id: int, strategy: str = "auto", p
 def latest_summary(repo: Repo, call_id: int) -> tuple[AiResult, CallSummary] | None:
     """The newest stored summary of a call that was not rejected or superseded (approved, edited or waiting for review)."""
     row = repo.session.scalar(
-        repo.select(AiResult).where(AiResult.task == TASK, AiResult.subject_kind == "call", AiResult.subject_id == call_id,
-                                    AiResult.status.in_([AiStatus.approved, AiStatus.edited, AiStatus.pending, AiStatus.completed]))
-        .order_by(AiResult.id.desc()).limit(1))
+        repo.select(AiResult)
+        .where(
+            AiResult.task == TASK,
+            AiResult.subject_kind == "call",
+            AiResult.subject_id == call_id,
+            AiResult.status.in_([AiStatus.approved, AiStatus.edited, AiStatus.pending, AiStatus.completed]),
+        )
+        .order_by(AiResult.id.desc())
+        .limit(1)
+    )
     return (row, approved_summary(row)[0]) if row is not None else None
 
 
@@ -557,7 +720,9 @@ def apply_to_deal(repo: Repo, ai_result_id: int) -> Deal:
     if row.task != TASK or row.subject_kind != "call":
         raise InvalidInput(f"ai_result_id: AI result {ai_result_id} is a {row.task}, not a call summary")
     if row.status not in (AiStatus.approved, AiStatus.edited):
-        raise InvalidInput(f"ai_result_id: AI result {ai_result_id} is {row.status.value}; only an approved call summary is written to the deal")
+        raise InvalidInput(
+            f"ai_result_id: AI result {ai_result_id} is {row.status.value}; only an approved call summary is written to the deal"
+        )
     call = repo.get(Call, row.subject_id) if row.subject_id is not None else None
     if call is None:
         raise NotFound(f"the call of AI result {ai_result_id} no longer exists in workspace '{repo.workspace.slug}'")
@@ -571,8 +736,16 @@ def apply_to_deal(repo: Repo, ai_result_id: int) -> Deal:
     external_id = f"ai-result-{row.id}"
     note = repo.by_external_id(Note, external_id)
     if note is None:
-        note = repo.add(Note(external_id=external_id, account_id=deal.account_id or call.account_id, deal_id=deal.id, author="copilot (approved call summary)",
-                             body=body, noted_at=datetime.now(timezone.utc)))
+        note = repo.add(
+            Note(
+                external_id=external_id,
+                account_id=deal.account_id or call.account_id,
+                deal_id=deal.id,
+                author="copilot (approved call summary)",
+                body=body,
+                noted_at=datetime.now(UTC),
+            )
+        )
     else:
         note.body = body
     repo.session.flush()

@@ -12,7 +12,7 @@ model fails or a guard does, a template narrative and a rule-based next step sta
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -45,8 +45,20 @@ from copilot.tasks.call_summary import check_names_anywhere
 from copilot.tasks.context import TaskContext
 
 TASK = "deal_brief"
-OPEN_STAGES = (DealStage.prospecting, DealStage.qualification, DealStage.discovery, DealStage.proposal, DealStage.negotiation)
-STALLED_AFTER_DAYS = {DealStage.prospecting: 90, DealStage.qualification: 60, DealStage.discovery: 60, DealStage.proposal: 60, DealStage.negotiation: 60}
+OPEN_STAGES = (
+    DealStage.prospecting,
+    DealStage.qualification,
+    DealStage.discovery,
+    DealStage.proposal,
+    DealStage.negotiation,
+)
+STALLED_AFTER_DAYS = {
+    DealStage.prospecting: 90,
+    DealStage.qualification: 60,
+    DealStage.discovery: 60,
+    DealStage.proposal: 60,
+    DealStage.negotiation: 60,
+}
 QUIET_DAYS = 30  # a deal long in its stage is stalled when it also had no call or note for this long
 DETRACTOR_MAX_SCORE = 6
 NPS_LOOKBACK_DAYS = 365
@@ -152,14 +164,33 @@ class DealFacts(BaseModel):
 
     def texts(self) -> list[str]:
         """The facts as text lines, with the usual renderings of amounts and dates: what generated text may state."""
-        lines = [self.deal_ref, self.name, self.account_name or "", f"stage {self.stage} ({self.stage.replace('_', ' ')})", self.owner or "",
-                 self.next_step or "", self.currency, *self.notes]
+        lines = [
+            self.deal_ref,
+            self.name,
+            self.account_name or "",
+            f"stage {self.stage} ({self.stage.replace('_', ' ')})",
+            self.owner or "",
+            self.next_step or "",
+            self.currency,
+            *self.notes,
+        ]
         if self.days_in_stage is not None:
             lines.append(f"{self.days_in_stage} days in stage")
         if self.amount is not None:
-            lines += [self.amount_text(), f"{self.amount:,.0f} {self.currency}", f"{self.amount:,.2f} {self.currency}", f"${self.amount:,.2f}", str(self.amount)]
-        for day in (self.close_date, self.stage_entered_at, self.as_of, self.last_touch and self.last_touch.at,
-                    self.last_deal_activity and self.last_deal_activity.at):
+            lines += [
+                self.amount_text(),
+                f"{self.amount:,.0f} {self.currency}",
+                f"{self.amount:,.2f} {self.currency}",
+                f"${self.amount:,.2f}",
+                str(self.amount),
+            ]
+        for day in (
+            self.close_date,
+            self.stage_entered_at,
+            self.as_of,
+            self.last_touch and self.last_touch.at,
+            self.last_deal_activity and self.last_deal_activity.at,
+        ):
             if day:
                 lines.append(_date_forms(day))
         for step in self.stage_history:
@@ -171,7 +202,9 @@ class DealFacts(BaseModel):
         lines += [f"{t.ref} {t.subject} {t.priority} {t.status}" for t in self.high_priority_tickets]
         lines += [r.text for r in self.risks]
         lines += [f"{a.what} {a.owner or ''} {a.due or ''}" for a in self.action_items]
-        lines.append(f"{len(self.risks)} risks {len(self.action_items)} action items {len(self.stakeholders)} stakeholders")
+        lines.append(
+            f"{len(self.risks)} risks {len(self.action_items)} action items {len(self.stakeholders)} stakeholders"
+        )
         return [line for line in lines if line]
 
 
@@ -180,7 +213,11 @@ class BriefNarrative(BaseModel):
 
     narrative: str = Field(max_length=900, description="Three to five sentences for the rep, only from the facts.")
     next_step: str = Field(max_length=240, description="One concrete next step for the rep.")
-    source_ids: list[str] = Field(default_factory=list, max_length=8, description="Record ids the narrative and next step rely on, e.g. deal:3, ticket:12.")
+    source_ids: list[str] = Field(
+        default_factory=list,
+        max_length=8,
+        description="Record ids the narrative and next step rely on, e.g. deal:3, ticket:12.",
+    )
 
 
 class SuggestedStep(BaseModel):
@@ -207,7 +244,7 @@ class DealBrief(BaseModel):
 
 
 def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _parse_time(value: Any) -> datetime | None:
@@ -246,13 +283,31 @@ def gather_facts(context: TaskContext, deal: Deal, as_of: datetime, classifier: 
     repo = context.repo
     account = repo.get(Account, deal.account_id) if deal.account_id else None
     entered, days_in_stage = stage_timing(deal, as_of)
-    facts = DealFacts(as_of=as_of, deal_id=deal.id, deal_ref=deal.external_id or str(deal.id), name=deal.name, account_id=account.id if account else None,
-                      account_name=account.name if account else None, stage=deal.stage.value, stage_entered_at=entered, days_in_stage=days_in_stage,
-                      stage_history=[s for s in deal.stage_history or [] if isinstance(s, dict)], amount=deal.amount, currency=deal.currency or "USD",
-                      close_date=deal.close_date, owner=deal.owner, next_step=(deal.next_step or "").strip() or None)
-    contacts = repo.all(repo.select(Contact).where(Contact.account_id == account.id).order_by(Contact.id)) if account else []
-    calls = repo.all(repo.select(Call).where(or_(Call.deal_id == deal.id, Call.account_id == account.id) if account else Call.deal_id == deal.id)
-                     .order_by(Call.started_at.desc()))
+    facts = DealFacts(
+        as_of=as_of,
+        deal_id=deal.id,
+        deal_ref=deal.external_id or str(deal.id),
+        name=deal.name,
+        account_id=account.id if account else None,
+        account_name=account.name if account else None,
+        stage=deal.stage.value,
+        stage_entered_at=entered,
+        days_in_stage=days_in_stage,
+        stage_history=[s for s in deal.stage_history or [] if isinstance(s, dict)],
+        amount=deal.amount,
+        currency=deal.currency or "USD",
+        close_date=deal.close_date,
+        owner=deal.owner,
+        next_step=(deal.next_step or "").strip() or None,
+    )
+    contacts = (
+        repo.all(repo.select(Contact).where(Contact.account_id == account.id).order_by(Contact.id)) if account else []
+    )
+    calls = repo.all(
+        repo.select(Call)
+        .where(or_(Call.deal_id == deal.id, Call.account_id == account.id) if account else Call.deal_id == deal.id)
+        .order_by(Call.started_at.desc())
+    )
     deal_calls = [c for c in calls if c.deal_id == deal.id]
     facts.stakeholders = _stakeholders(contacts, deal_calls)
     facts.last_touch, facts.last_deal_activity = _touches(repo, deal, account, calls, as_of)
@@ -264,7 +319,9 @@ def gather_facts(context: TaskContext, deal: Deal, as_of: datetime, classifier: 
 def _stakeholders(contacts: list[Contact], calls: list[Call]) -> list[Stakeholder]:
     people: dict[str, Stakeholder] = {}
     for contact in contacts:
-        people[normalise(contact.name)] = Stakeholder(name=contact.name, title=contact.title, source_id=f"contact:{contact.id}")
+        people[normalise(contact.name)] = Stakeholder(
+            name=contact.name, title=contact.title, source_id=f"contact:{contact.id}"
+        )
     for call in calls:
         for participant in call.participants or []:
             if not isinstance(participant, dict) or not participant.get("name"):
@@ -273,29 +330,72 @@ def _stakeholders(contacts: list[Contact], calls: list[Call]) -> list[Stakeholde
             if key in people:
                 people[key].role = people[key].role or participant.get("role")
             else:
-                people[key] = Stakeholder(name=str(participant["name"]), role=participant.get("role"), source_id=f"call:{call.id}")
+                people[key] = Stakeholder(
+                    name=str(participant["name"]), role=participant.get("role"), source_id=f"call:{call.id}"
+                )
     return list(people.values())[:15]
 
 
-def _touches(repo: Repo, deal: Deal, account: Account | None, calls: list[Call], as_of: datetime) -> tuple[Touch | None, Touch | None]:
+def _touches(
+    repo: Repo, deal: Deal, account: Account | None, calls: list[Call], as_of: datetime
+) -> tuple[Touch | None, Touch | None]:
     """The latest contact of any kind with the account, and the latest activity on the deal itself (call or note)."""
     candidates: list[tuple[Touch, bool]] = []
     for call in calls[:1] + [c for c in calls if c.deal_id == deal.id][:1]:
-        candidates.append((Touch(kind="call", source_id=f"call:{call.id}", at=_utc(call.started_at), days_ago=_days(as_of, call.started_at),
-                                 text=f"call '{call.title}'"), call.deal_id == deal.id))
+        candidates.append(
+            (
+                Touch(
+                    kind="call",
+                    source_id=f"call:{call.id}",
+                    at=_utc(call.started_at),
+                    days_ago=_days(as_of, call.started_at),
+                    text=f"call '{call.title}'",
+                ),
+                call.deal_id == deal.id,
+            )
+        )
     note_filter = or_(Note.deal_id == deal.id, Note.account_id == account.id) if account else Note.deal_id == deal.id
     for deal_only in (False, True):
-        query = repo.select(Note).where(Note.deal_id == deal.id if deal_only else note_filter).order_by(Note.noted_at.desc()).limit(1)
+        query = (
+            repo.select(Note)
+            .where(Note.deal_id == deal.id if deal_only else note_filter)
+            .order_by(Note.noted_at.desc())
+            .limit(1)
+        )
         for note in repo.all(query):
-            candidates.append((Touch(kind="note", source_id=f"note:{note.id}", at=_utc(note.noted_at), days_ago=_days(as_of, note.noted_at),
-                                     text=f"note by {note.author or 'unknown'}: {_clip(note.body)}"), note.deal_id == deal.id))
+            candidates.append(
+                (
+                    Touch(
+                        kind="note",
+                        source_id=f"note:{note.id}",
+                        at=_utc(note.noted_at),
+                        days_ago=_days(as_of, note.noted_at),
+                        text=f"note by {note.author or 'unknown'}: {_clip(note.body)}",
+                    ),
+                    note.deal_id == deal.id,
+                )
+            )
     if account:
-        message = repo.session.scalar(repo.select(Message).join(Ticket, Message.ticket_id == Ticket.id)
-                                      .where(Ticket.account_id == account.id, Message.author_kind != AuthorKind.internal_note)
-                                      .order_by(Message.sent_at.desc()).limit(1))
+        message = repo.session.scalar(
+            repo.select(Message)
+            .join(Ticket, Message.ticket_id == Ticket.id)
+            .where(Ticket.account_id == account.id, Message.author_kind != AuthorKind.internal_note)
+            .order_by(Message.sent_at.desc())
+            .limit(1)
+        )
         if message is not None:
-            candidates.append((Touch(kind="message", source_id=f"message:{message.id}", at=_utc(message.sent_at), days_ago=_days(as_of, message.sent_at),
-                                     text=f"{message.author_kind.value} message on ticket '{_clip(message.ticket.subject, 80)}'"), False))
+            candidates.append(
+                (
+                    Touch(
+                        kind="message",
+                        source_id=f"message:{message.id}",
+                        at=_utc(message.sent_at),
+                        days_ago=_days(as_of, message.sent_at),
+                        text=f"{message.author_kind.value} message on ticket '{_clip(message.ticket.subject, 80)}'",
+                    ),
+                    False,
+                )
+            )
     candidates = [(t, on_deal) for t, on_deal in candidates if t.at <= as_of]
     latest = max((t for t, _ in candidates), key=lambda t: t.at, default=None)
     on_deal = max((t for t, flag in candidates if flag), key=lambda t: t.at, default=None)
@@ -318,13 +418,26 @@ def _action_items(context: TaskContext, calls: list[Call]) -> list[BriefActionIt
                 continue
             summary, extra = extractive_notes(transcript, encode=None), []
         for item in summary.action_items:
-            items.append(BriefActionItem(what=item.what, owner=item.owner, due=item.due, call_id=call.id,
-                                         source_ids=[*(f"call_turn:{i}" for i in item.turn_ids), *extra]))
+            items.append(
+                BriefActionItem(
+                    what=item.what,
+                    owner=item.owner,
+                    due=item.due,
+                    call_id=call.id,
+                    source_ids=[*(f"call_turn:{i}" for i in item.turn_ids), *extra],
+                )
+            )
     return items[:8]
 
 
-def _risks(repo: Repo, facts: DealFacts, account: Account | None, contacts: list[Contact], as_of: datetime,
-           classifier: Classifier | None) -> list[Risk]:
+def _risks(
+    repo: Repo,
+    facts: DealFacts,
+    account: Account | None,
+    contacts: list[Contact],
+    as_of: datetime,
+    classifier: Classifier | None,
+) -> list[Risk]:
     risks: list[Risk] = []
     deal_id = f"deal:{facts.deal_id}"
     stage = DealStage(facts.stage)
@@ -333,46 +446,92 @@ def _risks(repo: Repo, facts: DealFacts, account: Account | None, contacts: list
         activity = facts.last_deal_activity
         quiet = activity is None or activity.days_ago > QUIET_DAYS
         if facts.days_in_stage is not None and facts.days_in_stage > threshold and quiet:
-            since = f"; last activity on the deal: {activity.kind} {activity.days_ago} days ago" if activity else "; no calls or notes on the deal"
-            risks.append(Risk(kind="stalled", text=f"In {facts.stage} for {facts.days_in_stage} days (over the {threshold}-day threshold){since}.",
-                              evidence_ids=[deal_id, *([activity.source_id] if activity else [])]))
+            since = (
+                f"; last activity on the deal: {activity.kind} {activity.days_ago} days ago"
+                if activity
+                else "; no calls or notes on the deal"
+            )
+            risks.append(
+                Risk(
+                    kind="stalled",
+                    text=f"In {facts.stage} for {facts.days_in_stage} days (over the {threshold}-day threshold){since}.",
+                    evidence_ids=[deal_id, *([activity.source_id] if activity else [])],
+                )
+            )
         if not facts.next_step:
-            risks.append(Risk(kind="no_next_step", text="No next step is recorded on the deal.", evidence_ids=[deal_id]))
+            risks.append(
+                Risk(kind="no_next_step", text="No next step is recorded on the deal.", evidence_ids=[deal_id])
+            )
         if facts.close_date and facts.close_date < as_of.date():
-            risks.append(Risk(kind="close_date_passed", text=f"The close date {facts.close_date.isoformat()} has passed while the deal is open.",
-                              evidence_ids=[deal_id]))
+            risks.append(
+                Risk(
+                    kind="close_date_passed",
+                    text=f"The close date {facts.close_date.isoformat()} has passed while the deal is open.",
+                    evidence_ids=[deal_id],
+                )
+            )
     if account is None:
         return risks
-    tickets = repo.all(repo.select(Ticket).where(Ticket.account_id == account.id, Ticket.status.in_(OPEN_TICKETS), Ticket.priority.in_(HIGH_PRIORITY))
-                       .order_by(Ticket.opened_at.desc()))
-    facts.high_priority_tickets = [TicketFact(id=t.id, ref=t.external_id or str(t.id), subject=_clip(t.subject, 80), priority=t.priority.value,
-                                              status=t.status.value) for t in tickets[:MAX_EVIDENCE]]
+    tickets = repo.all(
+        repo.select(Ticket)
+        .where(Ticket.account_id == account.id, Ticket.status.in_(OPEN_TICKETS), Ticket.priority.in_(HIGH_PRIORITY))
+        .order_by(Ticket.opened_at.desc())
+    )
+    facts.high_priority_tickets = [
+        TicketFact(
+            id=t.id,
+            ref=t.external_id or str(t.id),
+            subject=_clip(t.subject, 80),
+            priority=t.priority.value,
+            status=t.status.value,
+        )
+        for t in tickets[:MAX_EVIDENCE]
+    ]
     if tickets:
         listed = "; ".join(f"{t.ref} '{t.subject}' ({t.priority}, {t.status})" for t in facts.high_priority_tickets[:3])
-        risks.append(Risk(kind="high_priority_tickets", text=f"{len(tickets)} open high-priority ticket(s): {listed}.",
-                          evidence_ids=[f"ticket:{t.id}" for t in facts.high_priority_tickets]))
+        risks.append(
+            Risk(
+                kind="high_priority_tickets",
+                text=f"{len(tickets)} open high-priority ticket(s): {listed}.",
+                evidence_ids=[f"ticket:{t.id}" for t in facts.high_priority_tickets],
+            )
+        )
     if sentiment := _sentiment_risk(repo, account, as_of, classifier, facts):
         risks.append(sentiment)
     contact_ids = [c.id for c in contacts]
     since = as_of - timedelta(days=NPS_LOOKBACK_DAYS)
-    scope = or_(NpsResponse.account_id == account.id, NpsResponse.contact_id.in_(contact_ids)) if contact_ids else NpsResponse.account_id == account.id
-    responses = repo.all(repo.select(NpsResponse).where(scope, NpsResponse.submitted_at >= since, NpsResponse.submitted_at <= as_of)
-                         .order_by(NpsResponse.submitted_at.desc()))
+    scope = (
+        or_(NpsResponse.account_id == account.id, NpsResponse.contact_id.in_(contact_ids))
+        if contact_ids
+        else NpsResponse.account_id == account.id
+    )
+    responses = repo.all(
+        repo.select(NpsResponse)
+        .where(scope, NpsResponse.submitted_at >= since, NpsResponse.submitted_at <= as_of)
+        .order_by(NpsResponse.submitted_at.desc())
+    )
     detractors = [r for r in responses if r.score <= DETRACTOR_MAX_SCORE]
     nps = round(100 * (sum(r.score >= 9 for r in responses) - len(detractors)) / len(responses)) if responses else 0
     fresh = [d for d in detractors if _days(as_of, d.submitted_at) <= FRESH_DETRACTOR_DAYS]
     if nps < 0 or fresh:
         latest = next((d for d in detractors if d.comment), detractors[0])
-        quote = f"; latest comment: \"{_clip(latest.comment, 120)}\"" if latest.comment else ""
+        quote = f'; latest comment: "{_clip(latest.comment, 120)}"' if latest.comment else ""
         scores = ", ".join(str(d.score) for d in detractors[:MAX_EVIDENCE])
         why = f"account NPS {nps}" if nps < 0 else f"{len(fresh)} in the last {FRESH_DETRACTOR_DAYS} days"
-        risks.append(Risk(kind="detractor_nps", text=f"{len(detractors)} detractor NPS response(s) of {len(responses)} in the last {NPS_LOOKBACK_DAYS} days "
-                                                     f"({why}; latest scores {scores}){quote}.",
-                          evidence_ids=[f"nps_response:{d.id}" for d in detractors[:MAX_EVIDENCE]]))
+        risks.append(
+            Risk(
+                kind="detractor_nps",
+                text=f"{len(detractors)} detractor NPS response(s) of {len(responses)} in the last {NPS_LOOKBACK_DAYS} days "
+                f"({why}; latest scores {scores}){quote}.",
+                evidence_ids=[f"nps_response:{d.id}" for d in detractors[:MAX_EVIDENCE]],
+            )
+        )
     return risks
 
 
-def _sentiment_risk(repo: Repo, account: Account, as_of: datetime, classifier: Classifier | None, facts: DealFacts) -> Risk | None:
+def _sentiment_risk(
+    repo: Repo, account: Account, as_of: datetime, classifier: Classifier | None, facts: DealFacts
+) -> Risk | None:
     """Going sour (sentiment.customer_trend) or a negative mean over the account's recent customer messages."""
     from copilot.tasks.sentiment import SOUR_WINDOW, customer_trend, default_classifier, going_sour
 
@@ -393,14 +552,26 @@ def _sentiment_risk(repo: Repo, account: Account, as_of: datetime, classifier: C
         return None
     negative = [p for p in reversed(recent) if p.sentiment.label == "negative"][:MAX_EVIDENCE] or list(reversed(last))
     why = reason if sour else f"the last {len(last)} customer message(s) average {mean:+.2f}"
-    return Risk(kind="negative_sentiment", text=f"Customer sentiment on the account's tickets is negative: {why} ({len(negative)} negative message(s) in the last {SENTIMENT_LOOKBACK_DAYS} days).",
-                evidence_ids=[f"message:{p.message_id}" for p in negative])
+    return Risk(
+        kind="negative_sentiment",
+        text=f"Customer sentiment on the account's tickets is negative: {why} ({len(negative)} negative message(s) in the last {SENTIMENT_LOOKBACK_DAYS} days).",
+        evidence_ids=[f"message:{p.message_id}" for p in negative],
+    )
 
 
 # -- what changed -----------------------------------------------------------------------------------
 def previous_brief(repo: Repo, deal_id: int) -> AiResult | None:
-    return repo.session.scalar(repo.select(AiResult).where(AiResult.task == TASK, AiResult.subject_kind == "deal", AiResult.subject_id == deal_id,
-                                                           AiResult.status != AiStatus.failed).order_by(AiResult.id.desc()).limit(1))
+    return repo.session.scalar(
+        repo.select(AiResult)
+        .where(
+            AiResult.task == TASK,
+            AiResult.subject_kind == "deal",
+            AiResult.subject_id == deal_id,
+            AiResult.status != AiStatus.failed,
+        )
+        .order_by(AiResult.id.desc())
+        .limit(1)
+    )
 
 
 def diff_facts(old: DealFacts, new: DealFacts) -> list[Change]:
@@ -408,20 +579,50 @@ def diff_facts(old: DealFacts, new: DealFacts) -> list[Change]:
     changes: list[Change] = []
     if old.stage != new.stage:
         changes.append(Change(text=f"Stage changed from {old.stage} to {new.stage}.", source_ids=[deal_id]))
-    for label, before, after in (("Amount", old.amount_text() if old.amount is not None else None, new.amount_text() if new.amount is not None else None),
-                                 ("Close date", old.close_date and old.close_date.isoformat(), new.close_date and new.close_date.isoformat()),
-                                 ("Owner", old.owner, new.owner), ("Next step", old.next_step, new.next_step)):
+    for label, before, after in (
+        (
+            "Amount",
+            old.amount_text() if old.amount is not None else None,
+            new.amount_text() if new.amount is not None else None,
+        ),
+        ("Close date", old.close_date and old.close_date.isoformat(), new.close_date and new.close_date.isoformat()),
+        ("Owner", old.owner, new.owner),
+        ("Next step", old.next_step, new.next_step),
+    ):
         if before != after:
-            changes.append(Change(text=f"{label} changed from {before or 'none'} to {after or 'none'}.", source_ids=[deal_id]))
+            changes.append(
+                Change(text=f"{label} changed from {before or 'none'} to {after or 'none'}.", source_ids=[deal_id])
+            )
     old_risks, new_risks = {r.kind: r for r in old.risks}, {r.kind: r for r in new.risks}
-    changes += [Change(text=f"New risk: {r.text}", source_ids=r.evidence_ids) for kind, r in new_risks.items() if kind not in old_risks]
-    changes += [Change(text=f"Risk cleared: {r.text}", source_ids=r.evidence_ids) for kind, r in old_risks.items() if kind not in new_risks]
+    changes += [
+        Change(text=f"New risk: {r.text}", source_ids=r.evidence_ids)
+        for kind, r in new_risks.items()
+        if kind not in old_risks
+    ]
+    changes += [
+        Change(text=f"Risk cleared: {r.text}", source_ids=r.evidence_ids)
+        for kind, r in old_risks.items()
+        if kind not in new_risks
+    ]
     if new.last_touch and (old.last_touch is None or new.last_touch.source_id != old.last_touch.source_id):
-        changes.append(Change(text=f"New activity: {new.last_touch.text} on {new.last_touch.at:%Y-%m-%d}.", source_ids=[new.last_touch.source_id]))
+        changes.append(
+            Change(
+                text=f"New activity: {new.last_touch.text} on {new.last_touch.at:%Y-%m-%d}.",
+                source_ids=[new.last_touch.source_id],
+            )
+        )
     old_items = {normalise(a.what) for a in old.action_items}
-    changes += [Change(text=f"New action item: {a.what}", source_ids=a.source_ids) for a in new.action_items if normalise(a.what) not in old_items]
+    changes += [
+        Change(text=f"New action item: {a.what}", source_ids=a.source_ids)
+        for a in new.action_items
+        if normalise(a.what) not in old_items
+    ]
     old_people = {normalise(s.name) for s in old.stakeholders}
-    changes += [Change(text=f"New stakeholder: {s.name}", source_ids=[s.source_id]) for s in new.stakeholders if normalise(s.name) not in old_people]
+    changes += [
+        Change(text=f"New stakeholder: {s.name}", source_ids=[s.source_id])
+        for s in new.stakeholders
+        if normalise(s.name) not in old_people
+    ]
     return changes
 
 
@@ -435,9 +636,17 @@ def rule_next_step(facts: DealFacts) -> SuggestedStep:
     """A next step from the facts alone: clear blockers first, then re-engage a stalled deal, else follow up or go ahead."""
     deal_id = f"deal:{facts.deal_id}"
     if facts.stage == DealStage.closed_won.value:
-        return SuggestedStep(text="Hand the account over to onboarding and confirm the go-live date with the customer.", reason="the deal is won", source_ids=[deal_id])
+        return SuggestedStep(
+            text="Hand the account over to onboarding and confirm the go-live date with the customer.",
+            reason="the deal is won",
+            source_ids=[deal_id],
+        )
     if facts.stage == DealStage.closed_lost.value:
-        return SuggestedStep(text="No action on this deal: it is closed lost. Log the loss reason if it is missing.", reason="the deal is lost", source_ids=[deal_id])
+        return SuggestedStep(
+            text="No action on this deal: it is closed lost. Log the loss reason if it is missing.",
+            reason="the deal is lost",
+            source_ids=[deal_id],
+        )
     risks = {r.kind: r for r in facts.risks}
     contact = _main_contact(facts)
     who = contact.name if contact else "the customer's main contact"
@@ -447,7 +656,9 @@ def rule_next_step(facts: DealFacts) -> SuggestedStep:
         steps.append(f"get an update from support on ticket {ticket.ref} ('{ticket.subject}')")
         reasons.append(f"an open {ticket.priority}-priority ticket will come up in any conversation")
         sources.append(f"ticket:{ticket.id}")
-    own_items = [a for a in facts.action_items if a.owner and facts.owner and normalise(a.owner) == normalise(facts.owner)]
+    own_items = [
+        a for a in facts.action_items if a.owner and facts.owner and normalise(a.owner) == normalise(facts.owner)
+    ]
     if "stalled" in risks or "no_next_step" in risks:
         steps.append(f"book a dated meeting with {who} to agree the next step in {facts.stage}")
         reasons.append("the deal is stalled" if "stalled" in risks else "no next step is recorded")
@@ -461,15 +672,22 @@ def rule_next_step(facts: DealFacts) -> SuggestedStep:
         reasons.append("the deal has a next step and no blocking risk")
         sources.append(deal_id)
     text = ", then ".join(steps)
-    return SuggestedStep(text=text[0].upper() + text[1:] + ("" if text.endswith(".") else "."), reason="; ".join(reasons), source_ids=list(dict.fromkeys(sources)))
+    return SuggestedStep(
+        text=text[0].upper() + text[1:] + ("" if text.endswith(".") else "."),
+        reason="; ".join(reasons),
+        source_ids=list(dict.fromkeys(sources)),
+    )
 
 
 def template_narrative(facts: DealFacts) -> str:
     """The brief as fixed sentences over the facts (the fallback, and the default for the embedded model)."""
     stage = facts.stage.replace("_", " ")
     timing = f" for {facts.days_in_stage} days" if facts.days_in_stage is not None else ""
-    parts = [f"{facts.name}{f' ({facts.account_name})' if facts.account_name else ''} is in {stage}{timing}, worth {facts.amount_text()}"
-             + (f", expected to close on {facts.close_date.isoformat()}" if facts.close_date else "") + (f", owned by {facts.owner}." if facts.owner else ".")]
+    parts = [
+        f"{facts.name}{f' ({facts.account_name})' if facts.account_name else ''} is in {stage}{timing}, worth {facts.amount_text()}"
+        + (f", expected to close on {facts.close_date.isoformat()}" if facts.close_date else "")
+        + (f", owned by {facts.owner}." if facts.owner else ".")
+    ]
     if facts.last_touch:
         parts.append(f"Last touch: {facts.last_touch.text}, {facts.last_touch.days_ago} days ago.")
     parts.append(f"Next step on record: {facts.next_step}." if facts.next_step else "No next step is on record.")
@@ -484,22 +702,38 @@ def template_narrative(facts: DealFacts) -> str:
 
 def brief_guards(narrative: str, next_step: str, cited: Iterable[str], facts: DealFacts) -> list[GuardVerdict]:
     sources = facts.texts()
-    kinds = (FactKind.url, FactKind.email, FactKind.phone, FactKind.price, FactKind.order_id, FactKind.date, FactKind.number)
+    kinds = (
+        FactKind.url,
+        FactKind.email,
+        FactKind.phone,
+        FactKind.price,
+        FactKind.order_id,
+        FactKind.date,
+        FactKind.number,
+    )
     return [
         check_cited_ids(cited, facts.record_ids(), what="record"),
         check_grounded(f"{narrative}\n{next_step}", sources, kinds),
         check_names_anywhere((narrative, next_step), sources),
-        *injection_flags(("facts", line) for line in sources),  # quoted NPS comments, notes and call items are customer text
+        *injection_flags(
+            ("facts", line) for line in sources
+        ),  # quoted NPS comments, notes and call items are customer text
     ]
 
 
 # -- the task -----------------------------------------------------------------------------------------
-def build_brief(context: TaskContext, deal: Deal, strategy: str = "auto", *, now: datetime | None = None,
-                classifier: Classifier | None = None) -> TaskOutcome[DealBrief]:
+def build_brief(
+    context: TaskContext,
+    deal: Deal,
+    strategy: str = "auto",
+    *,
+    now: datetime | None = None,
+    classifier: Classifier | None = None,
+) -> TaskOutcome[DealBrief]:
     """Gather the facts, diff them against the previous brief, and write the narrative (no storage)."""
     if strategy not in ("auto", "model", "template"):
         raise InvalidInput(f"strategy: use auto, model or template, not '{strategy}'")
-    as_of = _utc(now or datetime.now(timezone.utc))
+    as_of = _utc(now or datetime.now(UTC))
     facts = gather_facts(context, deal, as_of, classifier)
     previous = previous_brief(context.repo, deal.id)
     changes: list[Change] = []
@@ -509,47 +743,101 @@ def build_brief(context: TaskContext, deal: Deal, strategy: str = "auto", *, now
         except (KeyError, TypeError, ValidationError):
             changes = [Change(text=f"The previous brief (AI result {previous.id}) could not be read; no comparison.")]
     prompt = load_prompt(TASK)
-    provenance = Provenance(task=TASK, prompt_name=prompt.name, prompt_version=prompt.version, input_ids=facts.record_ids())
+    provenance = Provenance(
+        task=TASK, prompt_name=prompt.name, prompt_version=prompt.version, input_ids=facts.record_ids()
+    )
     rule_step = rule_next_step(facts)
-    template_sources = list(dict.fromkeys([f"deal:{facts.deal_id}", *([facts.last_touch.source_id] if facts.last_touch else []),
-                                           *(i for r in facts.risks for i in r.evidence_ids), *rule_step.source_ids]))
+    template_sources = list(
+        dict.fromkeys(
+            [
+                f"deal:{facts.deal_id}",
+                *([facts.last_touch.source_id] if facts.last_touch else []),
+                *(i for r in facts.risks for i in r.evidence_ids),
+                *rule_step.source_ids,
+            ]
+        )
+    )
 
     def fallback(verdicts: list[GuardVerdict], reason: str | None, provenance: Provenance) -> TaskOutcome[DealBrief]:
         narrative = template_narrative(facts)
-        brief = DealBrief(facts=facts, narrative=narrative, suggested_next_step=rule_step, changes=changes,
-                          previous_brief_id=previous.id if previous else None, source_ids=template_sources)
-        return TaskOutcome[DealBrief](task=TASK, result=brief, verdicts=[*verdicts, *brief_guards(narrative, rule_step.text, template_sources, facts)],
-                                      provenance=provenance.model_copy(update={"source_ids": template_sources}), used_fallback=reason is not None,
-                                      fallback_reason=reason)
+        brief = DealBrief(
+            facts=facts,
+            narrative=narrative,
+            suggested_next_step=rule_step,
+            changes=changes,
+            previous_brief_id=previous.id if previous else None,
+            source_ids=template_sources,
+        )
+        return TaskOutcome[DealBrief](
+            task=TASK,
+            result=brief,
+            verdicts=[*verdicts, *brief_guards(narrative, rule_step.text, template_sources, facts)],
+            provenance=provenance.model_copy(update={"source_ids": template_sources}),
+            used_fallback=reason is not None,
+            fallback_reason=reason,
+        )
 
     use_model = strategy == "model" or (strategy == "auto" and not context.small_local_model)
     if not use_model:
         return fallback([], None, provenance.model_copy(update={"model": "template"}))
     try:
-        answer = context.gateway.structured(prompt.render(facts=facts, changes=changes, suggested=rule_step), BriefNarrative, max_tokens=600)
+        answer = context.gateway.structured(
+            prompt.render(facts=facts, changes=changes, suggested=rule_step), BriefNarrative, max_tokens=600
+        )
     except ModelError as error:
         return fallback([], f"model unavailable: {error}", provenance.model_copy(update={"model": "template"}))
     completion = answer.completion
     provenance = provenance.with_completion(completion)
     if not answer.ok:
-        return fallback([GuardVerdict(name="schema", passed=False, severity=Severity.flag, details=[f"model output (replaced): {answer.error or 'invalid'}"])],
-                        "model output failed validation", provenance)
+        return fallback(
+            [
+                GuardVerdict(
+                    name="schema",
+                    passed=False,
+                    severity=Severity.flag,
+                    details=[f"model output (replaced): {answer.error or 'invalid'}"],
+                )
+            ],
+            "model output failed validation",
+            provenance,
+        )
     value = answer.value
     verdicts = brief_guards(value.narrative, value.next_step, value.source_ids, facts)
     if not value.narrative.strip() or not value.next_step.strip():
         verdicts.append(GuardVerdict(name="complete", passed=False, details=["empty narrative or next step"]))
     if any(not v.passed for v in verdicts):
-        rejected = [v.model_copy(update={"severity": Severity.flag, "details": [f"model output (replaced): {d}" for d in v.details]}) for v in verdicts if not v.passed]
+        rejected = [
+            v.model_copy(
+                update={"severity": Severity.flag, "details": [f"model output (replaced): {d}" for d in v.details]}
+            )
+            for v in verdicts
+            if not v.passed
+        ]
         return fallback(rejected, "model output failed a guard", provenance)
     sources = list(dict.fromkeys(value.source_ids))
-    brief = DealBrief(facts=facts, narrative=value.narrative.strip(), suggested_next_step=SuggestedStep(text=value.next_step.strip(), reason="written by the model from the facts",
-                                                                                                       source_ids=sources),
-                      changes=changes, previous_brief_id=previous.id if previous else None, source_ids=sources)
-    return TaskOutcome[DealBrief](task=TASK, result=brief, verdicts=verdicts, provenance=provenance.model_copy(update={"source_ids": sources}))
+    brief = DealBrief(
+        facts=facts,
+        narrative=value.narrative.strip(),
+        suggested_next_step=SuggestedStep(
+            text=value.next_step.strip(), reason="written by the model from the facts", source_ids=sources
+        ),
+        changes=changes,
+        previous_brief_id=previous.id if previous else None,
+        source_ids=sources,
+    )
+    return TaskOutcome[DealBrief](
+        task=TASK, result=brief, verdicts=verdicts, provenance=provenance.model_copy(update={"source_ids": sources})
+    )
 
 
-def deal_brief(context: TaskContext, deal_id: int, strategy: str = "auto", *, now: datetime | None = None,
-               classifier: Classifier | None = None) -> TaskOutcome[DealBrief]:
+def deal_brief(
+    context: TaskContext,
+    deal_id: int,
+    strategy: str = "auto",
+    *,
+    now: datetime | None = None,
+    classifier: Classifier | None = None,
+) -> TaskOutcome[DealBrief]:
     """Brief a rep on a deal of the context's workspace and store the result (status ``completed``)."""
     deal = context.repo.get(Deal, deal_id)
     if deal is None:

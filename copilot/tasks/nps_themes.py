@@ -27,7 +27,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 
 import numpy as np
@@ -68,20 +68,105 @@ ASSIGN_BATCH = 20_000
 SENTIMENT_BAND = 0.2
 
 SENTENCE_SPLIT = re.compile(r"(?<=[.!?…])\s+|\s*[\n;]+\s*")
-LEADING_CONNECTOR = re.compile(r"^(?:but|however|also|and|plus|still|though|besides|otherwise|that said|on top of that|then again|in addition)\b[,:]?\s+", re.I)
+LEADING_CONNECTOR = re.compile(
+    r"^(?:but|however|also|and|plus|still|though|besides|otherwise|that said|on top of that|then again|in addition)\b[,:]?\s+",
+    re.I,
+)
 TOKEN = re.compile(r"(?u)\b[^\W\d_][^\W\d_'’-]+\b")
 HAS_WORD = re.compile(r"[^\W\d_]", re.U)
 WORD = re.compile(r"[a-z][a-z'-]+")
 EXTRA_STOP_WORDS = {
-    "really", "just", "like", "thing", "things", "lot", "bit", "way", "make", "makes", "made", "does", "did", "doing",
-    "got", "get", "gets", "getting", "ve", "ll", "don", "didn", "doesn", "isn", "wasn", "aren", "won", "can't", "it's",
-    "i'm", "we're", "they're", "that's", "there's", "let", "use", "used", "using", "able", "want", "need", "needs", "say",
-    "said", "know", "think", "thought", "going", "went", "come", "came", "actually", "definitely", "overall", "pretty", "quite",
-    "don't", "doesn't", "didn't", "isn't", "aren't", "wasn't", "won't", "i've", "we've", "you're", "i'd", "we'd", "it'd",
+    "really",
+    "just",
+    "like",
+    "thing",
+    "things",
+    "lot",
+    "bit",
+    "way",
+    "make",
+    "makes",
+    "made",
+    "does",
+    "did",
+    "doing",
+    "got",
+    "get",
+    "gets",
+    "getting",
+    "ve",
+    "ll",
+    "don",
+    "didn",
+    "doesn",
+    "isn",
+    "wasn",
+    "aren",
+    "won",
+    "can't",
+    "it's",
+    "i'm",
+    "we're",
+    "they're",
+    "that's",
+    "there's",
+    "let",
+    "use",
+    "used",
+    "using",
+    "able",
+    "want",
+    "need",
+    "needs",
+    "say",
+    "said",
+    "know",
+    "think",
+    "thought",
+    "going",
+    "went",
+    "come",
+    "came",
+    "actually",
+    "definitely",
+    "overall",
+    "pretty",
+    "quite",
+    "don't",
+    "doesn't",
+    "didn't",
+    "isn't",
+    "aren't",
+    "wasn't",
+    "won't",
+    "i've",
+    "we've",
+    "you're",
+    "i'd",
+    "we'd",
+    "it'd",
 }
 GENERIC_NAME_WORDS = {
-    "issue", "issues", "problem", "problems", "complaint", "complaints", "concern", "concerns", "praise", "feedback",
-    "experience", "quality", "request", "requests", "general", "overall", "comments", "mentions", "positive", "negative",
+    "issue",
+    "issues",
+    "problem",
+    "problems",
+    "complaint",
+    "complaints",
+    "concern",
+    "concerns",
+    "praise",
+    "feedback",
+    "experience",
+    "quality",
+    "request",
+    "requests",
+    "general",
+    "overall",
+    "comments",
+    "mentions",
+    "positive",
+    "negative",
 }
 
 
@@ -121,8 +206,14 @@ class ThemeFilters(BaseModel):
         return self
 
     def describe(self) -> str:
-        parts = [f"{name} {value:%Y-%m-%d}" for name, value in (("since", self.since), ("until", self.until)) if value is not None]
-        parts += [f"{name} '{value}'" for name, value in (("campaign", self.campaign), ("segment", self.segment)) if value]
+        parts = [
+            f"{name} {value:%Y-%m-%d}"
+            for name, value in (("since", self.since), ("until", self.until))
+            if value is not None
+        ]
+        parts += [
+            f"{name} '{value}'" for name, value in (("campaign", self.campaign), ("segment", self.segment)) if value
+        ]
         if self.score_band is not ScoreBand.all:
             parts.append(self.score_band.value)
         return ", ".join(parts) or "all responses"
@@ -138,7 +229,9 @@ class Quote(BaseModel):
 class ThemeChange(BaseModel):
     """This period against the previous one, on the same themes."""
 
-    previous_responses: int = Field(description="responses of the previous period in this theme (estimated when sampled)")
+    previous_responses: int = Field(
+        description="responses of the previous period in this theme (estimated when sampled)"
+    )
     previous_share: float
     previous_avg_score: float | None = None
     previous_sentiment: float | None = None
@@ -200,7 +293,7 @@ def split_sentences(text: str | None) -> list[str]:
     pieces = [_without_connector(p.strip(" \t\"'()[]-–—•*")) for p in SENTENCE_SPLIT.split(text)]
     pieces = [p[:MAX_SENTENCE_CHARS] for p in pieces if p and HAS_WORD.search(p)]
     if len(pieces) > MAX_SENTENCES:
-        pieces = [*pieces[: MAX_SENTENCES - 1], " ".join(pieces[MAX_SENTENCES - 1:])[:MAX_SENTENCE_CHARS]]
+        pieces = [*pieces[: MAX_SENTENCES - 1], " ".join(pieces[MAX_SENTENCES - 1 :])[:MAX_SENTENCE_CHARS]]
     return pieces
 
 
@@ -221,7 +314,9 @@ class SentenceTable:
     """The sentences of a list of comments, with distinct texts listed once."""
 
     texts: list[str]  # distinct sentences new to this table, first spelling seen
-    unique_of: np.ndarray  # per sentence occurrence: index into the texts of all tables built with the same ``known`` dict
+    unique_of: (
+        np.ndarray
+    )  # per sentence occurrence: index into the texts of all tables built with the same ``known`` dict
     response_of: np.ndarray  # per sentence occurrence: index of its comment
     counts: np.ndarray  # per distinct text: occurrences
 
@@ -247,15 +342,19 @@ class SentenceTable:
         return cls(texts, unique, np.asarray(response_of, dtype=np.int64), counts)
 
 
-def embed(encode: Callable[[list[str]], np.ndarray], texts: list[str], progress: Callable[[int], None] | None = None,
-          chunk: int = EMBED_CHUNK) -> np.ndarray:
+def embed(
+    encode: Callable[[list[str]], np.ndarray],
+    texts: list[str],
+    progress: Callable[[int], None] | None = None,
+    chunk: int = EMBED_CHUNK,
+) -> np.ndarray:
     """Embed texts longest first in chunks (little padding, progress after each chunk), returned in input order."""
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     out: np.ndarray | None = None
     for start in range(0, len(order), chunk):
-        part = order[start: start + chunk]
+        part = order[start : start + chunk]
         vectors = np.asarray(encode([texts[i] for i in part]), dtype=np.float32)
         if out is None:
             out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
@@ -282,10 +381,10 @@ class ThemeModel:
         fine = np.empty(len(vectors), dtype=np.int64)
         similarity = np.empty(len(vectors), dtype=np.float32)
         for start in range(0, len(vectors), 65_536):
-            sims = vectors[start: start + 65_536] @ self.centroids.T
+            sims = vectors[start : start + 65_536] @ self.centroids.T
             best = sims.argmax(axis=1)
-            fine[start: start + len(best)] = best
-            similarity[start: start + len(best)] = sims[np.arange(len(best)), best]
+            fine[start : start + len(best)] = best
+            similarity[start : start + len(best)] = sims[np.arange(len(best)), best]
         return self.theme_of[fine], fine, similarity
 
     def to_bytes(self) -> bytes:
@@ -297,7 +396,9 @@ class ThemeModel:
         return cls(centroids=centroids, theme_of=np.asarray(run.theme_of, dtype=np.int64))
 
 
-def fit_theme_model(vectors: np.ndarray, *, seed: int = 0, k: int | None = None, weights: np.ndarray | None = None) -> ThemeModel:
+def fit_theme_model(
+    vectors: np.ndarray, *, seed: int = 0, k: int | None = None, weights: np.ndarray | None = None
+) -> ThemeModel:
     """Fit themes on unit-length sentence vectors (at most ``FIT_SAMPLE`` of them are used).
 
     Deterministic for a fixed seed. ``k`` None chooses the number of themes from the data.
@@ -318,7 +419,9 @@ def fit_theme_model(vectors: np.ndarray, *, seed: int = 0, k: int | None = None,
         fine = _spectral_clusters(points, fine_count, seed)
     fine = np.unique(fine, return_inverse=True)[1]
     centroids = _normalise(np.stack([points[fine == c].mean(axis=0) for c in range(fine.max() + 1)]))
-    for _ in range(10):  # sentences go to their nearest centroid: drop centroids nearest to none, or a theme could come out empty
+    for _ in range(
+        10
+    ):  # sentences go to their nearest centroid: drop centroids nearest to none, or a theme could come out empty
         used = np.unique((points @ centroids.T).argmax(axis=1))
         if len(used) == len(centroids):
             break
@@ -330,7 +433,9 @@ def fit_theme_model(vectors: np.ndarray, *, seed: int = 0, k: int | None = None,
     order = sorted(range(len(theme_weight)), key=lambda t: (-theme_weight[t], t))
     renumber = np.empty(len(order), dtype=np.int64)
     renumber[order] = np.arange(len(order))
-    return ThemeModel(centroids=centroids.astype(np.float32), theme_of=renumber[theme_of], k_mode="given" if k else "auto")
+    return ThemeModel(
+        centroids=centroids.astype(np.float32), theme_of=renumber[theme_of], k_mode="given" if k else "auto"
+    )
 
 
 def _spectral_clusters(points: np.ndarray, clusters: int, seed: int) -> np.ndarray:
@@ -346,14 +451,16 @@ def _spectral_clusters(points: np.ndarray, clusters: int, seed: int) -> np.ndarr
     with threadpool_limits(1 if n < 4096 else None):
         rows, cols, weights = [], [], []
         for start in range(0, n, 2048):
-            sims = points[start: start + 2048] @ points.T
+            sims = points[start : start + 2048] @ points.T
             block = np.arange(len(sims))
             sims[block, start + block] = -np.inf
             nearest = np.argpartition(-sims, neighbours - 1, axis=1)[:, :neighbours]
             rows.append(np.repeat(start + block, neighbours))
             cols.append(nearest.ravel())
             weights.append(np.take_along_axis(sims, nearest, axis=1).ravel())
-    graph = sp.csr_matrix((np.clip(np.concatenate(weights), 0.0, None) + 1e-6, (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    graph = sp.csr_matrix(
+        (np.clip(np.concatenate(weights), 0.0, None) + 1e-6, (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
+    )
     graph = graph.maximum(graph.T).astype(np.float64)
     degree = np.asarray(graph.sum(axis=1)).ravel()
     scale = sp.diags(1.0 / np.sqrt(degree))
@@ -391,14 +498,18 @@ def _merge(centroids: np.ndarray, sizes: np.ndarray, k: int | None) -> np.ndarra
         if not small or len(weight) <= 1:
             return labels
         tiny = small[0]
-        theme_centroids = _normalise(np.stack([(centroids[labels == t] * sizes[labels == t, None]).sum(axis=0) for t in range(len(weight))]))
+        theme_centroids = _normalise(
+            np.stack([(centroids[labels == t] * sizes[labels == t, None]).sum(axis=0) for t in range(len(weight))])
+        )
         sims = theme_centroids @ theme_centroids[tiny]
         sims[tiny] = -np.inf
         labels[labels == tiny] = int(sims.argmax())
         labels = np.unique(labels, return_inverse=True)[1]
 
 
-def theme_keywords(texts: Sequence[str], themes: np.ndarray, weights: np.ndarray, k: int, *, top: int = KEYWORDS, seed: int = 0) -> list[list[str]]:
+def theme_keywords(
+    texts: Sequence[str], themes: np.ndarray, weights: np.ndarray, k: int, *, top: int = KEYWORDS, seed: int = 0
+) -> list[list[str]]:
     """c-TF-IDF keywords per theme: term frequency in the theme x log(1 + average theme size / term frequency overall)."""
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
@@ -412,14 +523,19 @@ def theme_keywords(texts: Sequence[str], themes: np.ndarray, weights: np.ndarray
         tokens = [t.replace("’", "'") for t in TOKEN.findall(text.lower())]
         keep = [t not in stop for t in tokens]
         return [t for t, k in zip(tokens, keep, strict=True) if k] + [
-            f"{a} {b}" for a, b, ka, kb in zip(tokens, tokens[1:], keep, keep[1:], strict=False) if ka and kb]
+            f"{a} {b}" for a, b, ka, kb in zip(tokens, tokens[1:], keep, keep[1:], strict=False) if ka and kb
+        ]
 
-    vectorizer = CountVectorizer(analyzer=terms, min_df=2 if len(texts) >= 200 else 1, max_features=100_000, dtype=np.float64)
+    vectorizer = CountVectorizer(
+        analyzer=terms, min_df=2 if len(texts) >= 200 else 1, max_features=100_000, dtype=np.float64
+    )
     try:
         counts = vectorizer.fit_transform(texts)
     except ValueError:  # nothing but stop words
         return [[] for _ in range(k)]
-    membership = sp.csr_matrix((np.asarray(weights, dtype=np.float64), (themes, np.arange(len(themes)))), shape=(k, len(themes)))
+    membership = sp.csr_matrix(
+        (np.asarray(weights, dtype=np.float64), (themes, np.arange(len(themes)))), shape=(k, len(themes))
+    )
     tf = np.asarray((membership @ counts).todense())
     words = tf.sum(axis=1, keepdims=True)
     average = words.mean() or 1.0
@@ -474,34 +590,49 @@ class ThemeFigures:
     sentences: np.ndarray
 
     @classmethod
-    def compute(cls, k: int, theme: np.ndarray, score: np.ndarray, sentences: np.ndarray, sentiment_sum: np.ndarray) -> ThemeFigures:
+    def compute(
+        cls, k: int, theme: np.ndarray, score: np.ndarray, sentences: np.ndarray, sentiment_sum: np.ndarray
+    ) -> ThemeFigures:
         keep = theme >= 0
         theme, score, sentences, sentiment_sum = theme[keep], score[keep], sentences[keep], sentiment_sum[keep]
 
         def count(weights: np.ndarray | None = None) -> np.ndarray:
             return np.bincount(theme, weights=weights, minlength=k)[:k].astype(np.float64)
 
-        return cls(responses=count(), promoters=count((score >= 9).astype(float)), passives=count(((score >= 7) & (score <= 8)).astype(float)),
-                   detractors=count((score <= 6).astype(float)), score_sum=count(score.astype(float)), sentiment_sum=count(sentiment_sum),
-                   sentences=count(sentences.astype(float)))
+        return cls(
+            responses=count(),
+            promoters=count((score >= 9).astype(float)),
+            passives=count(((score >= 7) & (score <= 8)).astype(float)),
+            detractors=count((score <= 6).astype(float)),
+            score_sum=count(score.astype(float)),
+            sentiment_sum=count(sentiment_sum),
+            sentences=count(sentences.astype(float)),
+        )
 
     def theme_fields(self, t: int, commented: int) -> dict[str, float | int | str]:
         n = self.responses[t]
         share = lambda x: round(float(x / n), 4) if n else 0.0  # noqa: E731
         sentiment = float(self.sentiment_sum[t] / self.sentences[t]) if self.sentences[t] else 0.0
-        return {"responses": int(n), "share": round(float(n / commented), 4) if commented else 0.0, "promoters": share(self.promoters[t]),
-                "passives": share(self.passives[t]), "detractors": share(self.detractors[t]),
-                "nps": round(100 * float(self.promoters[t] - self.detractors[t]) / n, 1) if n else 0.0,
-                "avg_score": round(float(self.score_sum[t] / n), 2) if n else 0.0, "sentiment": round(max(-1.0, min(1.0, sentiment)), 4),
-                "sentiment_label": sentiment_label(sentiment)}
+        return {
+            "responses": int(n),
+            "share": round(float(n / commented), 4) if commented else 0.0,
+            "promoters": share(self.promoters[t]),
+            "passives": share(self.passives[t]),
+            "detractors": share(self.detractors[t]),
+            "nps": round(100 * float(self.promoters[t] - self.detractors[t]) / n, 1) if n else 0.0,
+            "avg_score": round(float(self.score_sum[t] / n), 2) if n else 0.0,
+            "sentiment": round(max(-1.0, min(1.0, sentiment)), 4),
+            "sentiment_label": sentiment_label(sentiment),
+        }
 
 
 def sentiment_label(score: float) -> str:
     return "negative" if score < -SENTIMENT_BAND else "positive" if score > SENTIMENT_BAND else "neutral"
 
 
-def response_theme_pairs(table: SentenceTable, sentence_theme: np.ndarray, sentence_sentiment: np.ndarray, responses: int,
-                         k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def response_theme_pairs(
+    table: SentenceTable, sentence_theme: np.ndarray, sentence_sentiment: np.ndarray, responses: int, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(response, theme) pairs with the number of sentences and their summed sentiment; theme -1 for comments without a sentence."""
     width = k + 1
     keys = table.response_of * width + (sentence_theme + 1)
@@ -530,12 +661,16 @@ def sentence_sentiment(texts: list[str], vectors: np.ndarray, encoder: object) -
     if not texts:
         return np.zeros(0)
     classifier = default_classifier()
-    same_encoder = vectors.shape[1] + 4 == classifier.head.coef.shape[1] and (getattr(classifier.encode, "__self__", None) is encoder or _is_default(encoder))
+    same_encoder = vectors.shape[1] + 4 == classifier.head.coef.shape[1] and (
+        getattr(classifier.encode, "__self__", None) is encoder or _is_default(encoder)
+    )
     if same_encoder:
         probabilities = []
         for start in range(0, len(texts), 50_000):
-            chunk = texts[start: start + 50_000]
-            probabilities.append(classifier.head.probabilities(features(vectors[start: start + 50_000], classifier.vader, chunk)))
+            chunk = texts[start : start + 50_000]
+            probabilities.append(
+                classifier.head.probabilities(features(vectors[start : start + 50_000], classifier.vader, chunk))
+            )
         p = np.vstack(probabilities)
     else:
         p = classifier.probabilities(texts)
@@ -569,8 +704,12 @@ class Responses:
     @classmethod
     def from_rows(cls, rows: Iterable[tuple[int, int, str | None, str | None]]) -> Responses:
         rows = list(rows)
-        return cls(ids=np.asarray([r[0] for r in rows], dtype=np.int64), scores=np.asarray([r[1] for r in rows], dtype=np.int64),
-                   comments=[r[2] for r in rows], external_ids=[r[3] for r in rows])
+        return cls(
+            ids=np.asarray([r[0] for r in rows], dtype=np.int64),
+            scores=np.asarray([r[1] for r in rows], dtype=np.int64),
+            comments=[r[2] for r in rows],
+            external_ids=[r[3] for r in rows],
+        )
 
     def __len__(self) -> int:
         return len(self.comments)
@@ -599,11 +738,21 @@ class Progress:
         self.advance(self.total)
 
 
-def build_themes(current: Responses, embedder: object, *, seed: int = 0, k: int | None = None, previous: Responses | None = None,
-                 previous_total: int | None = None, progress: Callable[[int, int], None] | None = None,
-                 name_themes: Callable[[list[list[str]], list[list[Quote]]], list[tuple[str, str]]] | None = None,
-                 filters: ThemeFilters | None = None, period: tuple[datetime | None, datetime, datetime | None, datetime | None] | None = None,
-                 responses_total: int | None = None, nps: float | None = None) -> BuiltThemes:
+def build_themes(
+    current: Responses,
+    embedder: object,
+    *,
+    seed: int = 0,
+    k: int | None = None,
+    previous: Responses | None = None,
+    previous_total: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    name_themes: Callable[[list[list[str]], list[list[Quote]]], list[tuple[str, str]]] | None = None,
+    filters: ThemeFilters | None = None,
+    period: tuple[datetime | None, datetime, datetime | None, datetime | None] | None = None,
+    responses_total: int | None = None,
+    nps: float | None = None,
+) -> BuiltThemes:
     """Themes over ``current`` comments (and their change against ``previous``), without touching the database."""
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -612,7 +761,9 @@ def build_themes(current: Responses, embedder: object, *, seed: int = 0, k: int 
     commented = len(np.unique(table.response_of))
     if commented < MIN_COMMENTS:
         what = "no NPS comment matches" if commented == 0 else f"only {commented} NPS comment matches"
-        raise ThemeError(f"{what} {filters.describe() if filters else 'the input'}: themes need at least {MIN_COMMENTS} comments")
+        raise ThemeError(
+            f"{what} {filters.describe() if filters else 'the input'}: themes need at least {MIN_COMMENTS} comments"
+        )
     previous_table = SentenceTable.build(previous.comments, known) if previous is not None and len(previous) else None
     new_previous = len(previous_table.texts) if previous_table else 0
     tracker = Progress(progress, len(table.texts) + new_previous + max(1, (len(table.texts) + new_previous) // 10))
@@ -624,7 +775,9 @@ def build_themes(current: Responses, embedder: object, *, seed: int = 0, k: int 
     texts = table.texts + (previous_table.texts if previous_table else [])
     n_current = len(table.texts)
     rng = np.random.default_rng(seed)
-    fit_index = np.sort(rng.choice(n_current, FIT_SAMPLE, replace=False)) if n_current > FIT_SAMPLE else np.arange(n_current)
+    fit_index = (
+        np.sort(rng.choice(n_current, FIT_SAMPLE, replace=False)) if n_current > FIT_SAMPLE else np.arange(n_current)
+    )
     fit_vectors = embed(embedder.encode, [texts[i] for i in fit_index], tracker.advance)
     embed_s = time.perf_counter() - started
     started = time.perf_counter()
@@ -654,7 +807,7 @@ def build_themes(current: Responses, embedder: object, *, seed: int = 0, k: int 
     rest = np.setdiff1d(np.arange(len(texts)), fit_index)
     rest = rest[np.argsort([-len(texts[i]) for i in rest], kind="stable")]  # longest first: little padding per batch
     for chunk_start in range(0, len(rest), EMBED_CHUNK):
-        chunk = rest[chunk_start: chunk_start + EMBED_CHUNK]
+        chunk = rest[chunk_start : chunk_start + EMBED_CHUNK]
         started = time.perf_counter()
         vectors = embed(embedder.encode, [texts[i] for i in chunk], tracker.advance)
         embed_s += time.perf_counter() - started
@@ -665,7 +818,9 @@ def build_themes(current: Responses, embedder: object, *, seed: int = 0, k: int 
     started = time.perf_counter()
     k_found = model.k
     keywords = theme_keywords(table.texts, themes_of_text[:n_current], table.counts, k_found, seed=seed)
-    pairs = response_theme_pairs(table, themes_of_text[table.unique_of], sentiment_of_text[table.unique_of], len(current), k_found)
+    pairs = response_theme_pairs(
+        table, themes_of_text[table.unique_of], sentiment_of_text[table.unique_of], len(current), k_found
+    )
     figures = ThemeFigures.compute(k_found, pairs[1], current.scores[pairs[0]], pairs[2], pairs[3])
     fine_weight = np.bincount(fine_of_text[:n_current], weights=table.counts, minlength=len(model.theme_of))
     quotes = pool.quotes(current, table, model.theme_of, fine_weight)
@@ -673,16 +828,29 @@ def build_themes(current: Responses, embedder: object, *, seed: int = 0, k: int 
     change_figures, previous_commented, sampled = None, None, False
     if previous_table is not None and previous is not None:
         previous_commented = len(np.unique(previous_table.response_of))
-        previous_pairs = response_theme_pairs(previous_table, themes_of_text[previous_table.unique_of], sentiment_of_text[previous_table.unique_of],
-                                              len(previous), k_found)
-        change_figures = ThemeFigures.compute(k_found, previous_pairs[1], previous.scores[previous_pairs[0]], previous_pairs[2], previous_pairs[3])
+        previous_pairs = response_theme_pairs(
+            previous_table,
+            themes_of_text[previous_table.unique_of],
+            sentiment_of_text[previous_table.unique_of],
+            len(previous),
+            k_found,
+        )
+        change_figures = ThemeFigures.compute(
+            k_found, previous_pairs[1], previous.scores[previous_pairs[0]], previous_pairs[2], previous_pairs[3]
+        )
         sampled = previous_total is not None and previous_total > len(previous)
     elif previous is not None:
         previous_commented = 0
 
-    labels = [(keyword_label(keywords[t], quotes[t][0].text if quotes[t] else f"theme {t + 1}"), "keywords") for t in range(k_found)]
+    labels = [
+        (keyword_label(keywords[t], quotes[t][0].text if quotes[t] else f"theme {t + 1}"), "keywords")
+        for t in range(k_found)
+    ]
     if name_themes is not None:
-        labels = [(name, source) if source == "model" else labels[t] for t, (name, source) in enumerate(name_themes(keywords, quotes))]
+        labels = [
+            (name, source) if source == "model" else labels[t]
+            for t, (name, source) in enumerate(name_themes(keywords, quotes))
+        ]
     theme_list = []
     for t in range(k_found):
         fields = figures.theme_fields(t, commented)
@@ -691,23 +859,54 @@ def build_themes(current: Responses, embedder: object, *, seed: int = 0, k: int 
             before = change_figures.theme_fields(t, previous_commented)
             scale = (previous_total / len(previous)) if sampled and previous is not None and len(previous) else 1.0
             has_before = before["responses"] > 0
-            change = ThemeChange(previous_responses=int(round(before["responses"] * scale)), previous_share=before["share"],
-                                 previous_avg_score=before["avg_score"] if has_before else None,
-                                 previous_sentiment=before["sentiment"] if has_before else None,
-                                 share_delta=round(100 * (fields["share"] - before["share"]), 2),
-                                 avg_score_delta=round(fields["avg_score"] - before["avg_score"], 2) if has_before and fields["responses"] else None,
-                                 sentiment_delta=round(fields["sentiment"] - before["sentiment"], 4) if has_before and fields["responses"] else None)
-        theme_list.append(Theme(id=t, label=labels[t][0], label_source=labels[t][1], keywords=keywords[t], quotes=quotes[t], change=change, **fields))
+            change = ThemeChange(
+                previous_responses=int(round(before["responses"] * scale)),
+                previous_share=before["share"],
+                previous_avg_score=before["avg_score"] if has_before else None,
+                previous_sentiment=before["sentiment"] if has_before else None,
+                share_delta=round(100 * (fields["share"] - before["share"]), 2),
+                avg_score_delta=round(fields["avg_score"] - before["avg_score"], 2)
+                if has_before and fields["responses"]
+                else None,
+                sentiment_delta=round(fields["sentiment"] - before["sentiment"], 4)
+                if has_before and fields["responses"]
+                else None,
+            )
+        theme_list.append(
+            Theme(
+                id=t,
+                label=labels[t][0],
+                label_source=labels[t][1],
+                keywords=keywords[t],
+                quotes=quotes[t],
+                change=change,
+                **fields,
+            )
+        )
     theme_list.sort(key=lambda theme: (-theme.responses, theme.id))
     timings["describe_s"] = time.perf_counter() - started
     tracker.finish()
 
-    since, until, previous_since, previous_until = period or (None, datetime.now(timezone.utc), None, None)
-    report = ThemeReport(filters=filters or ThemeFilters(), since=since, until=until, previous_since=previous_since, previous_until=previous_until,
-                         responses=responses_total if responses_total is not None else len(current), commented=commented, sentences=len(table.unique_of),
-                         nps=nps if nps is not None else _nps(current.scores), previous_commented=previous_commented, previous_sampled=sampled,
-                         seed=seed, k=k_found, k_mode=model.k_mode, themes=theme_list, embedding_model=embedding_model_name(embedder),
-                         timings={key: round(value, 3) for key, value in timings.items()})
+    since, until, previous_since, previous_until = period or (None, datetime.now(UTC), None, None)
+    report = ThemeReport(
+        filters=filters or ThemeFilters(),
+        since=since,
+        until=until,
+        previous_since=previous_since,
+        previous_until=previous_until,
+        responses=responses_total if responses_total is not None else len(current),
+        commented=commented,
+        sentences=len(table.unique_of),
+        nps=nps if nps is not None else _nps(current.scores),
+        previous_commented=previous_commented,
+        previous_sampled=sampled,
+        seed=seed,
+        k=k_found,
+        k_mode=model.k_mode,
+        themes=theme_list,
+        embedding_model=embedding_model_name(embedder),
+        timings={key: round(value, 3) for key, value in timings.items()},
+    )
     quote_ids = [q.response_id for theme in theme_list for q in theme.quotes]
     return BuiltThemes(model=model, report=report, pairs=pairs, quote_ids=quote_ids)
 
@@ -726,7 +925,9 @@ class QuotePool:
         self.substantial = (words >= 3) & (words <= 40)
         self.keep = keep
         self.texts = texts
-        self.candidates: list[list[tuple[bool, float, int]]] = [[] for _ in range(fine_clusters)]  # (not substantial, -similarity, index)
+        self.candidates: list[list[tuple[bool, float, int]]] = [
+            [] for _ in range(fine_clusters)
+        ]  # (not substantial, -similarity, index)
         self.vectors: dict[int, np.ndarray] = {}
 
     def offer(self, indices: np.ndarray, fine: np.ndarray, similarity: np.ndarray, vectors: np.ndarray) -> None:
@@ -742,17 +943,22 @@ class QuotePool:
             self.vectors[index] = vectors[position].copy()
         for cluster in taken:
             ranked = sorted(self.candidates[cluster])
-            for _, _, dropped in ranked[self.keep:]:
+            for _, _, dropped in ranked[self.keep :]:
                 self.vectors.pop(dropped, None)
             self.candidates[cluster] = ranked[: self.keep]
 
-    def quotes(self, responses: Responses, table: SentenceTable, theme_of: np.ndarray, fine_weight: np.ndarray) -> list[list[Quote]]:
+    def quotes(
+        self, responses: Responses, table: SentenceTable, theme_of: np.ndarray, fine_weight: np.ndarray
+    ) -> list[list[Quote]]:
         """Per theme: round-robin over its fine clusters, biggest first; no two quotes near-duplicates."""
         _, first = np.unique(table.unique_of, return_index=True)
         first_response = table.response_of[first]  # per distinct sentence (0..n-1): the first response that wrote it
         out: list[list[Quote]] = []
         for t in range(int(theme_of.max()) + 1 if len(theme_of) else 0):
-            clusters = sorted((int(f) for f in np.flatnonzero(theme_of == t) if fine_weight[f] > 0), key=lambda f: (-fine_weight[f], f))
+            clusters = sorted(
+                (int(f) for f in np.flatnonzero(theme_of == t) if fine_weight[f] > 0),
+                key=lambda f: (-fine_weight[f], f),
+            )
             queues = [[index for _, _, index in self.candidates[c]] for c in clusters]
             picked: list[int] = []
             while len(picked) < QUOTES and any(queues):
@@ -762,8 +968,17 @@ class QuotePool:
                         if all(float(self.vectors[p] @ self.vectors[index]) < 0.9 for p in picked):
                             picked.append(index)
                             break
-            out.append([Quote(response_id=int(responses.ids[first_response[i]]), external_id=responses.external_ids[first_response[i]],
-                              score=int(responses.scores[first_response[i]]), text=self.texts[i]) for i in picked])
+            out.append(
+                [
+                    Quote(
+                        response_id=int(responses.ids[first_response[i]]),
+                        external_id=responses.external_ids[first_response[i]],
+                        score=int(responses.scores[first_response[i]]),
+                        text=self.texts[i],
+                    )
+                    for i in picked
+                ]
+            )
         return out
 
 
@@ -773,7 +988,11 @@ class QuotePool:
 
 
 class ThemeName(BaseModel):
-    name: str = Field(min_length=3, max_length=40, description="A 2-5 word name for the theme, using words from the keywords or quotes.")
+    name: str = Field(
+        min_length=3,
+        max_length=40,
+        description="A 2-5 word name for the theme, using words from the keywords or quotes.",
+    )
 
 
 def name_is_grounded(name: str, keywords: list[str], quotes: list[str]) -> tuple[bool, list[str]]:
@@ -819,7 +1038,9 @@ class Namer:
             if self.error is not None or not words:
                 names.append(("", "keywords"))
                 continue
-            if hit := next((h for q in theme_quotes if (h := find_injection(q.text))), None):  # never send an injection to the model
+            if hit := next(
+                (h for q in theme_quotes if (h := find_injection(q.text))), None
+            ):  # never send an injection to the model
                 self.rejected.append(f"theme {t}: a quote carries a prompt injection ({hit}); keyword label kept")
                 names.append(("", "keywords"))
                 continue
@@ -838,17 +1059,25 @@ class Namer:
             if completion.cost_usd is not None:
                 self.cost_usd = (self.cost_usd or 0.0) + completion.cost_usd
             name = " ".join(result.value.name.split()) if result.ok and result.value else ""
-            ok, stray = name_is_grounded(name, words, [q.text for q in theme_quotes]) if name else (False, ["(no valid name)"])
+            ok, stray = (
+                name_is_grounded(name, words, [q.text for q in theme_quotes]) if name else (False, ["(no valid name)"])
+            )
             if ok:
                 names.append((name[0].upper() + name[1:], "model"))
             else:
-                self.rejected.append(f"theme {t}: '{name[:40]}' uses words not in its keywords or quotes ({', '.join(stray[:4])})")
+                self.rejected.append(
+                    f"theme {t}: '{name[:40]}' uses words not in its keywords or quotes ({', '.join(stray[:4])})"
+                )
                 names.append(("", "keywords"))
         return names
 
     def verdict(self) -> GuardVerdict:
-        return GuardVerdict(name="theme_names_grounded", passed=not self.rejected, severity=Severity.flag,
-                            details=[*self.rejected, *([self.error] if self.error else [])])
+        return GuardVerdict(
+            name="theme_names_grounded",
+            passed=not self.rejected,
+            severity=Severity.flag,
+            details=[*self.rejected, *([self.error] if self.error else [])],
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -857,12 +1086,14 @@ class Namer:
 
 
 def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def resolve_period(filters: ThemeFilters, now: datetime | None = None) -> tuple[datetime | None, datetime, datetime | None, datetime | None]:
+def resolve_period(
+    filters: ThemeFilters, now: datetime | None = None
+) -> tuple[datetime | None, datetime, datetime | None, datetime | None]:
     """(since, until, previous since, previous until): the previous period is the window of the same length just before."""
-    until = filters.until or _utc(now or datetime.now(timezone.utc))
+    until = filters.until or _utc(now or datetime.now(UTC))
     if filters.since is None:
         return None, until, None, None
     length = until - filters.since
@@ -887,36 +1118,62 @@ def _commented(query: Select) -> Select:
     return query.where(NpsResponse.comment.is_not(None), func.length(func.trim(NpsResponse.comment)) > 0)
 
 
-def load_responses(repo: Repo, filters: ThemeFilters, since: datetime | None, until: datetime | None, *, limit: int | None = None,
-                   seed: int = 0) -> tuple[Responses, int]:
+def load_responses(
+    repo: Repo,
+    filters: ThemeFilters,
+    since: datetime | None,
+    until: datetime | None,
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+) -> tuple[Responses, int]:
     """Commented responses in the window (all, or an even sample of ``limit``) and how many there are."""
     columns = select(NpsResponse.id, NpsResponse.score, NpsResponse.comment, NpsResponse.external_id)
     query = _commented(_where(columns, repo, filters, since, until)).order_by(NpsResponse.id)
-    total = repo.session.scalar(_commented(_where(select(func.count()).select_from(NpsResponse), repo, filters, since, until))) or 0
+    total = (
+        repo.session.scalar(
+            _commented(_where(select(func.count()).select_from(NpsResponse), repo, filters, since, until))
+        )
+        or 0
+    )
     if limit is not None and total > limit:
-        ids = np.asarray(repo.session.scalars(_commented(_where(select(NpsResponse.id), repo, filters, since, until))).all())
+        ids = np.asarray(
+            repo.session.scalars(_commented(_where(select(NpsResponse.id), repo, filters, since, until))).all()
+        )
         keep = np.sort(np.random.default_rng(seed).choice(ids, limit, replace=False))
         rows = []
         for start in range(0, len(keep), 5000):
-            rows += repo.session.execute(columns.where(NpsResponse.id.in_(keep[start: start + 5000].tolist())).order_by(NpsResponse.id)).all()
+            rows += repo.session.execute(
+                columns.where(NpsResponse.id.in_(keep[start : start + 5000].tolist())).order_by(NpsResponse.id)
+            ).all()
     else:
         rows = list(repo.session.execute(query.execution_options(yield_per=10_000)))
     return Responses.from_rows(rows), total
 
 
-def _overall(repo: Repo, filters: ThemeFilters, since: datetime | None, until: datetime | None) -> tuple[int, float | None]:
+def _overall(
+    repo: Repo, filters: ThemeFilters, since: datetime | None, until: datetime | None
+) -> tuple[int, float | None]:
     """Responses in the window (with or without a comment) and their NPS."""
     promoters = func.sum(case((NpsResponse.score >= 9, 1), else_=0))
     detractors = func.sum(case((NpsResponse.score <= 6, 1), else_=0))
-    total, promoted, detracted = repo.session.execute(_where(select(func.count(), promoters, detractors).select_from(NpsResponse),
-                                                             repo, filters, since, until)).one()
+    total, promoted, detracted = repo.session.execute(
+        _where(select(func.count(), promoters, detractors).select_from(NpsResponse), repo, filters, since, until)
+    ).one()
     total = total or 0
     return total, (round(100 * ((promoted or 0) - (detracted or 0)) / total, 1) if total else None)
 
 
-def run_themes(context: TaskContext, filters: ThemeFilters, *, seed: int = 0, k: int | None = None,
-               progress: Callable[[int, int], None] | None = None, name_with_model: bool | None = None,
-               now: datetime | None = None) -> TaskOutcome[ThemeReport]:
+def run_themes(
+    context: TaskContext,
+    filters: ThemeFilters,
+    *,
+    seed: int = 0,
+    k: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    name_with_model: bool | None = None,
+    now: datetime | None = None,
+) -> TaskOutcome[ThemeReport]:
     """Find the themes of the NPS comments matching ``filters``; save the theme model, assignments and report.
 
     ``name_with_model`` None names themes with the model unless it is the embedded small local one
@@ -931,20 +1188,42 @@ def run_themes(context: TaskContext, filters: ThemeFilters, *, seed: int = 0, k:
     current, _ = load_responses(repo, filters, since, until)
     previous, previous_total = (None, None)
     if previous_since is not None:
-        previous, previous_total = load_responses(repo, filters, previous_since, previous_until, limit=PREVIOUS_SAMPLE, seed=seed)
+        previous, previous_total = load_responses(
+            repo, filters, previous_since, previous_until, limit=PREVIOUS_SAMPLE, seed=seed
+        )
     responses_total, nps = _overall(repo, filters, since, until)
     load_s = time.perf_counter() - started
 
     use_model = name_with_model if name_with_model is not None else not context.small_local_model
     namer = Namer(context) if use_model else None
-    built = build_themes(current, context.embedder, seed=seed, k=k, previous=previous, previous_total=previous_total, progress=progress,
-                         name_themes=namer, filters=filters, period=(since, until, previous_since, previous_until),
-                         responses_total=responses_total, nps=nps)
+    built = build_themes(
+        current,
+        context.embedder,
+        seed=seed,
+        k=k,
+        previous=previous,
+        previous_total=previous_total,
+        progress=progress,
+        name_themes=namer,
+        filters=filters,
+        period=(since, until, previous_since, previous_until),
+        responses_total=responses_total,
+        nps=nps,
+    )
 
     started = time.perf_counter()
-    run = repo.add(NpsThemeRun(filters=filters.model_dump(mode="json"), seed=seed, k=built.model.k, embedding_model=built.report.embedding_model,
-                               dimensions=int(built.model.centroids.shape[1]), centroids=built.model.to_bytes(),
-                               theme_of=[int(t) for t in built.model.theme_of], assigned=len(current)))
+    run = repo.add(
+        NpsThemeRun(
+            filters=filters.model_dump(mode="json"),
+            seed=seed,
+            k=built.model.k,
+            embedding_model=built.report.embedding_model,
+            dimensions=int(built.model.centroids.shape[1]),
+            centroids=built.model.to_bytes(),
+            theme_of=[int(t) for t in built.model.theme_of],
+            assigned=len(current),
+        )
+    )
     repo.session.flush()
     response_index, theme, sentences, sentiment_sum = built.pairs
     _insert_assignments(repo, run.id, current.ids[response_index], theme, sentences, sentiment_sum)
@@ -952,30 +1231,65 @@ def run_themes(context: TaskContext, filters: ThemeFilters, *, seed: int = 0, k:
     report.run_id = run.id
     report.timings = {"load_s": round(load_s, 3), **report.timings, "save_s": round(time.perf_counter() - started, 3)}
 
-    provenance = Provenance(task=TASK, model="keywords", input_ids=[f"nps_response:{i}" for i in dict.fromkeys(built.quote_ids)])
+    provenance = Provenance(
+        task=TASK, model="keywords", input_ids=[f"nps_response:{i}" for i in dict.fromkeys(built.quote_ids)]
+    )
     verdicts: list[GuardVerdict] = []
     fallback_reason = None
     if namer is not None:
-        provenance = provenance.model_copy(update={"prompt_name": namer.prompt.name, "prompt_version": namer.prompt.version,
-                                                   "model": namer.model or context.settings.model, "tokens_in": namer.tokens_in,
-                                                   "tokens_out": namer.tokens_out, "latency_ms": round(namer.latency_ms, 1), "cost_usd": namer.cost_usd})
+        provenance = provenance.model_copy(
+            update={
+                "prompt_name": namer.prompt.name,
+                "prompt_version": namer.prompt.version,
+                "model": namer.model or context.settings.model,
+                "tokens_in": namer.tokens_in,
+                "tokens_out": namer.tokens_out,
+                "latency_ms": round(namer.latency_ms, 1),
+                "cost_usd": namer.cost_usd,
+            }
+        )
         verdicts.append(namer.verdict())
         if namer.error or namer.rejected:
-            fallback_reason = namer.error or f"{len(namer.rejected)} model theme name(s) were not grounded: keyword labels used"
-    outcome = TaskOutcome[ThemeReport](task=TASK, result=report, verdicts=verdicts, provenance=provenance, status=AiStatus.completed,
-                                       used_fallback=fallback_reason is not None, fallback_reason=fallback_reason)
+            fallback_reason = (
+                namer.error or f"{len(namer.rejected)} model theme name(s) were not grounded: keyword labels used"
+            )
+    outcome = TaskOutcome[ThemeReport](
+        task=TASK,
+        result=report,
+        verdicts=verdicts,
+        provenance=provenance,
+        status=AiStatus.completed,
+        used_fallback=fallback_reason is not None,
+        fallback_reason=fallback_reason,
+    )
     row = save_outcome(repo, outcome, subject_kind=SUBJECT_KIND, subject_id=run.id)
     run.ai_result_id = row.id
     repo.session.flush()
     return outcome
 
 
-def _insert_assignments(repo: Repo, run_id: int, response_ids: np.ndarray, theme: np.ndarray, sentences: np.ndarray, sentiment_sum: np.ndarray) -> None:
+def _insert_assignments(
+    repo: Repo,
+    run_id: int,
+    response_ids: np.ndarray,
+    theme: np.ndarray,
+    sentences: np.ndarray,
+    sentiment_sum: np.ndarray,
+) -> None:
     mean = np.divide(sentiment_sum, sentences, out=np.zeros(len(sentences)), where=sentences > 0)
-    rows = [{"workspace_id": repo.workspace_id, "run_id": run_id, "response_id": int(r), "theme": int(t), "sentences": int(s), "sentiment": round(float(m), 4)}
-            for r, t, s, m in zip(response_ids, theme, sentences, mean, strict=True)]
+    rows = [
+        {
+            "workspace_id": repo.workspace_id,
+            "run_id": run_id,
+            "response_id": int(r),
+            "theme": int(t),
+            "sentences": int(s),
+            "sentiment": round(float(m), 4),
+        }
+        for r, t, s, m in zip(response_ids, theme, sentences, mean, strict=True)
+    ]
     for start in range(0, len(rows), 10_000):
-        repo.session.execute(insert(NpsThemeAssignment), rows[start: start + 10_000])
+        repo.session.execute(insert(NpsThemeAssignment), rows[start : start + 10_000])
 
 
 def get_run(repo: Repo, run_id: int) -> NpsThemeRun:
@@ -993,7 +1307,9 @@ def load_report(repo: Repo, run_id: int) -> ThemeReport:
     return ThemeReport.model_validate(row.content["result"])
 
 
-def assign_new_responses(context: TaskContext, run_id: int, *, progress: Callable[[int, int], None] | None = None) -> int:
+def assign_new_responses(
+    context: TaskContext, run_id: int, *, progress: Callable[[int, int], None] | None = None
+) -> int:
     """Assign commented responses that match the run's filters and are not in it yet to its existing themes.
 
     Nothing is refitted and no existing assignment changes; the saved report's figures are refreshed.
@@ -1008,22 +1324,30 @@ def assign_new_responses(context: TaskContext, run_id: int, *, progress: Callabl
     load_report(repo, run_id)  # a run without its report cannot be refreshed: fail before writing anything
     pending = ~exists().where(NpsThemeAssignment.run_id == run.id, NpsThemeAssignment.response_id == NpsResponse.id)
     columns = select(NpsResponse.id, NpsResponse.score, NpsResponse.comment, NpsResponse.external_id)
-    query = _commented(_where(columns, repo, filters, filters.since, filters.until)).where(pending).order_by(NpsResponse.id)
+    query = (
+        _commented(_where(columns, repo, filters, filters.since, filters.until)).where(pending).order_by(NpsResponse.id)
+    )
     rows = list(repo.session.execute(query))
     if not rows:
         return 0
     tracker = Progress(progress, len(rows))
     for start in range(0, len(rows), ASSIGN_BATCH):
-        batch = Responses.from_rows(rows[start: start + ASSIGN_BATCH])
+        batch = Responses.from_rows(rows[start : start + ASSIGN_BATCH])
         table = SentenceTable.build(batch.comments)
         vectors = embed(context.embedder.encode, table.texts)
         if len(table.texts) and vectors.shape[1] != model.centroids.shape[1]:
-            raise ThemeError(f"run {run_id} was built with {run.embedding_model} ({run.dimensions} dimensions); the embedder gives {vectors.shape[1]}")
+            raise ThemeError(
+                f"run {run_id} was built with {run.embedding_model} ({run.dimensions} dimensions); the embedder gives {vectors.shape[1]}"
+            )
         themes = model.assign(vectors)[0] if len(table.texts) else np.zeros(0, dtype=np.int64)
         sentiment = sentence_sentiment(table.texts, vectors, context.embedder)
         response_index, theme, sentences, sentiment_sum = response_theme_pairs(
-            table, themes[table.unique_of] if len(table.unique_of) else np.zeros(0, dtype=np.int64),
-            sentiment[table.unique_of] if len(table.unique_of) else np.zeros(0), len(batch), model.k)
+            table,
+            themes[table.unique_of] if len(table.unique_of) else np.zeros(0, dtype=np.int64),
+            sentiment[table.unique_of] if len(table.unique_of) else np.zeros(0),
+            len(batch),
+            model.k,
+        )
         _insert_assignments(repo, run.id, batch.ids[response_index], theme, sentences, sentiment_sum)
         tracker.advance(len(batch))
     run.assigned += len(rows)
@@ -1037,20 +1361,38 @@ def refresh_report(repo: Repo, run: NpsThemeRun, *, added: int = 0) -> ThemeRepo
     if row is None:
         raise NotFound(f"NPS theme run {run.id} has no saved report")
     report = ThemeReport.model_validate(row.content["result"])
-    pairs = repo.session.execute(select(NpsThemeAssignment.theme, NpsResponse.score, NpsThemeAssignment.sentences, NpsThemeAssignment.sentiment)
-                                 .join(NpsResponse, NpsResponse.id == NpsThemeAssignment.response_id)
-                                 .where(NpsThemeAssignment.run_id == run.id)).all()
+    pairs = repo.session.execute(
+        select(NpsThemeAssignment.theme, NpsResponse.score, NpsThemeAssignment.sentences, NpsThemeAssignment.sentiment)
+        .join(NpsResponse, NpsResponse.id == NpsThemeAssignment.response_id)
+        .where(NpsThemeAssignment.run_id == run.id)
+    ).all()
     data = np.asarray(pairs, dtype=np.float64).reshape(-1, 4)
-    theme, score, sentences, sentiment = data[:, 0].astype(np.int64), data[:, 1].astype(np.int64), data[:, 2], data[:, 3]
+    theme, score, sentences, sentiment = (
+        data[:, 0].astype(np.int64),
+        data[:, 1].astype(np.int64),
+        data[:, 2],
+        data[:, 3],
+    )
     figures = ThemeFigures.compute(run.k, theme, score, sentences, sentiment * sentences)
-    commented = int(repo.session.scalar(select(func.count(func.distinct(NpsThemeAssignment.response_id)))
-                                        .where(NpsThemeAssignment.run_id == run.id, NpsThemeAssignment.theme >= 0)) or 0)
+    commented = int(
+        repo.session.scalar(
+            select(func.count(func.distinct(NpsThemeAssignment.response_id))).where(
+                NpsThemeAssignment.run_id == run.id, NpsThemeAssignment.theme >= 0
+            )
+        )
+        or 0
+    )
     filters = report.filters
-    until = filters.until or datetime.now(timezone.utc)
+    until = filters.until or datetime.now(UTC)
     report.responses, report.nps = _overall(repo, filters, report.since, until)
     report.until = until
     report.commented = commented
-    report.sentences = int(repo.session.scalar(select(func.coalesce(func.sum(NpsThemeAssignment.sentences), 0)).where(NpsThemeAssignment.run_id == run.id)) or 0)
+    report.sentences = int(
+        repo.session.scalar(
+            select(func.coalesce(func.sum(NpsThemeAssignment.sentences), 0)).where(NpsThemeAssignment.run_id == run.id)
+        )
+        or 0
+    )
     report.assigned_after_run += added
     for theme_row in report.themes:
         fields = figures.theme_fields(theme_row.id, commented)
@@ -1059,8 +1401,16 @@ def refresh_report(repo: Repo, run: NpsThemeRun, *, added: int = 0) -> ThemeRepo
         change = theme_row.change
         if change is not None:
             change.share_delta = round(100 * (theme_row.share - change.previous_share), 2)
-            change.avg_score_delta = round(theme_row.avg_score - change.previous_avg_score, 2) if change.previous_avg_score is not None and theme_row.responses else None
-            change.sentiment_delta = round(theme_row.sentiment - change.previous_sentiment, 4) if change.previous_sentiment is not None and theme_row.responses else None
+            change.avg_score_delta = (
+                round(theme_row.avg_score - change.previous_avg_score, 2)
+                if change.previous_avg_score is not None and theme_row.responses
+                else None
+            )
+            change.sentiment_delta = (
+                round(theme_row.sentiment - change.previous_sentiment, 4)
+                if change.previous_sentiment is not None and theme_row.responses
+                else None
+            )
     report.themes.sort(key=lambda theme_row: (-theme_row.responses, theme_row.id))
     content = dict(row.content)
     content["result"] = report.model_dump(mode="json")

@@ -71,7 +71,11 @@ class ReplyDraft(BaseModel):
 
 
 def detect_injection(thread: Thread) -> list[str]:
-    return [f"message {m.id}: {hit}" for m in thread.messages if m.author_kind == "customer" and (hit := find_injection(m.text))]
+    return [
+        f"message {m.id}: {hit}"
+        for m in thread.messages
+        if m.author_kind == "customer" and (hit := find_injection(m.text))
+    ]
 
 
 def quarantine(sources: list[Source]) -> tuple[list[Source], list[str]]:
@@ -89,7 +93,11 @@ def guess_language(thread: Thread, contact: Contact | None) -> str:
     if contact is not None and contact.language in GREETINGS:
         return contact.language
     text = " ".join(m.text for m in thread.messages if m.author_kind == "customer").lower()
-    markers = {"es": (" hola", " gracias", " factura", "¿"), "de": (" hallo", " danke", " rechnung", " bitte"), "fr": (" bonjour", " merci", " facture", " nous avons")}
+    markers = {
+        "es": (" hola", " gracias", " factura", "¿"),
+        "de": (" hallo", " danke", " rechnung", " bitte"),
+        "fr": (" bonjour", " merci", " facture", " nous avons"),
+    }
     best = max(markers, key=lambda lang: sum(text.count(m) for m in markers[lang]))
     return best if any(m in text for m in markers[best]) else "en"
 
@@ -99,12 +107,20 @@ def find_sources(context: TaskContext, ticket: Ticket, thread: Thread, limit: in
     from retrieval.search import SearchFilters
 
     query = " ".join([thread.subject, *[m.text for m in thread.messages if m.author_kind == "customer"][-2:]])[:2000]
-    filters = SearchFilters(account_id=ticket.account_id, kinds=["message", "kb_article"]) if ticket.account_id else SearchFilters(kinds=["message", "kb_article"])
+    filters = (
+        SearchFilters(account_id=ticket.account_id, kinds=["message", "kb_article"])
+        if ticket.account_id
+        else SearchFilters(kinds=["message", "kb_article"])
+    )
     own = set(thread.ids)
     hits = context.searcher.search(context.repo, query, filters, limit=limit * 4)
-    usable = [h for h in hits if h.record_kind == "kb_article" or (h.text.startswith("Agent:") and h.record_id not in own)]
-    return [Source(label=f"S{n}", record_kind=h.record_kind, record_id=h.record_id, text=h.text.removeprefix("Agent: "))
-            for n, h in enumerate(usable[:limit], start=1)]
+    usable = [
+        h for h in hits if h.record_kind == "kb_article" or (h.text.startswith("Agent:") and h.record_id not in own)
+    ]
+    return [
+        Source(label=f"S{n}", record_kind=h.record_kind, record_id=h.record_id, text=h.text.removeprefix("Agent: "))
+        for n, h in enumerate(usable[:limit], start=1)
+    ]
 
 
 def frame(body: str, thread: Thread, language: str, customer_name: str | None, agent: str | None) -> str:
@@ -126,7 +142,9 @@ def retrieval_draft(sources: list[Source], thread: Thread, language: str) -> str
     parts = []
     for kinds in (("message",), ("kb_article",)):
         for source in (s for s in sources if s.record_kind in kinds):
-            body = source.text.split("\n", 1)[-1] if source.record_kind == "kb_article" else source.text  # KB chunks start with the title
+            body = (
+                source.text.split("\n", 1)[-1] if source.record_kind == "kb_article" else source.text
+            )  # KB chunks start with the title
             candidates = (re.sub(r"^(\d+\.|-)\s+", "", s) for s in sentences(body) if not s.startswith("#"))
             picked = [s for s in candidates if not ungrounded_facts(s, grounding, GUARDED_FACTS)][:2]
             if picked:
@@ -136,30 +154,52 @@ def retrieval_draft(sources: list[Source], thread: Thread, language: str) -> str
 
 
 def draft_guards(text: str, thread: Thread, sources: list[Source], injection: list[str]) -> list[GuardVerdict]:
-    grounding = [t for t in grounding_texts(thread, sources) if not find_injection(t)]  # an attacker's link is never a source
+    grounding = [
+        t for t in grounding_texts(thread, sources) if not find_injection(t)
+    ]  # an attacker's link is never a source
     commitments = check_commitments(text)
     if injection and not commitments.passed:
-        commitments = commitments.model_copy(update={"severity": Severity.block, "details": [*commitments.details, "promise made while the thread carries a prompt injection"]})
-    verdicts = [check_grounded(text, grounding, GUARDED_FACTS), check_citations(text, [s.label for s in sources]), commitments]
+        commitments = commitments.model_copy(
+            update={
+                "severity": Severity.block,
+                "details": [*commitments.details, "promise made while the thread carries a prompt injection"],
+            }
+        )
+    verdicts = [
+        check_grounded(text, grounding, GUARDED_FACTS),
+        check_citations(text, [s.label for s in sources]),
+        commitments,
+    ]
     if injection:
         verdicts.append(GuardVerdict(name="prompt_injection", passed=False, severity=Severity.flag, details=injection))
     return verdicts
 
 
-def draft_for_thread(context: TaskContext, ticket: Ticket, thread: Thread, strategy: str = "auto") -> TaskOutcome[ReplyDraft]:
+def draft_for_thread(
+    context: TaskContext, ticket: Ticket, thread: Thread, strategy: str = "auto"
+) -> TaskOutcome[ReplyDraft]:
     contact = context.repo.get(Contact, ticket.contact_id) if ticket.contact_id else None
     language = guess_language(thread, contact)
     sources, left_out = quarantine(find_sources(context, ticket, thread))
     injection = [*detect_injection(thread), *left_out]
     prompt = load_prompt(TASK)
-    provenance = Provenance(task=TASK, prompt_name=prompt.name, prompt_version=prompt.version, input_ids=[f"message:{i}" for i in thread.ids],
-                            source_ids=[f"{s.label}={s.record_kind}:{s.record_id}" for s in sources])
-    customer = contact.name if contact else next((m.author for m in thread.messages if m.author_kind == "customer"), None)
+    provenance = Provenance(
+        task=TASK,
+        prompt_name=prompt.name,
+        prompt_version=prompt.version,
+        input_ids=[f"message:{i}" for i in thread.ids],
+        source_ids=[f"{s.label}={s.record_kind}:{s.record_id}" for s in sources],
+    )
+    customer = (
+        contact.name if contact else next((m.author for m in thread.messages if m.author_kind == "customer"), None)
+    )
     verdicts: list[GuardVerdict] = []
     reason = None
     if strategy == "model" or (strategy == "auto" and not context.small_local_model):
         try:
-            result = context.gateway.structured(prompt.render(thread=thread, sources=sources, language=language), DraftText, max_tokens=600)
+            result = context.gateway.structured(
+                prompt.render(thread=thread, sources=sources, language=language), DraftText, max_tokens=600
+            )
             completion = result.completion
             provenance = provenance.with_completion(completion)
             if result.ok:
@@ -169,7 +209,10 @@ def draft_for_thread(context: TaskContext, ticket: Ticket, thread: Thread, strat
                     return _outcome(text, thread, sources, language, injection, verdicts, provenance)
                 reason = "model draft failed a guard"
             else:
-                verdicts, reason = [GuardVerdict(name="schema", passed=False, details=[result.error or "invalid"])], "model output failed validation"
+                verdicts, reason = (
+                    [GuardVerdict(name="schema", passed=False, details=[result.error or "invalid"])],
+                    "model output failed validation",
+                )
         except ModelError as error:
             reason = f"model unavailable: {error}"
     else:
@@ -183,12 +226,33 @@ def draft_for_thread(context: TaskContext, ticket: Ticket, thread: Thread, strat
     return _outcome(text, thread, sources, language, injection, [*verdicts, *own], provenance, reason)
 
 
-def _outcome(text: str, thread: Thread, sources: list[Source], language: str, injection: list[str], verdicts: list[GuardVerdict],
-             provenance: Provenance, reason: str | None = None) -> TaskOutcome[ReplyDraft]:
-    draft = ReplyDraft(text=text, sources=sources, channel=thread.channel, language=language,
-                       needs_explicit_approval=detect_commitments(text), injection_suspected=bool(injection))
-    return TaskOutcome[ReplyDraft](task=TASK, result=draft, verdicts=verdicts, provenance=provenance, status=AiStatus.pending,
-                                   used_fallback=reason is not None, fallback_reason=reason)
+def _outcome(
+    text: str,
+    thread: Thread,
+    sources: list[Source],
+    language: str,
+    injection: list[str],
+    verdicts: list[GuardVerdict],
+    provenance: Provenance,
+    reason: str | None = None,
+) -> TaskOutcome[ReplyDraft]:
+    draft = ReplyDraft(
+        text=text,
+        sources=sources,
+        channel=thread.channel,
+        language=language,
+        needs_explicit_approval=detect_commitments(text),
+        injection_suspected=bool(injection),
+    )
+    return TaskOutcome[ReplyDraft](
+        task=TASK,
+        result=draft,
+        verdicts=verdicts,
+        provenance=provenance,
+        status=AiStatus.pending,
+        used_fallback=reason is not None,
+        fallback_reason=reason,
+    )
 
 
 def draft_reply(context: TaskContext, ticket_id: int, strategy: str = "auto") -> TaskOutcome[ReplyDraft]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,8 +32,29 @@ LABELS = ("negative", "neutral", "positive")
 VADER_SCALE = 10.0
 SOUR_WINDOW = 3
 SOUR_DROP = 0.35
-FRUSTRATION = ("third time", "still not", "still waiting", "again", "unacceptable", "ridiculous", "fed up", "cancel", "!!!")
-URGENCY = ("urgent", "asap", "immediately", "today", "right now", "payroll", "deadline", "blocked", "can't work", "down")
+FRUSTRATION = (
+    "third time",
+    "still not",
+    "still waiting",
+    "again",
+    "unacceptable",
+    "ridiculous",
+    "fed up",
+    "cancel",
+    "!!!",
+)
+URGENCY = (
+    "urgent",
+    "asap",
+    "immediately",
+    "today",
+    "right now",
+    "payroll",
+    "deadline",
+    "blocked",
+    "can't work",
+    "down",
+)
 
 
 SHIPPED_HEAD = "shipped head"
@@ -72,7 +93,9 @@ class Head:
 @lru_cache(maxsize=4)
 def shipped_head(weights: Path = WEIGHTS) -> Head:
     if not weights.is_file():
-        raise SentimentModelError(f"sentiment weights {weights} are missing: run `python -m copilot.tasks.sentiment_train`")
+        raise SentimentModelError(
+            f"sentiment weights {weights} are missing: run `python -m copilot.tasks.sentiment_train`"
+        )
     data = np.load(weights)
     return Head(data["coef"], data["intercept"])
 
@@ -111,7 +134,7 @@ class CustomerTrend(BaseModel):
 
 
 class SentimentClassifier:
-    def __init__(self, encode, head: Head | None = None, vader=None) -> None:  # noqa: ANN001 - texts -> ndarray; a VADER analyzer
+    def __init__(self, encode, head: Head | None = None, vader=None) -> None:
         self.head = head or shipped_head()
         self.encode = encode
         if vader is None:
@@ -132,8 +155,11 @@ class SentimentClassifier:
 
         head = Head.from_bytes(row.weights, workspace_head_name(row))
         if row.embedding_sha256 != WEIGHTS_SHA256 or head.coef.shape != self.head.coef.shape:
-            log.warning("workspace %s: its sentiment head was trained on another embedding model; using the shipped head "
-                        "until it is trained again (`copilot sentiment train`)", repo.workspace.slug)
+            log.warning(
+                "workspace %s: its sentiment head was trained on another embedding model; using the shipped head "
+                "until it is trained again (`copilot sentiment train`)",
+                repo.workspace.slug,
+            )
             return self
         return self.with_head(head)
 
@@ -149,13 +175,19 @@ class SentimentClassifier:
         out = []
         for text, p in zip(texts, self.probabilities(texts), strict=True):
             lowered = text.lower()
-            out.append(MessageSentiment(label=LABELS[int(p.argmax())], score=round(float(p[2] - p[0]), 4), confidence=round(float(p.max()), 4),
-                                        frustration=any(k in lowered for k in FRUSTRATION) or _shouting(text),
-                                        urgency=any(k in lowered for k in URGENCY)))
+            out.append(
+                MessageSentiment(
+                    label=LABELS[int(p.argmax())],
+                    score=round(float(p[2] - p[0]), 4),
+                    confidence=round(float(p.max()), 4),
+                    frustration=any(k in lowered for k in FRUSTRATION) or _shouting(text),
+                    urgency=any(k in lowered for k in URGENCY),
+                )
+            )
         return out
 
 
-def vader_label(vader, text: str) -> str:  # noqa: ANN001
+def vader_label(vader, text: str) -> str:
     """VADER's own reading of its compound score (thresholds +-0.05, as its authors recommend)."""
     compound = vader.polarity_scores(text)["compound"]
     return "positive" if compound >= 0.05 else "negative" if compound <= -0.05 else "neutral"
@@ -169,8 +201,11 @@ def workspace_head_name(row: SentimentHead) -> str:
     return f"workspace head ({row.examples} examples, trained {row.updated_at:%Y-%m-%d} by {row.trained_by})"
 
 
-def features(vectors: np.ndarray, vader, texts: list[str]) -> np.ndarray:  # noqa: ANN001
-    lexical = np.array([[s["neg"], s["neu"], s["pos"], s["compound"]] for s in (vader.polarity_scores(t) for t in texts)], dtype=np.float32)
+def features(vectors: np.ndarray, vader, texts: list[str]) -> np.ndarray:
+    lexical = np.array(
+        [[s["neg"], s["neu"], s["pos"], s["compound"]] for s in (vader.polarity_scores(t) for t in texts)],
+        dtype=np.float32,
+    )
     return np.hstack([vectors, lexical * VADER_SCALE])
 
 
@@ -188,7 +223,7 @@ def default_classifier() -> SentimentClassifier:
 
 def going_sour(scores: list[float]) -> tuple[bool, str | None, list[float]]:
     """Sour when the rolling mean of the last few customer messages drops by SOUR_DROP, or ends on two negatives after a non-negative."""
-    rolling = [float(np.mean(scores[max(0, i - SOUR_WINDOW + 1): i + 1])) for i in range(len(scores))]
+    rolling = [float(np.mean(scores[max(0, i - SOUR_WINDOW + 1) : i + 1])) for i in range(len(scores))]
     if len(scores) >= 2 * SOUR_WINDOW and rolling[-SOUR_WINDOW - 1] - rolling[-1] > SOUR_DROP:
         return True, f"recent mean fell from {rolling[-SOUR_WINDOW - 1]:.2f} to {rolling[-1]:.2f}", rolling
     if len(scores) >= 3 and scores[-1] < -0.3 and scores[-2] < -0.3 and max(scores[:-2]) >= 0:
@@ -198,7 +233,10 @@ def going_sour(scores: list[float]) -> tuple[bool, str | None, list[float]]:
 
 def score_messages(classifier: SentimentClassifier, messages: list[Message]) -> list[ScoredMessage]:
     results = classifier.classify([m.body for m in messages])
-    return [ScoredMessage(message_id=m.id, ticket_id=m.ticket_id, sent_at=_utc(m.sent_at), sentiment=r) for m, r in zip(messages, results, strict=True)]
+    return [
+        ScoredMessage(message_id=m.id, ticket_id=m.ticket_id, sent_at=_utc(m.sent_at), sentiment=r)
+        for m, r in zip(messages, results, strict=True)
+    ]
 
 
 def ticket_sentiment(repo: Repo, classifier: SentimentClassifier, ticket_id: int) -> TicketSentiment:
@@ -213,13 +251,25 @@ def ticket_sentiment(repo: Repo, classifier: SentimentClassifier, ticket_id: int
     overall = float(np.average(scores, weights=weights)) if scores else 0.0
     sour, _, _ = going_sour(scores)
     label = "negative" if overall < -0.2 else "positive" if overall > 0.2 else "neutral"
-    return TicketSentiment(ticket_id=ticket.id, label=label, score=round(overall, 4), messages=scored, going_sour=sour, head=classifier.head.name)
+    return TicketSentiment(
+        ticket_id=ticket.id,
+        label=label,
+        score=round(overall, 4),
+        messages=scored,
+        going_sour=sour,
+        head=classifier.head.name,
+    )
 
 
-def customer_trend(repo: Repo, classifier: SentimentClassifier, *, account_id: int | None = None, contact_id: int | None = None) -> CustomerTrend:
+def customer_trend(
+    repo: Repo, classifier: SentimentClassifier, *, account_id: int | None = None, contact_id: int | None = None
+) -> CustomerTrend:
     """Sentiment of a customer's messages over time, across their tickets, with the going-sour flag."""
-    query = select(Message).join(Ticket, Message.ticket_id == Ticket.id).where(
-        Message.workspace_id == repo.workspace_id, Message.author_kind == AuthorKind.customer)
+    query = (
+        select(Message)
+        .join(Ticket, Message.ticket_id == Ticket.id)
+        .where(Message.workspace_id == repo.workspace_id, Message.author_kind == AuthorKind.customer)
+    )
     if account_id is not None:
         if repo.get(Account, account_id) is None:
             raise NotFound(f"no account {account_id} in workspace '{repo.workspace.slug}'")
@@ -234,9 +284,15 @@ def customer_trend(repo: Repo, classifier: SentimentClassifier, *, account_id: i
     classifier = classifier.for_workspace(repo)
     points = score_messages(classifier, messages)
     sour, reason, rolling = going_sour([p.sentiment.score for p in points])
-    return CustomerTrend(subject=subject, points=points, rolling=[round(r, 4) for r in rolling], going_sour=sour, reason=reason,
-                         head=classifier.head.name)
+    return CustomerTrend(
+        subject=subject,
+        points=points,
+        rolling=[round(r, 4) for r in rolling],
+        going_sour=sour,
+        reason=reason,
+        head=classifier.head.name,
+    )
 
 
 def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

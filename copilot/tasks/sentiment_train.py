@@ -53,8 +53,18 @@ SHIPPED_C = 0.1  # strong regularisation: the shipped head's training text is fa
 WORKSPACE_C = 1.0  # a workspace's labels are in domain: fit them more closely
 FOLDS = 5
 MIN_PER_LABEL = 20
-LABEL_ALIASES = {"negative": "negative", "neg": "negative", "-1": "negative", "neutral": "neutral", "neu": "neutral", "0": "neutral",
-                 "positive": "positive", "pos": "positive", "1": "positive", "+1": "positive"}
+LABEL_ALIASES = {
+    "negative": "negative",
+    "neg": "negative",
+    "-1": "negative",
+    "neutral": "neutral",
+    "neu": "neutral",
+    "0": "neutral",
+    "positive": "positive",
+    "pos": "positive",
+    "1": "positive",
+    "+1": "positive",
+}
 ENCODE_CHUNK = 256
 
 
@@ -73,7 +83,9 @@ class LabelledText(BaseModel):
 def check_label_counts(examples: list[LabelledText], where: str) -> None:
     counts = Counter(example.label for example in examples)
     if short := [f"{label} {counts[label]}" for label in LABELS if counts[label] < MIN_PER_LABEL]:
-        raise InvalidInput(f"{where}: a head needs at least {MIN_PER_LABEL} examples of each label; this has {', '.join(short)}")
+        raise InvalidInput(
+            f"{where}: a head needs at least {MIN_PER_LABEL} examples of each label; this has {', '.join(short)}"
+        )
 
 
 class Scores(BaseModel):
@@ -114,11 +126,17 @@ def predict(head: Head, x: np.ndarray) -> list[str]:
 
 
 def scores(gold: list[str], predicted: list[str]) -> Scores:
-    return Scores(macro_f1=round(float(f1_score(gold, predicted, labels=list(LABELS), average="macro", zero_division=0)), 4),
-                  macro_recall=round(float(recall_score(gold, predicted, labels=list(LABELS), average="macro", zero_division=0)), 4))
+    return Scores(
+        macro_f1=round(float(f1_score(gold, predicted, labels=list(LABELS), average="macro", zero_division=0)), 4),
+        macro_recall=round(
+            float(recall_score(gold, predicted, labels=list(LABELS), average="macro", zero_division=0)), 4
+        ),
+    )
 
 
-def cross_validated(x: np.ndarray, labels: list[str], *, c: float = WORKSPACE_C, folds: int = FOLDS, seed: int = 0) -> list[str]:
+def cross_validated(
+    x: np.ndarray, labels: list[str], *, c: float = WORKSPACE_C, folds: int = FOLDS, seed: int = 0
+) -> list[str]:
     """Each example's label from a head fitted on the other folds."""
     gold = np.array(labels)
     predicted = np.empty(len(labels), dtype=object)
@@ -145,39 +163,60 @@ def read_labelled(path: Path, text_field: str = "text", label_field: str = "labe
     return out
 
 
-def _csv_rows(path: Path):  # noqa: ANN202 - iterator of (line, dict)
+def _csv_rows(path: Path):
     with path.open(encoding="utf-8", newline="") as handle:
         yield from enumerate(csv.DictReader(handle), start=2)
 
 
-def encode_in_chunks(encode: Callable[[list[str]], np.ndarray], texts: list[str],
-                     progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+def encode_in_chunks(
+    encode: Callable[[list[str]], np.ndarray], texts: list[str], progress: Callable[[int, int], None] | None = None
+) -> np.ndarray:
     parts = []
     for start in range(0, len(texts), ENCODE_CHUNK):
-        parts.append(encode(texts[start: start + ENCODE_CHUNK]))
+        parts.append(encode(texts[start : start + ENCODE_CHUNK]))
         if progress:
             progress(min(start + ENCODE_CHUNK, len(texts)), len(texts))
     return np.vstack(parts)
 
 
-def train_workspace_head(repo: Repo, classifier: SentimentClassifier, examples: list[LabelledText], *, source: str, actor: str,
-                         dry_run: bool = False, force: bool = False,
-                         progress: Callable[[int, int], None] | None = None) -> HeadInfo:
+def train_workspace_head(
+    repo: Repo,
+    classifier: SentimentClassifier,
+    examples: list[LabelledText],
+    *,
+    source: str,
+    actor: str,
+    dry_run: bool = False,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> HeadInfo:
     """Cross-validate a head on the workspace's labelled messages and, unless it does worse than the shipped head, save it."""
     from copilot.review import record_event
     from retrieval.embeddings import WEIGHTS_SHA256
 
     texts, labels = [e.text for e in examples], [e.label for e in examples]
     x = features(encode_in_chunks(classifier.encode, texts, progress), classifier.vader, texts)
-    evaluation = HeadEvaluation(folds=FOLDS, workspace_head=scores(labels, cross_validated(x, labels)),
-                                shipped_head=scores(labels, predict(shipped_head(), x)),
-                                vader=scores(labels, [vader_label(classifier.vader, t) for t in texts]))
+    evaluation = HeadEvaluation(
+        folds=FOLDS,
+        workspace_head=scores(labels, cross_validated(x, labels)),
+        shipped_head=scores(labels, predict(shipped_head(), x)),
+        vader=scores(labels, [vader_label(classifier.vader, t) for t in texts]),
+    )
     counts = {label: labels.count(label) for label in LABELS}
     if dry_run:
-        return HeadInfo(name="not saved (dry run)", examples=len(examples), label_counts=counts, evaluation=evaluation, source=source, trained_by=actor)
+        return HeadInfo(
+            name="not saved (dry run)",
+            examples=len(examples),
+            label_counts=counts,
+            evaluation=evaluation,
+            source=source,
+            trained_by=actor,
+        )
     if not evaluation.beats_shipped and not force:
-        raise InvalidInput(f"the new head's cross-validated macro-recall ({evaluation.workspace_head.macro_recall:.3f}) is below the shipped "
-                           f"head's ({evaluation.shipped_head.macro_recall:.3f}) on this file; nothing saved (force it with --force)")
+        raise InvalidInput(
+            f"the new head's cross-validated macro-recall ({evaluation.workspace_head.macro_recall:.3f}) is below the shipped "
+            f"head's ({evaluation.shipped_head.macro_recall:.3f}) on this file; nothing saved (force it with --force)"
+        )
     row = workspace_head_row(repo)
     head = fit_head(x, labels, WORKSPACE_C, "workspace head")
     if row is None:
@@ -186,13 +225,24 @@ def train_workspace_head(repo: Repo, classifier: SentimentClassifier, examples: 
     row.weights, row.embedding_sha256, row.examples = head.to_bytes(), WEIGHTS_SHA256, len(examples)
     row.label_counts, row.evaluation, row.source, row.trained_by = counts, evaluation.model_dump(), source[:500], actor
     repo.session.flush()
-    record_event(repo, actor, "sentiment_head.train", after={"examples": len(examples), "source": source, **evaluation.model_dump()})
+    record_event(
+        repo,
+        actor,
+        "sentiment_head.train",
+        after={"examples": len(examples), "source": source, **evaluation.model_dump()},
+    )
     return head_info(row)
 
 
 def head_info(row: SentimentHead) -> HeadInfo:
-    return HeadInfo(name=workspace_head_name(row), examples=row.examples, label_counts=row.label_counts,
-                    evaluation=HeadEvaluation.model_validate(row.evaluation), source=row.source, trained_by=row.trained_by)
+    return HeadInfo(
+        name=workspace_head_name(row),
+        examples=row.examples,
+        label_counts=row.label_counts,
+        evaluation=HeadEvaluation.model_validate(row.evaluation),
+        source=row.source,
+        trained_by=row.trained_by,
+    )
 
 
 def workspace_head(repo: Repo) -> HeadInfo | None:
@@ -221,21 +271,29 @@ def file_source(path: Path) -> str:
 # ------------------------------------------------------------------------------------------------
 
 
-def teacher(vader, text: str) -> str:  # noqa: ANN001
+def teacher(vader, text: str) -> str:
     compound = vader.polarity_scores(text)["compound"]
     return "positive" if compound >= 0.4 else "negative" if compound <= -0.4 else "neutral"
 
 
-def training_set(data: Path, vader) -> list[tuple[str, str]]:  # noqa: ANN001
+def training_set(data: Path, vader) -> list[tuple[str, str]]:
     rng = random.Random(0)
     rows: list[tuple[str, str]] = []
     for line in (data / "paradetox" / "dev.jsonl").open(encoding="utf-8"):
         record = json.loads(line)
         rows.append((record["toxic"], "negative"))
         rows += [(text, "neutral") for text in record["neutral_references"][:1]]
-    weak = [json.loads(line)["request"] for line in (data / "stanford_politeness" / "stack_exchange_dev.jsonl").open(encoding="utf-8")]
-    weak_banking = [row["text"] for row in csv.DictReader((data / "banking77" / "train.csv").open(encoding="utf-8", newline=""))]
-    weak_bitext = [json.loads(line)["instruction"] for line in (data / "bitext_customer_support" / "dev.jsonl").open(encoding="utf-8")]
+    weak = [
+        json.loads(line)["request"]
+        for line in (data / "stanford_politeness" / "stack_exchange_dev.jsonl").open(encoding="utf-8")
+    ]
+    weak_banking = [
+        row["text"] for row in csv.DictReader((data / "banking77" / "train.csv").open(encoding="utf-8", newline=""))
+    ]
+    weak_bitext = [
+        json.loads(line)["instruction"]
+        for line in (data / "bitext_customer_support" / "dev.jsonl").open(encoding="utf-8")
+    ]
     for texts in (weak, weak_banking, weak_bitext):
         rng.shuffle(texts)
         rows += [(text, teacher(vader, text)) for text in texts[:PER_SOURCE]]

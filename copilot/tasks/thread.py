@@ -11,8 +11,12 @@ from copilot.store import Repo
 from copilot.store.models import Ticket
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9¿¡\"'(])|\n+")
-GREETING = re.compile(r"^(hi|hello|hey|dear|hola|hallo|bonjour|guten tag|good (morning|afternoon|evening))\b[^.!?\n]{0,40}[,!]?\s*$", re.I)
-LEADING_GREETING = re.compile(r"^(hi|hello|hey|dear|hola|hallo|bonjour|good (morning|afternoon|evening))\b[^,.!?\n]{0,30}[,!]\s+(?=\S)", re.I)
+GREETING = re.compile(
+    r"^(hi|hello|hey|dear|hola|hallo|bonjour|guten tag|good (morning|afternoon|evening))\b[^.!?\n]{0,40}[,!]?\s*$", re.I
+)
+LEADING_GREETING = re.compile(
+    r"^(hi|hello|hey|dear|hola|hallo|bonjour|good (morning|afternoon|evening))\b[^,.!?\n]{0,30}[,!]\s+(?=\S)", re.I
+)
 LEADING_MENTIONS = re.compile(r"^(@\w+[\s,:]*)+")  # social replies start with @handles
 SIGN_OFF = re.compile(r"^(thanks|thank you|cheers|best|regards|kind regards|best regards)\W*$", re.I)
 
@@ -48,7 +52,10 @@ def load_thread(repo: Repo, ticket: Ticket) -> Thread:
         subject=ticket.subject,
         channel=ticket.channel.value,
         status=ticket.status.value,
-        messages=[ThreadMessage(id=m.id, author_kind=m.author_kind.value, author=m.author, text=m.body) for m in ticket.messages],
+        messages=[
+            ThreadMessage(id=m.id, author_kind=m.author_kind.value, author=m.author, text=m.body)
+            for m in ticket.messages
+        ],
     )
 
 

@@ -17,7 +17,14 @@ from pydantic import BaseModel, Field
 
 from copilot.errors import NotFound
 from copilot.gateway import ModelError
-from copilot.guards import FactKind, GuardVerdict, check_cited_ids, check_grounded, check_names_grounded, injection_flags
+from copilot.guards import (
+    FactKind,
+    GuardVerdict,
+    check_cited_ids,
+    check_grounded,
+    check_names_grounded,
+    injection_flags,
+)
 from copilot.prompting import load_prompt
 from copilot.store.models import AiStatus, Ticket
 from copilot.tasks.base import Provenance, TaskOutcome, save_outcome
@@ -26,7 +33,9 @@ from copilot.tasks.thread import Thread, ThreadMessage, load_thread, sentences
 
 TASK = "ticket_summary"
 Encode = Callable[[list[str]], np.ndarray]
-COMMITMENT = re.compile(r"\b(I'll|I will|we'll|we will|I've|I have|we've|we have|has been|have been|is now|let me|I'm going to)\b", re.I)
+COMMITMENT = re.compile(
+    r"\b(I'll|I will|we'll|we will|I've|I have|we've|we have|has been|have been|is now|let me|I'm going to)\b", re.I
+)
 
 
 class Bullet(BaseModel):
@@ -48,7 +57,12 @@ class TicketSummary(BaseModel):
         return " ".join([text, *extra]).strip()
 
     def cited_ids(self) -> list[int]:
-        return [i for bullets in (self.what_happened, self.agent_commitments, self.open_questions) for b in bullets for i in b.message_ids]
+        return [
+            i
+            for bullets in (self.what_happened, self.agent_commitments, self.open_questions)
+            for b in bullets
+            for i in b.message_ids
+        ]
 
 
 def clip(text: str, limit: int = 240) -> str:
@@ -76,7 +90,12 @@ def extractive_summary(thread: Thread, encode: Encode | None = None) -> TicketSu
     opening_run = _opening_run(thread, opening)  # a customer often opens with several messages in a row
     opening_sentences = [sentence for message, sentence in candidates if message.id in opening_run]
     intent = clip(opening_sentences[0], 200)  # customers lead with the ask
-    commitments = [Bullet(text=clip(s), message_ids=[m.id]) for m in reversed(agents) for s in sentences(m.text) if COMMITMENT.search(s)][:2]
+    commitments = [
+        Bullet(text=clip(s), message_ids=[m.id])
+        for m in reversed(agents)
+        for s in sentences(m.text)
+        if COMMITMENT.search(s)
+    ][:2]
     # Lead-first and role-aware: the rest of the opening, then the agent's first answer; the latest
     # customer message goes to open questions (adding it to the prose lowers ROUGE on both public sets).
     happened = []
@@ -89,7 +108,13 @@ def extractive_summary(thread: Thread, encode: Encode | None = None) -> TicketSu
     if thread.customer_wrote_last and last.author_kind == "customer" and last.id != opening.id and last.id in best:
         asked = [s for s in sentences(last.text) if s.endswith("?")] or [best[last.id][1]]
         questions = [Bullet(text=clip(asked[0]), message_ids=[last.id])]
-    return TicketSummary(intent=intent, what_happened=happened[:3], agent_commitments=commitments, open_questions=questions, status=thread_status(thread))
+    return TicketSummary(
+        intent=intent,
+        what_happened=happened[:3],
+        agent_commitments=commitments,
+        open_questions=questions,
+        status=thread_status(thread),
+    )
 
 
 def _opening_run(thread: Thread, opening: ThreadMessage) -> set[int]:
@@ -116,14 +141,29 @@ def _centrality(texts: list[str], encode: Encode | None) -> list[float]:
 
 def summary_guards(summary: TicketSummary, thread: Thread) -> list[GuardVerdict]:
     sources = thread.texts()
-    text = " ".join([summary.intent, *(b.text for b in summary.what_happened + summary.agent_commitments + summary.open_questions)])
-    kinds = (FactKind.url, FactKind.email, FactKind.phone, FactKind.price, FactKind.order_id, FactKind.date, FactKind.number)
+    text = " ".join(
+        [summary.intent, *(b.text for b in summary.what_happened + summary.agent_commitments + summary.open_questions)]
+    )
+    kinds = (
+        FactKind.url,
+        FactKind.email,
+        FactKind.phone,
+        FactKind.price,
+        FactKind.order_id,
+        FactKind.date,
+        FactKind.number,
+    )
     return [
         check_cited_ids(summary.cited_ids(), thread.ids, what="message"),
         check_grounded(text, sources, kinds),
         check_names_grounded(text, sources),
         # a flag: a thread that carries a prompt injection gets the extractive summary, which no instruction can steer
-        *injection_flags([("subject", thread.subject), *((f"message {m.id}", m.text) for m in thread.messages if m.author_kind == "customer")]),
+        *injection_flags(
+            [
+                ("subject", thread.subject),
+                *((f"message {m.id}", m.text) for m in thread.messages if m.author_kind == "customer"),
+            ]
+        ),
     ]
 
 
@@ -131,7 +171,12 @@ def summarize_thread(context: TaskContext, thread: Thread, strategy: str = "auto
     """Summarise a thread (no storage): the model path with guards, or the extractive path."""
     prompt = load_prompt(TASK)
     use_model = strategy == "model" or (strategy == "auto" and not context.small_local_model)
-    provenance = Provenance(task=TASK, prompt_name=prompt.name, prompt_version=prompt.version, input_ids=[f"message:{i}" for i in thread.ids])
+    provenance = Provenance(
+        task=TASK,
+        prompt_name=prompt.name,
+        prompt_version=prompt.version,
+        input_ids=[f"message:{i}" for i in thread.ids],
+    )
     if use_model:
         try:
             result = context.gateway.structured(prompt.render(thread=thread), TicketSummary, max_tokens=500)
@@ -140,7 +185,13 @@ def summarize_thread(context: TaskContext, thread: Thread, strategy: str = "auto
         completion = result.completion
         provenance = provenance.with_completion(completion)
         if not result.ok:
-            return _extractive(context, thread, provenance, [GuardVerdict(name="schema", passed=False, details=[result.error or "invalid"])], "model output failed validation")
+            return _extractive(
+                context,
+                thread,
+                provenance,
+                [GuardVerdict(name="schema", passed=False, details=[result.error or "invalid"])],
+                "model output failed validation",
+            )
         verdicts = summary_guards(result.value, thread)
         if any(not v.passed for v in verdicts):
             return _extractive(context, thread, provenance, verdicts, "model output failed a guard")
@@ -149,11 +200,23 @@ def summarize_thread(context: TaskContext, thread: Thread, strategy: str = "auto
     return _extractive(context, thread, provenance.model_copy(update={"model": "extractive"}))
 
 
-def _extractive(context: TaskContext, thread: Thread, provenance: Provenance, verdicts: list[GuardVerdict] = (), reason: str | None = None) -> TaskOutcome[TicketSummary]:
+def _extractive(
+    context: TaskContext,
+    thread: Thread,
+    provenance: Provenance,
+    verdicts: list[GuardVerdict] = (),
+    reason: str | None = None,
+) -> TaskOutcome[TicketSummary]:
     """The extractive summary; ``reason`` set means it stands in for a model answer that could not be used."""
     summary = extractive_summary(thread, context.embedder.encode)
-    return TaskOutcome[TicketSummary](task=TASK, result=summary, verdicts=[*verdicts, *summary_guards(summary, thread)], provenance=provenance,
-                                      used_fallback=reason is not None, fallback_reason=reason)
+    return TaskOutcome[TicketSummary](
+        task=TASK,
+        result=summary,
+        verdicts=[*verdicts, *summary_guards(summary, thread)],
+        provenance=provenance,
+        used_fallback=reason is not None,
+        fallback_reason=reason,
+    )
 
 
 def summarize_ticket(context: TaskContext, ticket_id: int, strategy: str = "auto") -> TaskOutcome[TicketSummary]:

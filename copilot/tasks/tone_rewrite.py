@@ -47,9 +47,25 @@ RUDE = re.compile(
     r"ass(hole)?s?|bastards?|screw(ed)?|freaking|bloody|dick|pig|fools?|fool|retard(ed)?|scum)\b",
     re.I,
 )
-CONTRACTIONS = {"don't": "do not", "can't": "cannot", "won't": "will not", "isn't": "is not", "aren't": "are not", "didn't": "did not",
-                "doesn't": "does not", "I'm": "I am", "I've": "I have", "I'll": "I will", "we're": "we are", "we'll": "we will",
-                "you're": "you are", "it's": "it is", "that's": "that is", "there's": "there is", "let's": "let us"}
+CONTRACTIONS = {
+    "don't": "do not",
+    "can't": "cannot",
+    "won't": "will not",
+    "isn't": "is not",
+    "aren't": "are not",
+    "didn't": "did not",
+    "doesn't": "does not",
+    "I'm": "I am",
+    "I've": "I have",
+    "I'll": "I will",
+    "we're": "we are",
+    "we'll": "we will",
+    "you're": "you are",
+    "it's": "it is",
+    "that's": "that is",
+    "there's": "there is",
+    "let's": "let us",
+}
 FILLER = re.compile(r"\b(just|really|actually|basically|literally|very|quite|simply|honestly|kind of|sort of)\s+", re.I)
 
 
@@ -63,7 +79,9 @@ class Rewrite(BaseModel):
     text: str
     unchanged: bool = False
     lost: list[str] = Field(default_factory=list)
-    needs_explicit_approval: list[str] = Field(default_factory=list, description="Commitments the rewrite added; a human must approve them.")
+    needs_explicit_approval: list[str] = Field(
+        default_factory=list, description="Commitments the rewrite added; a human must approve them."
+    )
 
 
 @lru_cache(maxsize=1)
@@ -102,10 +120,17 @@ def rule_rewrite(text: str, tone: str) -> str:
         if tone != "fix_grammar":
             line = RUDE.sub("", line)
             line = re.sub(r"!{2,}", "!", re.sub(r"\?{2,}", "?", line))
-            line = re.sub(r"\b([A-Z]{4,})\b", lambda m: m.group(1).capitalize() if m.group(1).isalpha() else m.group(1), line)
+            line = re.sub(
+                r"\b([A-Z]{4,})\b", lambda m: m.group(1).capitalize() if m.group(1).isalpha() else m.group(1), line
+            )
         if tone == "formal":
             for short, long in CONTRACTIONS.items():
-                line = re.sub(rf"\b{re.escape(short)}\b", lambda m, long=long: long[0].upper() + long[1:] if m.group(0)[0].isupper() else long, line, flags=re.I)
+                line = re.sub(
+                    rf"\b{re.escape(short)}\b",
+                    lambda m, long=long: long[0].upper() + long[1:] if m.group(0)[0].isupper() else long,
+                    line,
+                    flags=re.I,
+                )
         if tone == "concise":
             line = FILLER.sub("", line)
         out.append(_tidy(line))
@@ -149,8 +174,15 @@ def rewrite_guards(original: str, rewritten: str) -> RewriteChecks:
     if lost_quotes:
         preserved = preserved.model_copy(update={"passed": False, "details": [*preserved.details, *lost_quotes]})
     unchanged = normalise(original) == normalise(rewritten)
-    changed = GuardVerdict(name="changed", passed=not unchanged, severity=Severity.flag, details=["the rewrite is identical to the input"] if unchanged else [])
-    return RewriteChecks(preserved, changed, check_grounded(rewritten, [original]), injection_flags([("text", original)]))
+    changed = GuardVerdict(
+        name="changed",
+        passed=not unchanged,
+        severity=Severity.flag,
+        details=["the rewrite is identical to the input"] if unchanged else [],
+    )
+    return RewriteChecks(
+        preserved, changed, check_grounded(rewritten, [original]), injection_flags([("text", original)])
+    )
 
 
 def rewrite_text(context: TaskContext, text: str, tone: str, strategy: str = "auto") -> TaskOutcome[Rewrite]:
@@ -168,7 +200,9 @@ def rewrite_text(context: TaskContext, text: str, tone: str, strategy: str = "au
         reason = "the text carries a prompt injection: rewritten by the rules, not sent to the model"
     elif strategy == "model" or (strategy == "auto" and not context.small_local_model):
         try:
-            result = context.gateway.structured(prompt.render(text=body, instruction=tones[tone]), RewriteText, max_tokens=800)
+            result = context.gateway.structured(
+                prompt.render(text=body, instruction=tones[tone]), RewriteText, max_tokens=800
+            )
             completion = result.completion
             provenance = provenance.with_completion(completion)
             if result.ok:
@@ -178,9 +212,16 @@ def rewrite_text(context: TaskContext, text: str, tone: str, strategy: str = "au
                 if candidate_checks.preserved.passed and candidate_checks.grounded.passed:
                     rewritten, checks = candidate, candidate_checks
                 else:
-                    reason = "model rewrite lost facts" if not candidate_checks.preserved.passed else "model rewrite added facts"
+                    reason = (
+                        "model rewrite lost facts"
+                        if not candidate_checks.preserved.passed
+                        else "model rewrite added facts"
+                    )
             else:
-                verdicts, reason = [GuardVerdict(name="schema", passed=False, details=[result.error or "invalid"])], "model output failed validation"
+                verdicts, reason = (
+                    [GuardVerdict(name="schema", passed=False, details=[result.error or "invalid"])],
+                    "model output failed validation",
+                )
         except ModelError as error:
             reason = f"model unavailable: {error}"
     if rewritten is None or checks is None:
@@ -189,17 +230,32 @@ def rewrite_text(context: TaskContext, text: str, tone: str, strategy: str = "au
         verdicts = [*verdicts, *checks.verdicts]
     already_promised = detect_commitments(text)
     added = [kind for kind in detect_commitments(rewritten) if kind not in already_promised]
-    result = Rewrite(tone=tone, original=text, text=rewritten, unchanged=not checks.changed.passed, lost=checks.preserved.details,
-                     needs_explicit_approval=added)
-    return TaskOutcome[Rewrite](task=TASK, result=result, verdicts=verdicts, provenance=provenance, status=AiStatus.pending,
-                                used_fallback=reason is not None, fallback_reason=reason)
+    result = Rewrite(
+        tone=tone,
+        original=text,
+        text=rewritten,
+        unchanged=not checks.changed.passed,
+        lost=checks.preserved.details,
+        needs_explicit_approval=added,
+    )
+    return TaskOutcome[Rewrite](
+        task=TASK,
+        result=result,
+        verdicts=verdicts,
+        provenance=provenance,
+        status=AiStatus.pending,
+        used_fallback=reason is not None,
+        fallback_reason=reason,
+    )
 
 
 def _join(body: str, signature: str | None) -> str:
     return f"{body}\n\n{signature}" if signature else body
 
 
-def rewrite(context: TaskContext, text: str | None, tone: str, *, draft_id: int | None = None, strategy: str = "auto") -> TaskOutcome[Rewrite]:
+def rewrite(
+    context: TaskContext, text: str | None, tone: str, *, draft_id: int | None = None, strategy: str = "auto"
+) -> TaskOutcome[Rewrite]:
     """Rewrite text (or a stored draft's text) and queue the result for review."""
     subject_kind, subject_id = "text", None
     if draft_id is not None:
