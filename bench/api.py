@@ -110,7 +110,8 @@ def main() -> None:
         with background_server(app) as base:
             figures = measure(args, base, key, ticket_ids, store, settings, app)
     print(
-        f"{args.clients} clients for {figures['seconds']} s: {figures['requests']} requests, {figures['requests_per_s']} req/s, "
+        f"{args.clients} clients for {figures['seconds']} s: {figures['requests']} requests, "
+        f"{figures['requests_per_s']} req/s, "
         f"p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, errors {figures['errors']}"
     )
     print(

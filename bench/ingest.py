@@ -82,7 +82,8 @@ def time_raw_executemany(folder: Path, tickets: Path, rows: list[dict]) -> float
     ]
     started = time.perf_counter()
     connection.executemany(
-        "INSERT INTO messages (workspace_id, external_id, ticket_id, author_kind, author, body, sent_at, created_at, updated_at)"
+        "INSERT INTO messages"
+        " (workspace_id, external_id, ticket_id, author_kind, author, body, sent_at, created_at, updated_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         params,
     )
@@ -108,7 +109,7 @@ def main() -> None:
     figures = {
         "rows": args.n,
         "repeat": args.repeat,
-        "ratio_per_run": [round(raw / ingest, 3) for raw, ingest in zip(raw_runs, ingest_runs)],
+        "ratio_per_run": [round(raw / ingest, 3) for raw, ingest in zip(raw_runs, ingest_runs, strict=True)],
         "rows_per_s": round(args.n / ingest_s),
         "raw_rows_per_s": round(args.n / raw_s),
         "ratio": round(raw_s / ingest_s, 3),
@@ -117,7 +118,8 @@ def main() -> None:
     print(f"ingest: {figures['rows_per_s']} rows/s (validation + reference resolution + upsert, from the JSONL file)")
     print(f"raw executemany: {figures['raw_rows_per_s']} rows/s (pre-built tuples)")
     print(
-        f"ratio of medians over {args.repeat} interleaved runs: {figures['ratio']} (target >= 0.5); per run {figures['ratio_per_run']}"
+        f"ratio of medians over {args.repeat} interleaved runs: {figures['ratio']} (target >= 0.5); "
+        f"per run {figures['ratio_per_run']}"
     )
     print(json.dumps(figures))
 

@@ -202,11 +202,13 @@ def main() -> None:
         "load_average_after": [round(x, 1) for x in os.getloadavg()],
     }
     print(
-        f"{args.n:,} comments ({distinct['comment_chars']:,} chars) -> {report.sentences:,} sentences, {distinct['distinct_sentences']:,} distinct "
+        f"{args.n:,} comments ({distinct['comment_chars']:,} chars) -> {report.sentences:,} sentences, "
+        f"{distinct['distinct_sentences']:,} distinct "
         f"({distinct['distinct_sentence_chars']:,} chars, what the job embeds) -> {report.k} themes"
     )
     print(
-        f"embed only: {embed_s:.1f}s ({args.n / embed_s:.0f} comments/s); whole job: {total_s:.1f}s ({args.n / total_s:.0f} comments/s)"
+        f"embed only: {embed_s:.1f}s ({args.n / embed_s:.0f} comments/s); "
+        f"whole job: {total_s:.1f}s ({args.n / total_s:.0f} comments/s)"
     )
     print("stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.timings.items()))
     for theme in report.themes[:8]:

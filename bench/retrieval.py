@@ -4,13 +4,14 @@ On N chunks (default 100,000) of generated support text:
   ratio         = raw encode time / indexer time (embed + chroma upsert + full-text insert); target >= 0.85.
                   The two sides alternate block by block on the same texts, so load from other jobs hits both alike.
   p50/p95 ms    = hybrid search latency over the built index
-  recall_at_10  = share of chroma's HNSW top-10 that belong to the exact brute-force cosine top-10 (ties count) on the same
-                  embeddings; target >= 0.95
+  recall_at_10  = share of chroma's HNSW top-10 that belong to the exact brute-force cosine top-10 (ties count)
+                  on the same embeddings; target >= 0.95
 Last line: one JSON object with the figures.
 
---embeddings FILE.npy saves the corpus embeddings of a run; given an existing file (from a run with the same --n) the run
-indexes those vectors instead of encoding again: no throughput ratio (null), search latency and recall only. Embedding
-100,000 texts twice takes over an hour on a small machine; this lets HNSW settings be measured at full size in minutes.
+--embeddings FILE.npy saves the corpus embeddings of a run; given an existing file (from a run with the same --n)
+the run indexes those vectors instead of encoding again: no throughput ratio (null), search latency and recall only.
+Embedding 100,000 texts twice takes over an hour on a small machine; this lets HNSW settings be measured at full size
+in minutes.
 """
 
 from __future__ import annotations
@@ -141,8 +142,8 @@ def main() -> None:
                 for block, start in enumerate(range(0, len(chunks), args.block)):
                     part = chunks[start : start + args.block]
                     steps = {
-                        "raw": lambda: raw_parts.append(raw_encode(embedder, [c.text for c in part])),
-                        "index": lambda: index.write_chunks(repo, part),
+                        "raw": lambda part=part: raw_parts.append(raw_encode(embedder, [c.text for c in part])),
+                        "index": lambda part=part: index.write_chunks(repo, part),
                     }
                     for side in ("raw", "index") if block % 2 == 0 else ("index", "raw"):
                         seconds[side] += timed(steps[side])
@@ -180,12 +181,14 @@ def main() -> None:
     if cached is None:
         print(f"raw SentenceTransformer.encode: {figures['raw_encode_per_s']} chunks/s")
         print(
-            f"indexer (embed + chroma + full text): {figures['indexer_per_s']} chunks/s, ratio {figures['ratio']} (target >= 0.85)"
+            f"indexer (embed + chroma + full text): {figures['indexer_per_s']} chunks/s, "
+            f"ratio {figures['ratio']} (target >= 0.85)"
         )
     else:
         print(f"embeddings reused from {args.embeddings}: throughput not measured")
     print(
-        f"hybrid search latency: p50 {figures['search_p50_ms']} ms, p95 {figures['search_p95_ms']} ms over {len(queries)} queries"
+        f"hybrid search latency: p50 {figures['search_p50_ms']} ms, p95 {figures['search_p95_ms']} ms "
+        f"over {len(queries)} queries"
     )
     print(f"HNSW recall@10 vs exact cosine: {figures['recall_at_10']} (target >= 0.95)")
     print(json.dumps(figures))

@@ -51,7 +51,8 @@ def main() -> None:
         "machine": f"{platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}",
     }
     print(
-        f"sentiment classifier: {figures['classifier_per_s']} messages/s; raw encode: {figures['raw_encode_per_s']}/s; ratio {figures['ratio']} (target >= 0.8)"
+        f"sentiment classifier: {figures['classifier_per_s']} messages/s; "
+        f"raw encode: {figures['raw_encode_per_s']}/s; ratio {figures['ratio']} (target >= 0.8)"
     )
     print(json.dumps(figures))
 

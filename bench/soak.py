@@ -175,11 +175,17 @@ def consistency(store: Store) -> list[str]:
         )
         problems += [f"AI result {i} is undecided but has an approval event" for i in rejected_or_pending if events[i]]
         orphans = {
-            "audit events without their AI result": "SELECT count(*) FROM audit_events e LEFT JOIN ai_results r ON r.id = e.ai_result_id "
-            "WHERE e.ai_result_id IS NOT NULL AND r.id IS NULL",
-            "messages without their ticket": "SELECT count(*) FROM messages m LEFT JOIN tickets t ON t.id = m.ticket_id WHERE t.id IS NULL",
-            "search chunks of missing messages": "SELECT count(*) FROM search_chunks c LEFT JOIN messages m ON m.id = c.record_id "
-            "WHERE c.record_kind = 'message' AND m.id IS NULL",
+            "audit events without their AI result": (
+                "SELECT count(*) FROM audit_events e LEFT JOIN ai_results r ON r.id = e.ai_result_id "
+                "WHERE e.ai_result_id IS NOT NULL AND r.id IS NULL"
+            ),
+            "messages without their ticket": (
+                "SELECT count(*) FROM messages m LEFT JOIN tickets t ON t.id = m.ticket_id WHERE t.id IS NULL"
+            ),
+            "search chunks of missing messages": (
+                "SELECT count(*) FROM search_chunks c LEFT JOIN messages m ON m.id = c.record_id "
+                "WHERE c.record_kind = 'message' AND m.id IS NULL"
+            ),
         }
         for name, sql in orphans.items():
             if count := session.execute(text(sql)).scalar():
@@ -236,7 +242,8 @@ def main() -> None:
     for line in soak.errors[:10] + problems[:10]:
         print("  !", line)
     print(
-        f"{figures['requests']} requests in {figures['seconds']} s from {args.clients} clients: {figures['errors']} errors, "
+        f"{figures['requests']} requests in {figures['seconds']} s from {args.clients} clients: "
+        f"{figures['errors']} errors, "
         f"{figures['inconsistencies']} inconsistencies, p99 {figures['p99_ms']} ms; outcomes {figures['outcomes']}"
     )
     print(json.dumps(figures))

@@ -138,7 +138,8 @@ def revoke_key(repo: Repo, key_id: int) -> ApiKey:
 
 
 def import_keys_file(store, path: Path) -> int:
-    """Provision keys from a CSV (``workspace,role,name,key``), e.g. mounted from a secrets store; returns keys added."""
+    """Provision keys from a CSV (``workspace,role,name,key``), e.g. mounted from a secrets store;
+    returns keys added."""
     if not path.is_file():
         raise InvalidInput(f"COPILOT_API_KEYS_FILE: {path}: no such file")
     added = 0

@@ -62,7 +62,8 @@ _PATTERNS: dict[FactKind, re.Pattern[str]] = {
 }
 
 _COMMITMENTS: dict[str, re.Pattern[str]] = {
-    # English, plus the Spanish, German and French words for the same promises (drafts are written in those languages too)
+    # English, plus the Spanish, German and French words for the same promises
+    # (drafts are written in those languages too)
     "refund": re.compile(
         r"\b(?:refund(?:ed|ing)?|reimburs\w*|money back|charge ?back|reverse the charge|reembols\w*|devoluci[oó]n|"
         r"r[uü]ckerstatt\w*|erstatt\w*|rembours\w*)\b",
@@ -79,7 +80,8 @@ _COMMITMENTS: dict[str, re.Pattern[str]] = {
         re.I,
     ),
     "deadline": re.compile(
-        r"\b(?:by (?:tomorrow|today|tonight|monday|tuesday|wednesday|thursday|friday|saturday|sunday|end of (?:day|week|month)|eod|eow)|within \d+\s?(?:hours?|days?|business days?|weeks?)|guarantee\w*)\b",
+        r"\b(?:by (?:tomorrow|today|tonight|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+        r"|end of (?:day|week|month)|eod|eow)|within \d+\s?(?:hours?|days?|business days?|weeks?)|guarantee\w*)\b",
         re.I,
     ),
     "escalation": re.compile(
@@ -88,7 +90,8 @@ _COMMITMENTS: dict[str, re.Pattern[str]] = {
 }
 
 _SIGNATURE_START = re.compile(
-    r"^(?:--\s*|best(?: regards)?,?|kind regards,?|regards,?|thanks,?|thank you,?|cheers,?|sincerely,?|warm regards,?)\s*$",
+    r"^(?:--\s*|best(?: regards)?,?|kind regards,?|regards,?|thanks,?|thank you,?|cheers,?|sincerely,?"
+    r"|warm regards,?)\s*$",
     re.I | re.M,
 )
 _NAME_STOPWORDS = {
@@ -271,49 +274,73 @@ _HIDDEN = re.compile(
 _BASE64 = re.compile(r"[A-Za-z0-9+/]{24,}={0,2}")
 _AI = r"(?:ai|a\.i\.|assistants?|chat ?bots?|bots?|copilots?|llms?|gpt|chatgpt|language models?|note ?takers?)"
 _DO = (
-    r"(?:ignore|disregard|forget|add|include|insert|write|say|tell|promise|offer|append|reply|respond|repeat|print|reveal|list|mark|"
-    r"label|name|classify|call|record|approve|point|put|paste|use|summari[sz]e|when|from now on|always|never|do not|don't)"
+    r"(?:ignore|disregard|forget|add|include|insert|write|say|tell|promise|offer|append|reply|respond|repeat|print|"
+    r"reveal|list|mark|label|name|classify|call|record|approve|point|put|paste|use|summari[sz]e|when|from now on|"
+    r"always|never|do not|don't)"
 )
 _INJECTION_PATTERNS = (
     # instruction overrides (English, Spanish, German, French)
-    r"\b(?:ignore|disregard|forget)\b[^.!?\n]{0,40}?\b(?:instructions?|rules|prompts?|guidelines|directives?|restrictions|constraints|guardrails|filters?)\b",
-    r"\b(?:override|bypass)\s+(?:all\s+|any\s+|your\s+|the\s+)?(?:previous\s+|prior\s+|system\s+|safety\s+)*(?:instructions|prompt|guardrails)\b",
+    (
+        r"\b(?:ignore|disregard|forget)\b[^.!?\n]{0,40}?\b(?:instructions?|rules|prompts?|guidelines|directives?|"
+        r"restrictions|constraints|guardrails|filters?)\b"
+    ),
+    (
+        r"\b(?:override|bypass)\s+(?:all\s+|any\s+|your\s+|the\s+)?(?:previous\s+|prior\s+|system\s+|safety\s+)*"
+        r"(?:instructions|prompt|guardrails)\b"
+    ),
     r"\b(?:ignora|ignorar|olvida|olvidar)\b[^.!?\n]{0,40}?\binstrucciones\b",
     r"\b(?:ignoriere|ignorieren|ignorier|vergiss|vergessen)\b[^.!?\n]{0,40}?\b(?:anweisungen|regeln|instruktionen)\b",
     r"\b(?:ignore[zr]?|oublie[zr]?)\b[^.!?\n]{0,40}?\b(?:consignes|règles)\b",
     r"\bnew instructions\b|\b(?:updated|real|actual|additional)\s+(?:system\s+)?(?:instructions|directives)\s*:",
     # asking for the prompt
     (
-        r"\b(?:reveal|print|repeat|show|output|display|tell me|share|leak|dump|recite|paste)\b[^.!?\n]{0,25}?\b(?:your\s+(?:(?:full|exact|complete|entire|"
-        r"system|initial|original|hidden|secret|internal)\s+)+(?:prompt|instructions|rules)|your prompt|the\s+(?:(?:full|exact|complete|entire)\s+)?"
+        r"\b(?:reveal|print|repeat|show|output|display|tell me|share|leak|dump|recite|paste)\b[^.!?\n]{0,25}?"
+        r"\b(?:your\s+(?:(?:full|exact|complete|entire|system|initial|original|hidden|secret|internal)\s+)+"
+        r"(?:prompt|instructions|rules)|your prompt|the\s+(?:(?:full|exact|complete|entire)\s+)?"
         r"(?:system|initial|original|hidden|secret|internal)\s+(?:prompt|instructions|rules))\b"
     ),
-    r"\bsystem prompt\b|\b(?:instructions|prompt)\s+(?:verbatim|word for word)\b|\b(?:everything|all(?: the)? text)\s+(?:written\s+)?above\s+(?:this|my)\b",
+    (
+        r"\bsystem prompt\b|\b(?:instructions|prompt)\s+(?:verbatim|word for word)\b"
+        r"|\b(?:everything|all(?: the)? text)\s+(?:written\s+)?above\s+(?:this|my)\b"
+    ),
     # role play
     (
-        r"\byou are now (?:a|an|the|in|my|our|called|named|dan|\w+bot)\b|\b(?:developer|god|dan|jailbreak|unrestricted) mode\b|\bjailbreak|"
-        r"\bpretend (?:to be|you are|you're)\b|\bact as (?:an? |the )?(?:ai|assistant|system|admin|administrator|developer|unrestricted|dan)\b"
+        r"\byou are now (?:a|an|the|in|my|our|called|named|dan|\w+bot)\b"
+        r"|\b(?:developer|god|dan|jailbreak|unrestricted) mode\b|\bjailbreak|"
+        r"\bpretend (?:to be|you are|you're)\b"
+        r"|\bact as (?:an? |the )?(?:ai|assistant|system|admin|administrator|developer|unrestricted|dan)\b"
     ),
     # fake system messages, chat-template tokens, our own delimiters, forged turns
     r"\bsystem\s*(?:notice|message|prompt|override|instructions?|update)\b|[\[<(]\s*system\s*[\]>)]|(?:^|[\n\"'“«])\s*(?-i:SYSTEM)\s*:",
     r"<\|\s*(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id)\s*\|>|\[/?INST\]|<</?SYS>>",
-    r"<\s*/?\s*data\b|(?:^|\n)\s*:::\s*(?:system|user|assistant)\b|(?-i:END OF (?:TICKET|CONVERSATION|DATA|TRANSCRIPT|INPUT|CONTEXT))",
+    (
+        r"<\s*/?\s*data\b|(?:^|\n)\s*:::\s*(?:system|user|assistant)\b"
+        r"|(?-i:END OF (?:TICKET|CONVERSATION|DATA|TRANSCRIPT|INPUT|CONTEXT))"
+    ),
     r"(?:^|\n)\s*(?:assistant|system|ai)\s*:",
     # text addressed to the AI instead of to the people
     rf"\b(?:notes?|messages?|instructions?|reminders?)\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+|whatever\s+)?(?:{_AI}|models?)\b",
     rf"\b{_AI}\b[^.!?\n:]{{0,30}}:\s*(?:please\s+)?(?:[^.!?\n]{{0,30}}?\b)?{_DO}\b",
     rf"\b{_AI}\s*,\s*(?:please\s+)?{_DO}\b",
-    rf"\b(?:can|could|will|would|should|must)\s+(?:your|the)\s+(?:{_AI}|model)\s+(?:pull|add|include|list|tell|show|give|share|fetch|look up|paste|insert)\b",
     (
-        rf"\b(?:{_AI}|(?:ai |drafting |writing )tools?)\b[^.!?\n]{{0,30}}?\b(?:must|should|shall|needs? to|ha(?:ve|s) to|(?:is|are) required to)\s+(?:always\s+)?"
+        rf"\b(?:can|could|will|would|should|must)\s+(?:your|the)\s+(?:{_AI}|model)\s+"
+        r"(?:pull|add|include|list|tell|show|give|share|fetch|look up|paste|insert)\b"
+    ),
+    (
+        rf"\b(?:{_AI}|(?:ai |drafting |writing )tools?)\b[^.!?\n]{{0,30}}?"
+        r"\b(?:must|should|shall|needs? to|ha(?:ve|s) to|(?:is|are) required to)\s+(?:always\s+)?"
         r"(?:tell|say|include|add|promise|offer|mention|send|write|link|reply|respond|state|confirm|use|approve|ignore|refer)\b"
     ),
     rf"\b{_AI}\s+(?:instructions?|directives?|rules)\s*:",
-    r"\b(?:the |our |your )?agent (?:must|shall|has to|needs to|is required to) (?:confirm|promise|offer|approve|tell|say|include|write|send)\b",
+    (
+        r"\b(?:the |our |your )?agent (?:must|shall|has to|needs to|is required to) "
+        r"(?:confirm|promise|offer|approve|tell|say|include|write|send)\b"
+    ),
     # steering what the reply contains, hiding or encoding instructions
     r"\b(?:reply|answer|response)\b[^.!?\n]{0,40}?\b(?:link|url)\b[^!?\n]{0,10}?(?:https?://|www\.)",
     (
-        r"\b(?:append|add|insert|include|put|paste)\s+(?:the\s+|this\s+|our\s+)?(?:link\s+|url\s+)?(?:https?://|www\.)\S+\s+(?:to|in|into|at the end of)\s+"
+        r"\b(?:append|add|insert|include|put|paste)\s+(?:the\s+|this\s+|our\s+)?(?:link\s+|url\s+)?(?:https?://|www\.)\S+"
+        r"\s+(?:to|in|into|at the end of)\s+"
         r"(?:the|your|every|each|all)\s+(?:reply|replies|answer|answers|response|responses|summary|notes|draft|email)\b"
     ),
     r"!\[[^\]\n]{0,100}\]\(\s*(?:https?:)?//",
@@ -351,7 +378,8 @@ def _decoded_base64(text: str) -> list[str]:
 
 
 def find_injection(text: str | None) -> str | None:
-    """The first phrase of ``text`` that reads like a prompt injection, after undoing Unicode tricks and base64; else None.
+    """The first phrase of ``text`` that reads like a prompt injection, after undoing Unicode tricks and base64;
+    else None.
 
     Customer-written text (messages, NPS comments, call turns, KB articles) is data, never instructions;
     this tells a reviewer when someone tried anyway. Deterministic and cheap: a flag, not a proof.

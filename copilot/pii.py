@@ -18,9 +18,13 @@ from stdnum import iban, luhn
 EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
-STREET_WORDS = r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Way|Court|Ct|Place|Pl|Square|Sq|Strasse|Straße|Weg|Allee|Platz|rue|Rue|Calle|Via)"
+STREET_WORDS = (
+    r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Way|Court|Ct|Place|Pl|Square|Sq|"
+    r"Strasse|Straße|Weg|Allee|Platz|rue|Rue|Calle|Via)"
+)
 ADDRESS = re.compile(
-    rf"\b\d{{1,5}}[a-zA-Z]?,? (?:[A-Z][\w'-]+ ){{1,4}}{STREET_WORDS}\b\.?|\b[A-Z][\w'-]+(?:strasse|straße|weg|allee|platz) \d{{1,5}}[a-zA-Z]?\b"
+    rf"\b\d{{1,5}}[a-zA-Z]?,? (?:[A-Z][\w'-]+ ){{1,4}}{STREET_WORDS}\b\.?"
+    r"|\b[A-Z][\w'-]+(?:strasse|straße|weg|allee|platz) \d{1,5}[a-zA-Z]?\b"
 )
 PLACEHOLDER = re.compile(r"\[(EMAIL|PHONE|CARD|IBAN|ADDRESS|PERSON)_\d+\]")
 PHONE_REGIONS = ("US", "GB", "DE", "FR", "ES", "NL", "IT")

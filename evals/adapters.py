@@ -193,7 +193,8 @@ def need(case: Case, name: str) -> Any:
 
 
 def case_messages(case: Case) -> list[dict[str, Any]]:
-    """The case's conversation as [{author_kind, author, text}]: from ``messages`` / ``turns`` or a single ``message``."""
+    """The case's conversation as [{author_kind, author, text}]:
+    from ``messages`` / ``turns`` or a single ``message``."""
     raw = case.inputs.get("messages") or case.inputs.get("turns")
     if raw is None and case.inputs.get("message"):
         raw = [{"author_kind": "customer", "text": case.inputs["message"]}]

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from copilot.errors import InvalidInput, NotFound
 from evals import metrics as m
-from evals.results import BaselineInfo, EvalReport, Failure, SuiteRun
+from evals.results import BaselineInfo, CaseResult, EvalReport, Failure, SuiteRun
 from evals.suite import MetricSpec
 
 ChangeKind = Literal[
@@ -157,7 +157,8 @@ def _references(expected: Any) -> list[str]:
 
 
 def regressions(run: SuiteRun, baseline: Baseline, specs: dict[str, MetricSpec]) -> tuple[list[Failure], str | None]:
-    """Failures for metrics that dropped more than their tolerance below the approved baseline, naming the cases that got worse."""
+    """Failures for metrics that dropped more than their tolerance below the approved baseline,
+    naming the cases that got worse."""
     reason = comparable(run, baseline)
     if reason:
         return [], reason
@@ -167,7 +168,8 @@ def regressions(run: SuiteRun, baseline: Baseline, specs: dict[str, MetricSpec])
         shared = sum(1 for c in run.cases if c.id in baseline.cases)
         note = (
             f"compared on the {len(common)} cases the run shares with the baseline "
-            f"({len(run.cases) - shared} new, {len(baseline.cases) - shared} no longer in the suite, {shared - len(common)} with a changed reference)"
+            f"({len(run.cases) - shared} new, {len(baseline.cases) - shared} no longer in the suite, "
+            f"{shared - len(common)} with a changed reference)"
         )
     failures = []
     for name, spec in specs.items():
@@ -209,8 +211,9 @@ def regressions(run: SuiteRun, baseline: Baseline, specs: dict[str, MetricSpec])
                 bound=before,
                 cases=[c[1] for c in changes],
                 message=(
-                    f"[{run.suite}] {name} {m.fmt(name, now)} {direction} {m.fmt(name, abs(now - before))} from the approved baseline "
-                    f"{m.fmt(name, before)} (tolerance {m.fmt(name, tolerance)}; approved by {baseline.approved_by} on {baseline.approved_at[:10]})"
+                    f"[{run.suite}] {name} {m.fmt(name, now)} {direction} {m.fmt(name, abs(now - before))} "
+                    f"from the approved baseline {m.fmt(name, before)} (tolerance {m.fmt(name, tolerance)}; "
+                    f"approved by {baseline.approved_by} on {baseline.approved_at[:10]})"
                     f"; cases that got worse: {named or 'none individually (corpus-level change)'}{more}"
                 ),
             )
@@ -278,86 +281,14 @@ def diff_run(run: SuiteRun, baseline: Baseline | None) -> SuiteDiff:
         note=run.skipped,
     )
     if baseline is None:
-        diff.note = diff.note or "no approved baseline yet: `copilot eval approve` makes this run the baseline"
-        diff.metrics = [
-            MetricChange(metric=k, baseline=None, current=v, delta=None, status="new") for k, v in run.metrics.items()
-        ]
-        ordered = sorted(run.cases, key=lambda c: c.passed)  # failing cases first
-        diff.cases = [
-            CaseChange(
-                case_id=c.id,
-                kind="new_case",
-                current_output=c.output.text if c.output.text is not None else c.output.label,
-                expected=c.expected,
-                current_metrics=c.metrics,
-                problems=c.problems,
-                passed=c.passed,
-            )
-            for c in ordered
-        ]
-        return diff
+        return _diff_without_baseline(diff, run)
     diff.approved_by, diff.approved_at = baseline.approved_by, baseline.approved_at
     diff.note = diff.note or comparable(run, baseline)
-    for name, value in run.metrics.items():
-        metric = m.METRICS[name]
-        before = baseline.metrics.get(name)
-        if before is None or value is None:
-            if name not in baseline.metrics or (before is None and value is not None):
-                status = "new"
-            else:
-                status = "ok" if value is None and before is None else "regressed"
-            diff.metrics.append(MetricChange(metric=name, baseline=before, current=value, delta=None, status=status))
-            continue
-        delta = round(value - before, 6)
-        good = delta if metric.higher_is_better is not False else -delta
-        status = (
-            "ok"
-            if metric.higher_is_better is None or abs(delta) <= EPSILON
-            else ("improved" if good > 0 else "regressed")
-        )
-        diff.metrics.append(MetricChange(metric=name, baseline=before, current=value, delta=delta, status=status))
+    diff.metrics = [_metric_change(name, value, baseline.metrics) for name, value in run.metrics.items()]
     seen = set()
     for case in run.cases:
         seen.add(case.id)
-        old = baseline.cases.get(case.id)
-        change = CaseChange(
-            case_id=case.id,
-            kind="unchanged",
-            current_output=case.output.text if case.output.text is not None else case.output.label,
-            expected=case.expected,
-            current_metrics=case.metrics,
-            problems=case.problems,
-            passed=case.passed,
-        )
-        if old is None:
-            change.kind = "new_case"
-        elif reference_changed(case, old):
-            change.kind = "changed"
-            change.baseline_output = old.text if old.text is not None else old.label
-            change.problems = ["the reference changed since the baseline: scores are not compared", *change.problems]
-        else:
-            change.baseline_output = old.text if old.text is not None else old.label
-            change.baseline_metrics = old.metrics
-            for name, value in case.metrics.items():
-                metric = m.METRICS.get(name)
-                before = old.metrics.get(name)
-                if metric is None or not metric.quality or value is None or before is None:
-                    continue
-                if value < before - EPSILON:
-                    change.worse_metrics.append(name)
-                elif value > before + EPSILON:
-                    change.better_metrics.append(name)
-            if old.passed and not case.passed:
-                change.kind = "new_failure"
-            elif not old.passed and case.passed:
-                change.kind = "fixed"
-            elif not case.passed:
-                change.kind = "still_failing"
-            elif change.worse_metrics:
-                change.kind = "worse"
-            elif change.current_output != change.baseline_output or change.better_metrics:
-                change.kind = "changed"
-        diff.cases.append(change)
+        diff.cases.append(_case_change(case, baseline.cases.get(case.id)))
     for case_id, old in baseline.cases.items():
         if case_id not in seen:
             diff.cases.append(
@@ -370,6 +301,96 @@ def diff_run(run: SuiteRun, baseline: Baseline | None) -> SuiteDiff:
             )
     diff.cases.sort(key=lambda c: (CHANGE_ORDER[c.kind], c.passed is not False))
     return diff
+
+
+def _diff_without_baseline(diff: SuiteDiff, run: SuiteRun) -> SuiteDiff:
+    diff.note = diff.note or "no approved baseline yet: `copilot eval approve` makes this run the baseline"
+    diff.metrics = [
+        MetricChange(metric=k, baseline=None, current=v, delta=None, status="new") for k, v in run.metrics.items()
+    ]
+    ordered = sorted(run.cases, key=lambda c: c.passed)  # failing cases first
+    diff.cases = [
+        CaseChange(
+            case_id=c.id,
+            kind="new_case",
+            current_output=c.output.text if c.output.text is not None else c.output.label,
+            expected=c.expected,
+            current_metrics=c.metrics,
+            problems=c.problems,
+            passed=c.passed,
+        )
+        for c in ordered
+    ]
+    return diff
+
+
+def _metric_change(name: str, value: float | None, baseline_metrics: dict[str, float | None]) -> MetricChange:
+    metric = m.METRICS[name]
+    before = baseline_metrics.get(name)
+    if before is None or value is None:
+        if name not in baseline_metrics or (before is None and value is not None):
+            status = "new"
+        else:
+            status = "ok" if value is None and before is None else "regressed"
+        return MetricChange(metric=name, baseline=before, current=value, delta=None, status=status)
+    delta = round(value - before, 6)
+    good = delta if metric.higher_is_better is not False else -delta
+    status = (
+        "ok" if metric.higher_is_better is None or abs(delta) <= EPSILON else ("improved" if good > 0 else "regressed")
+    )
+    return MetricChange(metric=name, baseline=before, current=value, delta=delta, status=status)
+
+
+def _case_change(case: CaseResult, old: BaselineCase | None) -> CaseChange:
+    change = CaseChange(
+        case_id=case.id,
+        kind="unchanged",
+        current_output=case.output.text if case.output.text is not None else case.output.label,
+        expected=case.expected,
+        current_metrics=case.metrics,
+        problems=case.problems,
+        passed=case.passed,
+    )
+    if old is None:
+        change.kind = "new_case"
+    elif reference_changed(case, old):
+        change.kind = "changed"
+        change.baseline_output = old.text if old.text is not None else old.label
+        change.problems = ["the reference changed since the baseline: scores are not compared", *change.problems]
+    else:
+        change.baseline_output = old.text if old.text is not None else old.label
+        change.baseline_metrics = old.metrics
+        _compare_case_metrics(change, case.metrics, old.metrics)
+        change.kind = _compared_case_kind(change, was_passing=old.passed, passing=case.passed)
+    return change
+
+
+def _compare_case_metrics(
+    change: CaseChange, metrics: dict[str, float | None], baseline_metrics: dict[str, float | None]
+) -> None:
+    for name, value in metrics.items():
+        metric = m.METRICS.get(name)
+        before = baseline_metrics.get(name)
+        if metric is None or not metric.quality or value is None or before is None:
+            continue
+        if value < before - EPSILON:
+            change.worse_metrics.append(name)
+        elif value > before + EPSILON:
+            change.better_metrics.append(name)
+
+
+def _compared_case_kind(change: CaseChange, *, was_passing: bool, passing: bool) -> ChangeKind:
+    if was_passing and not passing:
+        return "new_failure"
+    if not was_passing and passing:
+        return "fixed"
+    if not passing:
+        return "still_failing"
+    if change.worse_metrics:
+        return "worse"
+    if change.current_output != change.baseline_output or change.better_metrics:
+        return "changed"
+    return "unchanged"
 
 
 def review(

@@ -174,7 +174,8 @@ def main() -> int:
                 scores.pair("general", outcome.result.as_text(), meeting.transcript(), query["answer"], "model")
             print(
                 f"  model path on a {meeting.words}-word meeting: {outcome.result.windows} window(s), "
-                f"{outcome.provenance.tokens_in}+{outcome.provenance.tokens_out} tokens, fallback: {outcome.fallback_reason or 'none'}"
+                f"{outcome.provenance.tokens_in}+{outcome.provenance.tokens_out} tokens, "
+                f"fallback: {outcome.fallback_reason or 'none'}"
             )
         model_s = time.monotonic() - started
     table = scores.table()
@@ -185,7 +186,8 @@ def main() -> int:
     print(f"  {'suite/system':<28} {'cases':>5} {'words':>6} {'R-1':>7} {'R-2':>7} {'R-L':>7}")
     for system, row in table.items():
         print(
-            f"  {system:<28} {row['cases']:>5} {row['words']:>6} {row['rouge1']:>7.4f} {row['rouge2']:>7.4f} {row['rougeL']:>7.4f}"
+            f"  {system:<28} {row['cases']:>5} {row['words']:>6} "
+            f"{row['rouge1']:>7.4f} {row['rouge2']:>7.4f} {row['rougeL']:>7.4f}"
         )
     failed = [
         s for s in table if "/lead@" not in s and table[s]["rougeL"] < table[s.replace("/", "/lead@", 1)]["rougeL"]

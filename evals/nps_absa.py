@@ -66,7 +66,8 @@ def bertopic_factory():
             from umap import UMAP
     except ImportError as error:
         print(
-            f"note: BERTopic is not importable ({error}); reporting ours only (`.venv/bin/pip install bertopic` to compare)"
+            f"note: BERTopic is not importable ({error}); "
+            "reporting ours only (`.venv/bin/pip install bertopic` to compare)"
         )
         return None
     logging.getLogger("BERTopic").setLevel(logging.WARNING)
@@ -114,7 +115,8 @@ def main() -> int:
 
     results: dict[str, dict] = {}
     print(
-        f"SemEval-2015 ABSA, sentence level, seeds 0-{args.seeds - 1}; machine: {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}"
+        f"SemEval-2015 ABSA, sentence level, seeds 0-{args.seeds - 1}; "
+        f"machine: {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}"
     )
     for name, (texts, gold) in data.items():
         started = time.perf_counter()
@@ -149,7 +151,8 @@ def main() -> int:
             if method in entry:
                 e = entry[method]
                 print(
-                    f"{name:<12} {method:<9} {e['nmi']:>6.3f} {e['ari']:>6.3f} {e['clusters']:>8.1f} {e['outliers']:>8.2f} {e['seconds']:>8.3f}"
+                    f"{name:<12} {method:<9} {e['nmi']:>6.3f} {e['ari']:>6.3f} "
+                    f"{e['clusters']:>8.1f} {e['outliers']:>8.2f} {e['seconds']:>8.3f}"
                 )
     summary: dict[str, object] = {"datasets": results}
     if bertopic is not None:
@@ -168,7 +171,8 @@ def main() -> int:
             }
         )
         print(
-            f"speed-up vs BERTopic: {', '.join(f'{k} {v}x' for k, v in speedups.items())} (target >= 3x); BERTopic warm-up (numba compile, not counted): {warmup_s}s"
+            f"speed-up vs BERTopic: {', '.join(f'{k} {v}x' for k, v in speedups.items())} (target >= 3x); "
+            f"BERTopic warm-up (numba compile, not counted): {warmup_s}s"
         )
         print(f"quality at least BERTopic's on both datasets (NMI and ARI): {'yes' if quality else 'NO'}")
     print(json.dumps(summary))

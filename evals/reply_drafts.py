@@ -48,7 +48,7 @@ def main() -> int:
             get_or_create_workspace(session, "bitext")
         with store.repo("bitext") as repo:
             account = repo.add(Account(name="Bitext customers"))
-            for title, overview, steps, tips, tags in kb.ARTICLES:
+            for title, overview, steps, _tips, tags in kb.ARTICLES:
                 repo.add(
                     KbArticle(title=title, body=f"## Overview\n{overview}\n\n## Steps\n" + "\n".join(steps), tags=tags)
                 )
@@ -82,7 +82,8 @@ def main() -> int:
         "drafts_with_citations": round(cited / n, 4),
     }
     print(
-        f"bitext reply drafts ({n}): guard pass rate {report['guard_pass_rate']:.2%}, citation validity {report['citation_validity']:.2%},"
+        f"bitext reply drafts ({n}): guard pass rate {report['guard_pass_rate']:.2%}, "
+        f"citation validity {report['citation_validity']:.2%},"
         f" drafts citing a source {report['drafts_with_citations']:.2%}"
     )
     print(json.dumps(report))

@@ -83,7 +83,10 @@ def suite_notes(report: EvalReport) -> list[str]:
             lines.append(f"{label}: [yellow]{run.skipped}[/]")
             continue
         passed = sum(c.passed for c in run.cases)
-        note = f"{label}: {passed}/{len(run.cases)} cases pass · {run.wall_s:.1f}s · {run.model_calls} model calls, {run.cache_hits} cached"
+        note = (
+            f"{label}: {passed}/{len(run.cases)} cases pass · {run.wall_s:.1f}s · "
+            f"{run.model_calls} model calls, {run.cache_hits} cached"
+        )
         if run.baseline is None:
             note += " · no approved baseline yet"
         else:

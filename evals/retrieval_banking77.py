@@ -101,7 +101,8 @@ def main() -> int:
     print(f"{'mode':<8} {'recall@10':>10} {'precision@10':>13} {'MRR@10':>8} {'ms/query':>9}")
     for mode, figures in results.items():
         print(
-            f"{mode:<8} {figures['recall_at_10']:>10.4f} {figures['precision_at_10']:>13.4f} {figures['mrr_at_10']:>8.4f} {figures['ms_per_query']:>9.1f}"
+            f"{mode:<8} {figures['recall_at_10']:>10.4f} {figures['precision_at_10']:>13.4f} "
+            f"{figures['mrr_at_10']:>8.4f} {figures['ms_per_query']:>9.1f}"
         )
     best_single = max(results["vector"]["recall_at_10"], results["lexical"]["recall_at_10"])
     verdict = (

@@ -107,7 +107,8 @@ def metric_names(suite: Suite, default: tuple[str, ...], judge: bool) -> list[st
     unknown = [n for n in names if n not in m.METRICS]
     if unknown:
         raise SuiteError(
-            f"{suite.path or suite.name}: metrics: unknown metric(s) {', '.join(unknown)} (known: {', '.join(m.METRICS)})"
+            f"{suite.path or suite.name}: metrics: unknown metric(s) {', '.join(unknown)} "
+            f"(known: {', '.join(m.METRICS)})"
         )
     return names
 
@@ -327,7 +328,8 @@ def threshold_failures(run: SuiteRun) -> list[Failure]:
                 model=run.model,
                 kind="suite_error",
                 cases=errored,
-                message=f"[{run.suite}] {len(errored)} of {len(run.cases)} cases raised an error: {_named(errored)}; first: {first}",
+                message=f"[{run.suite}] {len(errored)} of {len(run.cases)} cases raised an error: "
+                f"{_named(errored)}; first: {first}",
             )
         )
     for name, spec in run.specs.items():
@@ -348,8 +350,8 @@ def threshold_failures(run: SuiteRun) -> list[Failure]:
                     value=value,
                     bound=spec.min,
                     cases=cases,
-                    message=f"[{run.suite}] {name} {m.fmt(name, value)} is below the threshold {m.fmt(name, spec.min)}; "
-                    f"failing cases: {_named(cases) or 'none'}",
+                    message=f"[{run.suite}] {name} {m.fmt(name, value)} "
+                    f"is below the threshold {m.fmt(name, spec.min)}; failing cases: {_named(cases) or 'none'}",
                 )
             )
         if spec.max is not None and value is not None and value > spec.max + 1e-12:

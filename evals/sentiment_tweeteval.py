@@ -72,7 +72,8 @@ def main() -> int:
     )
     curve = learning_curve(x, gold, vader)
     print(
-        "how many labels a workspace needs (random subsets, 5-fold CV; macro-recall gain over VADER on the same subset): "
+        "how many labels a workspace needs "
+        "(random subsets, 5-fold CV; macro-recall gain over VADER on the same subset): "
         + ", ".join(f"{n}: {gain:+.4f}" for n, gain in curve.items())
     )
     print(json.dumps({**report, "gain_over_vader": gains, "gain_by_examples": curve}))

@@ -130,7 +130,8 @@ class Suite(BaseModel):
             path = shared_data_dir() / self.dataset.removeprefix(SHARED_PREFIX)
             if not path.is_file():
                 raise DataUnavailable(
-                    f"skipped: public dev data {path} is not present (set COPILOT_SHARED_DATA to the folder that holds it)"
+                    f"skipped: public dev data {path} is not present "
+                    "(set COPILOT_SHARED_DATA to the folder that holds it)"
                 )
             return path
         path = Path(self.dataset).expanduser()
@@ -199,7 +200,8 @@ def select_suites(
                 suites.append(load_suite(candidate))
             else:
                 raise SuiteError(
-                    f"no suite '{name}' (project suites: {', '.join(sorted(known))}; or give a path to a suite .yaml file)"
+                    f"no suite '{name}' (project suites: {', '.join(sorted(known))}; "
+                    "or give a path to a suite .yaml file)"
                 )
     else:
         suites = discover(directory, public=public)

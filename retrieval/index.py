@@ -23,12 +23,12 @@ from retrieval.chunking import INDEXED_KINDS, MODELS, Chunk, load_chunks, record
 from retrieval.embeddings import Embedder
 
 WORD = re.compile(r"\w+", re.UNICODE)
-# The HNSW index of each collection, as chroma (>= 1.0) collection configuration. Support history repeats itself (the
-# bench corpus has 17k distinct texts in 100k chunks, groups of up to 767 copies) and exact duplicates trap HNSW's greedy
-# search: ef_search=100 gave recall@10 0.92-0.96 at 100k chunks, ef_search=800 0.973. A denser graph (M=32,
+# The HNSW index of each collection, as chroma (>= 1.0) collection configuration. Support history repeats itself
+# (the bench corpus has 17k distinct texts in 100k chunks, groups of up to 767 copies) and exact duplicates trap HNSW's
+# greedy search: ef_search=100 gave recall@10 0.92-0.96 at 100k chunks, ef_search=800 0.973. A denser graph (M=32,
 # ef_construction=256) reached 1.0 but slowed indexing below the bench target (ratio 0.82 vs 0.89). See README.
-# ``space``, ``ef_construction`` and ``max_neighbors`` (M) are fixed when a collection is created; ``ef_search`` is brought
-# up to date on existing collections by ``HistoryIndex.collection`` (chroma reads it when it loads the index).
+# ``space``, ``ef_construction`` and ``max_neighbors`` (M) are fixed when a collection is created; ``ef_search`` is
+# brought up to date on existing collections by ``HistoryIndex.collection`` (chroma reads it when it loads the index).
 HNSW_CONFIG = {"space": "cosine", "ef_search": 800, "ef_construction": 128, "max_neighbors": 16}
 log = logging.getLogger("copilot.retrieval")
 
@@ -242,21 +242,26 @@ class HistoryIndex:
         if repo.session.get_bind().dialect.name == "sqlite":
             params["match"] = " OR ".join(f'"{w}"' for w in words)
             sql = (
-                "SELECT c.chunk_id, -bm25(search_fts) AS score FROM search_fts JOIN search_chunks c ON c.id = search_fts.rowid "
-                f"WHERE search_fts MATCH :match AND c.workspace_id = :workspace_id {where_sql} ORDER BY bm25(search_fts) LIMIT :limit"
+                "SELECT c.chunk_id, -bm25(search_fts) AS score "
+                "FROM search_fts JOIN search_chunks c ON c.id = search_fts.rowid "
+                f"WHERE search_fts MATCH :match AND c.workspace_id = :workspace_id {where_sql} "
+                "ORDER BY bm25(search_fts) LIMIT :limit"
             )
         else:
             params["match"] = " | ".join(words)
             sql = (
-                "SELECT c.chunk_id, ts_rank_cd(to_tsvector('english', c.text), to_tsquery('english', :match)) AS score FROM search_chunks c "
-                f"WHERE to_tsvector('english', c.text) @@ to_tsquery('english', :match) AND c.workspace_id = :workspace_id {where_sql} "
+                "SELECT c.chunk_id, ts_rank_cd(to_tsvector('english', c.text), to_tsquery('english', :match)) AS score "
+                "FROM search_chunks c "
+                "WHERE to_tsvector('english', c.text) @@ to_tsquery('english', :match) "
+                f"AND c.workspace_id = :workspace_id {where_sql} "
                 "ORDER BY score DESC LIMIT :limit"
             )
         return [(row[0], float(row[1])) for row in repo.session.execute(text(sql), params)]
 
 
 def apply_search_ef(collection: Any, ef_search: int | None = None) -> bool:
-    """Give an existing HNSW collection (e.g. one created with an older ``ef_search``) this search ef; True if it changed.
+    """Give an existing HNSW collection (e.g. one created with an older ``ef_search``) this search ef;
+    True if it changed.
 
     get_or_create_collection ignores the configuration of a collection that exists, but chroma lets ``ef_search``
     be modified afterwards. Collections created with the legacy ``hnsw:*`` metadata keep those keys (chroma refuses

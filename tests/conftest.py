@@ -48,7 +48,8 @@ def _fresh_server_database(request: pytest.FixtureRequest) -> str | None:
         with admin.connect() as connection:
             connection.execute(
                 text(
-                    f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"
                 )
             )
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
@@ -114,3 +115,37 @@ def fake_script():
     SCRIPT.reset()
     yield SCRIPT
     SCRIPT.reset()
+
+
+@pytest.fixture
+def world(settings: Settings):
+    """Two workspaces with a ticket each and keys for every role; the app on the fake model."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from copilot.auth import create_key
+    from copilot.store.models import AuthorKind, Message, Ticket
+
+    settings = settings.model_copy(update={"index_on_ingest": False})
+    store = Store.from_settings(settings)
+    keys, tickets = {}, {}
+    for slug in ("alpha", "beta"):
+        with store.session() as session:
+            get_or_create_workspace(session, slug)
+        with store.repo(slug) as repo:
+            ticket = repo.add(Ticket(external_id="T-1", subject="Charged twice for order ORD-77"))
+            repo.session.flush()
+            repo.add(
+                Message(
+                    ticket_id=ticket.id,
+                    author_kind=AuthorKind.customer,
+                    author="Dana",
+                    body="I was charged twice for order ORD-77. Please refund.",
+                )
+            )
+            tickets[slug] = ticket.id
+            for role in ("agent", "rep", "marketing", "admin"):
+                keys[(slug, role)] = create_key(repo, role, f"{slug}-{role}")[0]
+    app = create_app(settings, store)
+    with TestClient(app) as client:
+        yield client, store, keys, tickets, app

@@ -14,43 +14,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.app import create_app
-from copilot.auth import create_key
 from copilot.delivery import DeliveryPolicy
 from copilot.errors import Conflict
 from copilot.jobs import INTERRUPTED
 from copilot.review import Decision, ReviewRequest, decide
 from copilot.settings import Settings
-from copilot.store import Store, get_or_create_workspace
-from copilot.store.models import AiResult, AiStatus, AuditEvent, AuthorKind, Delivery, Job, JobStatus, Message, Ticket
+from copilot.store import Store
+from copilot.store.models import AiResult, AiStatus, AuditEvent, Delivery, Job, JobStatus, Message
 from tests.conftest import use_settings_in_cli
-
-
-@pytest.fixture
-def world(settings):
-    """Two workspaces with a ticket each and keys for every role; the app on the fake model."""
-    settings = settings.model_copy(update={"index_on_ingest": False})
-    store = Store.from_settings(settings)
-    keys, tickets = {}, {}
-    for slug in ("alpha", "beta"):
-        with store.session() as session:
-            get_or_create_workspace(session, slug)
-        with store.repo(slug) as repo:
-            ticket = repo.add(Ticket(external_id="T-1", subject="Charged twice for order ORD-77"))
-            repo.session.flush()
-            repo.add(
-                Message(
-                    ticket_id=ticket.id,
-                    author_kind=AuthorKind.customer,
-                    author="Dana",
-                    body="I was charged twice for order ORD-77. Please refund.",
-                )
-            )
-            tickets[slug] = ticket.id
-            for role in ("agent", "rep", "marketing", "admin"):
-                keys[(slug, role)] = create_key(repo, role, f"{slug}-{role}")[0]
-    app = create_app(settings, store)
-    with TestClient(app) as client:
-        yield client, store, keys, tickets, app
 
 
 def auth(keys, slug="alpha", role="agent"):

@@ -1,4 +1,5 @@
-"""Call summary: extractive cues, model path with guards (invented owner/date), windows and merge, storage, approval hook, CLI."""
+"""Call summary: extractive cues, model path with guards (invented owner/date), windows and merge,
+storage, approval hook, CLI."""
 
 from __future__ import annotations
 
@@ -41,11 +42,13 @@ TURNS = [
     ),
     (
         "Ana Lima",
-        "Right now our invoicing is a mix of spreadsheets and an old accounting tool. Month-end takes the finance team about four days.",
+        "Right now our invoicing is a mix of spreadsheets and an old accounting tool. "
+        "Month-end takes the finance team about four days.",
     ),
     (
         "Dana Reyes",
-        "Ledgerly creates the invoice from the closed deal and sends reminders automatically on the schedule you choose.",
+        "Ledgerly creates the invoice from the closed deal and sends reminders automatically "
+        "on the schedule you choose.",
     ),
     ("Ana Lima", "Honestly, the price is the main concern. $48,000 a year is more than we budgeted for this."),
     ("Dana Reyes", "If we start with the finance team only, the first-year cost comes down quite a bit."),

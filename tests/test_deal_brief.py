@@ -1,4 +1,5 @@
-"""Deal brief: facts and risks from the records (demo hard cases), what changed, model narrative with guards and fallback, CLI."""
+"""Deal brief: facts and risks from the records (demo hard cases), what changed,
+model narrative with guards and fallback, CLI."""
 
 from __future__ import annotations
 
@@ -247,7 +248,8 @@ def test_grounded_model_narrative_is_used(store, settings, healthy_deal):
     SCRIPT.push(
         json.dumps(
             {
-                "narrative": "Harbor Foods — New business is in proposal for 10 days at $24,000, closing 2026-07-15. Nora Costa raised price on the last call.",
+                "narrative": "Harbor Foods — New business is in proposal for 10 days at $24,000, closing 2026-07-15. "
+                "Nora Costa raised price on the last call.",
                 "next_step": "Send the phased proposal to Nora Costa.",
                 "source_ids": [f"deal:{healthy_deal}"],
             }

@@ -358,7 +358,9 @@ def test_export_approved_reply_drafts_become_redacted_cases(store, tmp_path, mon
                 **common,
                 status=AiStatus.edited,
                 content={"result": {"text": "Hi Ana, draft"}},
-                final_text="Hi Ana,\n\nWe refunded the duplicate for INV-2026-0042. Write to ana@acme.example if not.\n\nPriya",
+                final_text=(
+                    "Hi Ana,\n\nWe refunded the duplicate for INV-2026-0042. Write to ana@acme.example if not.\n\nPriya"
+                ),
             )
         )
         repo.add(

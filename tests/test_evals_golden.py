@@ -1,4 +1,5 @@
-"""The golden evals in CI: every golden suite against its approved baseline, the response cache, and a prompt regression.
+"""The golden evals in CI: every golden suite against its approved baseline, the response cache,
+and a prompt regression.
 
 ``make test`` runs this file, so `.ci/run` fails when a golden metric falls below its threshold or
 drops more than its tolerance below the approved baseline (the failure names suite, metric, cases).

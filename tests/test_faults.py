@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from api.app import create_app
 from copilot.store.models import AiResult, AiStatus, AuditEvent
-from tests.test_api import auth, pending_rewrite, world  # noqa: F401 - the shared fixture
+from tests.test_api import auth, pending_rewrite
 
 MAX_RETRIES = 1
 FAULTS = {

@@ -10,7 +10,7 @@ import pytest
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis is not installed (pip install -e .[dev])")
 
 from hypothesis import HealthCheck  # noqa: E402
-from hypothesis import settings as hypothesis_settings
+from hypothesis import settings as hypothesis_settings  # noqa: E402
 
 from api.app import create_app  # noqa: E402
 from copilot.auth import create_key  # noqa: E402
@@ -50,30 +50,34 @@ def api_schema(tmp_path_factory):
 
 
 def test_no_server_errors_and_documented_responses(api_schema):
-    from hypothesis import given
-
     failures, cases = [], 0
     for result in api_schema.get_all_operations():
-        operation = result.ok()
-
-        @given(case=operation.as_strategy())
-        @hypothesis_settings(
-            max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None
-        )
-        def check(case) -> None:
-            nonlocal cases
-            cases += 1
-            try:
-                case.call_and_validate(headers={"X-API-Key": KEY["admin"]}, checks=CHECKS)
-            except BaseException as error:  # collect every operation's first failure, then report them together
-                failures.append(f"{operation.method.upper()} {operation.path}: {str(error).splitlines()[0][:300]}")
-                raise
-
-        try:
-            check()
-        except BaseException:  # schemathesis raises a BaseExceptionGroup of failures
-            pass
+        cases += _fuzz_operation(result.ok(), failures)
     operations = len(list(api_schema.get_all_operations()))
     print(f"schemathesis: {cases} cases over {operations} operations, {len(failures)} failing")
     assert cases > 100
     assert not failures, "\n".join(dict.fromkeys(failures))
+
+
+def _fuzz_operation(operation, failures: list[str]) -> int:
+    """Run the generated cases of one operation, adding its first failure to ``failures``; returns the cases run."""
+    from hypothesis import given
+
+    cases = 0
+
+    @given(case=operation.as_strategy())
+    @hypothesis_settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def check(case) -> None:
+        nonlocal cases
+        cases += 1
+        try:
+            case.call_and_validate(headers={"X-API-Key": KEY["admin"]}, checks=CHECKS)
+        except BaseException as error:  # collect every operation's first failure, then report them together
+            failures.append(f"{operation.method.upper()} {operation.path}: {str(error).splitlines()[0][:300]}")
+            raise
+
+    try:
+        check()
+    except BaseException:  # schemathesis raises a BaseExceptionGroup of failures
+        pass
+    return cases

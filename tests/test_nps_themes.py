@@ -1,4 +1,5 @@
-"""NPS themes: stable assignment of new responses, determinism, clear errors on tiny inputs, filters, naming guard, CLI."""
+"""NPS themes: stable assignment of new responses, determinism, clear errors on tiny inputs, filters,
+naming guard, CLI."""
 
 from __future__ import annotations
 

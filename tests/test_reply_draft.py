@@ -29,8 +29,14 @@ class FakeSearcher:
 
     def search(self, repo, query, filters=None, *, limit=8, **kwargs):
         self.calls.append((repo.workspace_id, filters))
-        past = "Agent: Hi Bo, sorry for the trouble with INV-2025-0999. Billing has confirmed the duplicate payment.\n\nBest regards,\nPriya"
-        kb = "How to request a refund\n## Overview\nRefunds for duplicate charges go back to the original card within 5-10 business days."
+        past = (
+            "Agent: Hi Bo, sorry for the trouble with INV-2025-0999. Billing has confirmed the duplicate payment."
+            "\n\nBest regards,\nPriya"
+        )
+        kb = (
+            "How to request a refund\n## Overview\n"
+            "Refunds for duplicate charges go back to the original card within 5-10 business days."
+        )
         return [
             SearchHit(
                 label="S1",

@@ -1,4 +1,5 @@
-"""A workspace's own sentiment head: trained from labelled messages, cross-validated, used only in that workspace, resettable."""
+"""A workspace's own sentiment head: trained from labelled messages, cross-validated,
+used only in that workspace, resettable."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from copilot.tasks.sentiment_train import (
     workspace_head,
 )
 from tests.conftest import use_settings_in_cli
-from tests.test_api import auth, world  # noqa: F401 - the API fixture
+from tests.test_api import auth
 from tests.test_sentiment import make_thread
 
 PRAISE = "Thank you so much, fantastic support, you solved it in minutes!"
@@ -178,7 +179,7 @@ def test_cli_trains_shows_and_resets(tmp_path, store, two_workspaces, settings, 
     assert bad.exit_code != 0
 
 
-def test_api_trains_as_a_job_then_classifies_with_the_new_head(world):  # noqa: F811
+def test_api_trains_as_a_job_then_classifies_with_the_new_head(world):
     client, store, keys, tickets, app = world
     admin = auth(keys, role="admin")
     examples = [e.model_dump() for e in inverted_examples()]

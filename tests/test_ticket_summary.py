@@ -21,12 +21,14 @@ THREAD = [
     (
         "customer",
         "Ana Lima",
-        "Hi team,\n\nWe were charged twice for invoice INV-2026-0042 ($49.00) on March 3. Can you refund the duplicate?\n\nThanks,\nAna Lima",
+        "Hi team,\n\nWe were charged twice for invoice INV-2026-0042 ($49.00) on March 3. "
+        "Can you refund the duplicate?\n\nThanks,\nAna Lima",
     ),
     (
         "agent",
         "Liam Chen",
-        "Hi Ana, sorry about that. I've asked billing to check both charges and I'll update you tomorrow.\n\nBest regards,\nLiam Chen",
+        "Hi Ana, sorry about that. I've asked billing to check both charges and I'll update you tomorrow."
+        "\n\nBest regards,\nLiam Chen",
     ),
     ("internal_note", "Liam Chen", "Gateway retry on March 3, refund approved."),
     ("customer", "Ana Lima", "Any news on the refund? Our controller is asking."),

@@ -14,7 +14,10 @@ from copilot.store.models import AiResult, AiStatus
 from copilot.tasks.context import TaskContext
 from copilot.tasks.tone_rewrite import reset_tones, rewrite, rule_rewrite, set_custom_tone, workspace_tones
 
-DRAFT = "Hi Ana,\nYour refund of $49.00 for INV-2026-0042 is DONE!!! Don't worry, it'll show up by March 9.\n\n> we were charged twice\n\nBest regards,\nLiam Chen"
+DRAFT = (
+    "Hi Ana,\nYour refund of $49.00 for INV-2026-0042 is DONE!!! Don't worry, it'll show up by March 9."
+    "\n\n> we were charged twice\n\nBest regards,\nLiam Chen"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +42,8 @@ def test_rewrite_that_drops_a_price_is_rejected_with_what_was_lost(store, settin
     SCRIPT.push(
         json.dumps(
             {
-                "text": "Hi Ana,\nGood news: your refund for INV-2026-0042 is complete and will show up by March 9.\n\n> we were charged twice"
+                "text": "Hi Ana,\nGood news: your refund for INV-2026-0042 is complete and will show up by March 9."
+                "\n\n> we were charged twice"
             }
         )
     )
@@ -54,7 +58,8 @@ def test_good_model_rewrite_keeps_signature_and_quotes(store, settings, workspac
     SCRIPT.push(
         json.dumps(
             {
-                "text": "Hello Ana!\nGreat news: your refund of $49.00 for INV-2026-0042 is done and should show up by March 9.\n\n> we were charged twice"
+                "text": "Hello Ana!\nGreat news: your refund of $49.00 for INV-2026-0042 is done "
+                "and should show up by March 9.\n\n> we were charged twice"
             }
         )
     )

@@ -1,4 +1,5 @@
-"""The web pages: login by API key with CSRF-protected forms, the review queue and ticket view, and a real browser run."""
+"""The web pages: login by API key with CSRF-protected forms, the review queue and ticket view,
+and a real browser run."""
 
 from __future__ import annotations
 
@@ -186,13 +187,13 @@ def test_browser_review_flow_approve_edit_reject(browser_site):
         page.click("button[type=submit]")
         page.wait_for_url(f"{base}/review")
         page.locator(f"#item-{first} form.approve button").click()
-        page.wait_for_selector("text=AI result %d approved" % first)
+        page.wait_for_selector(f"text=AI result {first} approved")
         page.locator(f"#item-{second} form.edit textarea").fill("We refunded $20 on 3 May. Sorry for the trouble!")
         page.locator(f"#item-{second} form.edit button").click()
-        page.wait_for_selector("text=AI result %d edited and approved" % second)
+        page.wait_for_selector(f"text=AI result {second} edited and approved")
         page.locator(f"#item-{third}").click()
         page.keyboard.press("r")  # the keyboard shortcut rejects the current item
-        page.wait_for_selector("text=AI result %d rejected" % third)
+        page.wait_for_selector(f"text=AI result {third} rejected")
         assert page.locator("article.item").count() == 0
         browser.close()
     with store.repo("alpha") as repo:

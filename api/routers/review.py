@@ -117,10 +117,13 @@ def stats(caller: Reviewer) -> list[TaskStats]:
 
 
 @router.get(
-    "/review/export", response_class=StreamingResponse, responses={200: {"content": {"application/x-ndjson": {}}}}
+    "/review/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}}},
+    description="Approved and edited results as JSON lines, "
+    "for teams that send replies from their own tool instead of a webhook.",
 )
 def export_approved(caller: Reviewer, task: str = "reply_draft"):
-    """Approved and edited results as JSON lines, for teams that send replies from their own tool instead of a webhook."""
     with caller.repo() as repo:
         rows, _ = queue(
             repo, [t for t in caller.principal.reviewable_tasks() if t == task], status=AiStatus.approved, limit=10_000
@@ -152,11 +155,15 @@ def get_result(result_id: IdPath, caller: Reviewer) -> AiResultOut:
         return AiResultOut.model_validate(get_reviewable(repo, result_id, caller.principal.reviewable_tasks()))
 
 
-@router.post("/review/{result_id}/decision", response_model=AiResultOut)
+@router.post(
+    "/review/{result_id}/decision",
+    response_model=AiResultOut,
+    description="Approve, edit or reject, quoting the version you saw; a stale version gets 409. "
+    "Approved replies go to the webhook.",
+)
 def decide_route(
     result_id: IdPath, request: ReviewRequest, caller: Reviewer, background: BackgroundTasks
 ) -> AiResultOut:
-    """Approve, edit or reject, quoting the version you saw; a stale version gets 409. Approved replies go to the webhook."""
     with caller.repo() as repo:
         row = decide(repo, result_id, request, actor=caller.principal.actor, tasks=caller.principal.reviewable_tasks())
         out = AiResultOut.model_validate(row)
@@ -166,9 +173,13 @@ def decide_route(
     return out
 
 
-@router.post("/review/batch-approve", response_model=list[BatchOutcome])
+@router.post(
+    "/review/batch-approve",
+    response_model=list[BatchOutcome],
+    description="Approve several low-risk items; items with commitments or failed guards are refused "
+    "(approve those one by one).",
+)
 def batch_approve(request: BatchApproveRequest, caller: Reviewer, background: BackgroundTasks) -> list[BatchOutcome]:
-    """Approve several low-risk items; items with commitments or failed guards are refused (approve those one by one)."""
     outcomes = []
     for item in request.items:
         try:

@@ -1,4 +1,5 @@
-"""The review queue page: each draft beside its thread, sources and guard verdicts; approve, edit, reject, batch approve."""
+"""The review queue page: each draft beside its thread, sources and guard verdicts;
+approve, edit, reject, batch approve."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -52,7 +53,7 @@ def ingest(
                 path,
                 kind=kind,
                 dry_run=dry_run,
-                progress=lambda n: progress.advance(task_id, n),
+                progress=partial(progress.advance, task_id),
                 after_write=hooks,
             )
         _print_report(report)

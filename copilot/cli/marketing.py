@@ -57,7 +57,8 @@ def show_report(report, *, title: str) -> None:
     if report.previous_since is not None:
         sampled = " (sampled)" if report.previous_sampled else ""
         lines.append(
-            f"previous period {report.previous_since:%Y-%m-%d} → {report.previous_until:%Y-%m-%d}: {report.previous_commented} commented responses{sampled}"
+            f"previous period {report.previous_since:%Y-%m-%d} → {report.previous_until:%Y-%m-%d}: "
+            f"{report.previous_commented} commented responses{sampled}"
         )
     table = Table(
         "#",
@@ -117,7 +118,6 @@ def nps_themes_command(
     ] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Find what NPS comments talk about: themes with shares by score band, sentiment, quotes and change vs the previous period."""
     from copilot.tasks.nps_themes import ThemeFilters, assign_new_responses, load_report, run_themes
 
     if score_band not in BANDS:
@@ -165,9 +165,14 @@ def nps_themes_command(
     show_report(report, title=title)
     if assign_new is None:
         console.print(
-            f"[dim]saved; `copilot nps-themes --assign-new {report.run_id}` adds new responses to these themes without refitting[/]"
+            f"[dim]saved; `copilot nps-themes --assign-new {report.run_id}` "
+            "adds new responses to these themes without refitting[/]"
         )
 
 
 def register(app: typer.Typer) -> None:
-    app.command("nps-themes")(nps_themes_command)
+    app.command(
+        "nps-themes",
+        help="Find what NPS comments talk about: themes with shares by score band, sentiment, quotes "
+        "and change vs the previous period.",
+    )(nps_themes_command)

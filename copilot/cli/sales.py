@@ -43,7 +43,6 @@ def summarize_call_command(
     workspace: WorkspaceOption = None,
     strategy: Annotated[str, typer.Option(help="auto, model or extractive.")] = "auto",
 ) -> None:
-    """Summarise a sales call: summary, key points, objections, decisions, action items and next step (with turn ids)."""
     from copilot.tasks.call_summary import summarize_call
 
     if strategy not in ("auto", "model", "extractive"):
@@ -93,7 +92,6 @@ def deal_brief_command(
     workspace: WorkspaceOption = None,
     strategy: Annotated[str, typer.Option(help="auto, model or template.")] = "auto",
 ) -> None:
-    """Brief me on a deal: stage and time in stage, amount, stakeholders, last touch, risks with evidence, changes, next step."""
     from copilot.tasks.deal_brief import deal_brief
 
     if strategy not in ("auto", "model", "template"):
@@ -106,7 +104,8 @@ def deal_brief_command(
     brief, facts = outcome.result, outcome.result.facts
     timing = f" · {facts.days_in_stage} days in stage" if facts.days_in_stage is not None else ""
     lines = [
-        f"[bold]{facts.stage}[/]{timing} · {facts.amount_text()} · close {facts.close_date or '-'} · owner {escape(facts.owner or '-')}",
+        f"[bold]{facts.stage}[/]{timing} · {facts.amount_text()} · close {facts.close_date or '-'} · "
+        f"owner {escape(facts.owner or '-')}",
         f"[bold]Next step on record:[/] {escape(facts.next_step or 'none')}",
         "",
         escape(brief.narrative),
@@ -123,7 +122,8 @@ def deal_brief_command(
         )
     if facts.last_touch:
         lines.append(
-            f"[bold]Last touch:[/] {escape(facts.last_touch.text)}, {facts.last_touch.days_ago} days ago [dim]{facts.last_touch.source_id}[/]"
+            f"[bold]Last touch:[/] {escape(facts.last_touch.text)}, {facts.last_touch.days_ago} days ago "
+            f"[dim]{facts.last_touch.source_id}[/]"
         )
     lines.append("[bold]Risks:[/]" if facts.risks else "[bold]Risks:[/] none found")
     lines += [f"  [red]•[/] {escape(r.text)} [dim](evidence {', '.join(r.evidence_ids)})[/]" for r in facts.risks]
@@ -153,11 +153,20 @@ def deal_brief_command(
         lines.append(f"[yellow]note:[/] {escape(note)}")
     step = brief.suggested_next_step
     lines.append(
-        f"[bold green]Suggested next step:[/] {escape(step.text)} [dim]({escape(step.reason)}; {', '.join(step.source_ids) or '-'})[/]"
+        f"[bold green]Suggested next step:[/] {escape(step.text)} "
+        f"[dim]({escape(step.reason)}; {', '.join(step.source_ids) or '-'})[/]"
     )
     show_outcome(title, outcome, "\n".join(lines))
 
 
 def register(app: typer.Typer) -> None:
-    app.command("summarize-call")(summarize_call_command)
-    app.command("deal-brief")(deal_brief_command)
+    app.command(
+        "summarize-call",
+        help="Summarise a sales call: summary, key points, objections, decisions, action items "
+        "and next step (with turn ids).",
+    )(summarize_call_command)
+    app.command(
+        "deal-brief",
+        help="Brief me on a deal: stage and time in stage, amount, stakeholders, last touch, "
+        "risks with evidence, changes, next step.",
+    )(deal_brief_command)

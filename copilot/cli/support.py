@@ -48,7 +48,8 @@ def show_outcome(title: str, outcome: TaskOutcome[BaseModel], body: str) -> None
         console.print(f"[yellow]fallback used:[/] {outcome.fallback_reason}")
     console.print(
         f"[dim]model {provenance.model} · prompt {provenance.prompt_name}@{provenance.prompt_version} · "
-        f"{provenance.tokens_in}+{provenance.tokens_out} tokens · {provenance.latency_ms:.0f} ms · inputs {len(provenance.input_ids)}"
+        f"{provenance.tokens_in}+{provenance.tokens_out} tokens · {provenance.latency_ms:.0f} ms · "
+        f"inputs {len(provenance.input_ids)}"
         f" · sources {', '.join(provenance.source_ids) or '-'}[/]"
     )
 

@@ -102,7 +102,7 @@ class _Columns:
 
     def records(self) -> list[dict[str, Any]]:
         names = list(self.values)
-        return [dict(zip(names, row)) | self.constants for row in zip(*self.values.values())]
+        return [dict(zip(names, row, strict=True)) | self.constants for row in zip(*self.values.values(), strict=True)]
 
 
 def kind_from_filename(path: Path) -> str | None:
@@ -221,7 +221,7 @@ def _validate_chunk(path: Path, chunk: _Chunk) -> list[Row]:
 
 
 def _not_json(path: Path, chunk: _Chunk) -> IngestError:
-    bad = next(line for line, text in zip(chunk.lines, chunk.items) if not _is_json(text))
+    bad = next(line for line, text in zip(chunk.lines, chunk.items, strict=True) if not _is_json(text))
     return IngestError(f"{path}:{bad}: (row): not valid JSON")
 
 
@@ -271,7 +271,8 @@ class Ingestor:
 
     @contextmanager
     def bulk_cache(self) -> Iterator[None]:
-        """On SQLite, a page cache that holds the indexes a bulk write fills, instead of spilling them mid-transaction."""
+        """On SQLite, a page cache that holds the indexes a bulk write fills,
+        instead of spilling them mid-transaction."""
         if self.dialect != "sqlite":
             yield
             return
@@ -294,10 +295,10 @@ class Ingestor:
         fresh, changed, unkeyed = _plan(keys, existing)
         self._executemany(insert(table), table, columns.take(fresh))
         fresh_keys = [keys[index] for index in fresh]
-        existing.update(zip(fresh_keys, self._ids_of_last_insert(table, fresh_keys)))
+        existing.update(zip(fresh_keys, self._ids_of_last_insert(table, fresh_keys), strict=True))
         self._executemany(self._upsert_statement(table, columns), table, columns.take(changed))
         unkeyed_ids = self._insert_returning_ids(table, columns.take(unkeyed))
-        row_ids = _row_ids(keys, existing, dict(zip(unkeyed, unkeyed_ids)))
+        row_ids = _row_ids(keys, existing, dict(zip(unkeyed, unkeyed_ids, strict=True)))
         if kind == "call":
             self._replace_turns(batch.rows, row_ids)
         inserted = len(fresh) + len(unkeyed)
@@ -334,7 +335,8 @@ class Ingestor:
         if unknown:
             index, name, external_id = min(unknown)
             raise IngestError(
-                f"{self.source}:{lines[index]}: {name}: no {REFERENCE_FIELDS[name]} with external_id '{external_id}' in this workspace"
+                f"{self.source}:{lines[index]}: {name}: "
+                f"no {REFERENCE_FIELDS[name]} with external_id '{external_id}' in this workspace"
             )
 
     def _upsert_statement(self, table: Table, columns: _Columns) -> Any:
@@ -361,7 +363,7 @@ class Ingestor:
         params = [_sqlite_column(table.c[name].type, columns, name) for name in compiled.positiontup]
         cursor = self._dbapi_connection().cursor()
         try:
-            cursor.executemany(compiled.string, zip(*params))
+            cursor.executemany(compiled.string, zip(*params, strict=False))
         finally:
             cursor.close()
 
@@ -411,7 +413,7 @@ class Ingestor:
 
 def _plan(keys: list[str | None], existing: dict[str, int]) -> tuple[list[int], list[int], list[int]]:
     """Indexes of the rows to insert, to update (the last row of a key wins) and to insert without a key."""
-    last = dict(zip(keys, range(len(keys))))
+    last = dict(zip(keys, range(len(keys)), strict=True))
     unkeyed = [index for index, key in enumerate(keys) if key is None] if last.pop(None, None) is not None else []
     if existing.keys().isdisjoint(last):
         return list(last.values()), [], unkeyed
@@ -428,7 +430,7 @@ def _row_ids(keys: list[str | None], existing: dict[str, int], unkeyed_ids: dict
 def _first_unresolved(external_ids: list[str | None], record_ids: list[int | None]) -> int | None:
     if None not in record_ids:
         return None
-    pairs = enumerate(zip(external_ids, record_ids))
+    pairs = enumerate(zip(external_ids, record_ids, strict=True))
     return next(
         (index for index, (external_id, record_id) in pairs if record_id is None and external_id is not None), None
     )

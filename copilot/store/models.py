@@ -479,7 +479,8 @@ class NpsThemeAssignment(Base):
 
 
 class SentimentHead(WorkspaceScoped, Base):
-    """A workspace's own sentiment head, trained on its labelled messages; replaces the shipped one for that workspace."""
+    """A workspace's own sentiment head, trained on its labelled messages;
+    replaces the shipped one for that workspace."""
 
     __tablename__ = "sentiment_heads"
     __table_args__ = (UniqueConstraint("workspace_id", name="uq_sentiment_heads_workspace"),)

@@ -57,26 +57,32 @@ MIN_CONTENT_WORDS = 6  # shorter sentences ("Makes sense.") are never summary ma
 MMR_DIVERSITY = 0.3  # weight of redundancy against centrality when picking summary sentences
 
 _WEEKDAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
-_MONTHS = "jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|jun(?:e)?|jul(?:y)?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
+_MONTHS = (
+    "jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|jun(?:e)?|jul(?:y)?|aug(?:ust)?|sep(?:t(?:ember)?)?"
+    "|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
+)
 _DAY_OF_MONTH = rf"(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?"
 DUE = re.compile(
-    rf"\b(?:by|before|on|for|until|no later than)\s+(?P<due>(?:next\s+|this\s+)?(?:{_WEEKDAYS})(?:,?\s+{_DAY_OF_MONTH})?|{_DAY_OF_MONTH}|\d{{4}}-\d{{2}}-\d{{2}}"
+    rf"\b(?:by|before|on|for|until|no later than)\s+"
+    rf"(?P<due>(?:next\s+|this\s+)?(?:{_WEEKDAYS})(?:,?\s+{_DAY_OF_MONTH})?|{_DAY_OF_MONTH}|\d{{4}}-\d{{2}}-\d{{2}}"
     rf"|(?:the\s+)?end\s+of\s+(?:the\s+)?(?:day|week|month|quarter)|eod|eow|tomorrow|tonight|today)\b"
     rf"|\b(?P<relative>tomorrow|next week|next month|later this week|end of (?:the )?(?:day|week|month|quarter))\b",
     re.I,
 )
 _ACTION_VERBS = (
-    r"send|share|set up|book|schedule|create|prepare|follow up|get back|draft|circulate|review|check|call|email|put together|arrange|"
-    r"organi[sz]e|look into|update|invite|introduce|forward|write|finali[sz]e|confirm|provide|deliver|run|loop in|reach out|"
-    r"sort out|find out|investigate|ask|talk to|contact|test|implement|work on"
+    r"send|share|set up|book|schedule|create|prepare|follow up|get back|draft|circulate|review|check|call|email|"
+    r"put together|arrange|organi[sz]e|look into|update|invite|introduce|forward|write|finali[sz]e|confirm|provide|"
+    r"deliver|run|loop in|reach out|sort out|find out|investigate|ask|talk to|contact|test|implement|work on"
 )
 ACTION = re.compile(
-    rf"\b(?P<subject>I'll|I will|I'm going to|I am going to|I can|we'll|we will|we're going to|let me|(?:our|the|their|your) [\w-]+(?: [\w-]+)? will|[A-Z][a-z]+ will)"
+    rf"\b(?P<subject>I'll|I will|I'm going to|I am going to|I can|we'll|we will|we're going to|let me"
+    rf"|(?:our|the|their|your) [\w-]+(?: [\w-]+)? will|[A-Z][a-z]+ will)"
     rf"\s+(?:\w+\s+){{0,2}}?(?:{_ACTION_VERBS})\b",
 )
 OBJECTION = re.compile(
-    r"\b(?:too expensive|expensive|overpriced|price is|pricing is|costs? too|over (?:the |our )?budget|more than we budgeted|main concern|"
-    r"concern(?:ed|s)?|worried|worry|hesitant|not convinced|deal[- ]breaker|never adopted|can't commit|cannot commit|before we can commit|"
+    r"\b(?:too expensive|expensive|overpriced|price is|pricing is|costs? too|over (?:the |our )?budget|"
+    r"more than we budgeted|main concern|concern(?:ed|s)?|worried|worry|hesitant|not convinced|deal[- ]breaker|"
+    r"never adopted|can't commit|cannot commit|before we can commit|"
     r"the problem is|the issue is|downside|we'd need|we would need|push ?back)\b",
     re.I,
 )
@@ -84,8 +90,9 @@ WEAK_OBJECTION = re.compile(
     r"\b(?:security|budget|risk|not sure|compliance|legal|migration|competitor)\b", re.I
 )  # customers only
 DECISION = re.compile(
-    r"\b(?:we agree|we agreed|we all agree|agree to|agreed (?:on|to|that)|we've decided|we have decided|we decided|decided to|decision is|"
-    r"let's go with|let's go ahead|we'll go with|we will go with|going to go with|we're going with|aligned on|settled on|final decision|"
+    r"\b(?:we agree|we agreed|we all agree|agree to|agreed (?:on|to|that)|we've decided|we have decided|we decided|"
+    r"decided to|decision is|let's go with|let's go ahead|we'll go with|we will go with|going to go with|"
+    r"we're going with|aligned on|settled on|final decision|"
     r"sounds like a plan|go ahead with|move forward with|moving forward|we've chosen|we chose|we'll stick with)\b",
     re.I,
 )
@@ -254,7 +261,8 @@ def _mentions(haystack: str, needle: str) -> bool:
 
 
 def check_action_items(notes: CallNotes, turns: dict[int, TranscriptTurn]) -> GuardVerdict:
-    """The owner and the due date of every action item must appear in the turns the item cites (speaker, role or text)."""
+    """The owner and the due date of every action item must appear in the turns the item cites
+    (speaker, role or text)."""
     problems = []
     for item in notes.action_items:
         cited = [turns[i] for i in item.turn_ids if i in turns]
@@ -297,7 +305,8 @@ def check_names_anywhere(texts: Iterable[str], sources: Iterable[str]) -> GuardV
 def notes_guards(
     notes: CallNotes, transcript: Transcript, valid_ids: Iterable[int] | None = None
 ) -> list[GuardVerdict]:
-    """Cited turns exist (in ``valid_ids``, default the whole transcript), facts and names are grounded, action items hold up."""
+    """Cited turns exist (in ``valid_ids``, default the whole transcript), facts and names are grounded,
+    action items hold up."""
     sources = transcript.texts()
     # Each item on its own: joined, the owner of one item and the name that starts the next would read as one name.
     parts = [
@@ -326,7 +335,8 @@ def notes_guards(
 
 
 def _as_rejected(verdicts: list[GuardVerdict], where: str) -> list[GuardVerdict]:
-    """Failed verdicts of a model output that was replaced: shown to the reviewer, but they do not block the replacement."""
+    """Failed verdicts of a model output that was replaced: shown to the reviewer,
+    but they do not block the replacement."""
     return [
         v.model_copy(
             update={
@@ -429,7 +439,8 @@ def extractive_notes(
     progress: Progress | None = None,
     windows: list[list[TranscriptTurn]] | None = None,
 ) -> CallNotes:
-    """Central sentences as summary and key points, plus cue-phrase objections, decisions, action items and next step."""
+    """Central sentences as summary and key points, plus cue-phrase objections, decisions,
+    action items and next step."""
     windows = windows if windows is not None else [transcript.turns]
     every = _transcript_sentences(transcript.turns)
     if not every:
@@ -474,7 +485,8 @@ def extractive_notes(
 
 # -- merge ----------------------------------------------------------------------------------------
 def merge_notes(parts: list[CallNotes]) -> CallNotes:
-    """Deterministic merge of window notes: the summaries' lead sentences, key points round-robin, items in call order."""
+    """Deterministic merge of window notes: the summaries' lead sentences, key points round-robin,
+    items in call order."""
     if len(parts) == 1:
         return parts[0]
     leads = [sentences(p.summary)[:1] for p in parts if p.summary.strip()]
@@ -672,7 +684,8 @@ def summarize_call(
 
 
 def latest_summary(repo: Repo, call_id: int) -> tuple[AiResult, CallSummary] | None:
-    """The newest stored summary of a call that was not rejected or superseded (approved, edited or waiting for review)."""
+    """The newest stored summary of a call that was not rejected or superseded
+    (approved, edited or waiting for review)."""
     row = repo.session.scalar(
         repo.select(AiResult)
         .where(
@@ -689,7 +702,8 @@ def latest_summary(repo: Repo, call_id: int) -> tuple[AiResult, CallSummary] | N
 
 # -- approval hook --------------------------------------------------------------------------------
 def approved_summary(row: AiResult) -> tuple[CallSummary, str | None]:
-    """The summary a reviewer approved, and the reviewer's own text when the edit is free text rather than the JSON result."""
+    """The summary a reviewer approved, and the reviewer's own text
+    when the edit is free text rather than the JSON result."""
     stored = CallSummary.model_validate(row.content.get("result", {}))
     if row.status is AiStatus.edited and row.final_text:
         try:
@@ -721,7 +735,8 @@ def apply_to_deal(repo: Repo, ai_result_id: int) -> Deal:
         raise InvalidInput(f"ai_result_id: AI result {ai_result_id} is a {row.task}, not a call summary")
     if row.status not in (AiStatus.approved, AiStatus.edited):
         raise InvalidInput(
-            f"ai_result_id: AI result {ai_result_id} is {row.status.value}; only an approved call summary is written to the deal"
+            f"ai_result_id: AI result {ai_result_id} is {row.status.value}; "
+            "only an approved call summary is written to the deal"
         )
     call = repo.get(Call, row.subject_id) if row.subject_id is not None else None
     if call is None:

@@ -403,7 +403,8 @@ def _touches(
 
 
 def _action_items(context: TaskContext, calls: list[Call]) -> list[BriefActionItem]:
-    """Action items of the deal's recent calls: from their stored summaries, else picked from the transcript by cue phrases."""
+    """Action items of the deal's recent calls: from their stored summaries,
+    else picked from the transcript by cue phrases."""
     from copilot.tasks.call_summary import extractive_notes, latest_summary, load_transcript
 
     items: list[BriefActionItem] = []
@@ -454,7 +455,9 @@ def _risks(
             risks.append(
                 Risk(
                     kind="stalled",
-                    text=f"In {facts.stage} for {facts.days_in_stage} days (over the {threshold}-day threshold){since}.",
+                    text=(
+                        f"In {facts.stage} for {facts.days_in_stage} days (over the {threshold}-day threshold){since}."
+                    ),
                     evidence_ids=[deal_id, *([activity.source_id] if activity else [])],
                 )
             )
@@ -521,8 +524,8 @@ def _risks(
         risks.append(
             Risk(
                 kind="detractor_nps",
-                text=f"{len(detractors)} detractor NPS response(s) of {len(responses)} in the last {NPS_LOOKBACK_DAYS} days "
-                f"({why}; latest scores {scores}){quote}.",
+                text=f"{len(detractors)} detractor NPS response(s) of {len(responses)} "
+                f"in the last {NPS_LOOKBACK_DAYS} days ({why}; latest scores {scores}){quote}.",
                 evidence_ids=[f"nps_response:{d.id}" for d in detractors[:MAX_EVIDENCE]],
             )
         )
@@ -554,7 +557,8 @@ def _sentiment_risk(
     why = reason if sour else f"the last {len(last)} customer message(s) average {mean:+.2f}"
     return Risk(
         kind="negative_sentiment",
-        text=f"Customer sentiment on the account's tickets is negative: {why} ({len(negative)} negative message(s) in the last {SENTIMENT_LOOKBACK_DAYS} days).",
+        text=f"Customer sentiment on the account's tickets is negative: {why} "
+        f"({len(negative)} negative message(s) in the last {SENTIMENT_LOOKBACK_DAYS} days).",
         evidence_ids=[f"message:{p.message_id}" for p in negative],
     )
 
@@ -633,7 +637,8 @@ def _main_contact(facts: DealFacts) -> Stakeholder | None:
 
 
 def rule_next_step(facts: DealFacts) -> SuggestedStep:
-    """A next step from the facts alone: clear blockers first, then re-engage a stalled deal, else follow up or go ahead."""
+    """A next step from the facts alone: clear blockers first, then re-engage a stalled deal,
+    else follow up or go ahead."""
     deal_id = f"deal:{facts.deal_id}"
     if facts.stage == DealStage.closed_won.value:
         return SuggestedStep(
@@ -684,7 +689,8 @@ def template_narrative(facts: DealFacts) -> str:
     stage = facts.stage.replace("_", " ")
     timing = f" for {facts.days_in_stage} days" if facts.days_in_stage is not None else ""
     parts = [
-        f"{facts.name}{f' ({facts.account_name})' if facts.account_name else ''} is in {stage}{timing}, worth {facts.amount_text()}"
+        f"{facts.name}{f' ({facts.account_name})' if facts.account_name else ''} is in {stage}{timing}, "
+        f"worth {facts.amount_text()}"
         + (f", expected to close on {facts.close_date.isoformat()}" if facts.close_date else "")
         + (f", owned by {facts.owner}." if facts.owner else ".")
     ]

@@ -69,7 +69,8 @@ SENTIMENT_BAND = 0.2
 
 SENTENCE_SPLIT = re.compile(r"(?<=[.!?…])\s+|\s*[\n;]+\s*")
 LEADING_CONNECTOR = re.compile(
-    r"^(?:but|however|also|and|plus|still|though|besides|otherwise|that said|on top of that|then again|in addition)\b[,:]?\s+",
+    r"^(?:but|however|also|and|plus|still|though|besides|otherwise|that said|on top of that|then again"
+    r"|in addition)\b[,:]?\s+",
     re.I,
 )
 TOKEN = re.compile(r"(?u)\b[^\W\d_][^\W\d_'’-]+\b")
@@ -510,7 +511,8 @@ def _merge(centroids: np.ndarray, sizes: np.ndarray, k: int | None) -> np.ndarra
 def theme_keywords(
     texts: Sequence[str], themes: np.ndarray, weights: np.ndarray, k: int, *, top: int = KEYWORDS, seed: int = 0
 ) -> list[list[str]]:
-    """c-TF-IDF keywords per theme: term frequency in the theme x log(1 + average theme size / term frequency overall)."""
+    """c-TF-IDF keywords per theme:
+    term frequency in the theme x log(1 + average theme size / term frequency overall)."""
     import scipy.sparse as sp
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
 
@@ -556,7 +558,8 @@ def theme_keywords(
 
 
 def _add_keyword(chosen: list[str], term: str) -> None:
-    """Add a term unless a chosen one already covers it; a phrase replaces the single words it covers ("mobile" -> "mobile app")."""
+    """Add a term unless a chosen one already covers it; a phrase replaces the single words it covers
+    ("mobile" -> "mobile app")."""
     words = set(term.split())
     if any(words <= set(existing.split()) for existing in chosen):
         return
@@ -633,7 +636,8 @@ def sentiment_label(score: float) -> str:
 def response_theme_pairs(
     table: SentenceTable, sentence_theme: np.ndarray, sentence_sentiment: np.ndarray, responses: int, k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(response, theme) pairs with the number of sentences and their summed sentiment; theme -1 for comments without a sentence."""
+    """(response, theme) pairs with the number of sentences and their summed sentiment;
+    theme -1 for comments without a sentence."""
     width = k + 1
     keys = table.response_of * width + (sentence_theme + 1)
     unique, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
@@ -655,7 +659,8 @@ def response_theme_pairs(
 
 
 def sentence_sentiment(texts: list[str], vectors: np.ndarray, encoder: object) -> np.ndarray:
-    """P(positive) - P(negative) per sentence with the shipped sentiment head; reuses the vectors when they come from its encoder."""
+    """P(positive) - P(negative) per sentence with the shipped sentiment head;
+    reuses the vectors when they come from its encoder."""
     from copilot.tasks.sentiment import default_classifier, features
 
     if not texts:
@@ -918,7 +923,8 @@ def _nps(scores: np.ndarray) -> float | None:
 
 
 class QuotePool:
-    """Quote candidates per fine cluster, kept while sentences stream by: substantial sentences first, then the most central."""
+    """Quote candidates per fine cluster, kept while sentences stream by:
+    substantial sentences first, then the most central."""
 
     def __init__(self, texts: list[str], fine_clusters: int, keep: int = 4 * QUOTES) -> None:
         words = np.asarray([len(text.split()) for text in texts], dtype=np.int64)
@@ -996,7 +1002,8 @@ class ThemeName(BaseModel):
 
 
 def name_is_grounded(name: str, keywords: list[str], quotes: list[str]) -> tuple[bool, list[str]]:
-    """A name may only use words of its keywords and quotes (prefix match, so 'pricing' fits 'price'); returns (ok, stray words)."""
+    """A name may only use words of its keywords and quotes (prefix match, so 'pricing' fits 'price');
+    returns (ok, stray words)."""
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     words = WORD.findall(name.lower())
@@ -1092,7 +1099,8 @@ def _utc(value: datetime) -> datetime:
 def resolve_period(
     filters: ThemeFilters, now: datetime | None = None
 ) -> tuple[datetime | None, datetime, datetime | None, datetime | None]:
-    """(since, until, previous since, previous until): the previous period is the window of the same length just before."""
+    """(since, until, previous since, previous until):
+    the previous period is the window of the same length just before."""
     until = filters.until or _utc(now or datetime.now(UTC))
     if filters.since is None:
         return None, until, None, None
@@ -1337,7 +1345,8 @@ def assign_new_responses(
         vectors = embed(context.embedder.encode, table.texts)
         if len(table.texts) and vectors.shape[1] != model.centroids.shape[1]:
             raise ThemeError(
-                f"run {run_id} was built with {run.embedding_model} ({run.dimensions} dimensions); the embedder gives {vectors.shape[1]}"
+                f"run {run_id} was built with {run.embedding_model} ({run.dimensions} dimensions); "
+                f"the embedder gives {vectors.shape[1]}"
             )
         themes = model.assign(vectors)[0] if len(table.texts) else np.zeros(0, dtype=np.int64)
         sentiment = sentence_sentiment(table.texts, vectors, context.embedder)

@@ -222,7 +222,8 @@ def default_classifier() -> SentimentClassifier:
 
 
 def going_sour(scores: list[float]) -> tuple[bool, str | None, list[float]]:
-    """Sour when the rolling mean of the last few customer messages drops by SOUR_DROP, or ends on two negatives after a non-negative."""
+    """Sour when the rolling mean of the last few customer messages drops by SOUR_DROP,
+    or ends on two negatives after a non-negative."""
     rolling = [float(np.mean(scores[max(0, i - SOUR_WINDOW + 1) : i + 1])) for i in range(len(scores))]
     if len(scores) >= 2 * SOUR_WINDOW and rolling[-SOUR_WINDOW - 1] - rolling[-1] > SOUR_DROP:
         return True, f"recent mean fell from {rolling[-SOUR_WINDOW - 1]:.2f} to {rolling[-1]:.2f}", rolling

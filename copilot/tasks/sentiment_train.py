@@ -190,7 +190,8 @@ def train_workspace_head(
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> HeadInfo:
-    """Cross-validate a head on the workspace's labelled messages and, unless it does worse than the shipped head, save it."""
+    """Cross-validate a head on the workspace's labelled messages and,
+    unless it does worse than the shipped head, save it."""
     from copilot.review import record_event
     from retrieval.embeddings import WEIGHTS_SHA256
 
@@ -214,8 +215,9 @@ def train_workspace_head(
         )
     if not evaluation.beats_shipped and not force:
         raise InvalidInput(
-            f"the new head's cross-validated macro-recall ({evaluation.workspace_head.macro_recall:.3f}) is below the shipped "
-            f"head's ({evaluation.shipped_head.macro_recall:.3f}) on this file; nothing saved (force it with --force)"
+            "the new head's cross-validated macro-recall "
+            f"({evaluation.workspace_head.macro_recall:.3f}) is below the shipped head's "
+            f"({evaluation.shipped_head.macro_recall:.3f}) on this file; nothing saved (force it with --force)"
         )
     row = workspace_head_row(repo)
     head = fit_head(x, labels, WORKSPACE_C, "workspace head")
