@@ -16,11 +16,15 @@ export ANONYMIZED_TELEMETRY := False
 
 install: $(STAMP)
 
-# torch first, pinned: it resolves to the local CPU wheel instead of a multi-GB CUDA build.
-$(STAMP): pyproject.toml
+# torch first, pinned: it resolves to the local CPU wheel instead of a multi-GB CUDA build. llama-cpp-python is built
+# from source for a portable CPU baseline (scripts/install_llama.sh says why), then one token is generated in a child
+# process: a build that crashes on this CPU fails the install with one line, not the first request.
+$(STAMP): pyproject.toml scripts/install_llama.sh
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q torch==2.13.0
+	bash scripts/install_llama.sh $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
+	$(BIN)/python -m copilot.gateway.buildcheck
 	touch $(STAMP)
 
 demo: install

@@ -29,4 +29,5 @@ done
 export COPILOT_TEST_DATABASE_URL="postgresql+psycopg://postgres:copilot-ci@127.0.0.1:5432/postgres"
 export COPILOT_TEST_CHROMA_URL="http://127.0.0.1:8765"
 export LITELLM_LOCAL_MODEL_COST_MAP=True HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ANONYMIZED_TELEMETRY=False
-.venv/bin/python -m pytest -q -m "not slow" tests/test_store.py tests/test_retrieval.py tests/test_api.py tests/test_sentiment_head.py
+.venv/bin/python -m pytest -q -m "not slow" tests/test_store.py tests/test_retrieval.py tests/test_api.py tests/test_sentiment_head.py \
+  tests/test_security.py tests/test_model_runtime.py

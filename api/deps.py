@@ -2,65 +2,28 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+import secrets
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
-import httpx
 from fastapi import Depends, Header, Query, Request
 
-from copilot.auth import Permission, Principal, authenticate
-from copilot.delivery import DeliveryPolicy, deliver
-from copilot.gateway import Gateway, ModelError
-from copilot.jobs import JobRunner
+from api.sessions import session_key_id
+from copilot.auth import Permission, Principal, authenticate, principal_for_key
+from copilot.errors import PermissionDenied, RateLimited, Unauthenticated
+from copilot.services import Services
 from copilot.settings import Settings
 from copilot.store import Repo, Store
-from copilot.store.models import Delivery
-from copilot.tasks.base import record_failure
-from copilot.tasks.context import TaskContext
+from copilot.tasks.base import TaskOutcome
+from copilot.tasks.registry import TaskParams
 
 T = TypeVar("T")
+CSRF_SESSION_KEY = "csrf"  # where a browser session keeps its CSRF token
 
-SESSION_KEY = "api_key"
-
-
-class Services:
-    """Process-wide services, built lazily (the embedder and classifier take seconds to load)."""
-
-    def __init__(self, settings: Settings, store: Store) -> None:
-        self.settings, self.store = settings, store
-        self.gateway = Gateway(settings)
-        self.jobs = JobRunner(store, settings)
-        self.webhook_client: httpx.Client | None = None  # tests swap in a client with a mock transport
-        self.delivery_policy = DeliveryPolicy()
-        self.sleep: Callable[[float], None] = time.sleep
-
-    def deliver(self, workspace: str, result_id: int) -> Delivery | None:
-        return deliver(
-            self.store, workspace, result_id, policy=self.delivery_policy, client=self.webhook_client, sleep=self.sleep
-        )
-
-    @cached_property
-    def embedder(self):
-        from retrieval.embeddings import default_embedder
-
-        return default_embedder()
-
-    @cached_property
-    def searcher(self):
-        from retrieval.index import HistoryIndex
-        from retrieval.search import Searcher
-
-        return Searcher(HistoryIndex(self.settings, self.embedder))
-
-    @cached_property
-    def sentiment(self):
-        from copilot.tasks.sentiment import SentimentClassifier
-
-        return SentimentClassifier(self.embedder.encode)
+CSRF_HEADER = "X-CSRF-Token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def get_services(request: Request) -> Services:
@@ -75,12 +38,43 @@ def get_store(request: Request) -> Store:
     return request.app.state.services.store
 
 
-def request_key(request: Request, authorization: str | None, x_api_key: str | None) -> str | None:
+def request_key(authorization: str | None, x_api_key: str | None) -> str | None:
     if authorization and authorization.lower().startswith("bearer "):
         return authorization[7:].strip()
-    if x_api_key:
-        return x_api_key.strip()
-    return request.session.get(SESSION_KEY) if "session" in request.scope else None
+    return x_api_key.strip() if x_api_key else None
+
+
+def client_address(request: Request) -> str:
+    return f"client:{request.client.host if request.client else 'unknown'}"
+
+
+def key_authenticated(request: Request, services: Services, key: str) -> Principal:
+    """The key's principal, with backoff on repeated failures from this client or for this key prefix."""
+    failures = request.app.state.auth_failures
+    client, prefix = client_address(request), f"prefix:{key.split('_')[1] if key.count('_') >= 2 else '?'}"
+    if wait := failures.retry_after(client, prefix):
+        raise RateLimited(f"too many failed attempts with API keys; try again in {wait} s", retry_after_s=wait)
+    try:
+        with services.store.session() as session:
+            principal = authenticate(session, key)
+    except Unauthenticated:
+        failures.failed(client, prefix)
+        raise
+    failures.succeeded(client)
+    return principal
+
+
+def session_authenticated(request: Request, services: Services) -> Principal:
+    """The principal of a logged-in browser session; unsafe methods must also carry the session's CSRF token."""
+    key_id = session_key_id(request)
+    if key_id is None:
+        raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
+    if request.method in UNSAFE_METHODS:
+        expected = request.session.get(CSRF_SESSION_KEY) or ""
+        if not expected or not secrets.compare_digest(expected, request.headers.get(CSRF_HEADER, "")):
+            raise PermissionDenied(f"{CSRF_HEADER}: a browser session must send its CSRF token with this request")
+    with services.store.session() as session:
+        return principal_for_key(session, key_id)
 
 
 def get_principal(
@@ -89,8 +83,8 @@ def get_principal(
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
     x_api_key: Annotated[str | None, Header(description="API key (or send `Authorization: Bearer <key>`).")] = None,
 ) -> Principal:
-    with services.store.session() as session:
-        return authenticate(session, request_key(request, authorization, x_api_key))
+    key = request_key(authorization, x_api_key)
+    return key_authenticated(request, services, key) if key else session_authenticated(request, services)
 
 
 @dataclass
@@ -106,41 +100,14 @@ class Caller:
         with self.services.store.repo(self.principal.workspace_slug) as repo:
             yield repo
 
-    def context(self, repo: Repo, on_token: Callable[[str], None] | None = None) -> TaskContext:
-        gateway = self.services.gateway.listening(on_token) if on_token else self.services.gateway
-        return ServiceContext(self.services.settings, repo, gateway, services=self.services)
+    def run_task(
+        self, task: str, params: TaskParams | Mapping[str, Any], on_token: Callable[[str], None] | None = None
+    ) -> TaskOutcome[Any]:
+        """Run a registered task the caller may run, in one transaction (a model failure leaves a failed result)."""
+        from copilot.tasks import registry
 
-    def run(
-        self,
-        task: str,
-        subject_kind: str,
-        subject_id: int | None,
-        work: Callable[[TaskContext], T],
-        on_token: Callable[[str], None] | None = None,
-    ) -> T:
-        """Run a task in one transaction; if the model fails outright, record a ``failed`` result and re-raise."""
-        try:
-            with self.repo() as repo:
-                return work(self.context(repo, on_token))
-        except ModelError as error:
-            with self.repo() as repo:
-                record_failure(repo, task=task, subject_kind=subject_kind, subject_id=subject_id, error=str(error))
-            raise
-
-
-@dataclass
-class ServiceContext(TaskContext):
-    """A task context whose embedder and searcher are the process-wide ones, loaded on first use."""
-
-    services: Services | None = None
-
-    @cached_property
-    def embedder(self):
-        return self.services.embedder
-
-    @cached_property
-    def searcher(self):
-        return self.services.searcher
+        self.principal.require(registry.get(task).permission)
+        return self.services.run_in_workspace(self.principal.workspace_slug, task, params, on_token=on_token)
 
 
 def allow(permission: Permission) -> Callable[..., Caller]:

@@ -16,8 +16,17 @@ from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from copilot.errors import Conflict, CopilotError, InvalidInput, NotFound, PermissionDenied, Unauthenticated
-from copilot.gateway import ModelError
+from copilot.errors import (
+    BudgetExceeded,
+    Conflict,
+    CopilotError,
+    InvalidInput,
+    ModelError,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    Unauthenticated,
+)
 
 log = logging.getLogger("copilot.api")
 FIELD_PREFIX = re.compile(r"^([\w.\[\]-]+): ")
@@ -40,6 +49,7 @@ ERROR_RESPONSES = {
     409: {"model": ErrorBody, "description": "Changed meanwhile (stale version)"},
     413: {"model": ErrorBody, "description": "Request body too large"},
     422: {"model": ErrorBody, "description": "Invalid input; `field` names the problem"},
+    429: {"model": ErrorBody, "description": "Too many failed attempts, or the workspace's model budget is spent"},
     502: {"model": ErrorBody, "description": "The model provider failed"},
     503: {"model": ErrorBody, "description": "A dependency is temporarily unavailable"},
 }
@@ -61,6 +71,12 @@ def error_response(status: int, kind: str, message: str, field: str | None = Non
 
 def copilot_error(_request: Request, error: CopilotError) -> JSONResponse:
     message = str(error)
+    if isinstance(error, RateLimited):
+        response = error_response(429, "rate_limited", message)
+        response.headers["Retry-After"] = str(error.retry_after_s)
+        return response
+    if isinstance(error, BudgetExceeded):
+        return error_response(429, "budget_exceeded", message)
     if isinstance(error, ModelError):
         return error_response(
             503 if error.retryable else 502, "model_unavailable" if error.retryable else "model_failed", message

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,19 +26,25 @@ class RequestSizeLimit:
             await self._reject(send)
             return
         received = 0
-        started = False
+        started = too_large = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    too_large = True
                     raise BodyTooLarge
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if too_large:  # the app answered its own error about the cut-off body: the client gets the 413
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await self._reject(send)
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
@@ -64,3 +72,49 @@ class RequestSizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class AuthFailures:
+    """Backoff on failed authentication, per client address and per key prefix (in this process).
+
+    After ``free`` failures within ``window_s``, each further attempt from that client (or for that key prefix) is
+    refused for 2, 4, 8, ... seconds (at most ``max_lock_s``) after the last failure; a success clears the client's
+    record. Several API replicas each keep their own counts (documented in the README).
+    """
+
+    def __init__(self, free: int = 5, window_s: float = 900.0, max_lock_s: float = 900.0) -> None:
+        self.free, self.window_s, self.max_lock_s = free, window_s, max_lock_s
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, who: str, now: float) -> list[float]:
+        times = [t for t in self._failures.get(who, []) if now - t < self.window_s]
+        if times:
+            self._failures[who] = times
+        else:
+            self._failures.pop(who, None)
+        return times
+
+    def retry_after(self, *who: str, now: float | None = None) -> int:
+        """Seconds until these callers may try again (0: now)."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            wait = 0.0
+            for name in who:
+                times = self._recent(name, now)
+                if len(times) >= self.free:
+                    lock = min(2.0 ** (len(times) - self.free + 1), self.max_lock_s)
+                    wait = max(wait, times[-1] + lock - now)
+            return int(wait + 0.999) if wait > 0 else 0
+
+    def failed(self, *who: str, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            for name in who:
+                self._failures.setdefault(name, []).append(now)
+            if len(self._failures) > 100_000:  # a flood of distinct callers must not grow memory without bound
+                self._failures = dict(list(self._failures.items())[-50_000:])
+
+    def succeeded(self, who: str) -> None:
+        with self._lock:
+            self._failures.pop(who, None)

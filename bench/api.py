@@ -2,8 +2,8 @@
 
 With the fake model (no generation cost), on the seeded and indexed demo workspace, served by uvicorn on loopback:
   concurrent     = 32 clients posting /v1/tickets/{id}/draft for --seconds: p50/p99 latency, requests/s, errors
-  overhead_p50   = p50 of one sequential client through HTTP minus p50 of draft_reply() called in-process on the same
-                   tickets, same run (target <= 5 ms, zero errors)
+  overhead_p50   = p50 of one sequential client through HTTP minus p50 of the task run in-process on the same
+                   tickets through the app's own services (services.run_task), same run (target <= 5 ms, zero errors)
 Last line: one JSON object.
 """
 
@@ -30,14 +30,10 @@ from api.app import create_app
 from api.server import background_server
 from copilot.auth import create_key
 from copilot.demo.generator import seed_demo
-from copilot.gateway import Gateway
+from copilot.services import Services
 from copilot.settings import Settings
 from copilot.store import Store
 from copilot.store.models import Ticket
-from copilot.tasks.context import TaskContext
-from copilot.tasks.reply_draft import draft_reply
-from retrieval import open_index
-from retrieval.search import Searcher
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -45,14 +41,12 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def direct_latencies(store: Store, settings: Settings, ticket_ids: list[int], searcher: Searcher) -> list[float]:
-    gateway, times = Gateway(settings), []
+def direct_latencies(services: Services, ticket_ids: list[int]) -> list[float]:
+    times = []
     for ticket_id in ticket_ids:
         started = time.perf_counter()
-        with store.repo("demo") as repo:
-            draft_reply(
-                TaskContext(settings, repo, gateway, _searcher=searcher, _embedder=searcher.index.embedder), ticket_id
-            )
+        with services.store.repo("demo") as repo:
+            services.run_task(repo, "reply_draft", {"ticket_id": ticket_id})
         times.append((time.perf_counter() - started) * 1000)
     return times
 
@@ -99,38 +93,36 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), model="fake/echo", index_on_ingest=False)
-        store = Store.from_settings(settings)
-        seed_demo(store, "demo", 7)
-        history = open_index(settings)
-        with store.repo("demo") as repo:
-            history.rebuild(repo)
+        services = Services(settings, Store.from_settings(settings))
+        seed_demo(services.store, "demo", 7)
+        with services.store.repo("demo") as repo:
+            services.index.rebuild(repo)
             key, _ = create_key(repo, "agent", "bench")
             ticket_ids = [t.id for t in repo.all(repo.select(Ticket).order_by(Ticket.id).limit(args.sequential))]
-        app = create_app(settings, store)
+        app = create_app(services=services)
         with background_server(app) as base:
-            figures = measure(args, base, key, ticket_ids, store, settings, app)
+            figures = measure(args, base, key, ticket_ids, services)
+        services.store.engine.dispose()
     print(
         f"{args.clients} clients for {figures['seconds']} s: {figures['requests']} requests, "
         f"{figures['requests_per_s']} req/s, "
         f"p50 {figures['p50_ms']} ms, p99 {figures['p99_ms']} ms, errors {figures['errors']}"
     )
     print(
-        f"draft_reply direct p50 {figures['direct_p50_ms']} ms, through HTTP p50 {figures['http_p50_ms']} ms: "
+        f"reply_draft direct p50 {figures['direct_p50_ms']} ms, through HTTP p50 {figures['http_p50_ms']} ms: "
         f"overhead {figures['overhead_p50_ms']} ms (target <= 5)"
     )
     print(json.dumps(figures))
 
 
-def measure(
-    args: argparse.Namespace, base: str, key: str, ticket_ids: list[int], store: Store, settings: Settings, app
-) -> dict:
+def measure(args: argparse.Namespace, base: str, key: str, ticket_ids: list[int], services: Services) -> dict:
     """Overhead (sequential, alternating sides) then throughput under concurrent clients."""
-    searcher = app.state.services.searcher  # the same warm embedder and index for both sides
+    # the app's own services on both sides: the same warm embedder, index and gateway
     sequential_latencies(base, key, ticket_ids[:5])  # warm-up
-    direct_latencies(store, settings, ticket_ids[:5], searcher)
+    direct_latencies(services, ticket_ids[:5])
     direct, http_seq, http_errors = [], [], 0
     for half in (ticket_ids[::2], ticket_ids[1::2]):  # alternate so drift on a shared machine hits both sides
-        direct += direct_latencies(store, settings, half, searcher)
+        direct += direct_latencies(services, half)
         times, errors = sequential_latencies(base, key, half)
         http_seq += times
         http_errors += errors

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from copilot.ingest import ingest_file
+from copilot.services import Services
 from copilot.settings import Settings
 from copilot.store import Store, get_or_create_workspace
 
@@ -49,7 +50,7 @@ def write_files(folder: Path, n: int) -> tuple[Path, Path, list[dict]]:
 
 
 def fresh_store(folder: Path, name: str) -> Store:
-    store = Store.from_settings(Settings(data_dir=folder / name))
+    store = Services(Settings(data_dir=folder / name)).store
     with store.session() as session:
         get_or_create_workspace(session, "bench")
     return store

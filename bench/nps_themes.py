@@ -6,9 +6,9 @@ temporary SQLite workspace (not timed). Then:
 
   embed only  raw SentenceTransformer.encode of the N comments (all-MiniLM-L6-v2, batch 64), as a user
               of the library would embed them
-  total       run_themes end to end: load from the store, split into sentences, embed the distinct ones,
-              fit the themes (spectral kNN on a sample + merge), assign every sentence, sentiment,
-              c-TF-IDF keywords, quotes, figures, and save the report, theme model and assignments
+  total       the nps_themes task end to end (services.run_task): load from the store, split into sentences,
+              embed the distinct ones, fit the themes (spectral kNN on a sample + merge), assign every sentence,
+              sentiment, c-TF-IDF keywords, quotes, figures, and save the report, theme model and assignments
 
 ratio = total / embed only (target <= 1.5). The job embeds distinct sentences only, so repeated
 sentences make it cheaper than embedding every comment; ``--all-distinct`` gives every sentence a
@@ -38,13 +38,11 @@ from sqlalchemy import insert
 
 from copilot.demo import sales
 from copilot.demo.people import FIRST_NAMES, INTEGRATIONS
-from copilot.gateway import Gateway
+from copilot.services import Services
 from copilot.settings import Settings
-from copilot.store import Store, get_or_create_workspace
+from copilot.store import get_or_create_workspace
 from copilot.store.models import NpsResponse
-from copilot.tasks.context import TaskContext
-from copilot.tasks.nps_themes import SentenceTable, ThemeFilters, run_themes
-from retrieval.embeddings import default_embedder
+from copilot.tasks.nps_themes import SentenceTable
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 OPENERS = [
@@ -143,16 +141,14 @@ def main() -> None:
         "comment_chars": sum(map(len, comments)),
         "distinct_sentence_chars": sum(map(len, table.texts)),
     }
-    embedder = default_embedder()
-    embedder.encode(comments[:256])  # warm-up
     machine = f"{platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}"
     print(f"machine: {machine}; load average before: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(
-            data_dir=Path(tmp), model="local/smollm2-135m-instruct"
-        )  # keyword labels: no generation in the bench
-        store = Store.from_settings(settings)
+        # keyword labels: no generation in the bench
+        services = Services(Settings(data_dir=Path(tmp), model="local/smollm2-135m-instruct"))
+        embedder, store = services.embedder, services.store
+        embedder.encode(comments[:256])  # warm-up
         with store.session() as session:
             workspace = get_or_create_workspace(session, "bench")
             day = timedelta(days=60) / max(1, len(rows))
@@ -177,13 +173,17 @@ def main() -> None:
         )
         embed_s = time.perf_counter() - started
 
+        params = {
+            "filters": {"since": NOW - timedelta(days=60), "until": NOW},
+            "seed": args.seed,
+            "strategy": "keywords",
+            "as_of": NOW,
+        }
         with store.repo("bench") as repo:
-            context = TaskContext(settings, repo, Gateway(settings), _embedder=embedder)
             started = time.perf_counter()
-            outcome = run_themes(
-                context, ThemeFilters(since=NOW - timedelta(days=60), until=NOW), seed=args.seed, now=NOW
-            )
+            outcome = services.run_task(repo, "nps_themes", params)
             total_s = time.perf_counter() - started
+        services.close()
         store.engine.dispose()
 
     report = outcome.result

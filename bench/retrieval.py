@@ -34,12 +34,10 @@ import numpy as np
 
 from copilot.demo import tickets
 from copilot.demo.people import FIRST_NAMES, INTEGRATIONS
+from copilot.services import Services
 from copilot.settings import Settings
-from copilot.store import Store, get_or_create_workspace
+from copilot.store import get_or_create_workspace
 from retrieval.chunking import Chunk
-from retrieval.embeddings import default_embedder
-from retrieval.index import HistoryIndex
-from retrieval.search import Searcher
 
 
 def generate_texts(n: int, seed: int = 0) -> list[str]:
@@ -109,15 +107,13 @@ def main() -> None:
     if cached is not None and cached.shape[0] != args.n:
         parser.error(f"{args.embeddings} holds {cached.shape[0]} embeddings, not --n {args.n}")
     texts = generate_texts(args.n)
-    embedder = default_embedder()
-    embedder.encode(texts[:256])  # warm-up
 
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp))
-        store = Store.from_settings(settings)
+        services = Services(Settings(data_dir=Path(tmp)))
+        embedder, store, index = services.embedder, services.store, services.index
+        embedder.encode(texts[:256])  # warm-up
         with store.session() as session:
             workspace_id = get_or_create_workspace(session, "bench").id
-        index = HistoryIndex(settings, embedder)
         chunks = [
             Chunk(
                 chunk_id=f"message:{i}:0",
@@ -153,7 +149,7 @@ def main() -> None:
 
         rng = random.Random(1)
         queries = [texts[rng.randrange(len(texts))] for _ in range(args.queries)]
-        searcher = Searcher(index)
+        searcher = services.searcher
         latencies = []
         with store.repo("bench") as repo:
             for query in queries:
@@ -168,6 +164,7 @@ def main() -> None:
             tenth_best = np.sort(similarities)[-10]
             # Tie-aware: a hit is correct when it is as similar as the exact 10th best (generated texts repeat).
             overlap += sum(1 for i in ann if similarities[i] >= tenth_best - 1e-6)
+        store.engine.dispose()
     figures = {
         "chunks": args.n,
         "raw_encode_per_s": round(args.n / seconds["raw"], 1) if cached is None else None,

@@ -32,10 +32,10 @@ from api.app import create_app
 from api.server import background_server
 from copilot.auth import create_key
 from copilot.demo.generator import seed_demo
+from copilot.services import Services
 from copilot.settings import Settings
 from copilot.store import Store
 from copilot.store.models import AiResult, AiStatus, AuditEvent, Ticket
-from retrieval import open_index
 
 WORDS = [
     "refund",
@@ -201,14 +201,15 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), model="fake/echo", index_on_ingest=True)
-        store = Store.from_settings(settings)
+        services = Services(settings, Store.from_settings(settings))
+        store = services.store
         seed_demo(store, "demo", 7)
         with store.repo("demo") as repo:
-            open_index(settings).rebuild(repo)
+            services.index.rebuild(repo)
             agent, _ = create_key(repo, "agent", "soak agent")
             admin, _ = create_key(repo, "admin", "soak admin")
             tickets = [(t.id, t.external_id) for t in repo.all(repo.select(Ticket).order_by(Ticket.id).limit(60))]
-        with background_server(create_app(settings, store)) as base:
+        with background_server(create_app(services=services)) as base:
             soak = Soak(base, agent, admin, tickets, args.seed)
             started = time.perf_counter()
             deadline = started + args.seconds
@@ -225,6 +226,7 @@ def main() -> None:
                 .select_from(AiResult)
                 .where(AiResult.status.in_([AiStatus.approved, AiStatus.edited]))
             )
+        store.engine.dispose()
     latencies = sorted(soak.latencies)
     figures = {
         "clients": args.clients,

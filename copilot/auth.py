@@ -35,6 +35,7 @@ class Permission(str, enum.Enum):
     run_marketing = "run_marketing"  # NPS theme jobs
     review_support = "review_support"
     review_sales = "review_sales"
+    review_marketing = "review_marketing"  # NPS reports, promoter and detractor follow-ups
     write_records = "write_records"  # CRUD and bulk ingest
     manage = "manage"  # API keys, tones, webhooks, reindex
 
@@ -42,16 +43,8 @@ class Permission(str, enum.Enum):
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.agent: frozenset({Permission.read_tickets, Permission.run_support, Permission.review_support}),
     Role.rep: frozenset({Permission.read_sales, Permission.run_sales, Permission.review_sales}),
-    Role.marketing: frozenset({Permission.read_nps, Permission.run_marketing}),
+    Role.marketing: frozenset({Permission.read_nps, Permission.run_marketing, Permission.review_marketing}),
     Role.admin: frozenset(Permission),
-}
-
-REVIEW_PERMISSION_BY_TASK = {
-    "reply_draft": Permission.review_support,
-    "tone_rewrite": Permission.review_support,
-    "ticket_summary": Permission.review_support,
-    "call_summary": Permission.review_sales,
-    "deal_brief": Permission.review_sales,
 }
 
 
@@ -77,7 +70,10 @@ class Principal:
             raise PermissionDenied(f"role '{self.role.value}' may not {permission.value.replace('_', ' ')}")
 
     def reviewable_tasks(self) -> list[str]:
-        return [task for task, permission in REVIEW_PERMISSION_BY_TASK.items() if self.can(permission)]
+        """The tasks whose results this caller may read and decide (from the task registry)."""
+        from copilot.tasks import registry
+
+        return registry.reviewed_by(self.can)
 
 
 def hash_key(key: str) -> str:
@@ -122,6 +118,15 @@ def authenticate(session: Session, key: str | None) -> Principal:
             workspace = session.get(Workspace, row.workspace_id)
             return Principal(row.id, row.name, row.workspace_id, workspace.slug, row.role)
     raise Unauthenticated("unknown API key")
+
+
+def principal_for_key(session: Session, key_id: int | None) -> Principal:
+    """The principal of an active key, by id (web sessions keep the key's id, never the key)."""
+    row = session.get(ApiKey, key_id) if key_id is not None else None
+    if row is None or row.revoked_at is not None:
+        raise Unauthenticated("your session ended (logged out, expired or its key was revoked); log in again")
+    workspace = session.get(Workspace, row.workspace_id)
+    return Principal(row.id, row.name, row.workspace_id, workspace.slug, row.role)
 
 
 def list_keys(repo: Repo) -> list[ApiKey]:

@@ -18,11 +18,11 @@ import httpx
 from pydantic import BaseModel, Field, HttpUrl
 
 from copilot.errors import Conflict, InvalidInput
-from copilot.review import draft_text, record_event
+from copilot.netguard import BlockedTarget, GuardedTransport, TargetPolicy
+from copilot.review import draft_text, record_event, without_citations
 from copilot.store import Repo, Store
 from copilot.store.models import AiResult, AiStatus, Delivery, DeliveryStatus
 
-DELIVERED_TASKS = ("reply_draft", "tone_rewrite")
 RETRYABLE_STATUS = {408, 425, 429}
 
 
@@ -38,17 +38,27 @@ class DeliveryPolicy(BaseModel):
     timeout_s: float = 10.0
 
 
+def delivered_tasks() -> tuple[str, ...]:
+    """Tasks whose approved results reach the customer (declared in the task registry)."""
+    from copilot.tasks import registry
+
+    return registry.delivered()
+
+
 def webhook_config(repo: Repo) -> WebhookConfig | None:
     raw = (repo.workspace.settings or {}).get("webhook")
     return WebhookConfig.model_validate(raw) if raw else None
 
 
-def set_webhook(repo: Repo, url: str, secret: str | None = None) -> WebhookConfig:
-    """Configure the workspace's outbound webhook; a secret is generated when none is given."""
+def set_webhook(
+    repo: Repo, url: str, secret: str | None = None, *, policy: TargetPolicy | None = None
+) -> WebhookConfig:
+    """Configure the workspace's outbound webhook (a public http(s) URL); a secret is generated when none is given."""
     try:
         config = WebhookConfig(url=url, secret=secret or secrets.token_urlsafe(32))
     except ValueError as error:
         raise InvalidInput(f"webhook: {error.errors()[0]['loc'][0]}: {error.errors()[0]['msg']}") from None
+    (policy or TargetPolicy()).check_url(str(config.url))
     repo.workspace.settings = {**(repo.workspace.settings or {}), "webhook": config.model_dump(mode="json")}
     return config
 
@@ -69,7 +79,7 @@ def payload(repo: Repo, row: AiResult, key: str) -> dict:
         "task": row.task,
         "subject_kind": row.subject_kind,
         "subject_id": row.subject_id,
-        "text": draft_text(row),
+        "text": without_citations(draft_text(row)),
         "status": row.status.value,
         "idempotency_key": key,
     }
@@ -79,7 +89,7 @@ def prepare_delivery(repo: Repo, result_id: int) -> Delivery | None:
     """The Delivery row for an approved customer-facing result (None when it is not delivered by webhook)."""
     row = repo.get(AiResult, result_id)
     config = webhook_config(repo)
-    if row is None or row.task not in DELIVERED_TASKS or config is None:
+    if row is None or row.task not in delivered_tasks() or config is None:
         return None
     if row.status not in (AiStatus.approved, AiStatus.edited, AiStatus.sent):
         raise Conflict(f"AI result {row.id} is {row.status.value}: only approved results are delivered")
@@ -99,6 +109,7 @@ def deliver(
     policy: DeliveryPolicy | None = None,
     client: httpx.Client | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    targets: TargetPolicy | None = None,
 ) -> Delivery | None:
     """Send an approved result to the webhook, retrying transient failures; each attempt is committed."""
     policy = policy or DeliveryPolicy()
@@ -108,11 +119,12 @@ def deliver(
             return delivery
         delivery.status = DeliveryStatus.pending  # a manual retry of a failed delivery starts over
         delivery_id = delivery.id
+    targets = targets or TargetPolicy()
     owns_client = client is None
-    client = client or httpx.Client(timeout=policy.timeout_s)
+    client = client or httpx.Client(timeout=policy.timeout_s, transport=GuardedTransport(targets))
     try:
         for attempt in range(policy.max_attempts):
-            finished = _attempt(store, workspace, delivery_id, client)
+            finished = _attempt(store, workspace, delivery_id, client, targets)
             if finished:
                 break
             if attempt < policy.max_attempts - 1:
@@ -126,7 +138,7 @@ def deliver(
         return repo.get(Delivery, delivery_id)
 
 
-def _attempt(store: Store, workspace: str, delivery_id: int, client: httpx.Client) -> bool:
+def _attempt(store: Store, workspace: str, delivery_id: int, client: httpx.Client, targets: TargetPolicy) -> bool:
     """One POST; True when the delivery is finished (delivered, or refused for good)."""
     with store.repo(workspace) as repo:
         delivery = repo.get(Delivery, delivery_id)
@@ -142,9 +154,14 @@ def _attempt(store: Store, workspace: str, delivery_id: int, client: httpx.Clien
         }
         delivery.attempts += 1
         try:
+            targets.check_url(str(config.url))  # again now: the name may resolve elsewhere than when it was set
             response = client.post(str(config.url), content=body, headers=headers)
+        except BlockedTarget as error:
+            delivery.status, delivery.last_error = DeliveryStatus.failed, f"refused: {error}"[:500]
+            record_event(repo, "webhook", "delivery.failed", row, after={"error": delivery.last_error})
+            return True
         except httpx.HTTPError as error:
-            delivery.last_error = f"{type(error).__name__}: {error}"[:500]
+            delivery.last_error = f"{type(error).__name__}"[:500]  # never the target's words: they may be secrets
             return False
         if response.is_success:
             delivery.status, delivery.delivered_at, delivery.last_error = (
@@ -163,7 +180,8 @@ def _attempt(store: Store, workspace: str, delivery_id: int, client: httpx.Clien
                 after={"status": "sent", "target": delivery.target, "attempts": delivery.attempts},
             )
             return True
-        delivery.last_error = f"HTTP {response.status_code}: {response.text[:200]}"
+        # Status and reason only: the body of an error page is the target's business, not the reviewer's.
+        delivery.last_error = f"HTTP {response.status_code} {response.reason_phrase}".strip()
         if response.status_code < 500 and response.status_code not in RETRYABLE_STATUS:
             delivery.status = DeliveryStatus.failed
             record_event(

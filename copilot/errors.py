@@ -23,3 +23,26 @@ class Unauthenticated(CopilotError):
 
 class PermissionDenied(CopilotError):
     """Valid credentials whose role may not do this."""
+
+
+class RateLimited(CopilotError):
+    """Too many attempts: the message says when to try again."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class ModelError(CopilotError):
+    """Every model we may use failed; ``retryable`` says whether trying later may help."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class BudgetExceeded(ModelError):
+    """The workspace spent its daily model budget; tasks fall back to their non-LLM path."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)

@@ -206,6 +206,11 @@ def detect_commitments(text: str) -> list[str]:
     return [kind for kind, pattern in _COMMITMENTS.items() if pattern.search(text)]
 
 
+def commitment_patterns() -> dict[str, str]:
+    """The commitment patterns as regex source (the review page checks an edit as it is typed, in the browser)."""
+    return {kind: pattern.pattern for kind, pattern in _COMMITMENTS.items()}
+
+
 def check_commitments(output: str, sources: Iterable[str] = ()) -> GuardVerdict:
     """Flag promises a human must explicitly approve; never blocks on its own."""
     kinds = detect_commitments(output)

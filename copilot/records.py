@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -10,45 +11,62 @@ from copilot.errors import InvalidInput, NotFound
 from copilot.ingest import IngestReport
 from copilot.ingest.loader import AfterWrite
 from copilot.pii import person_names
-from copilot.settings import Settings
 from copilot.store import Repo
 from copilot.store.models import CRM_MODELS, AuthorKind, Contact, Deal, Message, Ticket
+from copilot.tasks import registry
 from copilot.tasks.base import mark_stale
+from copilot.tasks.registry import CUSTOMER_MESSAGE
 
-TICKET_TASKS_STALE_ON_CUSTOMER_MESSAGE = ("ticket_summary", "reply_draft")
+if TYPE_CHECKING:
+    from copilot.services import Services
 
 
 def mark_tickets_stale(repo: Repo, report: IngestReport) -> None:
     """A new customer message makes the ticket's summary and reply drafts stale."""
-    message_ids = report.written_ids.get("message", [])
-    query = select(Message.ticket_id).where(Message.author_kind == AuthorKind.customer).distinct()
-    for start in range(0, len(message_ids), 5000):
-        chunk = message_ids[start : start + 5000]
-        for ticket_id in repo.session.scalars(query.where(Message.id.in_(chunk))):
-            mark_stale(repo, subject_kind="ticket", subject_id=ticket_id, tasks=TICKET_TASKS_STALE_ON_CUSTOMER_MESSAGE)
+    tasks = registry.stale_on(CUSTOMER_MESSAGE)
+    for ticket_id in tickets_with_new_customer_messages(repo, report):
+        mark_stale(repo, subject_kind="ticket", subject_id=ticket_id, tasks=tasks)
 
 
-def index_written(settings: Settings) -> AfterWrite:
+def index_written(services: Services) -> AfterWrite:
     """Index what an ingest wrote, so search sees it as soon as the ingest commits."""
 
     def hook(repo: Repo, report: IngestReport) -> None:
-        from retrieval import open_index
-
-        history = open_index(settings)
         for kind, ids in report.written_ids.items():
-            history.index_records(repo, kind, ids)
+            services.index.index_records(repo, kind, ids)
 
     return hook
 
 
-def after_write_hooks(settings: Settings) -> list[AfterWrite]:
-    hooks: list[AfterWrite] = [mark_tickets_stale]
-    if settings.index_on_ingest:
-        hooks.append(index_written(settings))
+def tickets_with_new_customer_messages(repo: Repo, report: IngestReport) -> list[int]:
+    message_ids = report.written_ids.get("message", [])
+    query = select(Message.ticket_id).where(Message.author_kind == AuthorKind.customer).distinct()
+    tickets: set[int] = set()
+    for start in range(0, len(message_ids), 5000):
+        tickets.update(repo.session.scalars(query.where(Message.id.in_(message_ids[start : start + 5000]))))
+    return sorted(tickets)
+
+
+def precompute_written(services: Services) -> AfterWrite:
+    """Queue a summary refresh and a reply draft for tickets a customer just wrote on (when the workspace wants it)."""
+
+    def hook(repo: Repo, report: IngestReport) -> None:
+        from copilot.tasks.precompute import queue_precompute
+
+        queue_precompute(services, repo, tickets_with_new_customer_messages(repo, report))
+
+    return hook
+
+
+def after_write_hooks(services: Services) -> list[AfterWrite]:
+    """What runs in an ingest's transaction after its rows are written: stale marking, indexing, precompute."""
+    hooks: list[AfterWrite] = [mark_tickets_stale, precompute_written(services)]
+    if services.settings.index_on_ingest:
+        hooks.append(index_written(services))
     return hooks
 
 
-def delete_record(repo: Repo, settings: Settings, kind: str, record_id: int) -> None:
+def delete_record(repo: Repo, services: Services, kind: str, record_id: int) -> None:
     """Delete one record of the workspace (its dependents cascade) and drop it from the search index."""
     model = CRM_MODELS.get(kind)
     if model is None:
@@ -61,10 +79,8 @@ def delete_record(repo: Repo, settings: Settings, kind: str, record_id: int) -> 
     )
     repo.session.delete(row)
     repo.session.flush()
-    if settings.index_on_ingest:
-        from retrieval import open_index
-
-        history = open_index(settings)
+    if services.settings.index_on_ingest:
+        history = services.index
         history.remove_records(repo, kind, [record_id])
         history.remove_records(repo, "message", message_ids)
 

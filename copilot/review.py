@@ -8,17 +8,18 @@ reviewers deciding at once exactly one wins; the other gets a Conflict.
 from __future__ import annotations
 
 import enum
-import importlib
 import json
+import re
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from rapidfuzz.distance import Levenshtein
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm.exc import StaleDataError
 
 from copilot.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from copilot.guards import GuardVerdict, detect_commitments
 from copilot.store import Repo
 from copilot.store.models import AiResult, AiStatus, AuditEvent
 
@@ -34,9 +35,14 @@ class Decision(str, enum.Enum):
 class ReviewRequest(BaseModel):
     decision: Decision
     version: int
-    text: str | None = None  # the reviewer's final text, for ``edit``
-    reason: str | None = None  # why, for ``reject``
-    confirm_commitments: bool = False  # explicit approval of a draft that promises a refund, credit, deadline, ...
+    text: str | None = Field(default=None, max_length=20_000, description="The reviewer's final text, for edit.")
+    reason: str | None = Field(default=None, max_length=2_000, description="Why, for reject.")
+    confirm_commitments: bool = Field(
+        default=False, description="Explicit approval of a text that promises a refund, credit, deadline, ..."
+    )
+    override_guards: bool = Field(
+        default=False, description="Admins only: approve an edit of an output that failed a blocking guard (audited)."
+    )
 
 
 class TaskStats(BaseModel):
@@ -52,6 +58,14 @@ class TaskStats(BaseModel):
     mean_edit_distance: float | None
 
 
+CITATION_MARKER = re.compile(r"\s?\[S\d+\](?=[\s.,;:!?)]|$)")
+
+
+def without_citations(text: str) -> str:
+    """Customer-facing text without its [S1] source markers (they are for the reviewer, not the customer)."""
+    return re.sub(r"[ \t]+([.,;:!?])", r"\1", CITATION_MARKER.sub("", text)).strip()
+
+
 def draft_text(row: AiResult) -> str:
     """The text a reviewer approves: the final text after edits, else the draft's text or rendered result."""
     if row.final_text is not None:
@@ -64,6 +78,12 @@ def draft_text(row: AiResult) -> str:
 
 def commitments(row: AiResult) -> list[str]:
     return list(row.content.get("result", {}).get("needs_explicit_approval") or [])
+
+
+def low_risk(row: AiResult) -> bool:
+    """Safe to approve in a batch: no commitment, no failed guard, and (for a rewrite) it changed something."""
+    unchanged = bool(row.content.get("result", {}).get("unchanged"))
+    return not commitments(row) and not blocking_guards(row) and not unchanged
 
 
 def blocking_guards(row: AiResult) -> list[str]:
@@ -81,17 +101,25 @@ def get_reviewable(repo: Repo, result_id: int, tasks: list[str]) -> AiResult:
     return row
 
 
-def decide(repo: Repo, result_id: int, request: ReviewRequest, *, actor: str, tasks: list[str]) -> AiResult:
-    """Apply one reviewer decision in the caller's transaction, with an audit event."""
+def decide(repo: Repo, result_id: int, request: ReviewRequest, *, actor: str, tasks: list[str],
+           may_override: bool = False) -> AiResult:  # fmt: skip
+    """Apply one reviewer decision in the caller's transaction, with an audit event.
+
+    Approving and editing are held to the same rules: a text that commits to a refund, credit, discount, deadline
+    or escalation needs ``confirm_commitments``; an output that failed a blocking guard is approved only as an edit
+    that passes the task's guards again, or by an admin with ``override_guards`` (audited).
+    """
     row = get_reviewable(repo, result_id, tasks)
-    _check_decidable(row, request)
+    _check_decidable(repo, row, request, may_override)
     before = {"status": row.status.value, "text": draft_text(row), "version": row.version}
     distance = None
+    delivered = _delivers(row.task)
     if request.decision is Decision.approve:
-        row.status, row.final_text = AiStatus.approved, draft_text(row)
+        text = draft_text(row)
+        row.status, row.final_text = AiStatus.approved, without_citations(text) if delivered else text
     elif request.decision is Decision.edit:
         distance = Levenshtein.distance(before["text"], request.text)
-        row.status, row.final_text = AiStatus.edited, request.text
+        row.status, row.final_text = AiStatus.edited, without_citations(request.text) if delivered else request.text
     else:
         row.status = AiStatus.rejected
     try:
@@ -100,47 +128,123 @@ def decide(repo: Repo, result_id: int, request: ReviewRequest, *, actor: str, ta
         repo.session.rollback()
         raise Conflict(f"AI result {result_id} was decided by someone else meanwhile; reload it") from None
     after = {"status": row.status.value, "text": row.final_text, "version": row.version, "reason": request.reason}
+    if request.override_guards and blocking_guards(row):
+        after["overrode_guards"] = blocking_guards(row)
     if request.decision is not Decision.reject:
         after["applied"] = apply_approved(repo, row)
+        if delivered:
+            after["superseded"] = supersede_siblings(repo, row, actor)
     record_event(
         repo, actor, f"review.{request.decision.value}", row, before=before, after=after, edit_distance=distance
     )
     return row
 
 
-# What an approval writes back to the records, per task ("module:function" taking (repo, ai_result_id)).
-APPROVAL_HOOKS = {"call_summary": "copilot.tasks.call_summary:apply_to_deal"}
+def _delivers(task: str) -> bool:
+    return task in _delivered_tasks()
+
+
+def supersede_siblings(repo: Repo, row: AiResult, actor: str) -> list[int]:
+    """Approving a reply makes the ticket's other pending replies (and rewrites of them) ``superseded``, audited:
+    a double reply must not be one click away."""
+    ticket_id = _ticket_of(repo, row)
+    if ticket_id is None:
+        return []
+    replies = repo.select(AiResult).where(AiResult.task.in_(_delivered_tasks()))
+    drafts = repo.all(replies.where(AiResult.subject_kind == "ticket", AiResult.subject_id == ticket_id))
+    rewrites = repo.all(
+        replies.where(AiResult.subject_kind == "ai_result", AiResult.subject_id.in_([d.id for d in drafts]))
+    )
+    superseded = []
+    for other in (*drafts, *rewrites):
+        if other.id != row.id and other.status is AiStatus.pending:
+            other.status = AiStatus.superseded
+            after = {"status": "superseded", "by": row.id}
+            record_event(repo, actor, "review.superseded", other, before={"status": "pending"}, after=after)
+            superseded.append(other.id)
+    return superseded
+
+
+def _delivered_tasks() -> tuple[str, ...]:
+    from copilot.tasks import registry
+
+    return registry.delivered()
+
+
+def _ticket_of(repo: Repo, row: AiResult) -> int | None:
+    """The ticket a customer-facing result answers (a rewrite answers its draft's ticket)."""
+    if row.subject_kind == "ticket":
+        return row.subject_id
+    if row.subject_kind == "ai_result" and row.subject_id is not None:
+        draft = repo.get(AiResult, row.subject_id)
+        return draft.subject_id if draft is not None and draft.subject_kind == "ticket" else None
+    return None
 
 
 def apply_approved(repo: Repo, row: AiResult) -> str | None:
     """Run the task's approval hook in the decision's transaction; returns what happened, for the audit log."""
-    target = APPROVAL_HOOKS.get(row.task)
-    if target is None:
+    from copilot.tasks import registry
+
+    hook = registry.tasks().get(row.task)
+    if hook is None or hook.on_approve is None:
         return None
-    module, function = target.split(":")
     try:
-        written = getattr(importlib.import_module(module), function)(repo, row.id)
+        written = hook.on_approve(repo, row.id)
     except InvalidInput as error:  # e.g. a call with no deal: the approval stands, nothing is written
         return f"not applied: {error}"
     return f"applied to {type(written).__name__.lower()} {getattr(written, 'id', '')}".strip()
 
 
-def _check_decidable(row: AiResult, request: ReviewRequest) -> None:
+def _check_decidable(repo: Repo, row: AiResult, request: ReviewRequest, may_override: bool) -> None:
     if request.version != row.version:
         raise Conflict(f"AI result {row.id} is at version {row.version}, you saw version {request.version}; reload it")
-    if row.status is AiStatus.stale:
+    if row.status is AiStatus.stale or not _subject_exists(repo, row):
         raise Conflict(f"AI result {row.id} is stale: the record changed after it was produced; ask for a new one")
     if row.status is not AiStatus.pending:
         raise Conflict(f"AI result {row.id} is already {row.status.value}")
+    if request.decision is Decision.reject:
+        return
     if request.decision is Decision.edit and not (request.text or "").strip():
         raise InvalidInput("text: an edit needs the final text")
+    _check_guards(repo, row, request, may_override)
+    text = request.text if request.decision is Decision.edit else draft_text(row)
+    promised = commitments(row) if request.decision is Decision.approve else detect_commitments(text)
+    if promised and not request.confirm_commitments:
+        raise InvalidInput(
+            f"confirm_commitments: the text commits to {', '.join(promised)}; confirm the commitment explicitly"
+        )
+
+
+def _check_guards(repo: Repo, row: AiResult, request: ReviewRequest, may_override: bool) -> None:
+    blocked = blocking_guards(row)
+    if not blocked:
+        return
+    if request.override_guards:
+        if not may_override:
+            raise PermissionDenied("override_guards: only an admin may approve past a failed guard")
+        return
     if request.decision is Decision.approve:
-        if blocked := blocking_guards(row):
-            raise InvalidInput(f"decision: this output failed the {', '.join(blocked)} guard(s); edit or reject it")
-        if commitments(row) and not request.confirm_commitments:
-            raise InvalidInput(
-                f"confirm_commitments: the draft commits to {', '.join(commitments(row))}; approve it explicitly"
-            )
+        raise InvalidInput(f"decision: this output failed the {', '.join(blocked)} guard(s); edit or reject it")
+    still = [v.name for v in recheck(repo, row, request.text or "") if not v.passed and v.severity.value == "block"]
+    if still:
+        raise InvalidInput(f"text: the edited text still fails the {', '.join(still)} guard(s); fix it or reject it")
+
+
+def recheck(repo: Repo, row: AiResult, text: str) -> list[GuardVerdict]:
+    """The task's blocking guards on an edited text (a task that cannot re-check keeps its verdicts)."""
+    from copilot.tasks import registry
+
+    task = registry.tasks().get(row.task)
+    if task is None or task.check_edit is None:
+        return [GuardVerdict.model_validate(v) for v in row.guard_verdicts]
+    return task.check_edit(repo, row, text)
+
+
+def _subject_exists(repo: Repo, row: AiResult) -> bool:
+    from copilot.store.models import CRM_MODELS
+
+    model = CRM_MODELS.get(row.subject_kind)
+    return model is None or row.subject_id is None or repo.get(model, row.subject_id) is not None
 
 
 def record_event(
@@ -198,8 +302,15 @@ def audit_events(
     since: datetime | None = None,
     offset: int = 0,
     limit: int = 100,
+    visible_tasks: list[str] | None = None,
+    include_untasked: bool = True,
 ) -> tuple[list[AuditEvent], int]:
+    """Audit events, oldest first, limited (items and total) to ``visible_tasks`` and, unless ``include_untasked``,
+    to events about a task (workspace-level events such as key or head changes are for admins)."""
     query = select(AuditEvent).where(AuditEvent.workspace_id == repo.workspace_id)
+    if visible_tasks is not None:
+        about_task = AuditEvent.task.in_(visible_tasks)
+        query = query.where(or_(AuditEvent.task.is_(None), about_task) if include_untasked else about_task)
     if ticket_id is not None:
         query = query.where(AuditEvent.subject_kind == "ticket", AuditEvent.subject_id == ticket_id)
     if actor:

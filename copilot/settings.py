@@ -6,15 +6,23 @@ Create it once at the edge (CLI command, API app factory, test fixture) and pass
 from __future__ import annotations
 
 import os
-import secrets
+import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from copilot.profiles import Profile
 
 LOCAL_MODEL_PREFIX = "local/"
 DEFAULT_MODEL = "local/smollm2-135m-instruct"
+
+
+def custom_model_name(path: Path) -> str:
+    """``local/<file stem>`` for a file set by COPILOT_LOCAL_MODEL_PATH, so provenance never names another model."""
+    stem = path.stem if path.suffix == ".gguf" else path.name
+    return LOCAL_MODEL_PREFIX + (re.sub(r"[^a-z0-9._-]+", "-", stem.lower()).strip("-") or "custom")
 
 
 def _default_data_dir() -> Path:
@@ -44,6 +52,17 @@ class Settings(BaseSettings):
     )
     local_model_sha256: str | None = Field(default=None, description="Expected sha256 of a custom local model file.")
     local_context_tokens: int = 4096
+    local_threads: int | None = Field(default=None, description="CPU threads of the local model server; default: all.")
+    local_server_timeout_s: float = Field(default=180.0, description="How long a local model server may take to start.")
+    model_profile: Profile | None = Field(
+        default=None, description="What COPILOT_MODEL can do (small|capable); default: from the built-in model table."
+    )
+    task_models: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, description="Per-task models: reply_draft=openai/gpt-4o-mini,ticket_summary=local/..."
+    )
+    task_profiles: Annotated[dict[str, Profile], NoDecode] = Field(
+        default_factory=dict, description="Per-task profile overrides: reply_draft=capable,..."
+    )
     request_timeout_s: float = 120.0
     max_retries: int = 2
     cache_dir: Path | None = Field(default=None, description="On-disk response cache; off when unset.")
@@ -57,23 +76,53 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = Field(
         default=None, description="CSV of API keys (workspace,role,name,key) imported at start-up."
     )
-    session_secret: str | None = Field(
-        default=None, description="Signs web session cookies; default: a random secret kept in data_dir."
+    session_idle_s: int = Field(default=8 * 3600, ge=60, description="A web session ends after this long idle.")
+    session_max_s: int = Field(default=24 * 3600, ge=60, description="A web session ends this long after login.")
+    cookie_secure: Literal["auto", "true", "false"] = Field(
+        default="auto", description="Secure session cookie: auto = when the request came over https."
     )
     redact_pii: bool | None = Field(
         default=None, description="Mask PII before text leaves the process; default on for non-local models."
     )
 
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Internal host names webhooks may reach despite the SSRF rules."
+    )
+
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Proxies trusted for X-Forwarded-Proto/For (the scheme decides Secure cookies).",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     max_request_bytes: int = 5_000_000
 
-    @field_validator("fallback_models", mode="before")
+    @field_validator("fallback_models", "webhook_allowed_hosts", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+    @field_validator("task_models", "task_profiles", mode="before")
+    @classmethod
+    def _split_pairs(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        pairs = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            task, sep, target = item.partition("=")
+            if not sep or not task.strip() or not target.strip():
+                raise ValueError(f"expected task=value pairs separated by commas, got '{item}'")
+            pairs[task.strip()] = target.strip()
+        return pairs
+
+    @model_validator(mode="after")
+    def _name_custom_local_model(self) -> Settings:
+        """A GGUF set by COPILOT_LOCAL_MODEL_PATH is the default model, named after its file (never SmolLM2's name)."""
+        if self.local_model_path is not None and "model" not in self.model_fields_set:
+            self.model = custom_model_name(self.local_model_path)
+        return self
 
     @property
     def resolved_database_url(self) -> str:
@@ -91,16 +140,7 @@ class Settings(BaseSettings):
     def should_redact_pii(self) -> bool:
         return self.redact_pii if self.redact_pii is not None else not self.model_is_local
 
-    def resolved_session_secret(self) -> str:
-        """The configured secret, else one generated once and kept in data_dir (so logins survive a restart)."""
-        if self.session_secret:
-            return self.session_secret
-        self.ensure_dirs()
-        path = self.data_dir / ".session_secret"
-        if not path.exists():
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
-        return path.read_text().strip()
-
     def ensure_dirs(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """The data dir, private to its owner: it holds the database, keys and caches."""
+        if not self.data_dir.exists():
+            self.data_dir.mkdir(parents=True, mode=0o700)

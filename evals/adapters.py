@@ -7,6 +7,9 @@ Adding a task to evals is one entry::
         outcome = summarize_transcript(env.context(), transcript_from(case.inputs), env.strategy)
         return from_outcome(outcome, text=outcome.result.as_text())
 
+A registered task without an entry gets the generic adapter (``generic_adapter``): its case inputs are the task's
+params and its result's JSON text is scored.
+
 ``prepare`` (optional) runs once per suite run, in case order, before the cases run
 concurrently: use it to write records into the run's temporary store (ids then do not depend
 on thread timing, so prompts and response-cache keys are stable from run to run).
@@ -14,22 +17,27 @@ on thread timing, so prompts and response-cache keys are stable from run to run)
 
 from __future__ import annotations
 
+import json
 import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from copilot.errors import InvalidInput
-from copilot.gateway import Gateway
+from copilot.gateway import Completion, Gateway
 from copilot.guards import check_citations, check_cited_ids
+from copilot.services import Services
 from copilot.settings import Settings
 from copilot.tasks.base import TaskOutcome
 from copilot.tasks.context import TaskContext
 from evals.metrics import CaseOutput
 from evals.suite import Case
+
+if TYPE_CHECKING:
+    from copilot.gateway.fake import FakeModel
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 AUTHOR_KINDS = {
@@ -44,84 +52,85 @@ AUTHOR_KINDS = {
 }
 
 
-class CountingGateway(Gateway):
-    """The gateway, counting real model calls and cache hits (an unchanged cached re-run has zero calls)."""
+class CallCounter:
+    """A gateway observer counting real model calls and cache hits (an unchanged cached re-run has zero calls)."""
 
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
-        super().__init__(settings, **kwargs)
-        self._counter_lock = threading.Lock()
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
         self.model_calls = 0
         self.cache_hits = 0
 
-    def complete(self, messages, **params):
-        completion = super().complete(messages, **params)
-        with self._counter_lock:
+    def __call__(self, messages: list[dict[str, str]], completion: Completion) -> None:
+        with self._lock:
             if completion.cached:
                 self.cache_hits += 1
             else:
                 self.model_calls += 1
-        return completion
 
 
 @dataclass
 class EvalEnv:
-    """What adapters run with during one suite run: settings, gateway, a temporary store, shared models."""
+    """What adapters run with during one suite run: one Services (the model gateway, observed by a call counter,
+    a temporary store, the shared embedder, index and classifier) and the judge's gateway when there is one."""
 
-    settings: Settings
-    gateway: CountingGateway
+    services: Services
+    calls: CallCounter
     strategy: str = "auto"
+    judge: Gateway | None = None
     state: dict[str, Any] = field(default_factory=dict)  # adapters keep what prepare() built here
-    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
-    _store: Any = field(default=None, repr=False)
-    _index: Any = field(default=None, repr=False)
 
     @classmethod
-    def create(cls, settings: Settings, strategy: str, workdir: Path) -> EvalEnv:
-        """A run environment whose database and vector index live under ``workdir`` (a temporary folder)."""
+    def create(
+        cls,
+        settings: Settings,
+        strategy: str,
+        workdir: Path,
+        *,
+        fake: FakeModel | None = None,
+        judge_model: str | None = None,
+    ) -> EvalEnv:
+        """A run environment whose database and vector index live under ``workdir`` (a temporary folder).
+
+        The store, embedder, index and classifier are built on first use (a tone suite never loads the embedder).
+        """
         settings = settings.model_copy(
             update={"data_dir": workdir, "database_url": None, "chroma_path": None, "chroma_url": None}
         )
-        return cls(settings=settings, gateway=CountingGateway(settings, sleep=lambda _s: None), strategy=strategy)
+        calls = CallCounter()
+        gateway = Gateway(settings, fake=fake, sleep=lambda _s: None)
+        judge = None
+        if judge_model:
+            judge_settings = settings.model_copy(update={"model": judge_model, "fallback_models": []})
+            judge = Gateway(judge_settings, servers=gateway.local.servers, fake=fake, sleep=lambda _s: None)
+            judge = judge.observed(calls)
+        services = Services(settings, gateway=gateway.observed(calls), sleep=lambda _s: None)
+        return cls(services=services, calls=calls, strategy=strategy, judge=judge)
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
 
     @property
     def embedder(self) -> Any:
-        from retrieval.embeddings import default_embedder
-
-        with self._lock:
-            return default_embedder()
+        return self.services.embedder
 
     @property
     def store(self) -> Any:
         """A migrated SQLite store in the run's temporary folder (created on first use)."""
-        from copilot.store import Store
-
-        with self._lock:
-            if self._store is None:
-                self._store = Store.from_settings(self.settings)
-            return self._store
+        return self.services.store
 
     @property
     def index(self) -> Any:
-        from retrieval.index import HistoryIndex
-
-        with self._lock:
-            if self._index is None:
-                self._index = HistoryIndex(self.settings, self.embedder)
-            return self._index
+        return self.services.index
 
     def context(self, repo: Any = None) -> TaskContext:
-        searcher = None
-        if repo is not None and self._index is not None:
-            from retrieval.search import Searcher
-
-            searcher = Searcher(self._index)
-        return TaskContext(
-            self.settings, repo, self.gateway, _searcher=searcher
-        )  # the process-wide embedder, loaded on first use
+        return self.services.context(repo)
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.engine.dispose()
+        built = "store" in self.services.__dict__
+        self.services.close()
+        if built:
+            self.services.store.engine.dispose()
 
 
 Runner = Callable[[EvalEnv, Case], CaseOutput]
@@ -153,9 +162,16 @@ def adapter(
 
 
 def get_adapter(task: str) -> TaskAdapter:
-    if task not in ADAPTERS:
-        raise InvalidInput(f"task: no eval adapter for '{task}' (known: {', '.join(sorted(ADAPTERS))})")
-    return ADAPTERS[task]
+    """The task's own adapter, else the generic one for a registered task (see ``generic_adapter``)."""
+    if task in ADAPTERS:
+        return ADAPTERS[task]
+    from copilot.tasks import registry
+
+    registered = registry.tasks()
+    if task in registered:
+        return generic_adapter(task)
+    known = sorted(set(ADAPTERS) | set(registered))
+    raise InvalidInput(f"task: no eval adapter for '{task}' (known: {', '.join(known)})")
 
 
 def from_outcome(
@@ -470,9 +486,7 @@ def tone_rewrite(env: EvalEnv, case: Case) -> CaseOutput:
 
 
 def _load_classifier(env: EvalEnv, cases: list[Case]) -> None:
-    from copilot.tasks.sentiment import default_classifier
-
-    default_classifier().classify(["warm up"])
+    env.services.sentiment.classify(["warm up"])
 
 
 @adapter(
@@ -480,12 +494,51 @@ def _load_classifier(env: EvalEnv, cases: list[Case]) -> None:
 )
 def sentiment(env: EvalEnv, case: Case) -> CaseOutput:
     """Inputs: message (the text to classify). Expected: negative, neutral or positive."""
-    from copilot.tasks.sentiment import default_classifier
-
-    result = default_classifier().classify([str(need(case, "message"))])[0]
+    result = env.services.sentiment.classify([str(need(case, "message"))])[0]
     return CaseOutput(
         label=result.label, text=result.label, data=result.model_dump(mode="json"), model="sentiment-head"
     )
+
+
+# -- any other registered task ---------------------------------------------------------------------
+
+GENERIC_WORKSPACE = "evals"
+GENERIC_METRICS = (
+    "chrF",
+    "schema_validity",
+    "guard_pass_rate",
+    "checks_pass_rate",
+    "fallback_rate",
+    "latency_ms",
+    "tokens",
+    "cost_usd",
+)
+
+
+def _prepare_generic(env: EvalEnv, cases: list[Case]) -> None:
+    from copilot.store import get_or_create_workspace
+
+    with env.store.session() as session:
+        get_or_create_workspace(session, GENERIC_WORKSPACE)
+
+
+def generic_adapter(task: str) -> TaskAdapter:
+    """The default adapter of a registered task without its own: the case's ``inputs`` are the task's params
+    (``strategy`` comes from the suite unless the inputs name one and the suite says auto); the task runs through
+    the registry in the run's temporary store (in a workspace of its own, rolled back afterwards), and the result's
+    JSON text is what is scored."""
+
+    def run(env: EvalEnv, case: Case) -> CaseOutput:
+        params = dict(case.inputs)
+        if env.strategy != "auto" or "strategy" not in params:
+            params["strategy"] = env.strategy
+        with env.store.repo(GENERIC_WORKSPACE) as repo:
+            outcome = env.services.run_task(repo, task, params)
+            repo.session.rollback()  # the eval never keeps what a task wrote
+        text = json.dumps(outcome.result.model_dump(mode="json"), ensure_ascii=False, sort_keys=True)
+        return from_outcome(outcome, text=text)
+
+    return TaskAdapter(task=task, run=run, metrics=GENERIC_METRICS, prepare=_prepare_generic, kind="text")
 
 
 def scratch_dir() -> tempfile.TemporaryDirectory:

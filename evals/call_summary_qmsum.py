@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from rouge_score import rouge_scorer
 
-from copilot.gateway import Gateway
+from copilot.services import Services
 from copilot.settings import Settings
 from copilot.tasks.call_summary import (
     CallNotes,
@@ -38,7 +38,6 @@ from copilot.tasks.call_summary import (
     summarize_transcript,
     window_budget,
 )
-from copilot.tasks.context import TaskContext
 from evals.data import DataUnavailable, dataset
 
 METRICS = ("rouge1", "rouge2", "rougeL")
@@ -147,8 +146,8 @@ def main() -> int:
         print(f"qmsum: {error}")
         print(json.dumps({"skipped": str(error)}))
         return 0
-    settings = Settings(data_dir=Path(tempfile.mkdtemp()))
-    context = TaskContext(settings=settings, repo=None, gateway=Gateway(settings))
+    services = Services(Settings(data_dir=Path(tempfile.mkdtemp())))
+    settings, context = services.settings, services.context(None)
     encode = CachedEncoder(context.embedder.encode)
     scores = Scores()
     started = time.monotonic()
@@ -178,6 +177,7 @@ def main() -> int:
                 f"fallback: {outcome.fallback_reason or 'none'}"
             )
         model_s = time.monotonic() - started
+    services.close()
     table = scores.table()
     print(
         f"\nQMSum val: {len(meetings)} meetings, extractive path {extractive_s:.0f} s"

@@ -101,9 +101,10 @@ def main() -> int:
         print(error)
         print(json.dumps({"skipped": str(error)}))
         return 0
-    from retrieval.embeddings import default_embedder
+    from copilot.services import Services
+    from copilot.settings import Settings
 
-    embedder = default_embedder()
+    embedder = Services(Settings()).embedder
     bertopic = bertopic_factory()
     warmup_s = None
     if bertopic is not None:  # numba compiles UMAP's kernels on first use: keep that out of the per-run times

@@ -16,16 +16,13 @@ import tempfile
 from pathlib import Path
 
 from copilot.demo import kb
-from copilot.gateway import Gateway
+from copilot.services import Services
 from copilot.settings import Settings
-from copilot.store import Store, get_or_create_workspace
+from copilot.store import get_or_create_workspace
 from copilot.store.models import Account, AuthorKind, Channel, KbArticle, Message, Ticket
-from copilot.tasks.context import TaskContext
 from copilot.tasks.reply_draft import draft_for_thread
 from copilot.tasks.thread import load_thread
 from evals.data import DataUnavailable, dataset
-from retrieval.embeddings import default_embedder
-from retrieval.index import HistoryIndex
 
 HISTORY = 300
 
@@ -41,9 +38,8 @@ def main() -> int:
         return 0
     history, cases = rows[:HISTORY], rows[HISTORY : HISTORY + args.cases]
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp))
-        store = Store.from_settings(settings)
-        index = HistoryIndex(settings, default_embedder())
+        services = Services(Settings(data_dir=Path(tmp)))
+        store = services.store
         with store.session() as session:
             get_or_create_workspace(session, "bitext")
         with store.repo("bitext") as repo:
@@ -59,8 +55,8 @@ def main() -> int:
                 repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, body=row["instruction"]))
                 repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.agent, body=row["response"]))
             repo.session.flush()
-            index.rebuild(repo)
-            context = TaskContext(settings, repo, Gateway(settings), _embedder=index.embedder)
+            services.index.rebuild(repo)
+            context = services.context(repo)
             passed = cited = valid = 0
             for row in cases:
                 ticket = repo.add(
@@ -74,6 +70,8 @@ def main() -> int:
                 labels = re.findall(r"\[(S\d+)\]", outcome.result.text)
                 cited += bool(labels)
                 valid += all(label in {s.label for s in outcome.result.sources} for label in labels)
+        services.close()
+        store.engine.dispose()
     n = len(cases)
     report = {
         "cases": n,

@@ -19,11 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from copilot.services import Services
 from copilot.settings import Settings
 from copilot.store import Store, get_or_create_workspace
 from copilot.store.models import Account, AuthorKind, Message, Ticket
 from evals.data import DataUnavailable, dataset
-from retrieval.embeddings import default_embedder
 from retrieval.index import HistoryIndex
 from retrieval.search import Searcher, SearchFilters
 
@@ -54,9 +54,8 @@ def build_workspace(store: Store, index: HistoryIndex, history: list[tuple[str, 
 
 
 def evaluate(
-    store: Store, index: HistoryIndex, queries: list[tuple[str, str]], intents: dict[int, str]
+    store: Store, searcher: Searcher, queries: list[tuple[str, str]], intents: dict[int, str]
 ) -> dict[str, dict[str, float]]:
-    searcher = Searcher(index)
     results: dict[str, dict[str, float]] = {}
     filters = SearchFilters(kinds=["message"])
     with store.repo("banking77") as repo:
@@ -92,11 +91,11 @@ def main() -> int:
     random.Random(args.seed).shuffle(rows)
     queries, history = rows[: args.queries], rows[args.queries :]
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(data_dir=Path(tmp))
-        store = Store.from_settings(settings)
-        index = HistoryIndex(settings, default_embedder())
-        intents = build_workspace(store, index, history)
-        results = evaluate(store, index, queries, intents)
+        services = Services(Settings(data_dir=Path(tmp)))
+        intents = build_workspace(services.store, services.index, history)
+        results = evaluate(services.store, services.searcher, queries, intents)
+        services.close()
+        services.store.engine.dispose()
     print(f"banking77: {len(history)} messages indexed, {len(queries)} held-out queries")
     print(f"{'mode':<8} {'recall@10':>10} {'precision@10':>13} {'MRR@10':>8} {'ms/query':>9}")
     for mode, figures in results.items():

@@ -12,17 +12,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from copilot.errors import InvalidInput
 from copilot.guards import normalise
 from copilot.settings import Settings
 from evals import metrics as m
-from evals.adapters import CountingGateway, EvalEnv, get_adapter, scratch_dir
+from evals.adapters import EvalEnv, get_adapter, scratch_dir
 from evals.baseline import Baseline, comparable, regressions
 from evals.data import DataUnavailable
 from evals.results import CaseResult, EvalReport, Failure, SuiteRun
 from evals.suite import Case, MetricSpec, Suite, SuiteError, load_cases
+
+if TYPE_CHECKING:
+    from copilot.gateway.fake import FakeModel
 
 Progress = Callable[[str, int, int], None]  # (suite label, cases done, cases total)
 NAMED_CASES = 8
@@ -41,6 +44,7 @@ class RunOptions:
     prompts_dir: Path | None = None  # evaluate an edited copy of prompts/
     judge_model: str | None = None  # adds the LLM-as-judge metric
     progress: Progress | None = None
+    fake: FakeModel | None = None  # answers fake/... models (tests hand in their own)
 
 
 def default_cache_dir(settings: Settings) -> Path:
@@ -141,22 +145,12 @@ def run_suite(suite: Suite, settings: Settings, options: RunOptions) -> SuiteRun
         cases = cases[: options.limit]
     label = suite.name if len(options.models or []) <= 1 else f"{suite.name} [{settings.model}]"
     with scratch_dir() as workdir:
-        env = EvalEnv.create(settings, strategy, Path(workdir))
-        judge = (
-            CountingGateway(
-                settings.model_copy(update={"model": options.judge_model, "fallback_models": []}), sleep=lambda _s: None
-            )
-            if options.judge_model
-            else None
-        )
+        env = EvalEnv.create(settings, strategy, Path(workdir), fake=options.fake, judge_model=options.judge_model)
         try:
-            outputs = _run_cases(env, adapter, suite, cases, judge, options, label)
+            outputs = _run_cases(env, adapter, suite, cases, options, label)
         finally:
             env.close()
-        run.model_calls, run.cache_hits = env.gateway.model_calls, env.gateway.cache_hits
-        if judge is not None:
-            run.model_calls += judge.model_calls
-            run.cache_hits += judge.cache_hits
+        run.model_calls, run.cache_hits = env.calls.model_calls, env.calls.cache_hits  # the judge's calls too
     score(run, cases, outputs)
     run.failures = threshold_failures(run)
     if options.compare_baseline:
@@ -174,7 +168,6 @@ def _run_cases(
     adapter: Any,
     suite: Suite,
     cases: list[Case],
-    judge: CountingGateway | None,
     options: RunOptions,
     label: str,
 ) -> list[m.CaseOutput]:
@@ -192,11 +185,11 @@ def _run_cases(
         except Exception as error:  # a broken case is a failing case, not a crashed run
             output = m.CaseOutput(error=f"{type(error).__name__}: {error}")
         output.latency_ms = round((time.perf_counter() - started) * 1000, 1)
-        if judge is not None and not output.error:
+        if env.judge is not None and not output.error:
             from evals.judge import judge_case
 
             try:
-                output.judge, output.judge_reason = judge_case(judge, suite.task, case, output)
+                output.judge, output.judge_reason = judge_case(env.judge, suite.task, case, output)
             except Exception as error:
                 output.judge_reason = f"judge failed: {type(error).__name__}: {error}"
         output.check_failures, output.checks_run = run_checks(case, output)

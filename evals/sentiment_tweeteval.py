@@ -15,7 +15,9 @@ import sys
 
 import numpy as np
 
-from copilot.tasks.sentiment import default_classifier, features, vader_label
+from copilot.services import Services
+from copilot.settings import Settings
+from copilot.tasks.sentiment import features, vader_label
 from copilot.tasks.sentiment_train import cross_validated, scores
 from evals.data import DataUnavailable, dataset
 
@@ -45,7 +47,7 @@ def main() -> int:
         print(error)
         return 0
     texts, gold = [r["text"] for r in rows], [r["label"] for r in rows]
-    classifier = default_classifier()
+    classifier = Services(Settings()).sentiment  # the shipped head on the shared embedder
     x = features(classifier.encode(texts), classifier.vader, texts)
     vader = [vader_label(classifier.vader, t) for t in texts]
     report = {

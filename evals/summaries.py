@@ -18,8 +18,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from copilot.gateway import Gateway
+from copilot.services import Services
 from copilot.settings import Settings
+from copilot.tasks import registry
 from copilot.tasks.context import TaskContext
 from copilot.tasks.thread import Thread, ThreadMessage
 from copilot.tasks.ticket_summary import extractive_summary, summarize_thread
@@ -77,10 +78,11 @@ def run_suite(name: str, cases: list[Case], context: TaskContext, model_cases: i
         "extractive": lambda c: extractive_summary(c.thread, context.embedder.encode).as_text(),
         "lead2": lambda c: lead(c.thread),
     }
-    if context.small_local_model:  # the default path is the extractive one: score it once
+    default_is_extractive = registry.get("ticket_summary").resolve_strategy("auto", context.profile) == "extractive"
+    if default_is_extractive:  # score it once
         systems.pop("extractive")
     results = {system: score([run(c) for c in cases], cases) for system, run in systems.items()}
-    if context.small_local_model:
+    if default_is_extractive:
         results["extractive"] = results["default"]
     if model_cases:
         subset = cases[:model_cases]
@@ -95,8 +97,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model-cases", type=int, default=0, help="also run the model path on the first N cases")
     args = parser.parse_args()
-    settings = Settings(data_dir=Path(tempfile.mkdtemp()))
-    context = TaskContext(settings=settings, repo=None, gateway=Gateway(settings))
+    services = Services(Settings(data_dir=Path(tempfile.mkdtemp())))
+    context = services.context(None)
     report: dict[str, dict[str, dict[str, float]]] = {}
     failed = False
     for name, load in (("tweetsumm", tweetsumm_cases), ("dialogsum", dialogsum_cases)):
@@ -112,6 +114,7 @@ def main() -> int:
         if report[name]["default"]["rougeL"] < report[name]["lead2"]["rougeL"]:
             print(f"  FAIL: the default path is below LEAD-2 on {name}")
             failed = True
+    services.close()
     print(json.dumps(report))
     return 1 if failed else 0
 

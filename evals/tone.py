@@ -14,9 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from copilot.gateway import Gateway
+from copilot.services import Services
 from copilot.settings import Settings
-from copilot.tasks.context import TaskContext
 from copilot.tasks.tone_rewrite import rewrite_guards, rewrite_text, rule_rewrite
 from evals.data import DataUnavailable, dataset
 from evals.metrics import corpus_chrf
@@ -50,8 +49,8 @@ def main() -> int:
     except DataUnavailable as error:
         print(error)
         return 0
-    settings = Settings(data_dir=Path(tempfile.mkdtemp()))
-    context = TaskContext(settings=settings, repo=None, gateway=Gateway(settings))
+    services = Services(Settings(data_dir=Path(tempfile.mkdtemp())))
+    context = services.context(None)
     systems = {
         "default": [rewrite_text(context, src, TONE).result.text for src, _ in cases],
         "rules": [rule_rewrite(src, TONE) for src, _ in cases],
@@ -75,6 +74,7 @@ def main() -> int:
             "fact_preservation": 1.0,
             "cases": len(subset),
         }
+    services.close()
     print(f"paradetox ({len(cases)} cases), tone '{TONE}'   chrF   fact preservation")
     for name, figures in report.items():
         print(f"  {name:<14} {figures['chrF']:>6.2f}   {figures['fact_preservation']:.4f}")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from copilot.settings import Settings
 
 
-def open_index(settings: Settings):
-    """The deployment's history index with the shared embedder (imports the heavy libraries lazily)."""
+def open_index(settings: Settings, embedder=None):  # noqa: ANN001, ANN201 - kept light: no heavy imports here
+    """The deployment's history index (the shared embedder unless one is given; heavy libraries load lazily)."""
     from retrieval.embeddings import default_embedder
     from retrieval.index import HistoryIndex
 
-    return HistoryIndex(settings, default_embedder())
+    return HistoryIndex(settings, embedder or default_embedder())

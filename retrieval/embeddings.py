@@ -6,6 +6,7 @@ import os
 import threading
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -37,8 +38,30 @@ def verify_weights(directory: Path, expected: str = WEIGHTS_SHA256) -> None:
         raise EmbeddingModelError(f"embedding weights {weights} are corrupt (sha256 mismatch): {FIX_HINT}")
 
 
-class Embedder:
-    """Normalised 384-d sentence embeddings; thread-safe, batched."""
+@runtime_checkable
+class Embedder(Protocol):
+    """What every embedder declares: a name that identifies its vectors, their size, and ``encode``.
+
+    Vectors from embedders with different names are never mixed (an index, a theme model or a sentiment head built
+    with one is checked against the name before another's vectors meet it).
+    """
+
+    name: str
+    dimensions: int
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """L2-normalised float32 vectors, one row per text."""
+        ...
+
+
+MODEL_NAME = "all-MiniLM-L6-v2"
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 through sentence-transformers (PyTorch): normalised 384-d vectors; thread-safe, batched."""
+
+    name = MODEL_NAME
+    dimensions = DIMENSIONS
 
     def __init__(self, directory: Path | None = None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -66,4 +89,4 @@ class Embedder:
 @lru_cache(maxsize=1)
 def default_embedder() -> Embedder:
     """The process-wide embedder (loading takes a few seconds; do it once)."""
-    return Embedder()
+    return MiniLMEmbedder()

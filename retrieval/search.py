@@ -28,6 +28,9 @@ class SearchFilters(BaseModel):
     since: datetime | None = None
     until: datetime | None = None
     include_shared: bool = Field(default=True, description="Include workspace-wide knowledge (KB articles).")
+    shared_only: bool = Field(
+        default=False, description="Only workspace-wide knowledge: no customer's private history at all."
+    )
 
 
 class SearchHit(BaseModel):
@@ -121,7 +124,9 @@ def fuse(rankings: list[list[tuple[str, float]]], k: int = RRF_K) -> dict[str, f
 
 def _chroma_where(filters: SearchFilters) -> dict | None:
     clauses: list[dict] = []
-    if filters.account_id is not None:
+    if filters.shared_only:
+        clauses.append({"shared": {"$eq": True}})
+    elif filters.account_id is not None:
         own = {"account_id": {"$eq": filters.account_id}}
         clauses.append({"$or": [own, {"shared": {"$eq": True}}]} if filters.include_shared else own)
     elif not filters.include_shared:
@@ -141,7 +146,9 @@ def _chroma_where(filters: SearchFilters) -> dict | None:
 
 def _sql_where(filters: SearchFilters) -> tuple[str, dict]:
     parts, params = [], {}
-    if filters.account_id is not None:
+    if filters.shared_only:
+        parts.append("AND c.shared")
+    elif filters.account_id is not None:
         parts.append("AND (c.account_id = :account_id" + (" OR c.shared)" if filters.include_shared else ")"))
         params["account_id"] = filters.account_id
     elif not filters.include_shared:
@@ -165,6 +172,8 @@ def _sql_where(filters: SearchFilters) -> tuple[str, dict]:
 def _allowed(row: SearchChunk, filters: SearchFilters) -> bool:
     if row.shared:
         return filters.include_shared and (not filters.kinds or row.record_kind in filters.kinds)
+    if filters.shared_only:
+        return False
     if filters.account_id is not None and row.account_id != filters.account_id:
         return False
     if filters.contact_id is not None and row.contact_id != filters.contact_id:

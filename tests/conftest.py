@@ -108,22 +108,48 @@ def two_workspaces(store: Store) -> tuple[str, str]:
 
 
 @pytest.fixture
-def fake_script():
-    """The queue of responses for ``fake/scripted``, emptied before and after the test."""
-    from copilot.gateway.fake import SCRIPT
+def fake_model():
+    """The fake model this test's services answer ``fake/...`` calls with: push responses, read ``.calls``."""
+    from copilot.gateway.fake import FakeModel
 
-    SCRIPT.reset()
-    yield SCRIPT
-    SCRIPT.reset()
+    return FakeModel()
 
 
 @pytest.fixture
-def world(settings: Settings):
+def fake_script(fake_model):
+    """The same fake model, under the name older tests use for its queue of responses."""
+    return fake_model
+
+
+@pytest.fixture
+def services(settings: Settings, store: Store, fake_model):
+    """The services tasks run with, on the test's store and fake model (no backoff sleeps)."""
+    from copilot.services import Services
+
+    services = Services(settings, store, fake=fake_model, sleep=lambda _seconds: None)
+    yield services
+    services.close()
+
+
+def public_dns(host: str, port: int) -> list[str]:
+    """Tests have no DNS: IP literals (integer and hex forms too) resolve as the system would, localhost to
+    127.0.0.1, and every other name to one public address (MockTransport answers; nothing is contacted)."""
+    import socket
+
+    try:
+        return [socket.getaddrinfo(host, port, flags=socket.AI_NUMERICHOST)[0][4][0]]
+    except socket.gaierror:
+        return ["127.0.0.1"] if host == "localhost" else ["93.184.215.14"]
+
+
+@pytest.fixture
+def world(settings: Settings, fake_model):
     """Two workspaces with a ticket each and keys for every role; the app on the fake model."""
     from fastapi.testclient import TestClient
 
     from api.app import create_app
     from copilot.auth import create_key
+    from copilot.services import Services
     from copilot.store.models import AuthorKind, Message, Ticket
 
     settings = settings.model_copy(update={"index_on_ingest": False})
@@ -146,6 +172,7 @@ def world(settings: Settings):
             tickets[slug] = ticket.id
             for role in ("agent", "rep", "marketing", "admin"):
                 keys[(slug, role)] = create_key(repo, role, f"{slug}-{role}")[0]
-    app = create_app(settings, store)
+    services = Services(settings, store, fake=fake_model, sleep=lambda _seconds: None, resolver=public_dns)
+    app = create_app(services=services)
     with TestClient(app) as client:
         yield client, store, keys, tickets, app

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import json
 import threading
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -14,13 +14,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.app import create_app
+from copilot.auth import Permission
 from copilot.delivery import DeliveryPolicy
 from copilot.errors import Conflict
-from copilot.jobs import INTERRUPTED
+from copilot.jobs import JobKind
 from copilot.review import Decision, ReviewRequest, decide
+from copilot.services import Services
 from copilot.settings import Settings
 from copilot.store import Store
 from copilot.store.models import AiResult, AiStatus, AuditEvent, Delivery, Job, JobStatus, Message
+from copilot.tasks import registry
 from tests.conftest import use_settings_in_cli
 
 
@@ -49,7 +52,7 @@ def pending_rewrite(client, keys, text="Your refund of $20 was sent today.\n\nBe
         ("marketing", "get", "/v1/records/nps_response", 200),
         ("agent", "get", "/v1/admin/keys", 403),
         ("admin", "get", "/v1/admin/keys", 200),
-        ("marketing", "get", "/v1/review/queue", 403),
+        ("marketing", "get", "/v1/review/queue", 200),  # its own NPS outputs only
         ("rep", "get", "/v1/review/queue", 200),
         ("agent", "post", "/v1/records/ticket", 403),
     ],
@@ -228,7 +231,7 @@ def test_commitments_need_explicit_approval_and_are_refused_by_batch_approve(wor
         row = repo.get(AiResult, risky)
         row.content = {**row.content, "result": {**row.content["result"], "needs_explicit_approval": ["refund"]}}
         version = row.version + 1
-    safe, safe_version = pending_rewrite(client, keys, "Thanks, Dana.")
+    safe, safe_version = pending_rewrite(client, keys, "Thanks Dana!!! It works now.")  # the rules calm it down
     batch = client.post(
         "/v1/review/batch-approve",
         headers=auth(keys),
@@ -355,35 +358,42 @@ def test_job_lifecycle_and_restart_recovery(world, tmp_path):
         release.wait(10)
         return {"answer": 42}
 
-    runner.handlers = {**runner.handlers, "reindex": slow}
+    runner.kinds = {**runner.kinds, "reindex": JobKind("reindex", slow, Permission.manage)}
     submitted = client.post("/v1/admin/reindex", headers=auth(keys, role="admin"))
     assert submitted.status_code == 202 and submitted.headers["Location"] == f"/v1/jobs/{submitted.json()['id']}"
     job_id = submitted.json()["id"]
     assert started.wait(10)
     running = client.get(f"/v1/jobs/{job_id}", headers=auth(keys, role="admin")).json()
     assert (running["status"], running["done"], running["total"]) == ("running", 1, 2)
+    assert client.post(f"/v1/jobs/{job_id}/retry", headers=auth(keys, role="admin")).status_code == 409
     release.set()
     runner.wait(job_id, 10)
     done = client.get(f"/v1/jobs/{job_id}", headers=auth(keys, role="admin")).json()
     assert (done["status"], done["result"], done["done"]) == ("succeeded", {"answer": 42}, 2)
     assert client.get(f"/v1/jobs/{job_id}", headers=auth(keys)).status_code == 404  # an agent does not see admin jobs
+    assert client.post(f"/v1/jobs/{job_id}/retry", headers=auth(keys, role="admin")).status_code == 409  # done once
 
-    with store.repo("alpha") as repo:  # a job a crashed process left running
+    with store.repo("alpha") as repo:  # a job whose process died mid-run: its lease expired a minute ago
+        params = {"task": "ticket_summary", "items": [{"ticket_id": tickets["alpha"]}]}
         orphan = repo.add(
-            Job(kind="bulk_ticket_summaries", params={"ticket_ids": [tickets["alpha"]]}, status=JobStatus.running)
+            Job(
+                kind="task_batch",
+                params=params,
+                status=JobStatus.running,
+                lease_owner="dead:1:x",
+                lease_expires_at=datetime.now(UTC) - timedelta(minutes=1),
+                attempts=1,
+            )
         )
         repo.session.flush()
         orphan_id = orphan.id
-    restarted = create_app(app.state.services.settings, store)
+    restarted = create_app(services=Services(app.state.services.settings, store, fake=app.state.services.gateway.fake))
     with TestClient(restarted) as fresh:
-        failed = fresh.get(f"/v1/jobs/{orphan_id}", headers=auth(keys)).json()
-        assert failed["status"] == "failed" and failed["error"] == INTERRUPTED
-        assert fresh.get(f"/v1/jobs/{job_id}", headers=auth(keys, role="admin")).json()["result"] == {"answer": 42}
-        retried = fresh.post(f"/v1/jobs/{orphan_id}/retry", headers=auth(keys))
-        assert retried.status_code == 202
-        restarted.state.services.jobs.wait(retried.json()["id"], 60)
-        result = fresh.get(f"/v1/jobs/{retried.json()['id']}", headers=auth(keys)).json()
+        restarted.state.services.jobs.wait(orphan_id, 60)  # claimed again by the new process and finished
+        result = fresh.get(f"/v1/jobs/{orphan_id}", headers=auth(keys)).json()
         assert result["status"] == "succeeded" and len(result["result"]["ai_result_ids"]) == 1
+        assert result["attempts"] == 2
+        assert fresh.get(f"/v1/jobs/{job_id}", headers=auth(keys, role="admin")).json()["result"] == {"answer": 42}
 
 
 # -- errors --------------------------------------------------------------------------------------
@@ -442,11 +452,11 @@ def test_model_error_escaping_a_task_is_a_clear_5xx_with_a_failed_result(world, 
 
     client, store, keys, tickets, _ = world
 
-    def broken(context, ticket_id, strategy="auto"):
+    def broken(context, params):
         raise ModelError("model call failed after 3 attempts (fake/scripted: RateLimitError)", retryable=True)
 
-    monkeypatch.setattr("api.routers.support.summarize_ticket", broken)
-    response = client.post(f"/v1/tickets/{tickets['alpha']}/summary", headers=auth(keys))
+    with registry.overridden("ticket_summary", run=broken):
+        response = client.post(f"/v1/tickets/{tickets['alpha']}/summary", headers=auth(keys))
     assert response.status_code == 503 and "RateLimitError" in response.json()["error"]["message"]
     with store.repo("alpha") as repo:
         row = repo.session.scalar(repo.select(AiResult).where(AiResult.task == "ticket_summary"))
@@ -495,8 +505,9 @@ def test_demo_workspace_comes_with_a_login_key_and_drafts_to_review(tmp_path):
     settings = Settings(data_dir=tmp_path / "data", model="fake/echo", index_on_ingest=False)
     store = Store.from_settings(settings)
     seed_demo(store, "demo", 7)
-    assert queue_demo_drafts(store, settings, "demo", limit=3) == 3
-    assert queue_demo_drafts(store, settings, "demo", limit=3) == 0  # a second `make run` adds nothing
+    services = Services(settings, store)
+    assert queue_demo_drafts(services, "demo", limit=3) == 3
+    assert queue_demo_drafts(services, "demo", limit=3) == 0  # a second `make run` adds nothing
     key = ensure_demo_key(store, settings, "demo")
     assert (
         ensure_demo_key(store, settings, "demo") == key and demo_key_path(settings, "demo").read_text().strip() == key

@@ -6,18 +6,17 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from copilot.cli.main import app, main
 from copilot.errors import InvalidInput, NotFound
-from copilot.gateway import Gateway
-from copilot.gateway.fake import SCRIPT
+from copilot.services import Services
 from copilot.store import get_or_create_workspace
 from copilot.store.models import AiResult, AiStatus, Call, CallTurn, Deal, DealStage, Note
 from copilot.tasks.call_summary import (
     MAX_OUTPUT_TOKENS,
+    CallSummaryParams,
     Transcript,
     TranscriptTurn,
     apply_to_deal,
@@ -28,7 +27,7 @@ from copilot.tasks.call_summary import (
     summarize_transcript,
     window_budget,
 )
-from copilot.tasks.context import TaskContext
+from tests.fakes import FakeEmbedder
 
 T0 = datetime(2026, 3, 2, 15, tzinfo=UTC)
 PARTICIPANTS = [
@@ -58,22 +57,6 @@ TURNS = [
     ("Dana Reyes", "So the next step is the review with your CFO, and then we sign the pilot agreement."),
     ("Ana Lima", "Thank you, talk soon."),
 ]
-
-
-class FakeEmbedder:
-    """Deterministic bag-of-letters vectors: enough for centroid ranking in unit tests."""
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        vectors = (
-            np.array([[t.lower().count(c) for c in "abcdefghijklmnopqrstuvwxyz"] for t in texts], dtype=np.float32)
-            + 1e-3
-        )
-        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
-@pytest.fixture(autouse=True)
-def _empty_script(fake_script):
-    return fake_script
 
 
 def add_call(repo, turns, *, external_id="CALL-1", deal=None, participants=PARTICIPANTS) -> Call:
@@ -115,12 +98,37 @@ def call_ids(store):
         return add_call(repo, TURNS, deal=deal).id, deal.id
 
 
-def context(store, settings, model: str, **updates):
-    settings = settings.model_copy(update={"model": model, **updates})
-    manager = store.repo("alpha")
-    return manager, TaskContext(
-        settings, manager.__enter__(), Gateway(settings, sleep=lambda _s: None), _embedder=FakeEmbedder()
-    )
+@pytest.fixture
+def services_on(store, settings, fake_model):
+    """Services on a model (and other settings), the test's store and fake model, and the letters embedder."""
+    made = []
+
+    def build(model: str, **updates) -> Services:
+        services = Services(
+            settings.model_copy(update={"model": model, **updates}),
+            store,
+            fake=fake_model,
+            embedder=FakeEmbedder(),
+            sleep=lambda _s: None,
+        )
+        made.append(services)
+        return services
+
+    yield build
+    for services in made:
+        services.close()
+
+
+@pytest.fixture
+def summarize(store, services_on):
+    """Run the call_summary task on a model, in its own transaction."""
+
+    def run(model: str, call_id, progress=None, **updates):
+        services = services_on(model, **updates)
+        with store.repo("alpha") as repo:
+            return services.run_task(repo, "call_summary", {"call_id": call_id}, progress=progress)
+
+    return run
 
 
 def turn_ids(store, call_id) -> list[int]:
@@ -152,11 +160,9 @@ def test_extractive_notes_find_objection_decision_action_items_and_next_step():
     assert "Thank you, talk soon" not in notes.summary  # short courtesy lines are never summary material
 
 
-def test_embedded_model_uses_the_extractive_path_and_stores_it_pending_review(store, settings, call_ids):
+def test_embedded_model_uses_the_extractive_path_and_stores_it_pending_review(store, summarize, call_ids):
     call_id, _ = call_ids
-    manager, ctx = context(store, settings, "local/smollm2-135m-instruct")
-    outcome = summarize_call(ctx, call_id)
-    manager.__exit__(None, None, None)
+    outcome = summarize("local/smollm2-135m-instruct", call_id)
     assert outcome.provenance.model == "extractive" and not outcome.used_fallback and not outcome.blocked
     assert all(v.passed for v in outcome.verdicts), outcome.verdicts
     with store.repo("alpha") as repo:
@@ -177,10 +183,10 @@ def test_embedded_model_uses_the_extractive_path_and_stores_it_pending_review(st
         assert row.content["result"]["action_items"] and row.content["result"]["turn_count"] == len(TURNS)
 
 
-def test_model_notes_that_pass_the_guards_are_used(store, settings, call_ids):
+def test_model_notes_that_pass_the_guards_are_used(store, summarize, fake_script, call_ids):
     call_id, _ = call_ids
     ids = turn_ids(store, call_id)
-    SCRIPT.push(
+    fake_script.push(
         json.dumps(
             {
                 "summary": "Acme wants invoicing automation; price is the concern; a finance pilot is agreed.",
@@ -199,9 +205,7 @@ def test_model_notes_that_pass_the_guards_are_used(store, settings, call_ids):
             }
         )
     )
-    manager, ctx = context(store, settings, "fake/scripted")
-    outcome = summarize_call(ctx, call_id)
-    manager.__exit__(None, None, None)
+    outcome = summarize("fake/scripted", call_id)
     assert not outcome.used_fallback and outcome.provenance.model == "fake/scripted" and outcome.result.windows == 1
     assert outcome.result.action_items[0].owner == "Dana Reyes" and all(v.passed for v in outcome.verdicts)
 
@@ -214,10 +218,12 @@ def test_model_notes_that_pass_the_guards_are_used(store, settings, call_ids):
         ("Ana Lima", "Friday March 6", 6, "owner 'Ana Lima'"),  # a real person, but not in the turn the item cites
     ],
 )
-def test_action_item_owner_and_due_must_be_in_the_cited_turns(store, settings, call_ids, owner, due, cited, expected):
+def test_action_item_owner_and_due_must_be_in_the_cited_turns(
+    store, summarize, fake_script, call_ids, owner, due, cited, expected
+):
     call_id, _ = call_ids
     ids = turn_ids(store, call_id)
-    SCRIPT.push(
+    fake_script.push(
         json.dumps(
             {
                 "summary": "Pricing call with Acme.",
@@ -228,9 +234,7 @@ def test_action_item_owner_and_due_must_be_in_the_cited_turns(store, settings, c
             }
         )
     )
-    manager, ctx = context(store, settings, "fake/scripted")
-    outcome = summarize_call(ctx, call_id)
-    manager.__exit__(None, None, None)
+    outcome = summarize("fake/scripted", call_id)
     assert outcome.used_fallback and "window 1/1: model output failed a guard" in outcome.fallback_reason
     rejected = next(v for v in outcome.verdicts if v.name == "action_items_grounded" and not v.passed)
     assert any(expected in d for d in rejected.details), rejected.details
@@ -239,15 +243,13 @@ def test_action_item_owner_and_due_must_be_in_the_cited_turns(store, settings, c
     assert outcome.result.action_items and not outcome.blocked
 
 
-def test_cited_turn_from_another_call_is_caught(store, settings, call_ids):
+def test_cited_turn_from_another_call_is_caught(store, summarize, fake_script, call_ids):
     call_id, _ = call_ids
     with store.repo("alpha") as repo:
         other = add_call(repo, [("Zed", "Unrelated call text for another customer.")], external_id="CALL-2")
         foreign = other.turns[0].id
-    SCRIPT.push(json.dumps({"summary": "x", "key_points": [{"text": "Something", "turn_ids": [foreign]}]}))
-    manager, ctx = context(store, settings, "fake/scripted")
-    outcome = summarize_call(ctx, call_id)
-    manager.__exit__(None, None, None)
+    fake_script.push(json.dumps({"summary": "x", "key_points": [{"text": "Something", "turn_ids": [foreign]}]}))
+    outcome = summarize("fake/scripted", call_id)
     failed = next(v for v in outcome.verdicts if v.name == "cited_ids" and not v.passed)
     assert str(foreign) in failed.details[0] and foreign not in outcome.result.cited_ids()
 
@@ -283,7 +285,9 @@ def long_call_id(store):
         return add_call(repo, long_turns(), external_id="CALL-LONG", participants=parts).id
 
 
-def test_long_transcript_is_windowed_and_merged_with_every_cited_id_valid(store, settings, long_call_id):
+def test_long_transcript_is_windowed_and_merged_with_every_cited_id_valid(
+    store, settings, summarize, fake_script, long_call_id
+):
     ids = turn_ids(store, long_call_id)
     with store.repo("alpha") as repo:
         call = repo.get(Call, long_call_id)
@@ -317,8 +321,8 @@ def test_long_transcript_is_windowed_and_merged_with_every_cited_id_valid(store,
             )
         if decision in window_ids:
             notes["decisions"] = [{"text": "Business plan for the pilot", "turn_ids": [decision]}]
-        SCRIPT.push(json.dumps(notes))
-    SCRIPT.push(
+        fake_script.push(json.dumps(notes))
+    fake_script.push(
         json.dumps(
             {
                 "summary": "A long call about billing automation, ending with the Business plan pilot.",
@@ -336,11 +340,9 @@ def test_long_transcript_is_windowed_and_merged_with_every_cited_id_valid(store,
         )
     )
     seen = []
-    manager, ctx = context(store, settings, "fake/scripted")
-    outcome = summarize_call(ctx, long_call_id, progress=lambda done, total: seen.append((done, total)))
-    manager.__exit__(None, None, None)
+    outcome = summarize("fake/scripted", long_call_id, progress=lambda done, total: seen.append((done, total)))
     assert seen == [(n, len(windows)) for n in range(1, len(windows) + 1)]
-    prompts = [c["messages"] for c in SCRIPT.calls]
+    prompts = [c["messages"] for c in fake_script.calls]
     assert len(prompts) == len(windows) + 1  # one call per window, then the merge
     for messages in prompts[:-1]:  # each window's prompt fits the context with room for the answer
         assert sum(estimate_tokens(m["content"]) for m in messages) <= settings.local_context_tokens - MAX_OUTPUT_TOKENS
@@ -360,12 +362,12 @@ def test_long_transcript_is_windowed_and_merged_with_every_cited_id_valid(store,
     )
 
 
-def test_long_transcript_extractive_path_cites_valid_turns_across_windows(store, settings, long_call_id):
+def test_long_transcript_extractive_path_cites_valid_turns_across_windows(store, summarize, long_call_id):
     ids = turn_ids(store, long_call_id)
     seen = []
-    manager, ctx = context(store, settings, "local/smollm2-135m-instruct")
-    outcome = summarize_call(ctx, long_call_id, progress=lambda done, total: seen.append((done, total)))
-    manager.__exit__(None, None, None)
+    outcome = summarize(
+        "local/smollm2-135m-instruct", long_call_id, progress=lambda done, total: seen.append((done, total))
+    )
     result = outcome.result
     assert result.windows > 1 and seen[-1] == (result.windows, result.windows)
     assert set(result.cited_ids()) <= set(ids) and all(v.passed for v in outcome.verdicts)
@@ -377,37 +379,36 @@ def test_long_transcript_extractive_path_cites_valid_turns_across_windows(store,
     assert result.decisions and result.decisions[0].turn_ids == [ids[300]]
 
 
-def test_model_down_falls_back_to_extractive(store, settings, call_ids):
+def test_model_down_falls_back_to_extractive(store, summarize, call_ids):
     call_id, _ = call_ids
-    manager, ctx = context(store, settings, "fake/scripted", max_retries=0)  # an empty queue is a server error
-    outcome = summarize_call(ctx, call_id)
-    manager.__exit__(None, None, None)
+    outcome = summarize("fake/scripted", call_id, max_retries=0)  # an empty queue is a server error
     assert outcome.used_fallback and "model unavailable" in outcome.fallback_reason and outcome.result.action_items
 
 
-def test_call_without_turns_is_a_clear_error_and_empty_transcript_a_result(store, settings):
+def test_call_without_turns_is_a_clear_error_and_empty_transcript_a_result(store, services_on):
     with store.session() as session:
         get_or_create_workspace(session, "alpha")
     with store.repo("alpha") as repo:
         empty = add_call(repo, [], external_id="CALL-EMPTY").id
         blank = add_call(repo, [("Dana Reyes", "   ")], external_id="CALL-BLANK").id
-    manager, ctx = context(store, settings, "local/smollm2-135m-instruct")
-    for call_id in (empty, blank):
-        with pytest.raises(InvalidInput, match="has no transcript turns"):
-            summarize_call(ctx, call_id)
-    with pytest.raises(NotFound, match="no call 424242"):
-        summarize_call(ctx, 424242)
-    for strategy in ("extractive", "model"):
-        outcome = summarize_transcript(ctx, Transcript(turns=[]), strategy)
-        assert "no content" in outcome.result.summary and outcome.result.turn_count == 0
-    manager.__exit__(None, None, None)
+    services = services_on("local/smollm2-135m-instruct")
+    with store.repo("alpha") as repo:
+        ctx = services.context(repo, task="call_summary")
+        for call_id in (empty, blank):
+            with pytest.raises(InvalidInput, match="has no transcript turns"):
+                summarize_call(ctx, CallSummaryParams(call_id=call_id))
+            with pytest.raises(InvalidInput, match="has no transcript turns"):
+                services.run_task(repo, "call_summary", {"call_id": call_id})
+        with pytest.raises(NotFound, match="no call '424242' in workspace 'alpha'"):
+            summarize_call(ctx, CallSummaryParams(call_id=424242))
+        for strategy in ("extractive", "model"):
+            outcome = summarize_transcript(ctx, Transcript(turns=[]), strategy)
+            assert "no content" in outcome.result.summary and outcome.result.turn_count == 0
 
 
-def test_apply_to_deal_writes_the_approved_next_step_and_action_items(store, settings, call_ids):
+def test_apply_to_deal_writes_the_approved_next_step_and_action_items(store, summarize, call_ids):
     call_id, deal_id = call_ids
-    manager, ctx = context(store, settings, "local/smollm2-135m-instruct")
-    outcome = summarize_call(ctx, call_id)
-    manager.__exit__(None, None, None)
+    outcome = summarize("local/smollm2-135m-instruct", call_id)
     with store.repo("alpha") as repo:
         with pytest.raises(InvalidInput, match="only an approved call summary"):
             apply_to_deal(repo, outcome.ai_result_id)  # still pending: nobody approved it

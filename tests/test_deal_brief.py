@@ -13,8 +13,7 @@ from typer.testing import CliRunner
 
 from copilot.cli.main import app, main
 from copilot.errors import NotFound
-from copilot.gateway import Gateway
-from copilot.gateway.fake import SCRIPT
+from copilot.services import Services
 from copilot.store import get_or_create_workspace
 from copilot.store.models import (
     Account,
@@ -33,10 +32,9 @@ from copilot.store.models import (
     Ticket,
     TicketStatus,
 )
-from copilot.tasks.context import TaskContext
-from copilot.tasks.deal_brief import deal_brief, template_narrative
+from copilot.tasks.deal_brief import DealBriefParams, deal_brief, template_narrative
 from copilot.tasks.sentiment import Head, MessageSentiment
-from tests.test_call_summary import FakeEmbedder
+from tests.fakes import FakeEmbedder
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
@@ -61,25 +59,38 @@ class KeywordClassifier:
         return out
 
 
-@pytest.fixture(autouse=True)
-def _empty_script(fake_script):
-    return fake_script
+@pytest.fixture
+def services_on(store, settings, fake_model):
+    """Services on a model, the test's store and fake model, the keyword classifier and the letters embedder."""
+    made = []
 
-
-def context(store, settings, model: str, workspace: str = "alpha"):
-    settings = settings.model_copy(update={"model": model})
-    manager = store.repo(workspace)
-    return manager, TaskContext(settings, manager.__enter__(), Gateway(settings, sleep=lambda _s: None))
-
-
-def brief(store, settings, deal_id, model="local/smollm2-135m-instruct", workspace="alpha", **kwargs):
-    manager, ctx = context(store, settings, model, workspace)
-    try:
-        return deal_brief(
-            ctx, deal_id, now=kwargs.pop("now", NOW), classifier=kwargs.pop("classifier", KeywordClassifier()), **kwargs
+    def build(model: str = "local/smollm2-135m-instruct", classifier=None) -> Services:
+        services = Services(
+            settings.model_copy(update={"model": model}),
+            store,
+            fake=fake_model,
+            embedder=FakeEmbedder(),
+            sentiment=classifier or KeywordClassifier(),
+            sleep=lambda _s: None,
         )
-    finally:
-        manager.__exit__(None, None, None)
+        made.append(services)
+        return services
+
+    yield build
+    for services in made:
+        services.close()
+
+
+@pytest.fixture
+def brief(store, services_on):
+    """Run the deal_brief task as of ``now`` (NOW unless given), in its own transaction."""
+
+    def run(deal_id, model="local/smollm2-135m-instruct", workspace="alpha", now=NOW, classifier=None):
+        services = services_on(model, classifier)
+        with store.repo(workspace) as repo:
+            return services.run_task(repo, "deal_brief", {"deal_id": deal_id, "as_of": now})
+
+    return run
 
 
 @pytest.fixture
@@ -130,8 +141,8 @@ def healthy_deal(store) -> int:
         return deal.id
 
 
-def test_healthy_deal_has_facts_no_risks_and_the_reps_open_item_as_next_step(store, settings, healthy_deal):
-    outcome = brief(store, settings, healthy_deal)
+def test_healthy_deal_has_facts_no_risks_and_the_reps_open_item_as_next_step(store, brief, healthy_deal):
+    outcome = brief(healthy_deal)
     facts = outcome.result.facts
     assert (facts.stage, facts.days_in_stage, facts.amount_text(), facts.owner) == (
         "proposal",
@@ -163,19 +174,17 @@ def test_healthy_deal_has_facts_no_risks_and_the_reps_open_item_as_next_step(sto
         assert f"deal:{healthy_deal}" in row.input_ids and row.content["result"]["facts"]["days_in_stage"] == 10
 
 
-def test_stored_call_summary_supplies_the_action_items(store, settings, healthy_deal):
-    from copilot.tasks.call_summary import summarize_call
-
-    manager, ctx = context(store, settings, "local/smollm2-135m-instruct")
-    call_id = ctx.repo.session.scalar(ctx.repo.select(Call).where(Call.deal_id == healthy_deal)).id
-    summary = summarize_call(TaskContext(ctx.settings, ctx.repo, ctx.gateway, _embedder=FakeEmbedder()), call_id)
-    manager.__exit__(None, None, None)
-    facts = brief(store, settings, healthy_deal).result.facts
+def test_stored_call_summary_supplies_the_action_items(store, services_on, brief, healthy_deal):
+    services = services_on("local/smollm2-135m-instruct")
+    with store.repo("alpha") as repo:
+        call_id = repo.session.scalar(repo.select(Call).where(Call.deal_id == healthy_deal)).id
+        summary = services.run_task(repo, "call_summary", {"call_id": call_id})
+    facts = brief(healthy_deal).result.facts
     assert f"ai_result:{summary.ai_result_id}" in facts.action_items[0].source_ids
 
 
-def test_what_changed_lists_a_stage_change_between_two_briefs(store, settings, healthy_deal):
-    first = brief(store, settings, healthy_deal)
+def test_what_changed_lists_a_stage_change_between_two_briefs(store, brief, healthy_deal):
+    first = brief(healthy_deal)
     with store.repo("alpha") as repo:
         deal = repo.get(Deal, healthy_deal)
         deal.stage = DealStage.negotiation
@@ -184,17 +193,17 @@ def test_what_changed_lists_a_stage_change_between_two_briefs(store, settings, h
             {"stage": "negotiation", "at": (NOW + timedelta(days=1)).isoformat()},
         ]
         deal.next_step = None
-    second = brief(store, settings, healthy_deal, now=NOW + timedelta(days=2))
+    second = brief(healthy_deal, now=NOW + timedelta(days=2))
     changes = [c.text for c in second.result.changes]
     assert second.result.previous_brief_id == first.ai_result_id
     assert "Stage changed from proposal to negotiation." in changes
     assert "Next step changed from Send revised proposal to none." in changes
     assert any(c.startswith("New risk: No next step") for c in changes)
-    third = brief(store, settings, healthy_deal, now=NOW + timedelta(days=2))
+    third = brief(healthy_deal, now=NOW + timedelta(days=2))
     assert third.result.previous_brief_id == second.ai_result_id and third.result.changes == []
 
 
-def test_sentiment_tickets_and_detractors_become_risks_with_evidence(store, settings, healthy_deal):
+def test_sentiment_tickets_and_detractors_become_risks_with_evidence(store, brief, healthy_deal):
     with store.repo("alpha") as repo:
         deal = repo.get(Deal, healthy_deal)
         contact = repo.session.scalar(repo.select(Contact))
@@ -235,7 +244,7 @@ def test_sentiment_tickets_and_detractors_become_risks_with_evidence(store, sett
         repo.add(NpsResponse(contact_id=contact.id, score=9, submitted_at=NOW - timedelta(days=10)))
         repo.session.flush()
         ids = {"ticket": ticket.id, "messages": [m.id for m in messages], "old": old.id, "detractor": detractor.id}
-    outcome = brief(store, settings, healthy_deal)
+    outcome = brief(healthy_deal)
     risks = {r.kind: r for r in outcome.result.facts.risks}
     assert risks["high_priority_tickets"].evidence_ids == [f"ticket:{ids['ticket']}"]
     assert risks["detractor_nps"].evidence_ids == [f"nps_response:{ids['detractor']}"]
@@ -244,8 +253,8 @@ def test_sentiment_tickets_and_detractors_become_risks_with_evidence(store, sett
 
 
 # -- model path -----------------------------------------------------------------------------------
-def test_grounded_model_narrative_is_used(store, settings, healthy_deal):
-    SCRIPT.push(
+def test_grounded_model_narrative_is_used(store, brief, fake_script, healthy_deal):
+    fake_script.push(
         json.dumps(
             {
                 "narrative": "Harbor Foods — New business is in proposal for 10 days at $24,000, closing 2026-07-15. "
@@ -255,7 +264,7 @@ def test_grounded_model_narrative_is_used(store, settings, healthy_deal):
             }
         )
     )
-    outcome = brief(store, settings, healthy_deal, model="fake/scripted")
+    outcome = brief(healthy_deal, model="fake/scripted")
     assert (
         not outcome.used_fallback
         and outcome.result.narrative.startswith("Harbor Foods")
@@ -276,22 +285,24 @@ def test_grounded_model_narrative_is_used(store, settings, healthy_deal):
     ],
 )
 def test_ungrounded_model_narrative_falls_back_to_the_template(
-    store, settings, healthy_deal, narrative, sources, guard
+    store, brief, fake_script, healthy_deal, narrative, sources, guard
 ):
-    SCRIPT.push(
+    fake_script.push(
         json.dumps(
             {"narrative": narrative, "next_step": "Call them.", "source_ids": sources or [f"deal:{healthy_deal}"]}
         )
     )
-    outcome = brief(store, settings, healthy_deal, model="fake/scripted")
+    outcome = brief(healthy_deal, model="fake/scripted")
     assert outcome.used_fallback and outcome.fallback_reason == "model output failed a guard"
     assert outcome.result.narrative == template_narrative(outcome.result.facts) and not outcome.blocked
     assert any(v.name == guard and not v.passed and v.severity.value == "flag" for v in outcome.verdicts)
 
 
-def test_unknown_deal_is_not_found(store, settings, healthy_deal):
-    with pytest.raises(NotFound, match="no deal 424242"):
-        brief(store, settings, 424242)
+def test_unknown_deal_is_not_found(store, services_on, brief, healthy_deal):
+    with pytest.raises(NotFound, match="no deal '424242' in workspace 'alpha'"):
+        brief(424242)
+    with store.repo("alpha") as repo, pytest.raises(NotFound, match="no deal '424242' in workspace 'alpha'"):
+        deal_brief(services_on().context(repo, task="deal_brief"), DealBriefParams(deal_id=424242, as_of=NOW))
 
 
 # -- the seeded demo workspace ----------------------------------------------------------------------
@@ -306,8 +317,8 @@ def demo(store, settings, monkeypatch):
         return repo.session.scalar(repo.select(Deal).where(Deal.name == "Acme Corporation — Enterprise expansion")).id
 
 
-def test_demo_stalled_deal_is_flagged_with_a_detractor_and_evidence(store, settings, demo):
-    outcome = brief(store, settings, demo, workspace="demo", now=datetime.now(UTC))
+def test_demo_stalled_deal_is_flagged_with_a_detractor_and_evidence(store, brief, demo):
+    outcome = brief(demo, workspace="demo", now=datetime.now(UTC))
     facts = outcome.result.facts
     risks = {r.kind: r for r in facts.risks}
     assert {"stalled", "no_next_step", "detractor_nps", "high_priority_tickets"} <= set(risks)

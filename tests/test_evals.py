@@ -11,12 +11,16 @@ import re
 import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Literal
 
 import pytest
+from pydantic import BaseModel
 from typer.testing import CliRunner
 
 from copilot.cli.main import app
 from copilot.settings import DEFAULT_MODEL
+from copilot.tasks.base import Provenance, TaskOutcome
+from copilot.tasks.registry import TaskParams
 from evals import metrics as m
 from evals.baseline import Baseline, approve, diff_run, review
 from evals.redact import Redactor, luhn_ok, redact
@@ -403,7 +407,9 @@ def test_llm_judge_is_off_by_default_and_scores_with_the_rubric(tmp_path, local_
     assert "judge" not in plain.runs[0].metrics and fake_script.calls == []
     fake_script.push(*['{"score": 4, "reason": "faithful, slightly stiff"}'] * 3)
     judged = run_evals(
-        [suite], Settings(), RunOptions(cache=False, compare_baseline=False, judge_model="fake/scripted")
+        [suite],
+        Settings(),
+        RunOptions(cache=False, compare_baseline=False, judge_model="fake/scripted", fake=fake_script),
     )
     run = judged.runs[0]
     assert run.metrics["judge"] == pytest.approx(0.75) and run.model_calls == 3
@@ -429,3 +435,88 @@ def test_several_models_print_a_side_by_side_table(tmp_path, local_model):
     print_report(report, console)
     text = console.export_text()
     assert "model comparison" in text and DEFAULT_MODEL in text and "fake/echo" in text
+
+
+# -- every registered task is evaluated ---------------------------------------------------------------
+
+
+def test_every_registered_task_has_a_prompt_an_eval_adapter_an_injection_spec_and_a_reviewer():
+    from copilot.auth import Permission
+    from copilot.prompting import load_prompt
+    from copilot.tasks import registry
+    from evals.adapters import ADAPTERS, get_adapter
+    from evals.injection.specs import spec_for
+
+    tasks = registry.tasks()
+    assert {"ticket_summary", "reply_draft", "tone_rewrite", "call_summary", "deal_brief", "nps_themes"} <= set(tasks)
+    for name, task in tasks.items():
+        if task.uses_model:
+            assert task.prompt, f"{name}: calls a model but declares no prompt"
+            assert load_prompt(task.prompt).name == task.prompt, name
+        adapter = get_adapter(name)  # its own (ADAPTERS) or the generic one
+        assert adapter.task == name and (name in ADAPTERS or adapter.metrics), name
+        assert spec_for(name).name == name  # its own injection spec or the generic one
+        assert isinstance(task.review, Permission) and isinstance(task.permission, Permission), name
+
+
+class CountParams(TaskParams):
+    text: str
+    strategy: Literal["auto", "count"] = "auto"
+
+
+class WordCount(BaseModel):
+    words: int
+    longest: str
+
+
+def count_words(context, params: CountParams) -> TaskOutcome[WordCount]:
+    """Count the words of a text (a task with no eval adapter of its own)."""
+    words = params.text.split()
+    return TaskOutcome[WordCount](
+        task="word_count",
+        result=WordCount(words=len(words), longest=max(words, key=len, default="")),
+        provenance=Provenance(task="word_count"),
+    )
+
+
+def test_a_registered_task_without_an_adapter_runs_through_the_generic_one(tmp_path):
+    from copilot.auth import Permission
+    from copilot.profiles import Profile
+    from copilot.settings import Settings
+    from copilot.store.models import AiResult
+    from copilot.tasks import registry
+    from evals.adapters import EvalEnv, generic_adapter
+
+    registry.task(
+        "word_count",
+        subject="text",
+        permission=Permission.run_support,
+        review=Permission.review_support,
+        needs_approval=False,
+        defaults={Profile.small: "count", Profile.capable: "count"},
+    )(count_words)
+    try:
+        (tmp_path / "rows.jsonl").write_text(
+            json.dumps({"id": "w1", "inputs": {"text": "one two three"}, "expected": '{"longest": "three"}'})
+            + "\n"
+            + json.dumps({"id": "w2", "inputs": {"text": "a b", "colour": "red"}, "checks": {"expect": {"words": 2}}})
+            + "\n"
+        )
+        (tmp_path / "words.yaml").write_text("name: words\ntask: word_count\ndataset: rows.jsonl\n")
+        settings = Settings(data_dir=tmp_path / "data")
+        report = run_evals([load_suite(tmp_path / "words.yaml")], settings, RunOptions(cache=False))
+
+        env = EvalEnv.create(settings, "auto", tmp_path / "env")
+        adapter = generic_adapter("word_count")
+        adapter.prepare(env, [])
+        assert json.loads(adapter.run(env, Case(id="x", inputs={"text": "hi there"})).text)["words"] == 2
+        with env.store.session() as session:  # the eval never keeps what the task wrote
+            assert session.query(AiResult).count() == 0
+        env.close()
+    finally:
+        registry.unregister("word_count")
+    run = report.runs[0]
+    first, second = run.cases
+    assert json.loads(first.output.text) == {"longest": "three", "words": 3} and first.output.data["words"] == 3
+    assert first.passed and run.metrics["chrF"] > 0 and "schema_validity" in run.metrics
+    assert "colour: Extra inputs are not permitted" in (second.output.error or "")  # inputs are the task's params

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from copilot.gateway.fake import SCRIPT, FakeProvider
+from copilot.gateway.fake import FakeModel, echo
 from copilot.settings import DEFAULT_MODEL, Settings
 from evals.baseline import review
 from evals.runner import RunOptions, run_evals
@@ -42,19 +42,17 @@ def test_golden_suites_pass_against_their_approved_baselines(tmp_path):
 
 
 @pytest.fixture
-def scripted_summaries(monkeypatch, fake_script):
+def scripted_summaries():
     """A fake model that summarises what the prompt shows it: the first customer and agent messages, cited by id.
 
     It reads the rendered prompt, so a template that stops showing the messages makes it summarise nothing useful.
     """
-    original = FakeProvider.answer
     block = re.compile(r'Message id=(\d+) from (\w+):\n<data kind="message" id="\d+">\n(.*?)\n</data>', re.S)
 
-    def answer(self, model, messages, optional_params):
-        schema = (optional_params.get("response_format") or {}).get("schema") or {}
+    def answer(messages, params):
+        schema = (params.get("response_format") or {}).get("schema") or {}
         if schema.get("title") != "TicketSummary":
-            return original(self, model, messages, optional_params)
-        SCRIPT.calls.append({"model": model, "messages": messages, "params": optional_params})
+            return echo(messages, params)
         found = block.findall(messages[-1]["content"])
         customer = next(((int(i), t) for i, kind, t in found if kind == "customer"), None)
         agent = next(((int(i), t) for i, kind, t in found if kind == "agent"), None)
@@ -63,13 +61,18 @@ def scripted_summaries(monkeypatch, fake_script):
             summary["what_happened"] = [{"text": agent[1][:400], "message_ids": [agent[0]]}]
         return json.dumps(summary)
 
-    monkeypatch.setattr(FakeProvider, "answer", answer)
-    return fake_script
+    return FakeModel(function=answer)
 
 
 def test_a_broken_prompt_template_fails_against_the_baseline_naming_metric_and_cases(tmp_path, scripted_summaries):
     settings = Settings(data_dir=tmp_path / "data", model="fake/echo")
-    options = dict(strategy="model", limit=8, cache_dir=tmp_path / "cache", baselines_dir=tmp_path / "baselines")
+    options = dict(
+        strategy="model",
+        limit=8,
+        cache_dir=tmp_path / "cache",
+        baselines_dir=tmp_path / "baselines",
+        fake=scripted_summaries,
+    )
     suites = select_suites(["ticket_summary"])
     good = run_evals(suites, settings, RunOptions(**options))
     assert (
@@ -103,7 +106,9 @@ def test_a_broken_prompt_template_fails_against_the_baseline_naming_metric_and_c
 def test_a_full_cached_rerun_makes_zero_model_calls(tmp_path, fake_script):
     """Every golden suite on the model path (fake model): the second run is answered from the response cache."""
     settings = Settings(data_dir=tmp_path / "data", model="fake/echo")
-    options = RunOptions(strategy="model", limit=4, cache_dir=tmp_path / "cache", compare_baseline=False)
+    options = RunOptions(
+        strategy="model", limit=4, cache_dir=tmp_path / "cache", compare_baseline=False, fake=fake_script
+    )
     first = run_evals(select_suites(), settings, options)
     calls = len(fake_script.calls)
     assert first.model_calls > 0 and calls == first.model_calls

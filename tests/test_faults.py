@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from api.app import create_app
+from copilot.services import Services
 from copilot.store.models import AiResult, AiStatus, AuditEvent
 from tests.test_api import auth, pending_rewrite
 
@@ -43,8 +44,7 @@ def ai_results(store) -> int:
 def scripted(world, fake_script):
     client, store, keys, tickets, app = world
     settings = app.state.services.settings.model_copy(update={"model": "fake/scripted", "max_retries": MAX_RETRIES})
-    failing = create_app(settings, store)
-    failing.state.services.gateway._sleep = lambda seconds: None
+    failing = create_app(services=Services(settings, store, fake=fake_script, sleep=lambda _seconds: None))
     with TestClient(failing) as scripted_client:
         yield scripted_client, store, keys, tickets, fake_script
 
@@ -95,15 +95,15 @@ def test_database_failing_mid_decision_leaves_the_draft_undecided(world, monkeyp
 
 def test_database_failing_while_saving_a_draft_leaves_no_row(world, monkeypatch):
     client, store, keys, tickets, _ = world
-    from copilot.tasks import reply_draft
+    from copilot.tasks import runner
 
-    original = reply_draft.save_outcome
+    original = runner.save_outcome  # the task runner saves every task's outcome
 
     def save_then_fail(repo, outcome, **kwargs):
         original(repo, outcome, **kwargs)  # the row is flushed...
         raise OperationalError("COMMIT", {}, Exception("disk I/O error"))  # ...and the database goes away
 
-    monkeypatch.setattr(reply_draft, "save_outcome", save_then_fail)
+    monkeypatch.setattr(runner, "save_outcome", save_then_fail)
     before = ai_results(store)
     response = client.post(f"/v1/tickets/{tickets['alpha']}/draft", headers=auth(keys), json={"strategy": "retrieval"})
     assert response.status_code == 503 and "try again" in response.json()["error"]["message"]
@@ -115,9 +115,7 @@ def test_broken_vector_index_degrades_drafts_to_full_text_search(world, damage):
     client, store, keys, tickets, app = world
     settings = app.state.services.settings
     with store.repo("alpha") as repo:
-        from retrieval import open_index
-
-        open_index(settings).rebuild(repo)
+        app.state.services.index.rebuild(repo)
     chroma = settings.resolved_chroma_path
     if damage == "missing":
         import shutil
@@ -126,7 +124,8 @@ def test_broken_vector_index_degrades_drafts_to_full_text_search(world, damage):
         chroma.write_text("not a folder")  # chroma cannot even create it again
     else:
         (chroma / "chroma.sqlite3").write_bytes(b"garbage" * 1000)
-    with TestClient(create_app(settings, store)) as fresh:
+    restarted = Services(settings, store, fake=app.state.services.gateway.fake, sleep=lambda _seconds: None)
+    with TestClient(create_app(services=restarted)) as fresh:
         response = fresh.post(
             f"/v1/tickets/{tickets['alpha']}/draft", headers=auth(keys), json={"strategy": "retrieval"}
         )

@@ -14,6 +14,9 @@ from hypothesis import settings as hypothesis_settings  # noqa: E402
 
 from api.app import create_app  # noqa: E402
 from copilot.auth import create_key  # noqa: E402
+from copilot.gateway.fake import FakeModel  # noqa: E402
+from copilot.jobs import JobKind  # noqa: E402
+from copilot.services import Services  # noqa: E402
 from copilot.settings import Settings  # noqa: E402
 from copilot.store import Store, get_or_create_workspace  # noqa: E402
 from copilot.store.models import AuthorKind, Message, Ticket  # noqa: E402
@@ -41,12 +44,15 @@ def api_schema(tmp_path_factory):
         repo.session.flush()
         repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, body="I was charged twice for ORD-1."))
         KEY["admin"] = create_key(repo, "admin", "fuzzer")[0]
-    app = create_app(settings, store)
-    app.state.services.jobs.handlers = {
-        kind: (lambda job: {}) for kind in app.state.services.jobs.handlers
+    services = Services(settings, store, fake=FakeModel(), sleep=lambda _seconds: None)
+    app = create_app(services=services)
+    jobs = app.state.services.jobs
+    jobs.kinds = {
+        name: JobKind(name, lambda job: {}, kind.permission) for name, kind in jobs.kinds.items()
     }  # jobs: lifecycle only
-    app.state.services.searcher.index.embedder.encode(["warm up"])  # load the embedder before the clock starts
-    return schemathesis.openapi.from_asgi("/openapi.json", app)
+    app.state.services.embedder.encode(["warm up"])  # load the embedder before the clock starts
+    yield schemathesis.openapi.from_asgi("/openapi.json", app)
+    services.close()
 
 
 def test_no_server_errors_and_documented_responses(api_schema):

@@ -9,7 +9,6 @@ import pytest
 from pydantic import BaseModel, Field
 
 from copilot.gateway import Gateway, ModelError, ModelFileError
-from copilot.gateway.fake import SCRIPT
 from copilot.prompting import PromptError, data, load_prompt, parse_template
 from copilot.settings import Settings
 
@@ -22,89 +21,92 @@ class Verdict(BaseModel):
     reasons: list[str] = Field(max_length=3)
 
 
-@pytest.fixture(autouse=True)
-def _empty_script(fake_script):
-    return fake_script
+@pytest.fixture
+def gateway(tmp_path, fake_model):
+    """A gateway on a model (and settings overrides) whose ``fake/...`` calls the test's fake model answers."""
 
+    def build(model="fake/scripted", **overrides) -> Gateway:
+        settings = Settings(data_dir=tmp_path, model=model, **overrides)
+        return Gateway(settings, fake=fake_model, sleep=lambda _seconds: None)
 
-def gateway(tmp_path, model="fake/scripted", **overrides) -> Gateway:
-    settings = Settings(data_dir=tmp_path, model=model, **overrides)
-    return Gateway(settings, sleep=lambda _seconds: None)
+    return build
 
 
 def rate_limited() -> Exception:
     return litellm.RateLimitError("slow down", llm_provider="fake", model="fake/scripted")
 
 
-def test_fake_echo_answers_with_usage(tmp_path):
-    completion = gateway(tmp_path, "fake/echo").complete(MESSAGES)
+def test_fake_echo_answers_with_usage(gateway):
+    completion = gateway("fake/echo").complete(MESSAGES)
     assert completion.text == "Hello there" and completion.model == "fake/echo"
     assert completion.tokens_in > 0 and completion.tokens_out == 2 and completion.latency_ms >= 0
 
 
-def test_retries_429_then_succeeds(tmp_path):
-    SCRIPT.push(rate_limited(), litellm.Timeout("took too long", model="fake/scripted", llm_provider="fake"), "finally")
-    completion = gateway(tmp_path, max_retries=2).complete(MESSAGES)
+def test_retries_429_then_succeeds(gateway, fake_script):
+    fake_script.push(
+        rate_limited(), litellm.Timeout("took too long", model="fake/scripted", llm_provider="fake"), "finally"
+    )
+    completion = gateway(max_retries=2).complete(MESSAGES)
     assert completion.text == "finally" and completion.attempts == 3
 
 
-def test_falls_back_to_next_model_after_bounded_retries(tmp_path):
-    SCRIPT.push(rate_limited(), rate_limited())
-    completion = gateway(tmp_path, max_retries=1, fallback_models=["fake/echo"]).complete(MESSAGES)
+def test_falls_back_to_next_model_after_bounded_retries(gateway, fake_script):
+    fake_script.push(rate_limited(), rate_limited())
+    completion = gateway(max_retries=1, fallback_models=["fake/echo"]).complete(MESSAGES)
     assert completion.model == "fake/echo" and completion.text == "Hello there" and completion.attempts == 3
-    assert len(SCRIPT.calls) == 3
+    assert len(fake_script.calls) == 3
 
 
-def test_gives_up_with_a_clear_error(tmp_path):
-    SCRIPT.push(*[litellm.InternalServerError("boom", llm_provider="fake", model="fake/scripted")] * 5)
+def test_gives_up_with_a_clear_error(gateway, fake_script):
+    fake_script.push(*[litellm.InternalServerError("boom", llm_provider="fake", model="fake/scripted")] * 5)
     with pytest.raises(ModelError, match="failed after 3 attempts") as error:
-        gateway(tmp_path, max_retries=2).complete(MESSAGES)
+        gateway(max_retries=2).complete(MESSAGES)
     assert error.value.retryable
-    assert len(SCRIPT.calls) == 3
+    assert len(fake_script.calls) == 3
 
 
-def test_openai_model_routes_through_litellm_unchanged(tmp_path):
-    completion = gateway(tmp_path, "openai/gpt-4o-mini").complete(MESSAGES, mock_response="Hi from OpenAI")
+def test_openai_model_routes_through_litellm_unchanged(gateway):
+    completion = gateway("openai/gpt-4o-mini").complete(MESSAGES, mock_response="Hi from OpenAI")
     assert completion.text == "Hi from OpenAI" and completion.model == "openai/gpt-4o-mini"
     assert completion.cost_usd is not None  # litellm knows this model's price
 
 
-def test_structured_output_is_validated(tmp_path):
-    SCRIPT.push('{"label": "refund", "score": 7, "reasons": ["double charge"]}')
-    result = gateway(tmp_path).structured(MESSAGES, Verdict)
+def test_structured_output_is_validated(gateway, fake_script):
+    fake_script.push('{"label": "refund", "score": 7, "reasons": ["double charge"]}')
+    result = gateway().structured(MESSAGES, Verdict)
     assert result.ok and result.value == Verdict(label="refund", score=7, reasons=["double charge"])
-    assert SCRIPT.calls[0]["params"]["response_format"]["schema"]["title"] == "Verdict"
+    assert fake_script.calls[0]["params"]["response_format"]["schema"]["title"] == "Verdict"
 
 
 @pytest.mark.parametrize(
     "bad", ['{"label": "x", "score": 99, "reasons": []}', '{"label": "x", "sco', "", "not json at all"]
 )
-def test_invalid_structured_output_is_an_error_not_a_crash(tmp_path, bad):
-    SCRIPT.push(bad)
-    result = gateway(tmp_path).structured(MESSAGES, Verdict)
+def test_invalid_structured_output_is_an_error_not_a_crash(gateway, bad, fake_script):
+    fake_script.push(bad)
+    result = gateway().structured(MESSAGES, Verdict)
     assert not result.ok and result.error
 
 
-def test_api_models_get_one_repair_retry(tmp_path):
-    result = gateway(tmp_path, "openai/gpt-4o-mini").structured(
+def test_api_models_get_one_repair_retry(gateway):
+    result = gateway("openai/gpt-4o-mini").structured(
         MESSAGES, Verdict, mock_response='{"label": "ok", "score": 3, "reasons": []}'
     )
     assert result.ok and result.value.score == 3
 
 
-def test_cache_hit_makes_zero_model_calls(tmp_path):
-    cached = gateway(tmp_path, "fake/echo", cache_dir=tmp_path / "cache")
+def test_cache_hit_makes_zero_model_calls(gateway, tmp_path, fake_script):
+    cached = gateway("fake/echo", cache_dir=tmp_path / "cache")
     first = cached.complete(MESSAGES, max_tokens=10)
-    calls = len(SCRIPT.calls)
+    calls = len(fake_script.calls)
     again = cached.complete(MESSAGES, max_tokens=10)
-    assert len(SCRIPT.calls) == calls and again.cached and again.text == first.text
+    assert len(fake_script.calls) == calls and again.cached and again.text == first.text
     cached.complete(MESSAGES, max_tokens=11)  # different parameters: a new call
-    assert len(SCRIPT.calls) == calls + 1
+    assert len(fake_script.calls) == calls + 1
 
 
-def test_streaming_yields_chunks_and_totals(tmp_path):
-    SCRIPT.push("one two three")
-    stream = gateway(tmp_path).stream(MESSAGES)
+def test_streaming_yields_chunks_and_totals(gateway, fake_script):
+    fake_script.push("one two three")
+    stream = gateway().stream(MESSAGES)
     assert "".join(stream) == "one two three"
     assert stream.completion.text == "one two three" and stream.completion.tokens_out == 3
 

@@ -161,7 +161,7 @@ def test_same_external_ids_in_two_workspaces_stay_separate(store, two_workspaces
         assert alpha.by_external_id(Ticket, "T-1").id != beta.by_external_id(Ticket, "T-1").id
 
 
-def test_new_customer_message_makes_ticket_drafts_stale(store, two_workspaces, tmp_path, settings):
+def test_new_customer_message_makes_ticket_drafts_stale(store, two_workspaces, tmp_path, services):
     ingest_all(store)
     with store.repo("alpha") as repo:
         ticket = repo.by_external_id(Ticket, "T-1")
@@ -176,7 +176,7 @@ def test_new_customer_message_makes_ticket_drafts_stale(store, two_workspaces, t
     )
     from copilot.records import after_write_hooks
 
-    ingest_file(store, "alpha", path, after_write=after_write_hooks(settings))
+    ingest_file(store, "alpha", path, after_write=after_write_hooks(services))
     with store.repo("alpha") as repo:
         assert repo.get(AiResult, draft.id).status is AiStatus.stale
         assert repo.get(AiResult, approved.id).status is AiStatus.approved

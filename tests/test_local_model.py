@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -9,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from copilot.gateway import Gateway
 from copilot.prompting import load_prompt
+from copilot.services import Services
 from copilot.settings import Settings
 
 pytestmark = pytest.mark.slow
@@ -21,10 +23,13 @@ class TicketTriage(BaseModel):
 
 
 @pytest.fixture(scope="module")
-def local(tmp_path_factory) -> Gateway:
-    gateway = Gateway(Settings(data_dir=tmp_path_factory.mktemp("local"), model="local/smollm2-135m-instruct"))
+def local(tmp_path_factory) -> Iterator[Gateway]:
+    """The gateway on the embedded model; its model server is stopped with the services after the module."""
+    services = Services(Settings(data_dir=tmp_path_factory.mktemp("local"), model="local/smollm2-135m-instruct"))
+    gateway = services.gateway
     gateway.check_ready()
-    return gateway
+    yield gateway
+    services.close()
 
 
 def test_structured_output_with_the_local_model_is_a_valid_instance(local):

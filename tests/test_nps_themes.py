@@ -1,5 +1,8 @@
 """NPS themes: stable assignment of new responses, determinism, clear errors on tiny inputs, filters,
-naming guard, CLI."""
+naming guard, sentiment over the theme vectors, the build request, the assign job and the CLI.
+
+Most tests run on the bag-of-letters FakeEmbedder with a small sentiment head over its vectors; the test that
+checks the topics themselves (and the CLI, end to end) runs on the real all-MiniLM-L6-v2 embedder."""
 
 from __future__ import annotations
 
@@ -12,21 +15,27 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from copilot.gateway import Gateway
+from copilot.services import Services
 from copilot.store import get_or_create_workspace
-from copilot.store.models import AiResult, NpsResponse, NpsThemeAssignment, NpsThemeRun
-from copilot.tasks.context import TaskContext
+from copilot.store.models import AiResult, Job, JobStatus, NpsResponse, NpsThemeAssignment, NpsThemeRun
 from copilot.tasks.nps_themes import (
+    Responses,
     ScoreBand,
+    ThemeBuild,
     ThemeError,
     ThemeFilters,
     assign_new_responses,
+    build_themes,
     fit_theme_model,
     load_report,
     name_is_grounded,
     run_themes,
+    sentence_sentiment,
     split_sentences,
 )
+from copilot.tasks.sentiment import Head, SentimentClassifier, features, shipped_head
+from tests.conftest import use_settings_in_cli
+from tests.fakes import FakeEmbedder
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 WINDOW = ThemeFilters(since=NOW - timedelta(days=30), until=NOW)
@@ -123,26 +132,61 @@ def seed_responses(store, workspace: str = "alpha", *, now: datetime = NOW) -> d
     return by_topic
 
 
+def letters_sentiment() -> SentimentClassifier:
+    """A sentiment head over FakeEmbedder vectors + VADER: P(positive) - P(negative) follows VADER's compound."""
+    dimensions = FakeEmbedder.dimensions
+    width = features(np.zeros((1, dimensions), dtype=np.float32), _vader(), [""]).shape[1]
+    coef = np.zeros((3, width))
+    coef[0, -1], coef[2, -1] = -1.0, 1.0  # the last lexical feature is VADER's compound score
+    return SentimentClassifier(FakeEmbedder().encode, Head(coef, np.zeros(3), name="letters head"), _vader())
+
+
+def _vader():
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    return SentimentIntensityAnalyzer()
+
+
+def themes_services(settings, store, fake_model, *, embedder=None, sentiment=None) -> Services:
+    return Services(
+        settings,
+        store,
+        fake=fake_model,
+        embedder=embedder or FakeEmbedder(),
+        sentiment=sentiment or letters_sentiment(),
+        sleep=lambda _seconds: None,
+    )
+
+
+@pytest.fixture
+def services(settings, store, fake_model):
+    """This module's services: the fake model, the FakeEmbedder and a sentiment head over its vectors."""
+    services = themes_services(settings, store, fake_model)
+    yield services
+    services.close()
+
+
 @pytest.fixture(scope="module")
-def embedder():
+def minilm():
     from retrieval.embeddings import default_embedder
 
     return default_embedder()
 
 
-def context_for(repo, settings, embedder) -> TaskContext:
-    return TaskContext(settings, repo, Gateway(settings, sleep=lambda _s: None), _embedder=embedder)
-
-
-def run(store, settings, embedder, filters: ThemeFilters = WINDOW, **kwargs):
-    with store.repo("alpha") as repo:
+def run(services: Services, filters: ThemeFilters = WINDOW, **kwargs):
+    with services.store.repo("alpha") as repo:
         return run_themes(
-            context_for(repo, settings, embedder),
+            services.context(repo, task="nps_themes"),
             filters,
             now=NOW,
             name_with_model=kwargs.pop("name_with_model", False),
             **kwargs,
         )
+
+
+def assign(services: Services, run_id: int) -> int:
+    with services.store.repo("alpha") as repo:
+        return assign_new_responses(services.context(repo, task="nps_themes"), run_id)
 
 
 def theme_of_response(store, run_id: int) -> dict[int, set[int]]:
@@ -165,12 +209,15 @@ def test_split_sentences_drops_connectors_and_empty_pieces():
     assert split_sentences(None) == [] and split_sentences("  ...  ") == []
 
 
-def test_run_finds_topics_and_saves_report_model_and_assignments(store, two_workspaces, settings, embedder):
+def test_run_finds_topics_and_saves_report_model_and_assignments(store, two_workspaces, settings, fake_model, minilm):
     by_topic = seed_responses(store)
-    outcome = run(store, settings, embedder)
+    services = Services(settings, store, fake=fake_model, embedder=minilm, sleep=lambda _seconds: None)
+    params = {"filters": WINDOW.model_dump(mode="json"), "strategy": "keywords", "as_of": NOW.isoformat()}
+    with store.repo("alpha") as repo:
+        outcome = services.run_task(repo, "nps_themes", params)
     report = outcome.result
     assert report.commented == 24 and report.responses == 25 and report.previous_commented == 24
-    assert 2 <= report.k <= 12 and report.k_mode == "auto"
+    assert 2 <= report.k <= 12 and report.k_mode == "auto" and report.embedding_model == "all-MiniLM-L6-v2"
     membership = theme_of_response(store, report.run_id)
     for topic, ids in by_topic.items():  # every topic's responses share one theme, and no other topic joins it
         themes = {next(iter(membership[i])) for i in ids}
@@ -180,9 +227,8 @@ def test_run_finds_topics_and_saves_report_model_and_assignments(store, two_work
     for theme in report.themes:
         assert theme.label and theme.keywords and theme.quotes
         assert abs(theme.promoters + theme.passives + theme.detractors - 1) < 1e-3
-        assert (
-            theme.change is not None and theme.change.previous_responses == theme.responses
-        )  # same comments both periods
+        # same comments both periods
+        assert theme.change is not None and theme.change.previous_responses == theme.responses
         assert all(q.response_id in membership and theme.id in membership[q.response_id] for q in theme.quotes)
     mobile_theme = next(iter(membership[by_topic["mobile"][0]]))
     mobile = next(t for t in report.themes if t.id == mobile_theme)
@@ -197,14 +243,16 @@ def test_run_finds_topics_and_saves_report_model_and_assignments(store, two_work
             "completed",
         )
         assert run_row.ai_result_id == row.id and run_row.k == report.k
+        assert run_row.embedding_model == "all-MiniLM-L6-v2" and run_row.dimensions == minilm.dimensions
         assert row.content["result"]["themes"][0]["label"] == report.themes[0].label
+        assert session.scalar(select(func.count()).select_from(AiResult)) == 1  # the runner did not save it twice
 
 
-def test_same_seed_same_themes(store, two_workspaces, settings, embedder):
+def test_same_seed_same_themes(store, two_workspaces, services):
     seed_responses(store)
-    first, second = (run(store, settings, embedder, seed=3).result for _ in range(2))
+    first, second = (run(services, seed=3).result for _ in range(2))
     strip = lambda report: report.model_dump(exclude={"run_id", "timings"})  # noqa: E731
-    assert strip(first) == strip(second)
+    assert strip(first) == strip(second) and first.embedding_model == "fake-letters"
     assert theme_of_response(store, first.run_id) == theme_of_response(store, second.run_id)
     vectors = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -212,16 +260,16 @@ def test_same_seed_same_themes(store, two_workspaces, settings, embedder):
     assert np.array_equal(a.centroids, b.centroids) and np.array_equal(a.theme_of, b.theme_of)
 
 
-def test_new_responses_join_existing_themes_without_moving_old_ones(store, two_workspaces, settings, embedder):
+def test_new_responses_join_existing_themes_without_moving_old_ones(store, two_workspaces, services):
     seed_responses(store)
-    report = run(store, settings, embedder).result
+    report = run(services).result
     before = theme_of_response(store, report.run_id)
     quote = report.themes[0].quotes[0]
     with store.repo("alpha") as repo:
         near = repo.add(
             NpsResponse(
                 score=quote.score,
-                comment=f"Honestly, {quote.text.lower().rstrip('.')}!!",
+                comment=f"{quote.text.upper().rstrip('.')}!!",  # the same letters: the same vector for the fake
                 submitted_at=NOW - timedelta(days=1),
                 campaign=CAMPAIGNS[0],
             )
@@ -234,33 +282,65 @@ def test_new_responses_join_existing_themes_without_moving_old_ones(store, two_w
         repo.add(NpsResponse(score=9, comment="Outside the window.", submitted_at=NOW + timedelta(days=1)))
         repo.session.flush()
         near_id, other_id = near.id, other.id
-    with store.repo("alpha") as repo:
-        assert assign_new_responses(context_for(repo, settings, embedder), report.run_id) == 2
+    assert assign(services, report.run_id) == 2
     after = theme_of_response(store, report.run_id)
     assert {i: after[i] for i in before} == before  # nothing that was assigned moved
     assert after[near_id] == {report.themes[0].id}
     assert other_id in after
+    assert assign(services, report.run_id) == 0  # idempotent
     with store.repo("alpha") as repo:
-        assert assign_new_responses(context_for(repo, settings, embedder), report.run_id) == 0  # idempotent
         refreshed = load_report(repo, report.run_id)
     assert refreshed.assigned_after_run == 2 and refreshed.commented == report.commented + 2
     theme = next(t for t in refreshed.themes if t.id == report.themes[0].id)
     assert theme.responses >= report.themes[0].responses + 1 and theme.label == report.themes[0].label
 
 
-def test_empty_and_single_comment_inputs_are_clear_errors(store, two_workspaces, settings, embedder):
+def test_new_responses_need_the_embedder_of_the_run(store, two_workspaces, services, settings, fake_model):
+    seed_responses(store)
+    report = run(services).result
+    before = theme_of_response(store, report.run_id)
+    with store.repo("alpha") as repo:
+        repo.add(NpsResponse(score=9, comment="Support fixed it.", submitted_at=NOW - timedelta(days=1)))
+
+    class OtherLetters(FakeEmbedder):
+        name = "other-letters"
+
+    other = themes_services(settings, store, fake_model, embedder=OtherLetters())
+    with pytest.raises(ThemeError, match=r"built with fake-letters \(26 dimensions\); the embedder is other-letters"):
+        assign(other, report.run_id)
+    assert theme_of_response(store, report.run_id) == before  # nothing written
+    with store.session() as session:
+        assert session.get(NpsThemeRun, report.run_id).assigned == report.commented
+    assert assign(services, report.run_id) == 1  # the run's own embedder
+
+
+def test_assign_job_puts_new_responses_into_the_run(store, two_workspaces, services):
+    seed_responses(store)
+    report = run(services).result
+    with store.repo("alpha") as repo:
+        repo.add(NpsResponse(score=4, comment="The app crashes again.", submitted_at=NOW - timedelta(days=1)))
+    with store.repo("alpha") as repo:
+        job_id = services.jobs.submit(repo, "nps_assign", {"run_id": report.run_id}).id
+    assert services.jobs.run_once()
+    with store.session() as session:
+        job = session.get(Job, job_id)
+        assert job.status is JobStatus.succeeded, job.error
+        assert job.result == {"run_id": report.run_id, "assigned": 1}
+
+
+def test_empty_and_single_comment_inputs_are_clear_errors(store, two_workspaces, services):
     with pytest.raises(ThemeError, match="no NPS comment matches"):
-        run(store, settings, embedder)
+        run(services)
     with store.repo("alpha") as repo:
         repo.add(NpsResponse(score=3, comment="The app keeps crashing.", submitted_at=NOW - timedelta(days=3)))
     with pytest.raises(ThemeError, match="only 1 NPS comment matches .*at least 2"):
-        run(store, settings, embedder)
+        run(services)
     with store.session() as session:  # nothing half-written
         assert session.scalar(select(func.count()).select_from(NpsThemeRun)) == 0
         assert session.scalar(select(func.count()).select_from(AiResult)) == 0
 
 
-def test_two_comments_make_a_report(store, two_workspaces, settings, embedder):
+def test_two_comments_make_a_report(store, two_workspaces, services):
     with store.repo("alpha") as repo:
         repo.add(NpsResponse(score=3, comment="The app keeps crashing.", submitted_at=NOW - timedelta(days=3)))
         repo.add(
@@ -270,18 +350,69 @@ def test_two_comments_make_a_report(store, two_workspaces, settings, embedder):
                 submitted_at=NOW - timedelta(days=2),
             )
         )
-    report = run(store, settings, embedder).result
+    report = run(services).result
     assert report.commented == 2 and sum(t.responses for t in report.themes) >= 2
 
 
-def test_filters_select_the_responses(store, two_workspaces, settings, embedder):
+def test_build_themes_takes_one_request_and_no_database():
+    rows = [(i, score, comment, f"R-{i}") for i, (comment, score, _) in enumerate(_comments(np.random.default_rng(1)))]
+    rows.append((99, 10, None, "R-99"))  # no comment: counts in the NPS, not in the themes
+    request = ThemeBuild(Responses.from_rows(rows), FakeEmbedder(), seed=2, k=4, sentiment=letters_sentiment())
+    built = build_themes(request)
+    report = built.report
+    assert report.k == 4 and report.k_mode == "given" and report.commented == 24 and report.responses == 25
+    assert report.embedding_model == "fake-letters" and report.filters == ThemeFilters() and report.run_id is None
+    assert report.nps == round(100 * (sum(r[1] >= 9 for r in rows) - sum(r[1] <= 6 for r in rows)) / len(rows), 1)
+    assert sorted(t.id for t in report.themes) == [0, 1, 2, 3] and all(t.change is None for t in report.themes)
+    assert set(built.quote_ids) <= {r[0] for r in rows} and built.model.centroids.shape[1] == FakeEmbedder.dimensions
+    again = build_themes(request)
+    assert again.report.model_dump(exclude={"timings", "until"}) == report.model_dump(exclude={"timings", "until"})
+    with pytest.raises(ThemeError, match="only 1 NPS comment matches the input"):
+        build_themes(ThemeBuild(Responses.from_rows(rows[:1]), FakeEmbedder(), sentiment=letters_sentiment()))
+
+
+class CountingEncode:
+    def __init__(self, encode) -> None:
+        self.encode, self.calls = encode, 0
+
+    def __call__(self, texts, batch_size: int = 64) -> np.ndarray:
+        self.calls += 1
+        return self.encode(texts)
+
+
+def test_sentiment_reuses_the_theme_vectors_only_for_its_own_embedder():
+    texts = ["Support was great and fast.", "The app crashes all the time, awful."]
+    fake = FakeEmbedder()
+    letters = letters_sentiment()
+    counting = CountingEncode(fake.encode)
+    classifier = SentimentClassifier(counting, letters.head, letters.vader)
+    scores = sentence_sentiment(texts, fake.encode(texts), fake, classifier)  # another embedder: it embeds itself
+    assert counting.calls == 1 and scores[0] > 0 > scores[1]
+
+    class MiniLMShaped:  # declares the vectors the shipped head reads
+        name, dimensions = "all-MiniLM-L6-v2", 384
+
+        def encode(self, texts, batch_size=64):
+            vectors = np.random.default_rng(len(texts)).normal(size=(len(texts), self.dimensions))
+            return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+    embedder, never = MiniLMShaped(), CountingEncode(None)
+    vectors = embedder.encode(texts)
+    shipped = SentimentClassifier(never, shipped_head(), letters.vader)
+    scores = sentence_sentiment(texts, vectors, embedder, shipped)
+    p = shipped.head.probabilities(features(vectors, letters.vader, texts))
+    assert never.calls == 0 and np.allclose(scores, p[:, 2] - p[:, 0])
+    assert len(sentence_sentiment([], np.zeros((0, 0)), embedder, shipped)) == 0
+
+
+def test_filters_select_the_responses(store, two_workspaces, services):
     seed_responses(store)
-    campaign = run(store, settings, embedder, WINDOW.model_copy(update={"campaign": CAMPAIGNS[1]})).result
+    campaign = run(services, WINDOW.model_copy(update={"campaign": CAMPAIGNS[1]})).result
     assert campaign.commented == 12 and campaign.responses == 12
-    promoters = run(store, settings, embedder, WINDOW.model_copy(update={"score_band": ScoreBand.promoters})).result
+    promoters = run(services, WINDOW.model_copy(update={"score_band": ScoreBand.promoters})).result
     assert all(t.passives == 0 and t.detractors == 0 for t in promoters.themes)
     assert all(q.score >= 9 for t in promoters.themes for q in t.quotes)
-    segment = run(store, settings, embedder, WINDOW.model_copy(update={"segment": "Enterprise"})).result
+    segment = run(services, WINDOW.model_copy(update={"segment": "Enterprise"})).result
     with store.session() as session:
         ids = {
             i
@@ -305,11 +436,9 @@ def test_filters_select_the_responses(store, two_workspaces, settings, embedder)
         for r in rows
     )
     assert campaigns == {CAMPAIGNS[1]}
-    previous_only = run(
-        store, settings, embedder, ThemeFilters(since=NOW - timedelta(days=60), until=NOW - timedelta(days=30))
-    ).result
+    previous_only = run(services, ThemeFilters(since=NOW - timedelta(days=60), until=NOW - timedelta(days=30))).result
     assert previous_only.commented == 24 and previous_only.previous_commented == 0
-    everything = run(store, settings, embedder, ThemeFilters()).result
+    everything = run(services, ThemeFilters()).result
     assert (
         everything.commented == 48
         and everything.previous_since is None
@@ -319,24 +448,22 @@ def test_filters_select_the_responses(store, two_workspaces, settings, embedder)
         ThemeFilters(since=NOW, until=NOW - timedelta(days=1))
 
 
-def test_model_names_are_kept_only_when_grounded(store, two_workspaces, settings, embedder, fake_script):
+def test_model_names_are_kept_only_when_grounded(store, two_workspaces, settings, services, fake_model):
     assert name_is_grounded("Mobile app crashes", ["mobile app", "crashes"], [])[0]
     assert name_is_grounded("Pricing concerns", ["price", "expensive"], [])[0]  # prefix match, generic noun allowed
     ok, stray = name_is_grounded("Billing and payroll", ["mobile app", "crashes"], ["The app crashes."])
     assert not ok and stray == ["billing", "payroll"]
     assert not name_is_grounded("x", ["x"], [])[0]
     seed_responses(store)
-    scripted = settings.model_copy(update={"model": "fake/scripted"})
-    keyword_run = run(store, settings, embedder).result
+    keyword_run = run(services, k=4).result
     first = next(t for t in keyword_run.themes if t.id == 0)
     grounded = " ".join(first.keywords[:2])[:40]
-    fake_script.push(
+    fake_model.push(
         json.dumps({"name": grounded}), *[json.dumps({"name": "Quarterly payroll taxes"})] * (keyword_run.k - 1)
     )
-    with store.repo("alpha") as repo:
-        outcome = run_themes(
-            context_for(repo, scripted, embedder), WINDOW, now=NOW
-        )  # not the small local model: names with the model
+    scripted = themes_services(settings.model_copy(update={"model": "fake/scripted"}), store, fake_model)
+    # not a small local model: "auto" names with the model
+    outcome = run(scripted, name_with_model=None, k=4)
     labels = {t.id: (t.label, t.label_source) for t in outcome.result.themes}
     assert labels[0] == (grounded[0].upper() + grounded[1:], "model")
     assert all(labels[t.id] == (t.label, "keywords") for t in keyword_run.themes if t.id != 0)
@@ -347,11 +474,12 @@ def test_model_names_are_kept_only_when_grounded(store, two_workspaces, settings
         and outcome.provenance.prompt_name == "nps_theme_label"
         and outcome.provenance.model == "fake/scripted"
     )
+    assert len(fake_model.calls) == keyword_run.k
 
 
 def test_cli_prints_the_themes_table(store, two_workspaces, settings, monkeypatch):
     seed_responses(store)
-    monkeypatch.setenv("COPILOT_DATA_DIR", str(settings.data_dir))
+    use_settings_in_cli(monkeypatch, settings)
     monkeypatch.setenv("COLUMNS", "160")
     from copilot.cli.main import app
 

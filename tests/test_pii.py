@@ -8,9 +8,8 @@ import pytest
 
 from copilot.gateway import Gateway
 from copilot.pii import Redaction, person_names
+from copilot.services import Services
 from copilot.store.models import AiResult, AuthorKind, Contact, Message, Ticket
-from copilot.tasks.context import TaskContext
-from copilot.tasks.tone_rewrite import rewrite
 
 TEXT = (
     "Hi, this is Dana Whitfield. Call me on +1 415-555-0134 or 020 7946 0958, mail dana.w@acme-corp.com. "
@@ -47,17 +46,16 @@ def test_external_model_sees_placeholders_and_the_reviewer_sees_the_real_text(
         ticket = repo.add(Ticket(subject="billing", assignee="Kenji Sato"))
         repo.session.flush()
         repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.agent, author="Kenji Sato", body="On it."))
-    assert settings.model_copy(
-        update={"model": "openai/gpt-4o-mini"}
-    ).should_redact_pii  # on by default for remote models
+    remote = settings.model_copy(update={"model": "openai/gpt-4o-mini"})
+    assert remote.should_redact_pii and Gateway(remote).masks_pii  # on by default for remote models
     external = settings.model_copy(update={"model": "fake/scripted", "redact_pii": True})  # the fake stands in for one
     fake_script.push(json.dumps({"text": "Dear [PERSON_1], we will call you at [PHONE_1]. Kind regards"}))
+    services = Services(external, store, fake=fake_script, sleep=lambda _s: None)
     with store.repo("alpha") as repo:
-        outcome = rewrite(
-            TaskContext(external, repo, Gateway(external)),
-            "Hi Dana Whitfield, we'll call you at +1 415-555-0134.",
-            "formal",
-            strategy="model",
+        outcome = services.run_task(
+            repo,
+            "tone_rewrite",
+            {"text": "Hi Dana Whitfield, we'll call you at +1 415-555-0134.", "tone": "formal", "strategy": "model"},
         )
         row = repo.get(AiResult, outcome.ai_result_id)
         assert row.content["pii_masked"] == ["person", "phone"]
@@ -68,13 +66,12 @@ def test_external_model_sees_placeholders_and_the_reviewer_sees_the_real_text(
 
 
 def test_masking_is_off_for_the_local_model_and_can_be_forced_off(settings, fake_script):
-    assert (
-        not settings.should_redact_pii
-        and not settings.model_copy(update={"model": "local/smollm2-135m-instruct"}).should_redact_pii
-    )
+    local = settings.model_copy(update={"model": "local/smollm2-135m-instruct"})
+    assert not settings.should_redact_pii and not local.should_redact_pii
+    assert not Gateway(settings).masks_pii and not Gateway(local).masks_pii
     off = settings.model_copy(update={"model": "fake/scripted", "redact_pii": False})
     fake_script.push("ok")
-    Gateway(off).complete([{"role": "user", "content": "mail dana@acme.com"}])
+    Gateway(off, fake=fake_script).complete([{"role": "user", "content": "mail dana@acme.com"}])
     assert "dana@acme.com" in json.dumps(fake_script.calls[-1]["messages"])
 
 
@@ -83,6 +80,8 @@ def test_streamed_tokens_are_restored_even_when_a_placeholder_is_split(settings,
     fake_script.push("Write to [EMAIL_1] today")
     tokens: list[str] = []
     completion = (
-        Gateway(external).listening(tokens.append).complete([{"role": "user", "content": "my mail is dana@acme.com"}])
+        Gateway(external, fake=fake_script)
+        .listening(tokens.append)
+        .complete([{"role": "user", "content": "my mail is dana@acme.com"}])
     )
     assert "".join(tokens) == "Write to dana@acme.com today" == completion.text

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from copilot.cli.main import app
 from copilot.ingest import ingest_file
 from copilot.records import after_write_hooks
+from copilot.services import Services
 from copilot.store import Store, get_or_create_workspace
 from copilot.store.models import Account, AuthorKind, KbArticle, Message, NpsResponse, SearchChunk, Ticket
 from retrieval.embeddings import EmbeddingModelError, default_embedder, model_dir, verify_weights
@@ -239,11 +240,13 @@ def test_records_deleted_behind_the_index_disappear_and_rebuild_prunes_them(stor
         assert list(left) == []
 
 
-def _ingest(store, settings, workspace, *paths):
-    for path in paths:
-        ingest_file(
-            store, workspace, path, after_write=after_write_hooks(settings.model_copy(update={"index_on_ingest": True}))
-        )
+def _ingest(store, settings, workspace, *paths, embedder):
+    services = Services(settings.model_copy(update={"index_on_ingest": True}), store, embedder=embedder)
+    try:
+        for path in paths:
+            ingest_file(store, workspace, path, after_write=after_write_hooks(services))
+    finally:
+        services.close()
 
 
 def test_ingested_records_are_searchable_and_follow_a_ticket_moved_to_another_account(
@@ -254,6 +257,7 @@ def test_ingested_records_are_searchable_and_follow_a_ticket_moved_to_another_ac
         settings,
         "alpha",
         *(INGEST_DATA / name for name in ("accounts.jsonl", "contacts.csv", "tickets.jsonl", "messages.jsonl")),
+        embedder=embedder,
     )
     index = HistoryIndex(settings, embedder)
     with store.repo("alpha") as repo:
@@ -265,7 +269,7 @@ def test_ingested_records_are_searchable_and_follow_a_ticket_moved_to_another_ac
     moved.write_text(
         json.dumps({"external_id": "T-1", "account": "GLOBEX", "subject": "Charged twice in March"}) + "\n"
     )
-    _ingest(store, settings, "alpha", moved)
+    _ingest(store, settings, "alpha", moved, embedder=embedder)
     hits = search(store, index, "alpha", "charged twice for invoice", filters=SearchFilters(account_id=acme), limit=20)
     assert not any(h.record_kind in ("ticket", "message") for h in hits)
     hits = search(store, index, "alpha", "charged twice for invoice", filters=SearchFilters(account_id=globex))

@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
 import pytest
 
-from copilot.gateway import Gateway
-from copilot.gateway.fake import SCRIPT
+from copilot.services import Services
 from copilot.store import get_or_create_workspace
 from copilot.store.models import AiResult, AiStatus, AuthorKind, Message, Ticket
-from copilot.tasks.context import TaskContext
 from copilot.tasks.thread import Thread, ThreadMessage
-from copilot.tasks.ticket_summary import extractive_summary, summarize_ticket
+from copilot.tasks.ticket_summary import TicketSummaryParams, extractive_summary, summarize_ticket
+from tests.fakes import FakeEmbedder
 
 T0 = datetime(2026, 3, 4, 9, tzinfo=UTC)
 THREAD = [
@@ -33,22 +31,6 @@ THREAD = [
     ("internal_note", "Liam Chen", "Gateway retry on March 3, refund approved."),
     ("customer", "Ana Lima", "Any news on the refund? Our controller is asking."),
 ]
-
-
-class FakeEmbedder:
-    """Deterministic bag-of-letters vectors: enough for centroid ranking in unit tests."""
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        vectors = (
-            np.array([[t.lower().count(c) for c in "abcdefghijklmnopqrstuvwxyz"] for t in texts], dtype=np.float32)
-            + 1e-3
-        )
-        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
-@pytest.fixture(autouse=True)
-def _empty_script(fake_script):
-    return fake_script
 
 
 @pytest.fixture
@@ -71,11 +53,25 @@ def ticket_id(store):
         return ticket.id
 
 
-def context(store, settings, model: str):
-    settings = settings.model_copy(update={"model": model})
-    repo_cm = store.repo("alpha")
-    repo = repo_cm.__enter__()
-    return repo_cm, TaskContext(settings, repo, Gateway(settings, sleep=lambda _s: None), _embedder=FakeEmbedder())
+@pytest.fixture
+def summarize(store, settings, fake_model):
+    """Run the ticket_summary task on a model (in its own transaction), as the API and CLI do."""
+
+    def run(model: str, ticket_id):
+        services = Services(
+            settings.model_copy(update={"model": model}),
+            store,
+            fake=fake_model,
+            embedder=FakeEmbedder(),
+            sleep=lambda _s: None,
+        )
+        try:
+            with store.repo("alpha") as repo:
+                return services.run_task(repo, "ticket_summary", {"ticket_id": ticket_id})
+        finally:
+            services.close()
+
+    return run
 
 
 def message_ids(store, ticket_id):
@@ -96,10 +92,8 @@ def test_extractive_summary_picks_intent_commitment_and_open_question():
     assert "waiting on the agent" in summary.status
 
 
-def test_embedded_model_uses_the_extractive_path_and_stores_provenance(store, settings, ticket_id):
-    manager, ctx = context(store, settings, "local/smollm2-135m-instruct")
-    outcome = summarize_ticket(ctx, ticket_id)
-    manager.__exit__(None, None, None)
+def test_embedded_model_uses_the_extractive_path_and_stores_provenance(store, summarize, ticket_id):
+    outcome = summarize("local/smollm2-135m-instruct", ticket_id)
     assert not outcome.used_fallback and outcome.provenance.model == "extractive"
     with store.repo("alpha") as repo:
         row = repo.get(AiResult, outcome.ai_result_id)
@@ -113,9 +107,9 @@ def test_embedded_model_uses_the_extractive_path_and_stores_provenance(store, se
         assert {v["name"] for v in row.guard_verdicts} == {"cited_ids", "grounded_facts", "grounded_names"}
 
 
-def test_model_summary_that_passes_guards_is_used(store, settings, ticket_id):
+def test_model_summary_that_passes_guards_is_used(store, summarize, fake_script, ticket_id):
     ids = message_ids(store, ticket_id)
-    SCRIPT.push(
+    fake_script.push(
         json.dumps(
             {
                 "intent": "Refund of a duplicate $49.00 charge for INV-2026-0042",
@@ -126,15 +120,13 @@ def test_model_summary_that_passes_guards_is_used(store, settings, ticket_id):
             }
         )
     )
-    manager, ctx = context(store, settings, "fake/scripted")
-    outcome = summarize_ticket(ctx, ticket_id)
-    manager.__exit__(None, None, None)
+    outcome = summarize("fake/scripted", ticket_id)
     assert not outcome.used_fallback and outcome.result.intent.startswith("Refund of a duplicate")
     assert all(v.passed for v in outcome.verdicts) and outcome.provenance.model == "fake/scripted"
 
 
-def test_cited_id_not_in_thread_is_caught_and_falls_back(store, settings, ticket_id):
-    SCRIPT.push(
+def test_cited_id_not_in_thread_is_caught_and_falls_back(store, summarize, fake_script, ticket_id):
+    fake_script.push(
         json.dumps(
             {
                 "intent": "Refund",
@@ -145,18 +137,16 @@ def test_cited_id_not_in_thread_is_caught_and_falls_back(store, settings, ticket
             }
         )
     )
-    manager, ctx = context(store, settings, "fake/scripted")
-    outcome = summarize_ticket(ctx, ticket_id)
-    manager.__exit__(None, None, None)
+    outcome = summarize("fake/scripted", ticket_id)
     assert outcome.used_fallback and "guard" in outcome.fallback_reason
     failed = [v for v in outcome.verdicts if not v.passed]
     assert failed[0].name == "cited_ids" and "999999" in failed[0].details[0]
     assert 999999 not in outcome.result.cited_ids()
 
 
-def test_invented_number_in_model_summary_is_caught(store, settings, ticket_id):
+def test_invented_number_in_model_summary_is_caught(store, summarize, fake_script, ticket_id):
     ids = message_ids(store, ticket_id)
-    SCRIPT.push(
+    fake_script.push(
         json.dumps(
             {
                 "intent": "Customer wants a $500 refund for order #77777",
@@ -167,43 +157,38 @@ def test_invented_number_in_model_summary_is_caught(store, settings, ticket_id):
             }
         )
     )
-    manager, ctx = context(store, settings, "fake/scripted")
-    outcome = summarize_ticket(ctx, ticket_id)
-    manager.__exit__(None, None, None)
+    outcome = summarize("fake/scripted", ticket_id)
     assert outcome.used_fallback
     grounded = next(v for v in outcome.verdicts if v.name == "grounded_facts")
     assert not grounded.passed and any("500" in d for d in grounded.details)
 
 
-def test_invalid_json_from_the_model_falls_back_with_a_schema_verdict(store, settings, ticket_id):
-    SCRIPT.push('{"intent": "cut off')
-    manager, ctx = context(store, settings, "fake/scripted")
-    outcome = summarize_ticket(ctx, ticket_id)
-    manager.__exit__(None, None, None)
+def test_invalid_json_from_the_model_falls_back_with_a_schema_verdict(store, summarize, fake_script, ticket_id):
+    fake_script.push('{"intent": "cut off')
+    outcome = summarize("fake/scripted", ticket_id)
     assert outcome.used_fallback and outcome.verdicts[0].name == "schema" and not outcome.verdicts[0].passed
 
 
-def test_summary_goes_stale_when_the_customer_writes_again(store, settings, ticket_id, tmp_path):
+def test_summary_goes_stale_when_the_customer_writes_again(store, services, summarize, ticket_id, tmp_path):
     from copilot.ingest import ingest_file
     from copilot.records import after_write_hooks
 
-    manager, ctx = context(store, settings, "local/smollm2-135m-instruct")
-    outcome = summarize_ticket(ctx, ticket_id)
-    manager.__exit__(None, None, None)
+    outcome = summarize("local/smollm2-135m-instruct", ticket_id)
     path = tmp_path / "messages.jsonl"
     path.write_text(
         json.dumps({"ticket": "T-1", "author_kind": "customer", "body": "Hello?", "sent_at": "2026-03-06T10:00:00Z"})
         + "\n"
     )
-    ingest_file(store, "alpha", path, after_write=after_write_hooks(settings))
+    ingest_file(store, "alpha", path, after_write=after_write_hooks(services))
     with store.repo("alpha") as repo:
         assert repo.get(AiResult, outcome.ai_result_id).status is AiStatus.stale
 
 
-def test_unknown_ticket_is_not_found(store, settings, ticket_id):
+def test_unknown_ticket_is_not_found(store, services, ticket_id):
     from copilot.errors import NotFound
 
-    manager, ctx = context(store, settings, "fake/echo")
-    with pytest.raises(NotFound, match="no ticket 424242"):
-        summarize_ticket(ctx, 424242)
-    manager.__exit__(None, None, None)
+    with store.repo("alpha") as repo:
+        with pytest.raises(NotFound, match="no ticket '424242' in workspace 'alpha'"):
+            summarize_ticket(services.context(repo, task="ticket_summary"), TicketSummaryParams(ticket_id=424242))
+        with pytest.raises(NotFound, match="no ticket '424242' in workspace 'alpha'"):
+            services.run_task(repo, "ticket_summary", {"ticket_id": 424242})

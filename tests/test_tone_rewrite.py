@@ -7,22 +7,15 @@ import json
 import pytest
 
 from copilot.errors import InvalidInput
-from copilot.gateway import Gateway
-from copilot.gateway.fake import SCRIPT
+from copilot.services import Services
 from copilot.store import get_or_create_workspace
 from copilot.store.models import AiResult, AiStatus
-from copilot.tasks.context import TaskContext
-from copilot.tasks.tone_rewrite import reset_tones, rewrite, rule_rewrite, set_custom_tone, workspace_tones
+from copilot.tasks.tone_rewrite import reset_tones, rule_rewrite, set_custom_tone, workspace_tones
 
 DRAFT = (
     "Hi Ana,\nYour refund of $49.00 for INV-2026-0042 is DONE!!! Don't worry, it'll show up by March 9."
     "\n\n> we were charged twice\n\nBest regards,\nLiam Chen"
 )
-
-
-@pytest.fixture(autouse=True)
-def _empty_script(fake_script):
-    return fake_script
 
 
 @pytest.fixture
@@ -32,14 +25,23 @@ def workspace(store):
     return "alpha"
 
 
-def run(store, settings, text, tone, model="fake/scripted", **kwargs):
-    settings = settings.model_copy(update={"model": model})
-    with store.repo("alpha") as repo:
-        return rewrite(TaskContext(settings, repo, Gateway(settings, sleep=lambda _s: None)), text, tone, **kwargs)
+@pytest.fixture
+def run(store, settings, fake_model):
+    """Run the tone_rewrite task on a model, in its own transaction."""
+
+    def run(text, tone, model="fake/scripted", **params):
+        services = Services(settings.model_copy(update={"model": model}), store, fake=fake_model, sleep=lambda _s: None)
+        try:
+            with store.repo("alpha") as repo:
+                return services.run_task(repo, "tone_rewrite", {"text": text, "tone": tone, **params})
+        finally:
+            services.close()
+
+    return run
 
 
-def test_rewrite_that_drops_a_price_is_rejected_with_what_was_lost(store, settings, workspace):
-    SCRIPT.push(
+def test_rewrite_that_drops_a_price_is_rejected_with_what_was_lost(store, run, fake_script, workspace):
+    fake_script.push(
         json.dumps(
             {
                 "text": "Hi Ana,\nGood news: your refund for INV-2026-0042 is complete and will show up by March 9."
@@ -47,15 +49,15 @@ def test_rewrite_that_drops_a_price_is_rejected_with_what_was_lost(store, settin
             }
         )
     )
-    outcome = run(store, settings, DRAFT, "friendly")
+    outcome = run(DRAFT, "friendly")
     assert outcome.used_fallback and outcome.fallback_reason == "model rewrite lost facts"
     lost = next(v for v in outcome.verdicts if v.name == "fact_preservation")
     assert not lost.passed and any("49" in d for d in lost.details)
     assert "$49.00" in outcome.result.text  # the fallback kept it
 
 
-def test_good_model_rewrite_keeps_signature_and_quotes(store, settings, workspace):
-    SCRIPT.push(
+def test_good_model_rewrite_keeps_signature_and_quotes(store, run, fake_script, workspace):
+    fake_script.push(
         json.dumps(
             {
                 "text": "Hello Ana!\nGreat news: your refund of $49.00 for INV-2026-0042 is done "
@@ -63,25 +65,25 @@ def test_good_model_rewrite_keeps_signature_and_quotes(store, settings, workspac
             }
         )
     )
-    outcome = run(store, settings, DRAFT, "friendly")
+    outcome = run(DRAFT, "friendly")
     assert not outcome.used_fallback and not outcome.result.lost and not outcome.result.unchanged
     assert outcome.result.text.endswith("Best regards,\nLiam Chen")  # the model never saw the signature
     with store.repo("alpha") as repo:
         assert repo.get(AiResult, outcome.ai_result_id).status is AiStatus.pending
 
 
-def test_rewrite_that_drops_a_quoted_line_is_rejected(store, settings, workspace):
-    SCRIPT.push(
+def test_rewrite_that_drops_a_quoted_line_is_rejected(store, run, fake_script, workspace):
+    fake_script.push(
         json.dumps({"text": "Hello Ana! Your refund of $49.00 for INV-2026-0042 is done and shows up by March 9."})
     )
-    outcome = run(store, settings, DRAFT, "friendly")
+    outcome = run(DRAFT, "friendly")
     lost = next(v for v in outcome.verdicts if v.name == "fact_preservation")
     assert any("quoted line" in d for d in lost.details) and "> we were charged twice" in outcome.result.text
 
 
-def test_unchanged_rewrite_is_reported_as_such(store, settings, workspace):
+def test_unchanged_rewrite_is_reported_as_such(store, run, workspace):
     text = "Thanks for the update, the export works now."
-    outcome = run(store, settings, text, "fix_grammar", model="local/smollm2-135m-instruct")
+    outcome = run(text, "fix_grammar", model="local/smollm2-135m-instruct")
     assert outcome.result.unchanged
     assert next(v for v in outcome.verdicts if v.name == "changed").passed is False
 
@@ -93,7 +95,7 @@ def test_rule_rewrite_calms_rude_text_and_keeps_facts():
     assert rule_rewrite("Don't worry, I'm on it.", "formal") == "Do not worry, I am on it."
 
 
-def test_custom_tones_can_be_added_and_reset(store, settings, workspace):
+def test_custom_tones_can_be_added_and_reset(store, run, workspace):
     with store.repo("alpha") as repo:
         set_custom_tone(repo, "pirate", "Talk like a polite pirate.")
     with store.repo("alpha") as repo:
@@ -105,21 +107,21 @@ def test_custom_tones_can_be_added_and_reset(store, settings, workspace):
         assert "pirate" not in workspace_tones(repo) and "friendly" in workspace_tones(repo)
 
 
-def test_unknown_tone_and_empty_text_are_clear_errors(store, settings, workspace):
+def test_unknown_tone_and_empty_text_are_clear_errors(store, run, workspace):
     with pytest.raises(InvalidInput, match="unknown tone 'shouty'"):
-        run(store, settings, "hello", "shouty")
+        run("hello", "shouty")
     with pytest.raises(InvalidInput, match="nothing to rewrite"):
-        run(store, settings, "   ", "friendly")
+        run("   ", "friendly")
 
 
-def test_rewrite_of_a_stored_draft(store, settings, workspace):
+def test_rewrite_of_a_stored_draft(store, run, workspace):
     with store.repo("alpha") as repo:
         draft = repo.add(
             AiResult(task="reply_draft", subject_kind="ticket", content={"result": {"text": "ok, it's fixed"}})
         )
         repo.session.flush()
         draft_id = draft.id
-    outcome = run(store, settings, None, "fix_grammar", model="local/smollm2-135m-instruct", draft_id=draft_id)
+    outcome = run(None, "fix_grammar", model="local/smollm2-135m-instruct", draft_id=draft_id)
     assert outcome.result.text == "Ok, it's fixed"
     with store.repo("alpha") as repo:
         row = repo.get(AiResult, outcome.ai_result_id)

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from copilot.auth import create_key
+from copilot.services import Services
 from copilot.settings import Settings
 from copilot.store import Store, get_or_create_workspace
 from copilot.store.models import AiResult, AiStatus, AuthorKind, Message, Ticket
@@ -58,15 +59,26 @@ def site(tmp_path):
     return settings, store, keys, ticket_id
 
 
+@pytest.fixture
+def site_app(site, fake_model):
+    """A new app on the site's store, answering ``fake/...`` calls with the test's fake model."""
+    settings, store, _, _ = site
+
+    def build():
+        return create_app(services=Services(settings, store, fake=fake_model, sleep=lambda _seconds: None))
+
+    return build
+
+
 def login(client: TestClient, key: str) -> None:
     token = CSRF.search(client.get("/login").text).group(1)
     response = client.post("/login", data={"api_key": key, "csrf": token}, follow_redirects=False)
     assert response.status_code == 303, response.text
 
 
-def test_pages_need_a_login_and_the_login_form_is_csrf_protected(site):
+def test_pages_need_a_login_and_the_login_form_is_csrf_protected(site, site_app):
     settings, store, keys, _ = site
-    with TestClient(create_app(settings, store)) as client:
+    with TestClient(site_app()) as client:
         assert client.get("/review", follow_redirects=False).headers["location"].startswith("/login")
         forged = client.post(
             "/login", data={"api_key": keys["agent"], "csrf": "forged"}, headers={"Accept": "text/html"}
@@ -80,21 +92,21 @@ def test_pages_need_a_login_and_the_login_form_is_csrf_protected(site):
         assert page.status_code == 200 and "Review queue" in page.text and "agent" in page.text
 
 
-def test_review_page_approves_edits_and_rejects_through_forms(site):
+def test_review_page_approves_edits_and_rejects_through_forms(site, site_app):
     settings, store, keys, _ = site
     first, second, third = (
         queue_rewrite(store, t) for t in ("Thanks, Dana.", "We refunded $20 on 3 May.", "Sorry for that.")
     )
-    with TestClient(create_app(settings, store)) as client:
+    with TestClient(site_app()) as client:
         login(client, keys["agent"])
         page = client.get("/review").text
         token = CSRF.search(page).group(1)
         assert all(f'id="item-{i}"' in page for i in (first, second, third))
         client.post(f"/review/{first}/decide", data={"decision": "approve", "version": 1, "csrf": token})
-        client.post(
-            f"/review/{second}/decide",
-            data={"decision": "edit", "version": 1, "text": "We refunded $20 on 3 May. Sorry!", "csrf": token},
-        )
+        edit = {"decision": "edit", "version": 1, "text": "We refunded $20 on 3 May. Sorry!", "csrf": token}
+        unconfirmed = client.post(f"/review/{second}/decide", data=edit)  # the edit promises a refund
+        assert "confirm the commitment explicitly" in unconfirmed.text
+        client.post(f"/review/{second}/decide", data={**edit, "confirm_commitments": "true"})
         after = client.post(f"/review/{third}/decide", data={"decision": "reject", "version": 1, "csrf": token})
         assert "rejected" in after.text
         stale = client.post(f"/review/{first}/decide", data={"decision": "approve", "version": 1, "csrf": token})
@@ -115,22 +127,22 @@ def test_review_page_approves_edits_and_rejects_through_forms(site):
     assert rows[second].final_text.endswith("Sorry!")
 
 
-def test_batch_approve_skips_items_with_commitments(site):
+def test_batch_approve_skips_items_with_commitments(site, site_app):
     settings, store, keys, _ = site
     safe = queue_rewrite(store, "Thanks, Dana.")
     risky = queue_rewrite(store, "We will refund you today.", ["refund"])
-    with TestClient(create_app(settings, store)) as client:
+    with TestClient(site_app()) as client:
         login(client, keys["agent"])
         page = client.get("/review").text
         assert f'value="{safe}:1"' in page and f'value="{risky}:1"' not in page  # no batch checkbox for commitments
         token = CSRF.search(page).group(1)
         response = client.post("/review/batch", data={"csrf": token, "item": [f"{safe}:1", f"{risky}:1"]})
-        assert "Approved 1 item(s)" in response.text and "needs explicit approval" in response.text
+        assert "Approved 1 item(s)" in response.text and "needs a decision of its own (commitment" in response.text
 
 
-def test_ticket_page_shows_thread_sentiment_and_runs_tasks(site):
+def test_ticket_page_shows_thread_sentiment_and_runs_tasks(site, site_app):
     settings, store, keys, ticket_id = site
-    with TestClient(create_app(settings, store)) as client:
+    with TestClient(site_app()) as client:
         login(client, keys["agent"])
         page = client.get(f"/tickets/{ticket_id}").text
         assert (
@@ -158,7 +170,7 @@ CHROMIUM = next(
 
 
 @pytest.fixture
-def browser_site(site):
+def browser_site(site, site_app):
     if CHROMIUM is None or shutil.which("chromium") is None and not Path("/usr/lib/chromium/chromium").exists():
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed: .ci/run installs Debian's chromium before the tests")
@@ -167,7 +179,7 @@ def browser_site(site):
     from api.server import background_server
 
     settings, store, keys, ticket_id = site
-    with background_server(create_app(settings, store)) as base:
+    with background_server(site_app()) as base:
         yield base, store, keys, ticket_id
 
 
@@ -189,6 +201,9 @@ def test_browser_review_flow_approve_edit_reject(browser_site):
         page.locator(f"#item-{first} form.approve button").click()
         page.wait_for_selector(f"text=AI result {first} approved")
         page.locator(f"#item-{second} form.edit textarea").fill("We refunded $20 on 3 May. Sorry for the trouble!")
+        confirmation = page.locator(f"#item-{second} form.edit .confirm-edit")
+        assert confirmation.is_visible() and "refund" in confirmation.inner_text()  # named as it is typed
+        confirmation.locator("input").check()
         page.locator(f"#item-{second} form.edit button").click()
         page.wait_for_selector(f"text=AI result {second} edited and approved")
         page.locator(f"#item-{third}").click()
@@ -206,13 +221,13 @@ def test_browser_review_flow_approve_edit_reject(browser_site):
     assert rows[second].final_text.endswith("Sorry for the trouble!")
 
 
-def test_eval_review_page_shows_the_last_run_against_its_baseline(site, monkeypatch):
+def test_eval_review_page_shows_the_last_run_against_its_baseline(site, site_app, monkeypatch):
     from typer.testing import CliRunner
 
     from copilot.cli.main import app
 
     settings, store, keys, _ = site
-    with TestClient(create_app(settings, store)) as client:
+    with TestClient(site_app()) as client:
         login(client, keys["admin"])
         assert "No eval run yet" in client.get("/evals").text
         monkeypatch.setenv("COPILOT_DATA_DIR", str(settings.data_dir))
@@ -229,9 +244,7 @@ def test_eval_review_page_shows_the_last_run_against_its_baseline(site, monkeypa
 def seed_nps(store: Store, settings: Settings) -> int:
     from datetime import datetime, timedelta
 
-    from copilot.gateway import Gateway
     from copilot.store.models import NpsResponse
-    from copilot.tasks.context import TaskContext
     from copilot.tasks.nps_themes import ThemeFilters, run_themes
 
     comments = [
@@ -253,12 +266,16 @@ def seed_nps(store: Store, settings: Settings) -> int:
                     submitted_at=now - timedelta(days=n % 60),
                 )
             )
-    with store.repo("alpha") as repo:
-        outcome = run_themes(TaskContext(settings, repo, Gateway(settings)), ThemeFilters(), seed=0)
+    services = Services(settings, store, sleep=lambda _seconds: None)
+    try:
+        with store.repo("alpha") as repo:
+            outcome = run_themes(services.context(repo, task="nps_themes"), ThemeFilters(), seed=0)
+    finally:
+        services.close()
     return outcome.result.run_id
 
 
-def test_nps_dashboard_and_deal_page_render(site):
+def test_nps_dashboard_and_deal_page_render(site, site_app):
     from copilot.store.models import Deal, DealStage
 
     settings, store, keys, _ = site
@@ -267,7 +284,7 @@ def test_nps_dashboard_and_deal_page_render(site):
         deal = repo.add(Deal(name="Acme expansion", stage=DealStage.negotiation, owner="Rita"))
         repo.session.flush()
         deal_id = deal.id
-    with TestClient(create_app(settings, store)) as client:
+    with TestClient(site_app()) as client:
         login(client, keys["marketing"])
         page = client.get("/nps").text
         assert (

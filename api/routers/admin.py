@@ -1,11 +1,12 @@
-"""Workspace administration: API keys, custom tones, the outbound webhook, reindexing, the sentiment head."""
+"""Workspace administration: API keys, tones, the outbound webhook, reindexing, the sentiment head, model usage,
+the daily model budget and precompute."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Caller, allow
@@ -14,7 +15,9 @@ from api.routers.jobs import JobOut, submit_job
 from api.schemas import IdPath
 from copilot.auth import Permission, create_key, list_keys, revoke_key
 from copilot.delivery import remove_webhook, set_webhook, webhook_config
+from copilot.review import record_event
 from copilot.store.models import Role
+from copilot.tasks.precompute import precompute_enabled, set_precompute
 from copilot.tasks.sentiment import SHIPPED_HEAD
 from copilot.tasks.sentiment_train import (
     HeadInfo,
@@ -24,6 +27,8 @@ from copilot.tasks.sentiment_train import (
     workspace_head,
 )
 from copilot.tasks.tone_rewrite import reset_tones, set_custom_tone, workspace_tones
+from copilot.usage import Budget, BudgetStatus, UsageRow, set_budget, usage
+from copilot.usage import status as budget_status
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], responses=ERROR_RESPONSES)
 Admin = Annotated[Caller, Depends(allow(Permission.manage))]
@@ -136,7 +141,7 @@ def get_webhook(caller: Admin) -> WebhookOut | None:
 def put_webhook(request: WebhookRequest, caller: Admin) -> WebhookOut:
     """Where approved replies are POSTed, signed with HMAC-SHA256 over ``<timestamp>.<body>``."""
     with caller.repo() as repo:
-        config = set_webhook(repo, request.url, request.secret)
+        config = set_webhook(repo, request.url, request.secret, policy=caller.services.targets)
         return WebhookOut(url=str(config.url), secret=config.secret)
 
 
@@ -180,3 +185,43 @@ def reset_sentiment_head(caller: Admin) -> Response:
     with caller.repo() as repo:
         reset_workspace_head(repo, caller.principal.actor)
     return Response(status_code=204)
+
+
+@router.get("/usage", response_model=list[UsageRow])
+def usage_report(caller: Admin, days: Annotated[int, Query(ge=1, le=366)] = 30) -> list[UsageRow]:
+    """Model calls, tokens and cost per UTC day, task and model (cost where the provider has a price)."""
+    with caller.repo() as repo:
+        return usage(repo, days)
+
+
+@router.get("/budget", response_model=BudgetStatus)
+def get_budget(caller: Admin) -> BudgetStatus:
+    """The workspace's daily model budget and what today has spent of it."""
+    with caller.repo() as repo:
+        return budget_status(repo)
+
+
+@router.put("/budget", response_model=BudgetStatus)
+def put_budget(request: Budget, caller: Admin) -> BudgetStatus:
+    """Cap tokens and/or dollars per UTC day; once spent, tasks take their non-LLM path (both null: no cap)."""
+    with caller.repo() as repo:
+        set_budget(repo, request)
+        record_event(repo, caller.principal.actor, "budget.set", after=request.model_dump())
+        return budget_status(repo)
+
+
+class PrecomputeRequest(BaseModel):
+    enabled: bool | None = Field(description="true/false, or null for the default (on for capable models).")
+
+
+class PrecomputeOut(BaseModel):
+    enabled: bool
+    configured: bool | None
+
+
+@router.put("/precompute", response_model=PrecomputeOut)
+def put_precompute(request: PrecomputeRequest, caller: Admin) -> PrecomputeOut:
+    """Whether a new customer message queues a summary refresh and a reply draft in the background."""
+    with caller.repo() as repo:
+        set_precompute(repo, request.enabled)
+        return PrecomputeOut(enabled=precompute_enabled(caller.services, repo), configured=request.enabled)

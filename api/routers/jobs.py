@@ -11,20 +11,12 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from api.deps import Caller, PageParams, any_caller
 from api.errors import ERROR_RESPONSES
 from api.schemas import IdPath
-from copilot.auth import Permission, Principal
+from copilot.auth import Principal
 from copilot.errors import NotFound
-from copilot.jobs import get_job, list_jobs
+from copilot.jobs import get_job, job_permission, list_jobs
 from copilot.store.models import Job, JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
-
-JOB_PERMISSION = {
-    "reindex": Permission.manage,
-    "bulk_ticket_summaries": Permission.run_support,
-    "nps_themes": Permission.run_marketing,
-    "nps_assign": Permission.run_marketing,
-    "sentiment_head": Permission.manage,
-}
 
 
 class JobOut(BaseModel):
@@ -35,6 +27,8 @@ class JobOut(BaseModel):
     status: JobStatus
     params: dict[str, Any]
     done: int
+    attempts: int = 0
+    cancel_requested: bool = False
     total: int | None
     result: dict[str, Any] | None
     error: str | None
@@ -52,11 +46,12 @@ class JobOut(BaseModel):
 
 
 def visible(principal: Principal, job: Job) -> bool:
-    return principal.can(JOB_PERMISSION.get(job.kind, Permission.manage))
+    return principal.can(job_permission(job.kind, job.params))
 
 
 def submit_job(caller: Caller, response: Response, kind: str, params: dict[str, Any]) -> JobOut:
     """Queue a job in the caller's workspace and answer 202 with where to poll it."""
+    caller.principal.require(job_permission(kind, params))
     with caller.repo() as repo:
         job = caller.services.jobs.submit(repo, kind, params)
         out = JobOut.model_validate(job)
@@ -87,7 +82,7 @@ def job_status(job_id: IdPath, caller: Annotated[Caller, Depends(any_caller)]) -
 
 @router.post("/{job_id}/retry", response_model=JobOut, status_code=202)
 def retry(job_id: IdPath, caller: Annotated[Caller, Depends(any_caller)], response: Response) -> JobOut:
-    """Submit a failed (or interrupted) job again with the same parameters."""
+    """Run a failed or cancelled job again, in place (409 while it is queued or running, or after it succeeded)."""
     with caller.repo() as repo:
         old = get_job(repo, job_id)
         if not visible(caller.principal, old):
@@ -97,3 +92,13 @@ def retry(job_id: IdPath, caller: Annotated[Caller, Depends(any_caller)], respon
     caller.services.jobs.start(out.id, caller.principal.workspace_slug)
     response.headers["Location"] = f"/v1/jobs/{out.id}"
     return out
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut)
+def cancel(job_id: IdPath, caller: Annotated[Caller, Depends(any_caller)]) -> JobOut:
+    """Cancel a queued job at once, a running one at its next progress report."""
+    with caller.repo() as repo:
+        job = get_job(repo, job_id)
+        if not visible(caller.principal, job):
+            raise NotFound(f"no job {job_id} in this workspace")
+        return JobOut.model_validate(caller.services.jobs.cancel(repo, job_id))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from api.deps import Caller, PageParams, allow
 from api.errors import ERROR_RESPONSES
@@ -13,19 +13,11 @@ from api.routers.jobs import JobOut, submit_job
 from api.schemas import IdPath
 from copilot.auth import Permission
 from copilot.store.models import NpsThemeRun
-from copilot.tasks.nps_themes import ThemeFilters, ThemeReport, get_run, load_report
+from copilot.tasks.nps_themes import NpsThemesParams, ThemeReport, get_run, load_report
 
 router = APIRouter(prefix="/v1/nps", tags=["marketing"], responses=ERROR_RESPONSES)
 Reader = Annotated[Caller, Depends(allow(Permission.read_nps))]
 Runner = Annotated[Caller, Depends(allow(Permission.run_marketing))]
-
-
-class ThemeJobRequest(BaseModel):
-    filters: ThemeFilters = Field(default_factory=ThemeFilters)
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
-    k: int | None = Field(
-        default=None, ge=2, le=100, description="Number of themes; chosen automatically when omitted."
-    )
 
 
 class ThemeRunOut(BaseModel):
@@ -40,9 +32,9 @@ class ThemeRunOut(BaseModel):
 
 
 @router.post("/themes", response_model=JobOut, status_code=202)
-def start_themes(request: ThemeJobRequest, caller: Runner, response: Response) -> JobOut:
+def start_themes(request: NpsThemesParams, caller: Runner, response: Response) -> JobOut:
     """Find the themes of the comments matching the filters as a background job; poll ``/v1/jobs/{id}``."""
-    return submit_job(caller, response, "nps_themes", request.model_dump(mode="json"))
+    return submit_job(caller, response, "task", {"task": "nps_themes", "params": request.model_dump(mode="json")})
 
 
 @router.get("/themes", response_model=list[ThemeRunOut])

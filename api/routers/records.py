@@ -99,11 +99,12 @@ def upsert_records(
     try:
         with caller.repo() as repo:
             report = ingest_rows(repo, rows, source="items", dry_run=dry_run)
-            for hook in () if dry_run else after_write_hooks(caller.services.settings):
+            for hook in () if dry_run else after_write_hooks(caller.services):
                 hook(repo, report)
             if dry_run:
                 repo.session.rollback()
-            return report
+        caller.services.jobs.start()  # precompute jobs the hooks queued run once this transaction committed
+        return report
     except IngestError as error:
         match = INGEST_ERROR.match(str(error))
         raise InvalidInput(f"items[{match.group(1)}].{match.group(2)}" if match else str(error)) from None
@@ -113,5 +114,5 @@ def upsert_records(
 def delete(kind: Kind, record_id: IdPath, caller: Annotated[Caller, Depends(writer)]) -> Response:
     """Delete a record (its messages or turns go with it) and drop it from search."""
     with caller.repo() as repo:
-        delete_record(repo, caller.services.settings, kind, record_id)
+        delete_record(repo, caller.services, kind, record_id)
     return Response(status_code=204)

@@ -13,18 +13,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import Caller, PageParams, any_caller
 from api.errors import ERROR_RESPONSES
 from api.schemas import AiResultOut, IdField, IdPath, IdQuery, PageOf
-from copilot.delivery import DELIVERED_TASKS, prepare_delivery
+from copilot.auth import Permission
+from copilot.delivery import delivered_tasks, prepare_delivery
 from copilot.errors import CopilotError, PermissionDenied
 from copilot.review import (
     Decision,
     ReviewRequest,
     TaskStats,
     audit_events,
+    blocking_guards,
+    commitments,
     decide,
     draft_text,
     get_reviewable,
+    low_risk,
     queue,
     review_stats,
+    without_citations,
 )
 from copilot.store.models import AiStatus, DeliveryStatus
 
@@ -124,6 +129,7 @@ def stats(caller: Reviewer) -> list[TaskStats]:
     "for teams that send replies from their own tool instead of a webhook.",
 )
 def export_approved(caller: Reviewer, task: str = "reply_draft"):
+    delivered = delivered_tasks()
     with caller.repo() as repo:
         rows, _ = queue(
             repo, [t for t in caller.principal.reviewable_tasks() if t == task], status=AiStatus.approved, limit=10_000
@@ -139,7 +145,7 @@ def export_approved(caller: Reviewer, task: str = "reply_draft"):
                     "subject_kind": r.subject_kind,
                     "subject_id": r.subject_id,
                     "status": r.status.value,
-                    "text": draft_text(r),
+                    "text": without_citations(draft_text(r)) if r.task in delivered else draft_text(r),
                 },
                 ensure_ascii=False,
             )
@@ -165,7 +171,8 @@ def decide_route(
     result_id: IdPath, request: ReviewRequest, caller: Reviewer, background: BackgroundTasks
 ) -> AiResultOut:
     with caller.repo() as repo:
-        row = decide(repo, result_id, request, actor=caller.principal.actor, tasks=caller.principal.reviewable_tasks())
+        row = decide(repo, result_id, request, actor=caller.principal.actor, tasks=caller.principal.reviewable_tasks(),
+                     may_override=caller.principal.can(Permission.manage))  # fmt: skip
         out = AiResultOut.model_validate(row)
         deliverable = request.decision is not Decision.reject and prepare_delivery(repo, row.id) is not None
     if deliverable:
@@ -185,11 +192,11 @@ def batch_approve(request: BatchApproveRequest, caller: Reviewer, background: Ba
         try:
             with caller.repo() as repo:
                 row = get_reviewable(repo, item.id, caller.principal.reviewable_tasks())
-                if row.content.get("result", {}).get("needs_explicit_approval"):
-                    raise PermissionDenied(
-                        "needs explicit approval: it commits to "
-                        + ", ".join(row.content["result"]["needs_explicit_approval"])
-                    )
+                if not low_risk(row):
+                    reasons = [f"commits to {', '.join(commitments(row))}"] if commitments(row) else []
+                    reasons += [f"failed the {', '.join(blocking_guards(row))} guard"] if blocking_guards(row) else []
+                    reasons += [] if reasons else ["the rewrite is identical to its input"]
+                    raise PermissionDenied("needs a decision of its own: " + "; ".join(reasons))
                 decide(
                     repo,
                     item.id,
@@ -211,7 +218,7 @@ def redeliver(result_id: IdPath, caller: Reviewer) -> DeliveryOut | None:
     """Deliver (again) an approved reply to the workspace webhook; returns the delivery after its attempts."""
     with caller.repo() as repo:
         row = get_reviewable(repo, result_id, caller.principal.reviewable_tasks())
-        if row.task not in DELIVERED_TASKS:
+        if row.task not in delivered_tasks():
             raise PermissionDenied(f"{row.task} results are not delivered to customers")
         if prepare_delivery(repo, row.id) is None:
             return None
@@ -231,8 +238,15 @@ def audit(
     """The append-only log of decisions and deliveries, per ticket, reviewer or task."""
     with caller.repo() as repo:
         rows, total = audit_events(
-            repo, ticket_id=ticket_id, actor=actor, task=task, since=since, offset=page.offset, limit=page.limit
+            repo,
+            ticket_id=ticket_id,
+            actor=actor,
+            task=task,
+            since=since,
+            offset=page.offset,
+            limit=page.limit,
+            visible_tasks=caller.principal.reviewable_tasks(),
+            include_untasked=caller.principal.can(Permission.manage),
         )
-        allowed = set(caller.principal.reviewable_tasks())
-        items = [AuditEventOut.model_validate(r) for r in rows if r.task is None or r.task in allowed]
+        items = [AuditEventOut.model_validate(r) for r in rows]
         return PageOf[AuditEventOut](items=items, total=total, offset=page.offset, limit=page.limit)

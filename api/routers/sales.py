@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
@@ -15,8 +15,10 @@ from copilot.auth import Permission
 from copilot.errors import NotFound
 from copilot.store.models import AiResult, Deal, DealStage
 from copilot.tasks.base import TaskOutcome
-from copilot.tasks.call_summary import CallSummary, summarize_call
-from copilot.tasks.deal_brief import DealBrief, deal_brief
+from copilot.tasks.call_summary import CallSummary
+from copilot.tasks.call_summary import Strategy as CallStrategy
+from copilot.tasks.deal_brief import DealBrief
+from copilot.tasks.deal_brief import Strategy as BriefStrategy
 
 router = APIRouter(prefix="/v1", tags=["sales"], responses=ERROR_RESPONSES)
 Reader = Annotated[Caller, Depends(allow(Permission.read_sales))]
@@ -25,11 +27,11 @@ DealOut = RECORD_MODELS["deal"]
 
 
 class CallSummaryRequest(BaseModel):
-    strategy: Literal["auto", "model", "extractive"] = "auto"
+    strategy: CallStrategy = "auto"
 
 
 class BriefRequest(BaseModel):
-    strategy: Literal["auto", "model", "template"] = "auto"
+    strategy: BriefStrategy = "auto"
 
 
 @router.get("/deals", response_model=PageOf[DealOut])
@@ -48,15 +50,13 @@ def list_deals(caller: Reader, page: PageParams, stage: DealStage | None = None)
 @router.post("/calls/{call_id}/summary", response_model=TaskOutcome[CallSummary])
 def summarize(call_id: IdPath, caller: Runner, request: CallSummaryRequest | None = None) -> TaskOutcome[CallSummary]:
     """Summarise a call transcript (windowed for long calls); it waits for review before it is written to the deal."""
-    strategy = (request or CallSummaryRequest()).strategy
-    return caller.run("call_summary", "call", call_id, lambda context: summarize_call(context, call_id, strategy))
+    return caller.run_task("call_summary", {"call_id": call_id, "strategy": (request or CallSummaryRequest()).strategy})
 
 
 @router.post("/deals/{deal_id}/brief", response_model=TaskOutcome[DealBrief])
 def brief(deal_id: IdPath, caller: Runner, request: BriefRequest | None = None) -> TaskOutcome[DealBrief]:
     """Brief a rep on a deal: facts from the records, risks with evidence, what changed, a suggested next step."""
-    strategy = (request or BriefRequest()).strategy
-    return caller.run("deal_brief", "deal", deal_id, lambda context: deal_brief(context, deal_id, strategy))
+    return caller.run_task("deal_brief", {"deal_id": deal_id, "strategy": (request or BriefRequest()).strategy})
 
 
 @router.get("/deals/{deal_id}/brief", response_model=AiResultOut)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
@@ -18,10 +18,12 @@ from copilot.errors import InvalidInput, NotFound
 from copilot.store import Repo
 from copilot.store.models import Account, Message, Ticket, TicketStatus
 from copilot.tasks.base import TaskOutcome
-from copilot.tasks.reply_draft import ReplyDraft, draft_reply
+from copilot.tasks.reply_draft import ReplyDraft
+from copilot.tasks.reply_draft import Strategy as DraftStrategy
 from copilot.tasks.sentiment import CustomerTrend, MessageSentiment, TicketSentiment, customer_trend, ticket_sentiment
-from copilot.tasks.ticket_summary import TicketSummary, summarize_ticket
-from copilot.tasks.tone_rewrite import Rewrite, rewrite, workspace_tones
+from copilot.tasks.ticket_summary import Strategy as SummaryStrategy
+from copilot.tasks.ticket_summary import TicketSummary
+from copilot.tasks.tone_rewrite import Rewrite, RewriteParams, draft_to_rewrite, workspace_tones
 
 router = APIRouter(prefix="/v1", tags=["support"], responses=ERROR_RESPONSES)
 Reader = Annotated[Caller, Depends(allow(Permission.read_tickets))]
@@ -35,18 +37,11 @@ STREAM_RESPONSE = {
 
 
 class SummaryRequest(BaseModel):
-    strategy: Literal["auto", "model", "extractive"] = "auto"
+    strategy: SummaryStrategy = "auto"
 
 
 class DraftRequest(BaseModel):
-    strategy: Literal["auto", "model", "retrieval"] = "auto"
-
-
-class RewriteRequest(BaseModel):
-    tone: str = Field(default="friendly", max_length=64)
-    text: str | None = Field(default=None, max_length=20_000, description="The text to rewrite, or give draft_id.")
-    draft_id: IdField | None = Field(default=None, description="Rewrite a stored draft (AI result id) instead.")
-    strategy: Literal["auto", "model", "rules"] = "auto"
+    strategy: DraftStrategy = "auto"
 
 
 class SentimentRequest(BaseModel):
@@ -89,9 +84,7 @@ def get_thread(ticket_id: IdPath, caller: Reader) -> ThreadOut:
 def summarize(ticket_id: IdPath, caller: Runner, request: SummaryRequest | None = None) -> TaskOutcome[TicketSummary]:
     """Summarise the thread (stored as a ``completed`` AI result; it goes ``stale`` when the customer writes again)."""
     strategy = (request or SummaryRequest()).strategy
-    return caller.run(
-        "ticket_summary", "ticket", ticket_id, lambda context: summarize_ticket(context, ticket_id, strategy)
-    )
+    return caller.run_task("ticket_summary", {"ticket_id": ticket_id, "strategy": strategy})
 
 
 @router.post("/tickets/{ticket_id}/draft", response_model=TaskOutcome[ReplyDraft], responses=STREAM_RESPONSE)
@@ -102,38 +95,29 @@ def draft(
     stream: Annotated[bool, Query(description="Stream tokens as Server-Sent Events.")] = False,
 ):
     """Draft a reply grounded in the thread, history and KB; saved as ``pending`` review, never sent by this call."""
-    strategy = (request or DraftRequest()).strategy
-
-    def work(on_token=None):
-        return caller.run(
-            "reply_draft", "ticket", ticket_id, lambda context: draft_reply(context, ticket_id, strategy), on_token
-        )
-
-    return stream_task(work) if stream else work()
+    params = {"ticket_id": ticket_id, "strategy": (request or DraftRequest()).strategy}
+    if stream:
+        with caller.repo() as repo:
+            ticket_or_404(repo, ticket_id)  # a missing ticket is a 404, not an error event inside a 200 stream
+        return stream_task(lambda on_token=None: caller.run_task("reply_draft", params, on_token))
+    return caller.run_task("reply_draft", params)
 
 
 @router.post("/rewrite", response_model=TaskOutcome[Rewrite], responses=STREAM_RESPONSE)
 def rewrite_text(
-    request: RewriteRequest,
+    request: RewriteParams,
     caller: Runner,
     stream: Annotated[bool, Query(description="Stream tokens as Server-Sent Events.")] = False,
 ):
     """Rewrite a reply in another tone; facts (numbers, dates, links, names, signature) must survive."""
     if request.text is None and request.draft_id is None:
         raise InvalidInput("text: give the text to rewrite or a draft_id")
-    subject = ("ai_result", request.draft_id) if request.draft_id else ("text", None)
-
-    def work(on_token=None):
-        return caller.run(
-            "tone_rewrite",
-            *subject,
-            lambda context: rewrite(
-                context, request.text, request.tone, draft_id=request.draft_id, strategy=request.strategy
-            ),
-            on_token,
-        )
-
-    return stream_task(work) if stream else work()
+    if request.draft_id is not None:
+        with caller.repo() as repo:
+            draft_to_rewrite(repo, request.draft_id)  # a reply draft this role may read, checked before streaming
+    if stream:
+        return stream_task(lambda on_token=None: caller.run_task("tone_rewrite", request, on_token))
+    return caller.run_task("tone_rewrite", request)
 
 
 @router.get("/tones", response_model=dict[str, str])
@@ -165,10 +149,11 @@ def classify(request: SentimentRequest, caller: Runner) -> list[MessageSentiment
 
 
 class BulkSummaryRequest(BaseModel):
-    ticket_ids: list[IdField] = Field(min_length=1, max_length=10_000)
+    ticket_ids: list[IdField] = Field(min_length=1, max_length=2_000, description="At most 2,000; repeats count once.")
 
 
 @router.post("/tickets/summaries", response_model=JobOut, status_code=202)
 def bulk_summaries(request: BulkSummaryRequest, caller: Runner, response: Response) -> JobOut:
     """Summarise many tickets as a background job; poll ``/v1/jobs/{id}``."""
-    return submit_job(caller, response, "bulk_ticket_summaries", {"ticket_ids": request.ticket_ids})
+    items = [{"ticket_id": ticket_id} for ticket_id in dict.fromkeys(request.ticket_ids)]  # each ticket once
+    return submit_job(caller, response, "task_batch", {"task": "ticket_summary", "items": items})

@@ -11,14 +11,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from api.deps import SESSION_KEY, Caller, Services, get_services
+from api.deps import CSRF_SESSION_KEY, Caller, Services, get_services
 from api.errors import copilot_error
-from copilot.auth import Permission, Principal, authenticate
+from api.sessions import session_key_id
+from copilot.auth import Permission, Principal, principal_for_key
 from copilot.errors import CopilotError, PermissionDenied, Unauthenticated
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
-CSRF_KEY = "csrf"
+CSRF_KEY = CSRF_SESSION_KEY
 
 
 class LoginRequired(Exception):
@@ -55,14 +56,13 @@ def check_csrf(request: Request, token: str) -> None:
 
 
 def page_caller(request: Request, services: Annotated[Services, Depends(get_services)]) -> Caller:
-    key = request.session.get(SESSION_KEY)
-    if not key:
+    key_id = session_key_id(request)
+    if key_id is None:
         raise LoginRequired
     try:
         with services.store.session() as session:
-            principal = authenticate(session, key)
+            principal = principal_for_key(session, key_id)
     except Unauthenticated:
-        request.session.clear()
         raise LoginRequired from None
     return Caller(principal, services)
 

@@ -12,10 +12,8 @@ from api.web.common import PageCaller, check_csrf, render
 from copilot.auth import Permission
 from copilot.errors import CopilotError, NotFound
 from copilot.store.models import AiResult, AiStatus, Message, Ticket
-from copilot.tasks.reply_draft import draft_reply
 from copilot.tasks.sentiment import ticket_sentiment
-from copilot.tasks.ticket_summary import summarize_ticket
-from copilot.tasks.tone_rewrite import rewrite, workspace_tones
+from copilot.tasks.tone_rewrite import workspace_tones
 
 router = APIRouter(include_in_schema=False)
 
@@ -86,18 +84,16 @@ def ticket_action(
     caller.principal.require(Permission.run_support)
     try:
         if action == "summarize":
-            caller.run("ticket_summary", "ticket", ticket_id, lambda context: summarize_ticket(context, ticket_id))
+            caller.run_task("ticket_summary", {"ticket_id": ticket_id})
             request.session["flash"] = {"kind": "ok", "text": "Summary refreshed."}
         elif action == "draft":
-            outcome = caller.run("reply_draft", "ticket", ticket_id, lambda context: draft_reply(context, ticket_id))
+            outcome = caller.run_task("reply_draft", {"ticket_id": ticket_id})
             request.session["flash"] = {
                 "kind": "ok",
                 "text": f"Draft {outcome.ai_result_id} is waiting in the review queue.",
             }
         elif action == "rewrite" and tone and draft_id:
-            outcome = caller.run(
-                "tone_rewrite", "ai_result", draft_id, lambda context: rewrite(context, None, tone, draft_id=draft_id)
-            )
+            outcome = caller.run_task("tone_rewrite", {"tone": tone, "draft_id": draft_id})
             request.session["flash"] = {
                 "kind": "ok",
                 "text": f"{tone.capitalize()} rewrite {outcome.ai_result_id} is waiting in the review queue.",

@@ -3,6 +3,7 @@ approve, edit, reject, batch approve."""
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Form, Request
@@ -11,14 +12,35 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from api.schemas import IdPath
 from api.web.common import PageCaller, check_csrf, render
 from copilot.delivery import prepare_delivery
-from copilot.errors import CopilotError, PermissionDenied
-from copilot.review import Decision, ReviewRequest, blocking_guards, commitments, decide, draft_text, queue
+from copilot.errors import CopilotError, InvalidInput, PermissionDenied
+from copilot.guards import commitment_patterns
+from copilot.review import (
+    Decision,
+    ReviewRequest,
+    blocking_guards,
+    commitments,
+    decide,
+    draft_text,
+    low_risk,
+    queue,
+)
 from copilot.store import Repo
 from copilot.store.models import AiResult, AiStatus, Message, Ticket
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20
 THREAD_TAIL = 8
+
+
+def parse_batch_items(values: list[str]) -> list[tuple[int, int]]:
+    """``id:version`` pairs from the batch form; anything else is a 422 naming the bad value."""
+    pairs = []
+    for value in values:
+        if not re.fullmatch(r"\d{1,18}:\d{1,9}", value):
+            raise InvalidInput(f"item: expected <result id>:<version>, got '{value[:40]}'")
+        result_id, version = value.split(":")
+        pairs.append((int(result_id), int(version)))
+    return pairs
 
 
 def review_item(repo: Repo, row: AiResult) -> dict:
@@ -45,7 +67,7 @@ def review_item(repo: Repo, row: AiResult) -> dict:
         "verdicts": row.guard_verdicts,
         "commitments": commitments(row),
         "blocked": blocking_guards(row),
-        "low_risk": not commitments(row) and not blocking_guards(row),
+        "low_risk": low_risk(row),
         "fallback": row.content.get("fallback_reason") if row.content.get("used_fallback") else None,
     }
 
@@ -71,6 +93,7 @@ def review_page(request: Request, caller: PageCaller, task: str | None = None, p
         pages=max(1, -(-total // PAGE_SIZE)),
         task=task or "",
         tasks=caller.principal.reviewable_tasks(),
+        commitment_patterns=commitment_patterns(),
         flash=flash,
     )
 
@@ -89,14 +112,19 @@ def decide_page(
     confirm_commitments: Annotated[bool, Form()] = False,
 ) -> RedirectResponse:
     check_csrf(request, csrf)
-    review = ReviewRequest(
-        decision=decision, version=version, text=text, reason=reason, confirm_commitments=confirm_commitments
-    )
     try:
         with caller.repo() as repo:
-            row = decide(
-                repo, result_id, review, actor=caller.principal.actor, tasks=caller.principal.reviewable_tasks()
-            )
+            current = repo.get(AiResult, result_id)
+            if (
+                decision is Decision.edit
+                and current is not None
+                and (text or "").strip() == draft_text(current).strip()
+            ):
+                decision = Decision.approve  # an untouched edit box is an approval, held to the approval's rules
+            review = ReviewRequest(decision=decision, version=version, text=text, reason=reason,
+                                   confirm_commitments=confirm_commitments)  # fmt: skip
+            row = decide(repo, result_id, review, actor=caller.principal.actor,
+                         tasks=caller.principal.reviewable_tasks(), may_override=False)  # fmt: skip
             deliverable = decision is not Decision.reject and prepare_delivery(repo, row.id) is not None
         if deliverable:
             background.add_task(caller.services.deliver, caller.principal.workspace_slug, result_id)
@@ -111,14 +139,14 @@ def decide_page(
 async def batch_page(request: Request, caller: PageCaller, background: BackgroundTasks) -> RedirectResponse:
     form = await request.form()
     check_csrf(request, str(form.get("csrf", "")))
-    chosen = [value.split(":") for value in form.getlist("item")]
+    chosen = parse_batch_items([str(value) for value in form.getlist("item")])
     approved, refused = [], []
-    for result_id, version in ((int(i), int(v)) for i, v in chosen):
+    for result_id, version in chosen:
         try:
             with caller.repo() as repo:
                 row = repo.get(AiResult, result_id)
-                if row is not None and (commitments(row) or blocking_guards(row)):
-                    raise PermissionDenied("needs explicit approval")
+                if row is not None and not low_risk(row):
+                    raise PermissionDenied("needs a decision of its own (commitment, failed guard or unchanged)")
                 decide(
                     repo,
                     result_id,

@@ -11,10 +11,11 @@ from api.web.common import PageCaller, check_csrf, render
 from copilot.auth import Permission
 from copilot.errors import CopilotError, NotFound
 from copilot.store.models import AiResult, Deal, Job, JobStatus, NpsThemeRun
-from copilot.tasks.deal_brief import DealBrief, deal_brief
+from copilot.tasks.deal_brief import DealBrief
 from copilot.tasks.nps_themes import ThemeReport, load_report
 
 router = APIRouter(include_in_schema=False)
+WEB_THEMES_JOB = "web:nps_themes"  # the dashboard's own theme job: one at a time
 
 
 @router.get("/deals", response_class=HTMLResponse)
@@ -49,7 +50,7 @@ def brief_action(deal_id: int, request: Request, caller: PageCaller, csrf: Annot
     check_csrf(request, csrf)
     caller.principal.require(Permission.run_sales)
     try:
-        caller.run("deal_brief", "deal", deal_id, lambda context: deal_brief(context, deal_id))
+        caller.run_task("deal_brief", {"deal_id": deal_id})
         request.session["flash"] = {"kind": "ok", "text": "Brief refreshed."}
     except CopilotError as error:
         request.session["flash"] = {"kind": "error", "text": str(error)}
@@ -65,7 +66,7 @@ def nps_page(request: Request, caller: PageCaller, run: int | None = None) -> HT
         report: ThemeReport | None = load_report(repo, chosen.id) if chosen else None
         running = repo.session.scalar(
             repo.select(Job)
-            .where(Job.kind == "nps_themes", Job.status.in_([JobStatus.queued, JobStatus.running]))
+            .where(Job.dedupe_key == WEB_THEMES_JOB, Job.status.in_([JobStatus.queued, JobStatus.running]))
             .order_by(Job.id.desc())
             .limit(1)
         )
@@ -87,7 +88,7 @@ def nps_run(request: Request, caller: PageCaller, csrf: Annotated[str, Form()]) 
     check_csrf(request, csrf)
     caller.principal.require(Permission.run_marketing)
     with caller.repo() as repo:
-        job = caller.services.jobs.submit(repo, "nps_themes", {"filters": {}, "seed": 0})
+        job = caller.services.jobs.submit(repo, "task", {"task": "nps_themes", "params": {}}, dedupe_key=WEB_THEMES_JOB)
         job_id = job.id
     caller.services.jobs.start(job_id, caller.principal.workspace_slug)
     request.session["flash"] = {"kind": "ok", "text": f"Theme job {job_id} started; reload in a moment."}

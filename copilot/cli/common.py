@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from copilot.settings import Settings
 from copilot.store import Store
+
+if TYPE_CHECKING:
+    from copilot.services import Services
+    from copilot.tasks.base import TaskOutcome
 
 console = Console()
 err_console = Console(stderr=True)
@@ -34,3 +39,25 @@ def fail(message: str) -> typer.Exit:
     """Print a one-line error and return the exit to raise."""
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
+
+
+def open_services(settings: Settings | None = None) -> Services:
+    """The services a command runs tasks with (models and indexes load on first use)."""
+    from copilot.services import Services
+
+    return Services(settings or load_settings())
+
+
+def run_task(
+    services: Services,
+    workspace: str | None,
+    task: str,
+    params: dict[str, Any],
+    progress: Callable[[int, int], None] | None = None,
+) -> TaskOutcome[Any]:
+    """Run a registered task in the workspace under a spinner (the first run loads the embedder and the model)."""
+    slug = workspace_slug(services.settings, workspace)
+    if progress is not None:
+        return services.run_in_workspace(slug, task, params, progress=progress)
+    with console.status(f"running {task} (models load on first use)...", spinner="dots"):
+        return services.run_in_workspace(slug, task, params)

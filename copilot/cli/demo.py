@@ -12,6 +12,7 @@ from rich.table import Table
 from copilot.cli.common import console, load_settings, open_store
 from copilot.demo.generator import STEP_LABELS, seed_demo, workspace_has_records
 from copilot.demo.service import demo_key_path, ensure_demo_key, queue_demo_drafts
+from copilot.services import Services
 
 
 def demo(
@@ -58,10 +59,10 @@ def demo(
         from copilot.cli.search import index as index_command
 
         index_command(workspace=workspace, rebuild=True)
-        drafted = queue_demo_drafts(store, settings, workspace)
+        drafted = queue_demo_drafts(Services(settings, store), workspace)
         console.print(f"{drafted} reply drafts are waiting in the review queue")
-    key = ensure_demo_key(store, settings, workspace)
-    console.print(f"demo admin key (also in {demo_key_path(settings, workspace)}): [bold]{key}[/]")
+    ensure_demo_key(store, settings, workspace)
+    console.print(f"the demo admin key is in {demo_key_path(settings, workspace)} (readable by you only)")
 
 
 def register(app: typer.Typer) -> None:

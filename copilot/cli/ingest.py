@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from copilot.cli.common import WorkspaceOption, console, load_settings, open_store, workspace_slug
+from copilot.cli.common import WorkspaceOption, console, open_services, workspace_slug
 from copilot.ingest import IngestReport, count_lines, ingest_file
 from copilot.records import after_write_hooks
 from copilot.store import get_or_create_workspace
@@ -28,13 +28,12 @@ def ingest(
     ] = False,
 ) -> None:
     """Ingest records; a bad row aborts its file with file:line: field: problem and writes nothing."""
-    settings = load_settings()
-    store = open_store(settings)
-    slug = workspace_slug(settings, workspace)
+    services = open_services()
+    store, slug = services.store, workspace_slug(services.settings, workspace)
     if create_workspace:
         with store.session() as session:
             get_or_create_workspace(session, slug)
-    hooks = after_write_hooks(settings)
+    hooks = after_write_hooks(services)
     for path in paths:
         total = count_lines(path) if path.is_file() else 0
         with Progress(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from copilot.cli import ask, demo, ingest, keys, marketing, records, sales, search, service, support
+from copilot.cli import ask, demo, ingest, keys, marketing, models, records, sales, search, service, support, usage
 from copilot.cli import evals as eval_cli
 from copilot.cli.common import fail
 from copilot.errors import CopilotError
@@ -17,7 +17,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (records, ingest, demo, search, support, ask, service, keys, sales, eval_cli, marketing):
+for module in (records, ingest, demo, search, support, ask, models, usage, service, keys, sales, eval_cli, marketing):
     module.register(app)
 
 

@@ -10,9 +10,7 @@ from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from copilot.cli.common import WorkspaceOption, console, load_settings, open_store, workspace_slug
-from copilot.gateway import Gateway
-from copilot.tasks.context import TaskContext
+from copilot.cli.common import WorkspaceOption, console, open_services, run_task, workspace_slug
 
 BANDS = ("all", "promoters", "passives", "detractors")
 
@@ -118,12 +116,10 @@ def nps_themes_command(
     ] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    from copilot.tasks.nps_themes import ThemeFilters, assign_new_responses, load_report, run_themes
+    from copilot.tasks.nps_themes import ThemeFilters, assign_new_responses, load_report
 
     if score_band not in BANDS:
         raise typer.BadParameter(f"use {', '.join(BANDS)}", param_hint="--score-band")
-    if label not in ("auto", "model", "keywords"):
-        raise typer.BadParameter("use auto, model or keywords", param_hint="--label")
     if days < 0:
         raise typer.BadParameter("must be 0 or more", param_hint="--days")
     start, end = _day(since, "--since"), _day(until, "--until")
@@ -134,34 +130,30 @@ def nps_themes_command(
     except ValidationError as error:
         raise typer.BadParameter(error.errors()[0]["msg"].removeprefix("Value error, "), param_hint="--until") from None
 
-    settings = load_settings()
+    services = open_services()
+    slug = workspace_slug(services.settings, workspace)
     columns = (TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
-        context = TaskContext(settings, repo, Gateway(settings))
-        with Progress(*columns, console=console, transient=True) as progress:
-            task = progress.add_task("loading the embedding model", total=None)
-            context.embedder  # noqa: B018 - load it under the progress bar
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("loading the embedding model", total=None)
+        services.embedder  # noqa: B018 - load it under the progress bar
 
-            def report_progress(done: int, total: int) -> None:
-                progress.update(task, description="embedding and clustering", completed=done, total=total)
+        def report_progress(done: int, total: int) -> None:
+            progress.update(task, description="embedding and clustering", completed=done, total=total)
 
-            if assign_new is not None:
-                added = assign_new_responses(context, assign_new, progress=report_progress)
-                report = load_report(repo, assign_new)
-                title = f"NPS themes · run {assign_new} · {added} new response(s) assigned"
-            else:
-                outcome = run_themes(
-                    context,
-                    filters,
-                    seed=seed,
-                    k=k,
-                    progress=report_progress,
-                    name_with_model=None if label == "auto" else label == "model",
+        if assign_new is not None:
+            with services.store.repo(slug) as repo:
+                added = assign_new_responses(
+                    services.context(repo, task="nps_themes"), assign_new, progress=report_progress
                 )
-                report = outcome.result
-                title = f"NPS themes · run {report.run_id} · AI result {outcome.ai_result_id}"
-                if outcome.used_fallback:
-                    console.print(f"[yellow]note:[/] {outcome.fallback_reason}")
+                report = load_report(repo, assign_new)
+            title = f"NPS themes · run {assign_new} · {added} new response(s) assigned"
+        else:
+            params = {"filters": filters.model_dump(), "seed": seed, "k": k, "strategy": label}
+            outcome = run_task(services, workspace, "nps_themes", params, progress=report_progress)
+            report = outcome.result
+            title = f"NPS themes · run {report.run_id} · AI result {outcome.ai_result_id}"
+            if outcome.used_fallback:
+                console.print(f"[yellow]note:[/] {outcome.fallback_reason}")
     show_report(report, title=title)
     if assign_new is None:
         console.print(

@@ -8,30 +8,21 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from copilot.cli.common import WorkspaceOption, console, load_settings, open_store, workspace_slug
+from copilot.cli.common import WorkspaceOption, console, open_services, run_task, workspace_slug
 from copilot.cli.support import show_outcome
-from copilot.errors import NotFound
-from copilot.gateway import Gateway
 from copilot.store import Repo
 from copilot.store.models import Call, Deal
-from copilot.tasks.context import TaskContext
 
 CallArgument = Annotated[str, typer.Argument(help="Call id or external id (e.g. CALL-1234).")]
 DealArgument = Annotated[str, typer.Argument(help="Deal id or external id (e.g. D-3311).")]
 
 
 def resolve_call(repo: Repo, reference: str) -> Call:
-    call = repo.by_external_id(Call, reference) or (repo.get(Call, int(reference)) if reference.isdigit() else None)
-    if call is None:
-        raise NotFound(f"no call '{reference}' in workspace '{repo.workspace.slug}'")
-    return call
+    return repo.resolve(Call, reference)
 
 
 def resolve_deal(repo: Repo, reference: str) -> Deal:
-    deal = repo.by_external_id(Deal, reference) or (repo.get(Deal, int(reference)) if reference.isdigit() else None)
-    if deal is None:
-        raise NotFound(f"no deal '{reference}' in workspace '{repo.workspace.slug}'")
-    return deal
+    return repo.resolve(Deal, reference)
 
 
 def _ids(ids: list[int]) -> str:
@@ -43,23 +34,20 @@ def summarize_call_command(
     workspace: WorkspaceOption = None,
     strategy: Annotated[str, typer.Option(help="auto, model or extractive.")] = "auto",
 ) -> None:
-    from copilot.tasks.call_summary import summarize_call
-
-    if strategy not in ("auto", "model", "extractive"):
-        raise typer.BadParameter("use auto, model or extractive", param_hint="--strategy")
-    settings = load_settings()
-    with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
+    services = open_services()
+    with services.store.repo(workspace_slug(services.settings, workspace)) as repo:
         record = resolve_call(repo, call)
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=console, transient=True) as progress:
-            bar = progress.add_task("summarising windows", total=None)
-            outcome = summarize_call(
-                TaskContext(settings, repo, Gateway(settings)),
-                record.id,
-                strategy,
-                progress=lambda done, total: progress.update(bar, completed=done, total=total),
-            )
         title = f"Call {record.external_id or record.id}: {record.title}"
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as progress:
+        bar = progress.add_task("summarising windows (models load on first use)", total=None)
+        outcome = run_task(
+            services,
+            workspace,
+            "call_summary",
+            {"call_id": record.id, "strategy": strategy},
+            progress=lambda done, total: progress.update(bar, completed=done, total=total),
+        )
     s = outcome.result
     minutes = int(s.duration_s // 60)
     lines = [
@@ -92,15 +80,11 @@ def deal_brief_command(
     workspace: WorkspaceOption = None,
     strategy: Annotated[str, typer.Option(help="auto, model or template.")] = "auto",
 ) -> None:
-    from copilot.tasks.deal_brief import deal_brief
-
-    if strategy not in ("auto", "model", "template"):
-        raise typer.BadParameter("use auto, model or template", param_hint="--strategy")
-    settings = load_settings()
-    with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
+    services = open_services()
+    with services.store.repo(workspace_slug(services.settings, workspace)) as repo:
         record = resolve_deal(repo, deal)
-        outcome = deal_brief(TaskContext(settings, repo, Gateway(settings)), record.id, strategy)
         title = f"Deal {record.external_id or record.id}: {record.name}"
+    outcome = run_task(services, workspace, "deal_brief", {"deal_id": record.id, "strategy": strategy})
     brief, facts = outcome.result, outcome.result.facts
     timing = f" · {facts.days_in_stage} days in stage" if facts.days_in_stage is not None else ""
     lines = [

@@ -9,11 +9,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from copilot.cli.common import WorkspaceOption, console, load_settings, open_store, workspace_slug
+from copilot.cli.common import WorkspaceOption, console, open_services, workspace_slug
 from copilot.errors import NotFound
 from copilot.store import Repo
 from copilot.store.models import Account
-from retrieval import open_index
 
 
 def resolve_account(repo: Repo, account: str) -> Account:
@@ -43,14 +42,13 @@ def search(
     recency: Annotated[float | None, typer.Option(help="Boost recent records: half-life in days.")] = None,
 ) -> None:
     """Search customer history; hits are labelled [S1], [S2], ... for citation."""
-    from retrieval.search import Searcher, SearchFilters
+    from retrieval.search import SearchFilters
 
     if mode not in ("hybrid", "vector", "lexical"):
         raise typer.BadParameter("use hybrid, vector or lexical", param_hint="--mode")
-    settings = load_settings()
-    store = open_store(settings)
-    searcher = Searcher(open_index(settings))
-    with store.repo(workspace_slug(settings, workspace)) as repo:
+    services = open_services()
+    searcher = services.searcher
+    with services.store.repo(workspace_slug(services.settings, workspace)) as repo:
         filters = SearchFilters(
             account_id=resolve_account(repo, account).id if account else None,
             kinds=kind or None,
@@ -73,10 +71,9 @@ def index(
     ] = False,
 ) -> None:
     """Bring the workspace's search index up to date: new, changed and deleted records (resumable)."""
-    settings = load_settings()
-    store = open_store(settings)
-    history = open_index(settings)
-    with store.repo(workspace_slug(settings, workspace)) as repo:
+    services = open_services()
+    history = services.index
+    with services.store.repo(workspace_slug(services.settings, workspace)) as repo:
         total = history.count_records(repo)
         with Progress(
             TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=console

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import typer
 
 from copilot.cli.common import console, load_settings
@@ -23,11 +25,22 @@ def serve(
     if port:
         settings.port = port
     app = create_app(settings)
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["filters"] = {"no_query": {"()": "api.security.NoQueryStrings"}}
+    log_config["handlers"]["access"]["filters"] = ["no_query"]
     console.print(f"copilot serving on [bold]http://{settings.host}:{settings.port}/[/] (API docs at /docs)")
     key_file = demo_key_path(settings, settings.workspace)
     if key_file.exists():
-        console.print(f"log in with the demo key: [bold]{key_file.read_text().strip()}[/]")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+        console.print(f"log in with the demo admin key kept in {key_file} (readable by you only)")
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        log_config=log_config,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+    )
 
 
 def register(app: typer.Typer) -> None:

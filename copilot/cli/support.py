@@ -12,24 +12,24 @@ from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from copilot.cli.common import WorkspaceOption, console, load_settings, open_store, workspace_slug
-from copilot.errors import NotFound
-from copilot.gateway import Gateway
+from copilot.cli.common import (
+    WorkspaceOption,
+    console,
+    load_settings,
+    open_services,
+    open_store,
+    run_task,
+    workspace_slug,
+)
 from copilot.store import Repo
 from copilot.store.models import Ticket
 from copilot.tasks.base import TaskOutcome
-from copilot.tasks.context import TaskContext
 
 TicketArgument = Annotated[str, typer.Argument(help="Ticket id or external id (e.g. T-1179).")]
 
 
 def resolve_ticket(repo: Repo, reference: str) -> Ticket:
-    ticket = repo.by_external_id(Ticket, reference) or (
-        repo.get(Ticket, int(reference)) if reference.isdigit() else None
-    )
-    if ticket is None:
-        raise NotFound(f"no ticket '{reference}' in workspace '{repo.workspace.slug}'")
-    return ticket
+    return repo.resolve(Ticket, reference)
 
 
 def show_outcome(title: str, outcome: TaskOutcome[BaseModel], body: str) -> None:
@@ -54,14 +54,12 @@ def show_outcome(title: str, outcome: TaskOutcome[BaseModel], body: str) -> None
     )
 
 
-def run_on_ticket(ticket: str, workspace: str | None, task, strategy: str, strategies: tuple[str, ...]):
+def run_on_ticket(ticket: str, workspace: str | None, task: str, strategy: str) -> tuple[Ticket, TaskOutcome]:
     """Resolve the ticket in the workspace and run a task on it; returns (ticket, outcome)."""
-    if strategy not in strategies:
-        raise typer.BadParameter(f"use {', '.join(strategies)}", param_hint="--strategy")
-    settings = load_settings()
-    with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
+    services = open_services()
+    with services.store.repo(workspace_slug(services.settings, workspace)) as repo:
         record = resolve_ticket(repo, ticket)
-        return record, task(TaskContext(settings, repo, Gateway(settings)), record.id, strategy)
+    return record, run_task(services, workspace, task, {"ticket_id": record.id, "strategy": strategy})
 
 
 def summarize_ticket_command(
@@ -70,9 +68,7 @@ def summarize_ticket_command(
     strategy: Annotated[str, typer.Option(help="auto, model or extractive.")] = "auto",
 ) -> None:
     """Summarise a ticket: intent, what happened, commitments, open questions, status (with message ids)."""
-    from copilot.tasks.ticket_summary import summarize_ticket
-
-    record, outcome = run_on_ticket(ticket, workspace, summarize_ticket, strategy, ("auto", "model", "extractive"))
+    record, outcome = run_on_ticket(ticket, workspace, "ticket_summary", strategy)
     summary = outcome.result
     lines = [f"[bold]Intent:[/] {summary.intent}"]
     for heading, bullets in (
@@ -93,9 +89,7 @@ def draft_reply_command(
     strategy: Annotated[str, typer.Option(help="auto, model or retrieval.")] = "auto",
 ) -> None:
     """Draft a reply grounded in the thread, the account's history and the KB; it waits for human review."""
-    from copilot.tasks.reply_draft import draft_reply
-
-    record, outcome = run_on_ticket(ticket, workspace, draft_reply, strategy, ("auto", "model", "retrieval"))
+    record, outcome = run_on_ticket(ticket, workspace, "reply_draft", strategy)
     draft = outcome.result
     lines = [draft.text, ""]
     lines += [f"[bold][{s.label}][/] {s.record_kind} {s.record_id}: [dim]{s.text[:160]}[/]" for s in draft.sources]
@@ -119,14 +113,12 @@ def rewrite_command(
     strategy: Annotated[str, typer.Option(help="auto, model or rules.")] = "auto",
 ) -> None:
     """Rewrite a reply in another tone; numbers, dates, links, names and the signature must survive."""
-    from copilot.tasks.tone_rewrite import rewrite
-
-    if strategy not in ("auto", "model", "rules"):
-        raise typer.BadParameter("use auto, model or rules", param_hint="--strategy")
-    settings = load_settings()
-    store = open_store(settings)
-    with store.repo(workspace_slug(settings, workspace)) as repo:
-        outcome = rewrite(TaskContext(settings, repo, Gateway(settings)), text, tone, draft_id=draft, strategy=strategy)
+    outcome = run_task(
+        open_services(),
+        workspace,
+        "tone_rewrite",
+        {"text": text, "tone": tone, "draft_id": draft, "strategy": strategy},
+    )
     result = outcome.result
     note = "[yellow]unchanged: the rewrite is identical to the input[/]\n" if result.unchanged else ""
     note += f"[red]rejected, lost: {'; '.join(result.lost)}[/]\n" if result.lost else ""

@@ -6,11 +6,10 @@ from pathlib import Path
 
 from copilot.auth import authenticate, create_key
 from copilot.errors import Unauthenticated
-from copilot.gateway import Gateway
+from copilot.services import Services
 from copilot.settings import Settings
 from copilot.store import Store
 from copilot.store.models import AiResult, Role, Ticket, TicketStatus
-from copilot.tasks.context import TaskContext
 from copilot.tasks.thread import load_thread
 
 
@@ -37,12 +36,10 @@ def ensure_demo_key(store: Store, settings: Settings, workspace: str) -> str:
     return key
 
 
-def queue_demo_drafts(store: Store, settings: Settings, workspace: str, limit: int = 6) -> int:
+def queue_demo_drafts(services: Services, workspace: str, limit: int = 6) -> int:
     """Draft replies to open tickets where the customer wrote last, so the review queue has work in it."""
-    from copilot.tasks.reply_draft import draft_reply
-
-    gateway, drafted = Gateway(settings), 0
-    with store.repo(workspace) as repo:
+    drafted = 0
+    with services.store.repo(workspace) as repo:
         has_drafts = (
             repo.session.scalar(repo.select(AiResult).where(AiResult.task == "reply_draft").limit(1)) is not None
         )
@@ -55,7 +52,6 @@ def queue_demo_drafts(store: Store, settings: Settings, workspace: str, limit: i
     if has_drafts:
         return 0
     for ticket_id in waiting:
-        with store.repo(workspace) as repo:
-            draft_reply(TaskContext(settings, repo, gateway), ticket_id)
-            drafted += 1
+        services.run_in_workspace(workspace, "reply_draft", {"ticket_id": ticket_id})
+        drafted += 1
     return drafted

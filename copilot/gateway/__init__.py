@@ -1,6 +1,6 @@
 """The model gateway: every task calls models through :class:`Gateway`."""
 
+from copilot.gateway.catalog import ModelFileError
 from copilot.gateway.gateway import Completion, Gateway, ModelError, StructuredResult
-from copilot.gateway.local import ModelFileError
 
 __all__ = ["Completion", "Gateway", "ModelError", "ModelFileError", "StructuredResult"]

@@ -1,30 +1,52 @@
-"""A deterministic litellm provider for tests: ``fake/echo`` and ``fake/scripted``.
+"""Deterministic fake models for tests, evals and benches, handed to the gateway as objects.
 
-``fake/echo`` answers with the last user message (or, when a JSON schema is requested, the
-smallest instance of it). ``fake/scripted`` answers from a queue tests fill with texts or
-exceptions, to simulate rate limits, server errors, timeouts and broken JSON.
+``FakeModel`` answers ``fake/<name>`` calls: from a queue of texts or exceptions when one was pushed (to simulate
+rate limits, server errors, timeouts, broken JSON), else from ``function`` when one is given, else by echoing the
+last user message (or the smallest instance of a requested JSON schema). Every call is recorded on the object.
+Calls still go through litellm (a custom provider), so retries, fallbacks, streaming and usage are the real ones.
+
+    fake = FakeModel()
+    gateway = Gateway(settings, fake=fake)      # or Services(settings, fake=fake)
+    fake.push("first answer", litellm.RateLimitError(...))
+    ... fake.calls[-1]["messages"]
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import threading
 import time
 import uuid
+import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import litellm
 from litellm import CustomLLM
 from litellm.types.utils import GenericStreamingChunk, ModelResponse
 
+Answer = Callable[[list[dict[str, Any]], dict[str, Any]], str]
+_LIVE: weakref.WeakValueDictionary[str, FakeModel] = weakref.WeakValueDictionary()
+_NUMBERS = itertools.count(1)
 
-class FakeScript:
-    """Queued responses for ``fake/scripted``; every call is recorded."""
 
-    def __init__(self) -> None:
+class FakeModel:
+    """A fake model instance: queued answers, an optional answering function, and a record of every call."""
+
+    def __init__(self, function: Answer | None = None) -> None:
+        self.function = function
         self.queue: deque[str | Exception] = deque()
         self.calls: list[dict[str, Any]] = []
+        self.key = f"fake-{next(_NUMBERS)}"
+        self._lock = threading.Lock()
+        _LIVE[self.key] = self
+
+    @property
+    def api_base(self) -> str:
+        """How the gateway tells litellm's fake provider which instance answers."""
+        return f"fake://{self.key}"
 
     def push(self, *responses: str | Exception) -> None:
         self.queue.extend(responses)
@@ -33,8 +55,27 @@ class FakeScript:
         self.queue.clear()
         self.calls.clear()
 
+    def answer(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+        with self._lock:
+            self.calls.append({"model": model, "messages": messages, "params": params})
+            queued = self.queue.popleft() if self.queue else None
+        if isinstance(queued, Exception):
+            raise queued
+        if queued is not None:
+            return queued
+        if model.split("/", 1)[-1] == "scripted" and self.function is None:
+            raise litellm.InternalServerError("fake/scripted has no queued response", llm_provider="fake", model=model)
+        if self.function is not None:
+            return self.function(messages, params)
+        return echo(messages, params)
 
-SCRIPT = FakeScript()
+
+def echo(messages: list[dict[str, Any]], params: dict[str, Any]) -> str:
+    """The last user message, or the smallest instance of a requested JSON schema."""
+    response_format = params.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("schema"):
+        return json.dumps(minimal_instance(response_format["schema"]))
+    return next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
 
 
 def minimal_instance(schema: dict[str, Any], defs: dict[str, Any] | None = None) -> Any:
@@ -48,10 +89,9 @@ def minimal_instance(schema: dict[str, Any], defs: dict[str, Any] | None = None)
         return schema["enum"][0]
     kind = schema.get("type")
     if kind == "object":
+        required = schema.get("required", [])
         return {
-            name: minimal_instance(sub, defs)
-            for name, sub in schema.get("properties", {}).items()
-            if name in schema.get("required", [])
+            name: minimal_instance(sub, defs) for name, sub in schema.get("properties", {}).items() if name in required
         }
     if kind == "array":
         return [minimal_instance(schema["items"], defs) for _ in range(schema.get("minItems", 0))]
@@ -64,59 +104,63 @@ def minimal_instance(schema: dict[str, Any], defs: dict[str, Any] | None = None)
     return None
 
 
-def _last_user_text(messages: list[dict[str, Any]]) -> str:
-    return next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
+def instance_for(api_base: str | None) -> FakeModel:
+    key = (api_base or "").removeprefix("fake://")
+    fake = _LIVE.get(key)
+    if fake is None:
+        raise litellm.APIConnectionError(f"no fake model '{key}' (hand a FakeModel to the gateway)", "fake", "fake")
+    return fake
+
+
+def _usage(messages: list[dict[str, Any]], text: str) -> litellm.Usage:
+    prompt = sum(len(str(m.get("content", "")).split()) for m in messages)
+    return litellm.Usage(
+        prompt_tokens=prompt, completion_tokens=len(text.split()), total_tokens=prompt + len(text.split())
+    )
 
 
 class FakeProvider(CustomLLM):
-    def answer(self, model: str, messages: list[dict[str, Any]], optional_params: dict[str, Any]) -> str:
-        name = model.split("/", 1)[-1]
-        SCRIPT.calls.append({"model": model, "messages": messages, "params": optional_params})
-        if name == "scripted":
-            if not SCRIPT.queue:
-                raise litellm.InternalServerError(
-                    "fake/scripted has no queued response", llm_provider="fake", model=model
-                )
-            response = SCRIPT.queue.popleft()
-            if isinstance(response, Exception):
-                raise response
-            return response
-        response_format = optional_params.get("response_format")
-        if isinstance(response_format, dict) and response_format.get("schema"):
-            return json.dumps(minimal_instance(response_format["schema"]))
-        return _last_user_text(messages)
+    """litellm's provider ``fake``: routes each call to the FakeModel named by its ``api_base``."""
 
-    def completion(self, model: str, messages: list, *args: Any, optional_params: dict, **kwargs: Any) -> ModelResponse:  # type: ignore[override]
-        text = self.answer(model, messages, optional_params)
-        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
+    def completion(
+        self,
+        model: str,
+        messages: list,
+        api_base: str | None = None,
+        *args: Any,  # type: ignore[override]
+        optional_params: dict,
+        **kwargs: Any,
+    ) -> ModelResponse:
+        text = instance_for(api_base).answer(model, messages, optional_params)
         return ModelResponse(
             id=f"fake-{uuid.uuid4().hex}",
             model=model,
             created=int(time.time()),
             choices=[{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            usage=litellm.Usage(
-                prompt_tokens=prompt_tokens,
-                completion_tokens=len(text.split()),
-                total_tokens=prompt_tokens + len(text.split()),
-            ),
+            usage=_usage(messages, text),
         )
 
     def streaming(
-        self, model: str, messages: list, *args: Any, optional_params: dict, **kwargs: Any
-    ) -> Iterator[GenericStreamingChunk]:  # type: ignore[override]
-        text = self.answer(model, messages, optional_params)
+        self,
+        model: str,
+        messages: list,
+        api_base: str | None = None,
+        *args: Any,  # type: ignore[override]
+        optional_params: dict,
+        **kwargs: Any,
+    ) -> Iterator[GenericStreamingChunk]:
+        text = instance_for(api_base).answer(model, messages, optional_params)
         words = text.split(" ")
         for index, word in enumerate(words):
             last = index == len(words) - 1
+            usage = {"prompt_tokens": 1, "completion_tokens": len(words), "total_tokens": len(words) + 1}
             yield GenericStreamingChunk(
                 text=word if last else word + " ",
                 is_finished=last,
                 finish_reason="stop" if last else "",
                 index=0,
                 tool_use=None,
-                usage={"prompt_tokens": 1, "completion_tokens": len(words), "total_tokens": len(words) + 1}
-                if last
-                else None,
+                usage=usage if last else None,
             )
 
     async def acompletion(self, model: str, messages: list, *args: Any, **kwargs: Any) -> ModelResponse:  # type: ignore[override]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy as _copy
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Generic, TypeVar
@@ -12,15 +13,18 @@ from typing import Any, Generic, TypeVar
 import litellm
 from pydantic import BaseModel, Field, ValidationError
 
-from copilot.errors import CopilotError
+from copilot.errors import ModelError
 from copilot.gateway.cache import ResponseCache
-from copilot.gateway.fake import FakeProvider
-from copilot.gateway.local import LocalProvider, load_model
+from copilot.gateway.fake import FakeModel, FakeProvider
+from copilot.gateway.local import LocalModels, grammar_schema, is_local, process_servers, server_options
+from copilot.gateway.server import ModelServerError, ModelServers
 from copilot.pii import Redaction
-from copilot.settings import LOCAL_MODEL_PREFIX, Settings
+from copilot.profiles import Profile, profile_from_table
+from copilot.settings import Settings
 
 T = TypeVar("T", bound=BaseModel)
 Messages = list[dict[str, str]]
+Observer = Callable[[Messages, "Completion"], None]
 
 RETRYABLE = (
     litellm.RateLimitError,
@@ -32,14 +36,6 @@ RETRYABLE = (
 )
 
 
-class ModelError(CopilotError):
-    """Every model we may use failed; ``retryable`` says whether trying later may help."""
-
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-
-
 class Completion(BaseModel):
     text: str
     model: str
@@ -47,6 +43,7 @@ class Completion(BaseModel):
     tokens_out: int = 0
     latency_ms: float = 0.0
     cost_usd: float | None = None
+    model_file: str | None = Field(default=None, description="For local models: the GGUF file name and sha256.")
     cached: bool = False
     attempts: int = 1
     pii_masked: list[str] = Field(default_factory=list, description="Kinds of personal data masked before the call.")
@@ -67,13 +64,14 @@ class StructuredResult(BaseModel, Generic[T]):
 class StreamingCompletion:
     """Iterate for text chunks; afterwards ``completion`` holds the full text, tokens and latency."""
 
-    def __init__(self, response: Any, model: str, started: float) -> None:
-        self._response, self._model, self._started = response, model, started
+    def __init__(self, response: Any, model: str, started: float, model_file: str | None = None) -> None:
+        self._response, self._model, self._started, self._model_file = response, model, started, model_file
         self.completion: Completion | None = None
 
     def __iter__(self) -> Iterator[str]:
         parts: list[str] = []
         usage = None
+        finished = False
         try:
             for chunk in self._response:
                 usage = getattr(chunk, "usage", None) or usage
@@ -81,8 +79,12 @@ class StreamingCompletion:
                 if text:
                     parts.append(text)
                     yield text
+            finished = True
         except RETRYABLE as error:
             raise ModelError(f"the model stream broke off: {type(error).__name__}", retryable=True) from None
+        finally:
+            if not finished:  # a caller that stops early must not leave the connection (and the model) busy
+                self.close()
         text = "".join(parts)
         self.completion = Completion(
             text=text,
@@ -90,37 +92,86 @@ class StreamingCompletion:
             tokens_in=getattr(usage, "prompt_tokens", 0) or 0,
             tokens_out=getattr(usage, "completion_tokens", 0) or len(parts),
             latency_ms=round((time.perf_counter() - self._started) * 1000, 1),
+            model_file=self._model_file,
         )
 
+    def close(self) -> None:
+        close = getattr(self._response, "close", None)
+        if callable(close):
+            close()
 
-def register_providers(settings: Settings) -> None:
-    """Make ``local/...`` and ``fake/...`` models known to litellm (idempotent)."""
-    providers = {entry["provider"]: entry for entry in litellm.custom_provider_map}
-    providers["local"] = {
-        "provider": "local",
-        "custom_handler": LocalProvider(
-            settings.local_model_path, settings.local_model_sha256, settings.local_context_tokens
-        ),
-    }
-    providers["fake"] = {"provider": "fake", "custom_handler": FakeProvider()}
-    litellm.custom_provider_map = list(providers.values())
-    litellm.suppress_debug_info = True
-    from litellm.utils import custom_llm_setup
 
-    custom_llm_setup()
+_PROVIDERS_LOCK = threading.Lock()
+
+
+def register_providers() -> None:
+    """Make ``fake/...`` models known to litellm, once per process (litellm keeps providers in a global)."""
+    with _PROVIDERS_LOCK:
+        if any(entry["provider"] == "fake" for entry in litellm.custom_provider_map):
+            return
+        litellm.custom_provider_map = [
+            *litellm.custom_provider_map,
+            {"provider": "fake", "custom_handler": FakeProvider()},
+        ]
+        litellm.suppress_debug_info = True
+        from litellm.utils import custom_llm_setup
+
+        custom_llm_setup()
 
 
 class Gateway:
     """Completion, streaming and structured output over litellm for one configuration."""
 
-    def __init__(self, settings: Settings, *, sleep: Any = time.sleep) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        servers: ModelServers | None = None,
+        fake: FakeModel | None = None,
+        sleep: Any = time.sleep,
+    ) -> None:
         self.settings = settings
+        self.fake = fake or FakeModel()  # answers fake/... models (tests hand in their own instance)
+        self.observers: list[Observer] = []  # called with (messages, completion) after every completion
+        self.before_call: Callable[[], None] | None = None  # e.g. the workspace budget check; raises to refuse
         self.models = [settings.model, *settings.fallback_models]
+        self.task: str | None = None
         self.cache = ResponseCache(settings.cache_dir) if settings.cache_dir else None
         self._sleep = sleep
         self.on_token: Callable[[str], None] | None = None
         self.known_names: tuple[str, ...] = ()
-        register_providers(settings)
+        self.local = LocalModels(
+            settings, servers or process_servers(settings.data_dir / "run", server_options(settings))
+        )
+        register_providers()
+
+    def for_task(self, task: str) -> Gateway:
+        """A copy for one task: its own model when COPILOT_TASK_MODELS names one, and its profile override."""
+        copy = _copy.copy(self)
+        copy.task = task
+        if task in self.settings.task_models:
+            copy.models = [self.settings.task_models[task], *self.settings.fallback_models]
+        return copy
+
+    def profile_of(self, model: str) -> Profile:
+        """What ``model`` can do: the task's override, COPILOT_MODEL_PROFILE, the local catalog, the model table."""
+        if self.task and self.task in self.settings.task_profiles:
+            return self.settings.task_profiles[self.task]
+        if model == self.settings.model and self.settings.model_profile is not None:
+            return self.settings.model_profile
+        if is_local(model) and (profile := self.local.profile(model)) is not None:
+            return profile
+        return profile_from_table(model) or Profile.capable
+
+    @property
+    def profile(self) -> Profile:
+        return self.profile_of(self.model)
+
+    def observed(self, observer: Observer) -> Gateway:
+        """A copy that also calls ``observer(messages, completion)`` after every completion (counting, recording)."""
+        copy = _copy.copy(self)
+        copy.observers = [*self.observers, observer]
+        return copy
 
     def knowing(self, names: tuple[str, ...]) -> Gateway:
         """A copy that also masks these people's names (the workspace's contacts and staff) when masking is on."""
@@ -140,24 +191,47 @@ class Gateway:
 
     @property
     def model(self) -> str:
-        return self.settings.model
+        return self.models[0]
 
     def check_ready(self) -> None:
-        """Fail fast (one-line ModelFileError) when the configured local model file is missing or corrupt."""
-        if self.settings.model.startswith(LOCAL_MODEL_PREFIX):
-            load_model(
-                self.settings.local_model_path, self.settings.local_model_sha256, self.settings.local_context_tokens
-            )
+        """Fail fast with one line when a local model file is missing or corrupt, or its server cannot start."""
+        for model in self.models:
+            if is_local(model):
+                self.local.route(model)
+
+    def _target(self, model: str) -> tuple[str, dict[str, Any]]:
+        """The litellm model name and extra arguments for ``model`` (local ones go to their server)."""
+        if model.startswith("fake/"):
+            return model, {"api_base": self.fake.api_base}
+        if not is_local(model):
+            return model, {}
+        try:
+            return self.local.route(model)
+        except ModelServerError as error:
+            raise litellm.ServiceUnavailableError(str(error), llm_provider="local", model=model) from None
+
+    def _model_file(self, model: str) -> str | None:
+        return self.local.file(model).label if is_local(model) else None
 
     # -- plain completion -------------------------------------------------------------------
+    @property
+    def masks_pii(self) -> bool:
+        """Mask personal data when any model this gateway may call is remote (COPILOT_REDACT_PII overrides)."""
+        if self.settings.redact_pii is not None:
+            return self.settings.redact_pii
+        return not all(is_local(model) or model.startswith("fake/") for model in self.models)
+
     def complete(self, messages: Messages, **params: Any) -> Completion:
         key = self._cache_key(messages, params)
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             completion = Completion.model_validate(hit).model_copy(update={"cached": True})
             if self.on_token is not None:
                 self.on_token(completion.text)
+            self._notify(messages, completion)
             return completion
-        redaction = Redaction(names=self.known_names) if self.settings.should_redact_pii else None
+        if self.before_call is not None:
+            self.before_call()
+        redaction = Redaction(names=self.known_names) if self.masks_pii else None
         outgoing = [
             {**m, "content": redaction.mask(m["content"])} if redaction and isinstance(m.get("content"), str) else m
             for m in messages
@@ -172,7 +246,12 @@ class Gateway:
             )
         if self.cache is not None:
             self.cache.set(key, completion.model_dump())
+        self._notify(messages, completion)
         return completion
+
+    def _notify(self, messages: Messages, completion: Completion) -> None:
+        for observer in self.observers:
+            observer(messages, completion)
 
     def _streamed(self, messages: Messages, params: dict[str, Any], redaction: Redaction | None) -> Completion:
         stream = self.stream(messages, **params)
@@ -194,9 +273,10 @@ class Gateway:
         return await asyncio.to_thread(self.complete, messages, **params)
 
     def _call(self, model: str, messages: Messages, params: dict[str, Any]) -> Completion:
+        target, extra = self._target(model)
         started = time.perf_counter()
         response = litellm.completion(
-            model=model, messages=messages, timeout=self.settings.request_timeout_s, num_retries=0, **params
+            model=target, messages=messages, timeout=self.settings.request_timeout_s, num_retries=0, **extra, **params
         )
         latency = (time.perf_counter() - started) * 1000
         usage = getattr(response, "usage", None)
@@ -206,7 +286,8 @@ class Gateway:
             tokens_in=getattr(usage, "prompt_tokens", 0) or 0,
             tokens_out=getattr(usage, "completion_tokens", 0) or 0,
             latency_ms=round(latency, 1),
-            cost_usd=_cost(response),
+            cost_usd=None if is_local(model) else _cost(response),
+            model_file=self._model_file(model),
         )
 
     def _with_retries(self, call: Any) -> Any:
@@ -243,18 +324,20 @@ class Gateway:
 
         def open_stream(model: str) -> Any:
             opened["model"] = model
+            target, extra = self._target(model)
             return litellm.completion(
-                model=model,
+                model=target,
                 messages=messages,
                 stream=True,
                 timeout=self.settings.request_timeout_s,
                 num_retries=0,
                 stream_options={"include_usage": True},
+                **extra,
                 **params,
             )
 
         response = self._with_retries(open_stream)
-        return StreamingCompletion(response, opened["model"], started)
+        return StreamingCompletion(response, opened["model"], started, self._model_file(opened["model"]))
 
     async def astream(self, messages: Messages, **params: Any) -> AsyncIterator[str]:
         iterator = iter(await asyncio.to_thread(self.stream, messages, **params))
@@ -264,7 +347,7 @@ class Gateway:
 
     # -- structured output ------------------------------------------------------------------
     def structured(self, messages: Messages, schema: type[T], **params: Any) -> StructuredResult[T]:
-        """Ask for JSON matching ``schema``: grammar-constrained on local models, JSON mode elsewhere, one repair retry."""
+        """JSON matching ``schema``: grammar-constrained on local models, JSON mode elsewhere (one repair retry)."""
         json_schema = schema.model_json_schema()
         params = {"temperature": 0.0, **params, "response_format": self._response_format(schema, json_schema)}
         completion = self.complete(messages, **params)
@@ -275,7 +358,8 @@ class Gateway:
                 {"role": "assistant", "content": completion.text},
                 {
                     "role": "user",
-                    "content": f"That was not valid: {error}. Answer again with only a JSON object matching this schema:\n{json.dumps(json_schema)}",
+                    "content": f"That was not valid: {error}. Answer again with only a JSON object matching this "
+                    f"schema:\n{json.dumps(json_schema)}",
                 },
             ]
             completion = self.complete(repair, **params)
@@ -283,11 +367,12 @@ class Gateway:
         return StructuredResult[schema](value=value, error=error, completion=completion)  # type: ignore[valid-type]
 
     def _constrained(self) -> bool:
-        return self.settings.model.startswith(("local/", "fake/"))
+        """Local (llama.cpp grammar) and fake models decode under the schema itself: no repair round needed."""
+        return self.model.startswith(("local/", "fake/"))
 
     def _response_format(self, schema: type[BaseModel], json_schema: dict[str, Any]) -> dict[str, Any]:
         if self._constrained():
-            return {"type": "json_object", "schema": json_schema}
+            return {"type": "json_object", "schema": grammar_schema(json_schema)}
         return {"type": "json_schema", "json_schema": {"name": schema.__name__, "schema": json_schema}}
 
     def _cache_key(self, messages: Messages, params: dict[str, Any]) -> str:

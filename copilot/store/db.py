@@ -6,6 +6,7 @@ and adds the workspace filter to every query it builds.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,12 @@ class WorkspaceNotFound(StoreError, NotFound):
             f"workspace '{slug}' does not exist (create it with `copilot demo` or `copilot workspace create {slug}`)"
         )
         self.slug = slug
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` readable by its owner only (SQLite gives its WAL and journal files the same mode)."""
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    path.chmod(0o600)
 
 
 def make_engine(url: str) -> Engine:
@@ -78,6 +85,7 @@ class Store:
     def from_settings(cls, settings: Settings, *, upgrade: bool = True) -> Store:
         if settings.database_url is None:
             settings.ensure_dirs()
+            private_file(settings.data_dir / "copilot.db")
         store = cls(make_engine(settings.resolved_database_url))
         if upgrade:
             migrate(store.engine)
@@ -137,6 +145,18 @@ class Repo:
     def by_external_id(self, model: type[T], external_id: str) -> T | None:
         query = self.select(model).where(model.external_id == external_id)  # type: ignore[attr-defined]
         return self.session.scalar(query)
+
+    def resolve(self, model: type[T], reference: int | str) -> T:
+        """The record an id or external id (``12``, ``"12"``, ``"T-1179"``) names; NotFound otherwise."""
+        row = None
+        if isinstance(reference, int) or (isinstance(reference, str) and reference.isdigit()):
+            row = self.get(model, int(reference))
+        if row is None and isinstance(reference, str) and hasattr(model, "external_id"):
+            row = self.by_external_id(model, reference)
+        if row is None:
+            kind = model.__tablename__.removesuffix("s").replace("_", " ")
+            raise NotFound(f"no {kind} '{reference}' in workspace '{self.workspace.slug}'")
+        return row
 
     def add(self, row: T) -> T:
         row.workspace_id = self.workspace.id

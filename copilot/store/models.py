@@ -100,6 +100,7 @@ class AiStatus(str, enum.Enum):
     sent = "sent"
     completed = "completed"  # informational output that needs no review
     failed = "failed"
+    superseded = "superseded"  # another reply to the same ticket was approved
 
 
 def _enum(enum_cls: type[enum.Enum]) -> Enum:
@@ -295,6 +296,7 @@ class AiResult(WorkspaceScoped, Base):
     __table_args__ = (
         Index("ix_ai_results_subject", "workspace_id", "subject_kind", "subject_id"),
         Index("ix_ai_results_status", "workspace_id", "status"),
+        Index("ix_ai_results_created", "workspace_id", "created_at"),
     )
 
     task: Mapped[str] = mapped_column(String(64))
@@ -306,6 +308,7 @@ class AiResult(WorkspaceScoped, Base):
     prompt_name: Mapped[str | None] = mapped_column(String(128))
     prompt_version: Mapped[str | None] = mapped_column(String(64))
     model: Mapped[str | None] = mapped_column(String(200))
+    model_file: Mapped[str | None] = mapped_column(String(300))  # local models: GGUF file name and sha256
     input_ids: Mapped[list[Any]] = mapped_column(default=list)
     source_ids: Mapped[list[Any]] = mapped_column(default=list)
     tokens_in: Mapped[int] = mapped_column(default=0)
@@ -359,17 +362,33 @@ class ApiKey(WorkspaceScoped, Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
+class WebSession(Base):
+    """A browser session: the cookie carries only a random id whose sha256 is stored here, never key material."""
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)  # CSRF token, flash message
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
 class JobStatus(str, enum.Enum):
     queued = "queued"
     running = "running"
     succeeded = "succeeded"
     failed = "failed"
+    cancelled = "cancelled"
 
 
 class Job(WorkspaceScoped, Base):
     """Long-running work (NPS themes, reindexing, bulk summaries) with progress and a persisted result."""
 
     __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_claim", "status", "id"), Index("ix_jobs_dedupe", "workspace_id", "dedupe_key"))
 
     kind: Mapped[str] = mapped_column(String(64))
     status: Mapped[JobStatus] = mapped_column(_enum(JobStatus), default=JobStatus.queued)
@@ -380,6 +399,12 @@ class Job(WorkspaceScoped, Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # A claim is a lease: the runner that holds it heartbeats; an expired lease means its runner died.
+    lease_owner: Mapped[str | None] = mapped_column(String(120))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    attempts: Mapped[int] = mapped_column(default=0)  # claims so far (resumptions after a dead runner count)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    dedupe_key: Mapped[str | None] = mapped_column(String(200))  # one queued job per key (e.g. precompute per ticket)
 
 
 class DeliveryStatus(str, enum.Enum):
@@ -436,7 +461,7 @@ CRM_MODELS: dict[str, type[CrmRecord]] = {
 }
 
 
-# --- NPS themes (copilot/tasks/nps_themes.py) -------------------------------------------------
+# --- NPS themes (copilot/tasks/nps_themes/) -------------------------------------------------
 
 from sqlalchemy import LargeBinary  # noqa: E402 - appended section
 

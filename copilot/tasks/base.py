@@ -22,6 +22,7 @@ class Provenance(BaseModel):
     prompt_name: str | None = None
     prompt_version: str | None = None
     model: str | None = None
+    model_file: str | None = None  # local models: the GGUF file that answered, with its sha256
     input_ids: list[str] = Field(default_factory=list)  # "message:12", "call_turn:7", ...
     source_ids: list[str] = Field(default_factory=list)  # retrieved records cited as [S1], [S2], ...
     tokens_in: int = 0
@@ -41,6 +42,7 @@ class Provenance(BaseModel):
         return self.model_copy(
             update={
                 "model": completion.model,
+                "model_file": completion.model_file,
                 "tokens_in": base.tokens_in + completion.tokens_in,
                 "tokens_out": base.tokens_out + completion.tokens_out,
                 "latency_ms": round(base.latency_ms + completion.latency_ms, 1),
@@ -59,7 +61,11 @@ class TaskOutcome(BaseModel, Generic[T]):
     provenance: Provenance
     used_fallback: bool = False
     fallback_reason: str | None = None
-    status: AiStatus = AiStatus.pending
+    status: AiStatus | None = None  # None: the runner decides (pending when the task needs approval)
+    subject_kind: str | None = Field(
+        default=None, description="What this result is about, when not the task's usual kind."
+    )
+    subject_id: int | None = Field(default=None, description="The record this result is about.")
     ai_result_id: int | None = None
     version: int | None = None
 
@@ -74,7 +80,7 @@ def save_outcome(repo: Repo, outcome: TaskOutcome[T], *, subject_kind: str, subj
     row = repo.add(
         AiResult(
             task=outcome.task,
-            status=outcome.status,
+            status=outcome.status or AiStatus.pending,
             subject_kind=subject_kind,
             subject_id=subject_id,
             content={
@@ -86,6 +92,7 @@ def save_outcome(repo: Repo, outcome: TaskOutcome[T], *, subject_kind: str, subj
             prompt_name=provenance.prompt_name,
             prompt_version=provenance.prompt_version,
             model=provenance.model,
+            model_file=provenance.model_file,
             input_ids=provenance.input_ids,
             source_ids=provenance.source_ids,
             tokens_in=provenance.tokens_in,

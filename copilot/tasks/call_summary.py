@@ -19,13 +19,13 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
-from copilot.errors import InvalidInput, NotFound
-from copilot.gateway import ModelError
+from copilot.auth import Permission
+from copilot.errors import InvalidInput, ModelError, NotFound
 from copilot.guards import (
     FactKind,
     GuardVerdict,
@@ -36,14 +36,18 @@ from copilot.guards import (
     injection_flags,
     normalise,
 )
+from copilot.profiles import Profile
 from copilot.prompting import PromptTemplate, load_prompt
 from copilot.store import Repo
 from copilot.store.models import AiResult, AiStatus, Call, Deal, Note
-from copilot.tasks.base import Provenance, TaskOutcome, mark_stale, save_outcome
+from copilot.tasks import registry
+from copilot.tasks.base import Provenance, TaskOutcome, mark_stale
 from copilot.tasks.context import TaskContext
+from copilot.tasks.registry import DEAL_UPDATED, RecordRef, TaskParams, task
 from copilot.tasks.thread import sentences
 
 TASK = "call_summary"
+Strategy = Literal["auto", "model", "extractive"]  # its strategies: the API, CLI and registry read them here
 Encode = Callable[[list[str]], np.ndarray]
 Progress = Callable[[int, int], None]
 
@@ -522,8 +526,7 @@ def summarize_transcript(
     context: TaskContext, transcript: Transcript, strategy: str = "auto", progress: Progress | None = None
 ) -> TaskOutcome[CallSummary]:
     """Summarise a transcript (no storage): per-window model notes with guards and a merge, or the extractive path."""
-    if strategy not in ("auto", "model", "extractive"):
-        raise InvalidInput(f"strategy: use auto, model or extractive, not '{strategy}'")
+    strategy = registry.get(TASK).resolve_strategy(strategy, context.profile)
     prompt = load_prompt(TASK)
     windows = split_windows(transcript.turns, window_budget(context.settings.local_context_tokens))
     provenance = Provenance(
@@ -532,8 +535,7 @@ def summarize_transcript(
         prompt_version=prompt.version,
         input_ids=[f"call_turn:{i}" for i in transcript.ids],
     )
-    use_model = strategy == "model" or (strategy == "auto" and not context.small_local_model)
-    if not use_model or not transcript.turns:
+    if strategy != "model" or not transcript.turns:
         notes = extractive_notes(transcript, context.embedder.encode, progress, windows)
         result = _finish(notes, transcript, len(windows))
         return TaskOutcome[CallSummary](
@@ -666,20 +668,32 @@ def _merge_with_model(
     return answer.value, answer.completion
 
 
-def summarize_call(
-    context: TaskContext, call_id: int, strategy: str = "auto", progress: Progress | None = None
-) -> TaskOutcome[CallSummary]:
-    """Summarise a call of the context's workspace and store the result (status ``completed``)."""
-    call = context.repo.get(Call, call_id)
-    if call is None:
-        raise NotFound(f"no call {call_id} in workspace '{context.repo.workspace.slug}'")
+class CallSummaryParams(TaskParams):
+    call_id: RecordRef
+    strategy: Strategy = "auto"
+
+
+@task(
+    TASK,
+    subject="call",
+    subject_field="call_id",
+    permission=Permission.run_sales,
+    review=Permission.review_sales,
+    defaults={Profile.small: "extractive", Profile.capable: "model"},
+    prompt=TASK,
+    on_approve=lambda repo, result_id: apply_to_deal(repo, result_id),
+    carriers=("call_turn",),
+)
+def summarize_call(context: TaskContext, params: CallSummaryParams) -> TaskOutcome[CallSummary]:
+    """Summarise a call: key points, objections, decisions, action items, next step (with turn ids); reviewed
+    before its next step and action items are written to the deal."""
+    call = context.repo.resolve(Call, params.call_id)
     transcript = load_transcript(call)
     if not transcript.turns:
         raise InvalidInput(f"call {call.external_id or call.id} has no transcript turns to summarise")
-    outcome = summarize_transcript(context, transcript, strategy, progress)
+    outcome = summarize_transcript(context, transcript, params.strategy, context.progress)
     outcome.provenance.input_ids.insert(0, f"call:{call.id}")
-    outcome.status = AiStatus.pending  # a rep reviews it before its next step and action items are written to the deal
-    save_outcome(context.repo, outcome, subject_kind="call", subject_id=call.id)
+    outcome.subject_id = call.id
     return outcome
 
 
@@ -764,5 +778,5 @@ def apply_to_deal(repo: Repo, ai_result_id: int) -> Deal:
     else:
         note.body = body
     repo.session.flush()
-    mark_stale(repo, subject_kind="deal", subject_id=deal.id, tasks=("deal_brief",))
+    mark_stale(repo, subject_kind="deal", subject_id=deal.id, tasks=registry.stale_on(DEAL_UPDATED))
     return deal

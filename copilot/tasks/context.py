@@ -1,52 +1,60 @@
-"""What a task runs with: settings, the workspace's records, the model gateway, search and embeddings."""
+"""What a task runs with: the workspace's records, the model gateway for this task, and the shared models.
+
+Build one with ``Services.context(repo, task=...)``; never by hand (the services own the embedder, the search
+index and the classifiers, loaded once per process).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import cached_property
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from copilot.gateway import Gateway
+from copilot.profiles import Profile
 from copilot.settings import Settings
 from copilot.store import Repo
 
 if TYPE_CHECKING:
+    from copilot.gateway import Gateway
+    from copilot.services import Services
+    from copilot.tasks.sentiment import SentimentClassifier
     from retrieval.embeddings import Embedder
     from retrieval.search import Searcher
+
+Progress = Callable[[int, int], None]
 
 
 @dataclass
 class TaskContext:
-    settings: Settings
+    services: Services
     repo: Repo | None
     gateway: Gateway
-    _searcher: Searcher | None = field(default=None, repr=False)
-    _embedder: Embedder | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.settings.should_redact_pii and self.repo is not None:
-            from copilot.records import people_names
-
-            self.gateway = self.gateway.knowing(people_names(self.repo))
-
-    @cached_property
-    def embedder(self) -> Embedder:
-        if self._embedder is not None:
-            return self._embedder
-        from retrieval.embeddings import default_embedder
-
-        return default_embedder()
-
-    @cached_property
-    def searcher(self) -> Searcher:
-        if self._searcher is not None:
-            return self._searcher
-        from retrieval.index import HistoryIndex
-        from retrieval.search import Searcher
-
-        return Searcher(HistoryIndex(self.settings, self.embedder))
+    task: str | None = None
+    progress: Progress | None = None
 
     @property
-    def small_local_model(self) -> bool:
-        """The embedded 135M model: good at short constrained output, poor at long free text."""
-        return self.settings.model.startswith("local/")
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def embedder(self) -> Embedder:
+        return self.services.embedder
+
+    @property
+    def searcher(self) -> Searcher:
+        return self.services.searcher
+
+    @property
+    def sentiment(self) -> SentimentClassifier:
+        """The sentiment classifier for this workspace (its own head when it trained one)."""
+        classifier = self.services.sentiment
+        return classifier.for_workspace(self.repo) if self.repo is not None else classifier
+
+    @property
+    def profile(self) -> Profile:
+        """What the model this task calls can do (small or capable)."""
+        return self.gateway.profile
+
+    def report(self, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(done, total)

@@ -14,14 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import or_
 
-from copilot.errors import CopilotError, InvalidInput, NotFound
-from copilot.gateway import ModelError
+from copilot.auth import Permission
+from copilot.errors import CopilotError, ModelError
 from copilot.guards import FactKind, GuardVerdict, Severity, check_cited_ids, check_grounded, injection_flags, normalise
+from copilot.profiles import Profile
 from copilot.prompting import load_prompt
 from copilot.store import Repo
 from copilot.store.models import (
@@ -40,11 +41,14 @@ from copilot.store.models import (
     Ticket,
     TicketStatus,
 )
-from copilot.tasks.base import Provenance, TaskOutcome, save_outcome
+from copilot.tasks import registry
+from copilot.tasks.base import Provenance, TaskOutcome
 from copilot.tasks.call_summary import check_names_anywhere
 from copilot.tasks.context import TaskContext
+from copilot.tasks.registry import DEAL_UPDATED, RecordRef, TaskParams, task
 
 TASK = "deal_brief"
+Strategy = Literal["auto", "model", "template"]  # its strategies: the API, CLI and registry read them here
 OPEN_STAGES = (
     DealStage.prospecting,
     DealStage.qualification,
@@ -737,10 +741,9 @@ def build_brief(
     classifier: Classifier | None = None,
 ) -> TaskOutcome[DealBrief]:
     """Gather the facts, diff them against the previous brief, and write the narrative (no storage)."""
-    if strategy not in ("auto", "model", "template"):
-        raise InvalidInput(f"strategy: use auto, model or template, not '{strategy}'")
+    strategy = registry.get(TASK).resolve_strategy(strategy, context.profile)
     as_of = _utc(now or datetime.now(UTC))
-    facts = gather_facts(context, deal, as_of, classifier)
+    facts = gather_facts(context, deal, as_of, classifier or context.sentiment)
     previous = previous_brief(context.repo, deal.id)
     changes: list[Change] = []
     if previous is not None:
@@ -783,8 +786,7 @@ def build_brief(
             fallback_reason=reason,
         )
 
-    use_model = strategy == "model" or (strategy == "auto" and not context.small_local_model)
-    if not use_model:
+    if strategy != "model":
         return fallback([], None, provenance.model_copy(update={"model": "template"}))
     try:
         answer = context.gateway.structured(
@@ -836,19 +838,27 @@ def build_brief(
     )
 
 
-def deal_brief(
-    context: TaskContext,
-    deal_id: int,
-    strategy: str = "auto",
-    *,
-    now: datetime | None = None,
-    classifier: Classifier | None = None,
-) -> TaskOutcome[DealBrief]:
-    """Brief a rep on a deal of the context's workspace and store the result (status ``completed``)."""
-    deal = context.repo.get(Deal, deal_id)
-    if deal is None:
-        raise NotFound(f"no deal {deal_id} in workspace '{context.repo.workspace.slug}'")
-    outcome = build_brief(context, deal, strategy, now=now, classifier=classifier)
-    outcome.status = AiStatus.completed
-    save_outcome(context.repo, outcome, subject_kind="deal", subject_id=deal.id)
+class DealBriefParams(TaskParams):
+    deal_id: RecordRef
+    strategy: Strategy = "auto"
+    as_of: datetime | None = Field(default=None, description="Brief the deal as of this time (default: now).")
+
+
+@task(
+    TASK,
+    subject="deal",
+    subject_field="deal_id",
+    permission=Permission.run_sales,
+    review=Permission.review_sales,
+    needs_approval=False,
+    defaults={Profile.small: "template", Profile.capable: "model"},
+    prompt=TASK,
+    stale_on=(DEAL_UPDATED,),
+    carriers=("nps_comment", "call_turn"),
+)
+def deal_brief(context: TaskContext, params: DealBriefParams) -> TaskOutcome[DealBrief]:
+    """Brief a rep on a deal: facts from the records, risks with evidence, what changed, a suggested next step."""
+    deal = context.repo.resolve(Deal, params.deal_id)
+    outcome = build_brief(context, deal, params.strategy, now=params.as_of)
+    outcome.subject_id = deal.id
     return outcome

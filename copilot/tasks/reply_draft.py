@@ -13,11 +13,12 @@ carries one is left out of the sources. The draft is saved ``pending`` and is ne
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from copilot.errors import NotFound
-from copilot.gateway import ModelError
+from copilot.auth import Permission
+from copilot.errors import ModelError
 from copilot.guards import (
     FactKind,
     GuardVerdict,
@@ -29,13 +30,18 @@ from copilot.guards import (
     find_injection,
     ungrounded_facts,
 )
+from copilot.profiles import Profile
 from copilot.prompting import load_prompt
-from copilot.store.models import AiStatus, Contact, Ticket
-from copilot.tasks.base import Provenance, TaskOutcome, save_outcome
+from copilot.store import Repo
+from copilot.store.models import AiResult, Contact, Ticket
+from copilot.tasks import registry
+from copilot.tasks.base import Provenance, TaskOutcome
 from copilot.tasks.context import TaskContext
+from copilot.tasks.registry import CUSTOMER_MESSAGE, RecordRef, TaskParams, task
 from copilot.tasks.thread import Thread, load_thread, sentences
 
 TASK = "reply_draft"
+Strategy = Literal["auto", "model", "retrieval"]  # its strategies: the API, CLI and registry read them here
 GUARDED_FACTS = (FactKind.url, FactKind.email, FactKind.phone, FactKind.price, FactKind.order_id, FactKind.date)
 GREETINGS = {"es": "Hola {name},", "de": "Hallo {name},", "fr": "Bonjour {name},", "en": "Hi {name},"}
 CLOSINGS = {"es": "Saludos,", "de": "Viele Grüße,", "fr": "Cordialement,", "en": "Best regards,"}
@@ -107,10 +113,11 @@ def find_sources(context: TaskContext, ticket: Ticket, thread: Thread, limit: in
     from retrieval.search import SearchFilters
 
     query = " ".join([thread.subject, *[m.text for m in thread.messages if m.author_kind == "customer"][-2:]])[:2000]
+    # A ticket with no account may draw only on what the whole workspace shares, never another customer's history.
     filters = (
         SearchFilters(account_id=ticket.account_id, kinds=["message", "kb_article"])
         if ticket.account_id
-        else SearchFilters(kinds=["message", "kb_article"])
+        else SearchFilters(kinds=["message", "kb_article"], shared_only=True)
     )
     own = set(thread.ids)
     hits = context.searcher.search(context.repo, query, filters, limit=limit * 4)
@@ -195,7 +202,7 @@ def draft_for_thread(
     )
     verdicts: list[GuardVerdict] = []
     reason = None
-    if strategy == "model" or (strategy == "auto" and not context.small_local_model):
+    if registry.get(TASK).resolve_strategy(strategy, context.profile) == "model":
         try:
             result = context.gateway.structured(
                 prompt.render(thread=thread, sources=sources, language=language), DraftText, max_tokens=600
@@ -249,17 +256,44 @@ def _outcome(
         result=draft,
         verdicts=verdicts,
         provenance=provenance,
-        status=AiStatus.pending,
         used_fallback=reason is not None,
         fallback_reason=reason,
     )
 
 
-def draft_reply(context: TaskContext, ticket_id: int, strategy: str = "auto") -> TaskOutcome[ReplyDraft]:
-    """Draft a reply to a ticket of the context's workspace and queue it for review (status ``pending``)."""
-    ticket = context.repo.get(Ticket, ticket_id)
+def check_edited_draft(repo: Repo, row: AiResult, text: str) -> list[GuardVerdict]:
+    """A reviewer's edit of a draft, held to the draft's own guards (facts, citations, commitments, injection)."""
+    ticket = repo.get(Ticket, row.subject_id) if row.subject_id else None
     if ticket is None:
-        raise NotFound(f"no ticket {ticket_id} in workspace '{context.repo.workspace.slug}'")
-    outcome = draft_for_thread(context, ticket, load_thread(context.repo, ticket), strategy)
-    save_outcome(context.repo, outcome, subject_kind="ticket", subject_id=ticket.id)
+        return [GuardVerdict(name="ticket", passed=False, details=["the ticket no longer exists"])]
+    thread = load_thread(repo, ticket)
+    sources = [Source.model_validate(s) for s in row.content.get("result", {}).get("sources", [])]
+    injection = detect_injection(thread) or (["flagged when drafted"] if row.content.get("result", {}).get(
+        "injection_suspected") else [])  # fmt: skip
+    return draft_guards(text, thread, sources, injection)
+
+
+class ReplyDraftParams(TaskParams):
+    ticket_id: RecordRef
+    strategy: Strategy = "auto"
+
+
+@task(
+    TASK,
+    subject="ticket",
+    subject_field="ticket_id",
+    permission=Permission.run_support,
+    review=Permission.review_support,
+    defaults={Profile.small: "retrieval", Profile.capable: "model"},
+    prompt=TASK,
+    stale_on=(CUSTOMER_MESSAGE,),
+    delivers=True,
+    carriers=("message", "kb_article"),
+    check_edit=check_edited_draft,
+)
+def draft_reply(context: TaskContext, params: ReplyDraftParams) -> TaskOutcome[ReplyDraft]:
+    """Draft a reply grounded in the thread, history and KB; it waits for human review and is never sent here."""
+    ticket = context.repo.resolve(Ticket, params.ticket_id)
+    outcome = draft_for_thread(context, ticket, load_thread(context.repo, ticket), params.strategy)
+    outcome.subject_id = ticket.id
     return outcome

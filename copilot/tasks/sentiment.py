@@ -1,7 +1,7 @@
 """Sentiment per message, per ticket and per customer: a classifier, not a generative call.
 
 A multinomial logistic-regression head over all-MiniLM-L6-v2 embeddings plus VADER lexicon
-scores, trained by ``python -m copilot.tasks.sentiment_train`` on permissively licensed text
+scores, trained by ``python -m evals.studies.sentiment_head`` on permissively licensed text
 (see the README); the weights ship in ``copilot/tasks/sentiment_data/head.npz``. A workspace
 can replace that head with one trained on its own labelled messages (``copilot sentiment train``).
 """
@@ -94,7 +94,7 @@ class Head:
 def shipped_head(weights: Path = WEIGHTS) -> Head:
     if not weights.is_file():
         raise SentimentModelError(
-            f"sentiment weights {weights} are missing: run `python -m copilot.tasks.sentiment_train`"
+            f"sentiment weights {weights} are missing: run `python -m evals.studies.sentiment_head`"
         )
     data = np.load(weights)
     return Head(data["coef"], data["intercept"])

@@ -1,12 +1,4 @@
-"""Training sentiment heads: the shipped one (reproducible, seed 0) and a workspace's own.
-
-The shipped head (copilot/tasks/sentiment_data/head.npz) is trained on text licensed for commercial use
-(see README, "Sentiment"):
-  ParaDetox (CC0): rude sentences -> negative, their human neutral rewrites -> neutral
-  Stanford Politeness, Stack Exchange (Apache-2.0), banking77 (CC BY 4.0), Bitext support requests
-  (CDLA-Sharing-1.0): labelled by the VADER lexicon (MIT) with wide margins (|compound| >= 0.4)
-  the demo workspace's NPS comments and thank-you lines (written by the team): by their polarity
-Run: python -m copilot.tasks.sentiment_train [--data DIR] [--out PATH]
+"""Training a workspace's own sentiment head (the shipped one is built by ``python -m evals.studies.sentiment_head``).
 
 A workspace head (``copilot sentiment train FILE``) is the same model fitted on the workspace's own labelled
 messages, cross-validated against the shipped head and VADER on that file before it is saved.
@@ -15,11 +7,8 @@ Features: all-MiniLM-L6-v2 embedding + VADER scores. Model: multinomial logistic
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
-import json
-import random
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -31,14 +20,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, recall_score
 from sklearn.model_selection import StratifiedKFold
 
-from copilot.demo import sales, tickets
+from copilot.auth import Permission
 from copilot.errors import InvalidInput
+from copilot.jobs import JobContext, job_kind
 from copilot.jsonl import json_objects
 from copilot.store import Repo
 from copilot.store.models import SentimentHead
 from copilot.tasks.sentiment import (
     LABELS,
-    WEIGHTS,
     Head,
     SentimentClassifier,
     features,
@@ -48,8 +37,6 @@ from copilot.tasks.sentiment import (
     workspace_head_row,
 )
 
-PER_SOURCE = 1500
-SHIPPED_C = 0.1  # strong regularisation: the shipped head's training text is far from any one workspace's
 WORKSPACE_C = 1.0  # a workspace's labels are in domain: fit them more closely
 FOLDS = 5
 MIN_PER_LABEL = 20
@@ -268,62 +255,20 @@ def file_source(path: Path) -> str:
     return f"{path.name} (sha256 {hashlib.sha256(path.read_bytes()).hexdigest()[:16]})"
 
 
-# ------------------------------------------------------------------------------------------------
-# The shipped head
-# ------------------------------------------------------------------------------------------------
-
-
-def teacher(vader, text: str) -> str:
-    compound = vader.polarity_scores(text)["compound"]
-    return "positive" if compound >= 0.4 else "negative" if compound <= -0.4 else "neutral"
-
-
-def training_set(data: Path, vader) -> list[tuple[str, str]]:
-    rng = random.Random(0)
-    rows: list[tuple[str, str]] = []
-    for line in (data / "paradetox" / "dev.jsonl").open(encoding="utf-8"):
-        record = json.loads(line)
-        rows.append((record["toxic"], "negative"))
-        rows += [(text, "neutral") for text in record["neutral_references"][:1]]
-    weak = [
-        json.loads(line)["request"]
-        for line in (data / "stanford_politeness" / "stack_exchange_dev.jsonl").open(encoding="utf-8")
-    ]
-    weak_banking = [
-        row["text"] for row in csv.DictReader((data / "banking77" / "train.csv").open(encoding="utf-8", newline=""))
-    ]
-    weak_bitext = [
-        json.loads(line)["instruction"]
-        for line in (data / "bitext_customer_support" / "dev.jsonl").open(encoding="utf-8")
-    ]
-    for texts in (weak, weak_banking, weak_bitext):
-        rng.shuffle(texts)
-        rows += [(text, teacher(vader, text)) for text in texts[:PER_SOURCE]]
-    for theme in sales.NPS_THEMES.values():
-        rows += [(text, polarity) for polarity in ("positive", "negative") for text in theme[polarity]]
-    rows += [(text.replace("{agent_first}", "Liam"), "positive") for text in tickets.THANKS]
-    return rows
-
-
-def main() -> None:
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    from evals.data import shared_data_dir
-    from retrieval.embeddings import default_embedder
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=shared_data_dir())
-    parser.add_argument("--out", type=Path, default=WEIGHTS)
-    args = parser.parse_args()
-    vader = SentimentIntensityAnalyzer()
-    rows = training_set(args.data, vader)
-    texts, labels = [t for t, _ in rows], [label for _, label in rows]
-    head = fit_head(features(default_embedder().encode(texts), vader, texts), labels, SHIPPED_C, "shipped head")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(head.to_bytes())
-    counts = {label: labels.count(label) for label in LABELS}
-    print(f"trained on {len(rows)} texts {counts}; weights written to {args.out}")
-
-
-if __name__ == "__main__":
-    main()
+@job_kind("sentiment_head", Permission.manage)
+def train_job(job: JobContext) -> dict[str, object]:
+    """Train (or dry-run) the workspace's own sentiment head from labelled examples."""
+    params = job.params
+    examples = [LabelledText.model_validate(example) for example in params["examples"]]
+    with job.services.store.repo(job.workspace) as repo:
+        info = train_workspace_head(
+            repo,
+            job.services.sentiment,
+            examples,
+            source=params["source"],
+            actor=params["actor"],
+            dry_run=bool(params.get("dry_run")),
+            force=bool(params.get("force")),
+            progress=lambda done, total: job.progress(done, total),
+        )
+    return info.model_dump()

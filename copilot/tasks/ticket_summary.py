@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 
-from copilot.errors import NotFound
-from copilot.gateway import ModelError
+from copilot.auth import Permission
+from copilot.errors import ModelError
 from copilot.guards import (
     FactKind,
     GuardVerdict,
@@ -25,13 +26,17 @@ from copilot.guards import (
     check_names_grounded,
     injection_flags,
 )
+from copilot.profiles import Profile
 from copilot.prompting import load_prompt
-from copilot.store.models import AiStatus, Ticket
-from copilot.tasks.base import Provenance, TaskOutcome, save_outcome
+from copilot.store.models import Ticket
+from copilot.tasks import registry
+from copilot.tasks.base import Provenance, TaskOutcome
 from copilot.tasks.context import TaskContext
+from copilot.tasks.registry import CUSTOMER_MESSAGE, RecordRef, TaskParams, task
 from copilot.tasks.thread import Thread, ThreadMessage, load_thread, sentences
 
 TASK = "ticket_summary"
+Strategy = Literal["auto", "model", "extractive"]  # its strategies: the API, CLI and registry read them here
 Encode = Callable[[list[str]], np.ndarray]
 COMMITMENT = re.compile(
     r"\b(I'll|I will|we'll|we will|I've|I have|we've|we have|has been|have been|is now|let me|I'm going to)\b", re.I
@@ -170,7 +175,7 @@ def summary_guards(summary: TicketSummary, thread: Thread) -> list[GuardVerdict]
 def summarize_thread(context: TaskContext, thread: Thread, strategy: str = "auto") -> TaskOutcome[TicketSummary]:
     """Summarise a thread (no storage): the model path with guards, or the extractive path."""
     prompt = load_prompt(TASK)
-    use_model = strategy == "model" or (strategy == "auto" and not context.small_local_model)
+    use_model = registry.get(TASK).resolve_strategy(strategy, context.profile) == "model"
     provenance = Provenance(
         task=TASK,
         prompt_name=prompt.name,
@@ -219,12 +224,26 @@ def _extractive(
     )
 
 
-def summarize_ticket(context: TaskContext, ticket_id: int, strategy: str = "auto") -> TaskOutcome[TicketSummary]:
-    """Summarise a ticket of the context's workspace and store the result (status ``completed``)."""
-    ticket = context.repo.get(Ticket, ticket_id)
-    if ticket is None:
-        raise NotFound(f"no ticket {ticket_id} in workspace '{context.repo.workspace.slug}'")
-    outcome = summarize_thread(context, load_thread(context.repo, ticket), strategy)
-    outcome.status = AiStatus.completed
-    save_outcome(context.repo, outcome, subject_kind="ticket", subject_id=ticket.id)
+class TicketSummaryParams(TaskParams):
+    ticket_id: RecordRef
+    strategy: Strategy = "auto"
+
+
+@task(
+    TASK,
+    subject="ticket",
+    subject_field="ticket_id",
+    permission=Permission.run_support,
+    review=Permission.review_support,
+    needs_approval=False,
+    defaults={Profile.small: "extractive", Profile.capable: "model"},
+    prompt=TASK,
+    stale_on=(CUSTOMER_MESSAGE,),
+    carriers=("message",),
+)
+def summarize_ticket(context: TaskContext, params: TicketSummaryParams) -> TaskOutcome[TicketSummary]:
+    """Summarise a ticket: intent, what happened, agent commitments, open questions, status (with message ids)."""
+    ticket = context.repo.resolve(Ticket, params.ticket_id)
+    outcome = summarize_thread(context, load_thread(context.repo, ticket), params.strategy)
+    outcome.subject_id = ticket.id
     return outcome

@@ -18,12 +18,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, Field
 
-from copilot.errors import InvalidInput
-from copilot.gateway import ModelError
+from copilot.auth import Permission
+from copilot.errors import InvalidInput, ModelError
 from copilot.guards import (
     GuardVerdict,
     Severity,
@@ -34,13 +35,17 @@ from copilot.guards import (
     normalise,
     signature_block,
 )
+from copilot.profiles import Profile
 from copilot.prompting import load_prompt, prompts_dir
 from copilot.store import Repo
 from copilot.store.models import AiResult, AiStatus
-from copilot.tasks.base import Provenance, TaskOutcome, save_outcome
+from copilot.tasks import registry
+from copilot.tasks.base import Provenance, TaskOutcome
 from copilot.tasks.context import TaskContext
+from copilot.tasks.registry import TaskParams, task
 
 TASK = "tone_rewrite"
+Strategy = Literal["auto", "model", "rules"]  # its strategies: the API, CLI and registry read them here
 RUDE = re.compile(
     r"\b(stupid|idiot(ic|s)?|moron(ic|s)?|dumb(ass)?|crap(py)?|shit(ty)?|bullshit|damn(ed)?|hell|fuck(ing|ed|er)?|wtf|"
     r"sucks?|suck(ed|ing)|useless|pathetic|ridiculous|incompetent|clowns?|garbage|trash|morons?|jerks?|losers?|"
@@ -198,7 +203,7 @@ def rewrite_text(context: TaskContext, text: str, tone: str, strategy: str = "au
     rewritten, checks = None, None
     if injection_flags([("text", text)]):
         reason = "the text carries a prompt injection: rewritten by the rules, not sent to the model"
-    elif strategy == "model" or (strategy == "auto" and not context.small_local_model):
+    elif registry.get(TASK).resolve_strategy(strategy, context.profile) == "model":
         try:
             result = context.gateway.structured(
                 prompt.render(text=body, instruction=tones[tone]), RewriteText, max_tokens=800
@@ -243,7 +248,6 @@ def rewrite_text(context: TaskContext, text: str, tone: str, strategy: str = "au
         result=result,
         verdicts=verdicts,
         provenance=provenance,
-        status=AiStatus.pending,
         used_fallback=reason is not None,
         fallback_reason=reason,
     )
@@ -253,21 +257,51 @@ def _join(body: str, signature: str | None) -> str:
     return f"{body}\n\n{signature}" if signature else body
 
 
-def rewrite(
-    context: TaskContext, text: str | None, tone: str, *, draft_id: int | None = None, strategy: str = "auto"
-) -> TaskOutcome[Rewrite]:
-    """Rewrite text (or a stored draft's text) and queue the result for review."""
+class RewriteParams(TaskParams):
+    tone: str = Field(default="friendly", max_length=64)
+    text: str | None = Field(default=None, max_length=20_000, description="The text to rewrite, or give draft_id.")
+    draft_id: int | None = Field(default=None, ge=1, description="Rewrite a stored draft (AI result id) instead.")
+    strategy: Strategy = "auto"
+
+
+def check_edited_rewrite(_repo: Repo, row: AiResult, text: str) -> list[GuardVerdict]:
+    """A reviewer's edit of a rewrite keeps every fact of the original and adds none."""
+    return rewrite_guards(row.content.get("result", {}).get("original", ""), text).verdicts
+
+
+def draft_to_rewrite(repo: Repo, draft_id: int) -> AiResult:
+    """A stored customer-facing draft (a reply or a rewrite); other results are never rewritten or echoed back."""
+    draft = repo.get(AiResult, draft_id)
+    if draft is None:
+        raise InvalidInput(f"draft_id: no AI result {draft_id} in this workspace")
+    if draft.task not in registry.delivered():
+        raise InvalidInput(f"draft_id: AI result {draft_id} is a {draft.task} result, not a reply draft")
+    return draft
+
+
+@task(
+    TASK,
+    subject="text",
+    permission=Permission.run_support,
+    review=Permission.review_support,
+    defaults={Profile.small: "rules", Profile.capable: "model"},
+    prompt=TASK,
+    delivers=True,
+    carriers=("text",),
+    check_edit=check_edited_rewrite,
+)
+def rewrite(context: TaskContext, params: RewriteParams) -> TaskOutcome[Rewrite]:
+    """Rewrite a reply in another tone; numbers, dates, links, names and the signature must survive."""
+    text = params.text
     subject_kind, subject_id = "text", None
-    if draft_id is not None:
-        draft = context.repo.get(AiResult, draft_id)
-        if draft is None:
-            raise InvalidInput(f"draft: no AI result {draft_id} in this workspace")
+    if params.draft_id is not None:
+        draft = draft_to_rewrite(context.repo, params.draft_id)
         text = draft.final_text or draft.content.get("result", {}).get("text")
         subject_kind, subject_id = "ai_result", draft.id
     if text is None:
-        raise InvalidInput("text: give the text to rewrite or a draft id")
-    outcome = rewrite_text(context, text, tone, strategy)
+        raise InvalidInput("text: give the text to rewrite or a draft_id")
+    outcome = rewrite_text(context, text, params.tone, params.strategy)
     if outcome.result.lost:
         outcome.status = AiStatus.rejected
-    save_outcome(context.repo, outcome, subject_kind=subject_kind, subject_id=subject_id)
+    outcome.subject_kind, outcome.subject_id = subject_kind, subject_id
     return outcome

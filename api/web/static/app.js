@@ -1,3 +1,35 @@
+// Selects marked data-autosubmit submit their form on change (no inline handlers: the pages run under a strict CSP).
+document.addEventListener("change", (event) => {
+  if (event.target.matches && event.target.matches("select[data-autosubmit]")) event.target.form.submit();
+});
+
+// An edit that promises a refund, credit, discount, deadline or escalation needs the reviewer to confirm it, named.
+// (The server checks again; this shows the confirmation as the reviewer types.)
+(function () {
+  function patterns() {
+    const node = document.getElementById("commitment-patterns");
+    if (!node) return {};
+    const raw = JSON.parse(node.dataset.patterns || "{}");
+    return Object.fromEntries(Object.entries(raw).map(([kind, source]) => [kind, new RegExp(source, "i")]));
+  }
+  function check(area, compiled) {
+    const form = area.closest("form.edit");
+    const label = form && form.querySelector(".confirm-edit");
+    if (!label) return;
+    const kinds = Object.entries(compiled).filter(([, re]) => re.test(area.value)).map(([kind]) => kind);
+    label.hidden = kinds.length === 0;
+    label.querySelector("input").required = kinds.length > 0;
+    label.querySelector(".kinds").textContent = kinds.join(", ");
+  }
+  document.addEventListener("DOMContentLoaded", () => {
+    const compiled = patterns();
+    document.querySelectorAll("form.edit textarea").forEach((area) => {
+      check(area, compiled);
+      area.addEventListener("input", () => check(area, compiled));
+    });
+  });
+})();
+
 // Review queue keyboard shortcuts: j/k move, a approve, e edit, r reject, x select for batch approval.
 (function () {
   const items = () => Array.from(document.querySelectorAll("article.item"));

@@ -1,0 +1,226 @@
+"""One way to get what tasks run with: the API, CLI, jobs, evals and benches all build a ``Services``.
+
+It owns the process-wide things that are slow to load or must be shared: the store, the model gateway (and the
+local model servers behind it), the embedder, the search index, the sentiment classifier and the job runner. All
+are public constructor arguments, so tests and evals hand in their own (a FakeModel, an embedder, a searcher).
+
+    services = Services(settings)
+    with services.store.repo("demo") as repo:
+        outcome = services.run_task(repo, "ticket_summary", {"ticket_id": "T-1179"})
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from copilot.errors import BudgetExceeded, ModelError
+from copilot.settings import Settings
+from copilot.store import Repo, Store
+
+if TYPE_CHECKING:
+    import httpx
+
+    from copilot.delivery import DeliveryPolicy
+    from copilot.gateway import Gateway
+    from copilot.gateway.fake import FakeModel
+    from copilot.gateway.server import ModelServers
+    from copilot.jobs import JobRunner
+    from copilot.netguard import Resolver, TargetPolicy
+    from copilot.tasks.base import TaskOutcome
+    from copilot.tasks.context import Progress, TaskContext
+    from copilot.tasks.registry import Task, TaskParams
+    from copilot.tasks.sentiment import SentimentClassifier
+    from retrieval.embeddings import Embedder
+    from retrieval.index import HistoryIndex
+    from retrieval.search import Searcher
+
+
+class Services:
+    """Process-wide services, each built on first use."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store | None = None,
+        *,
+        gateway: Gateway | None = None,
+        fake: FakeModel | None = None,
+        servers: ModelServers | None = None,
+        embedder: Embedder | None = None,
+        searcher: Searcher | None = None,
+        sentiment: SentimentClassifier | None = None,
+        webhook_client: httpx.Client | None = None,
+        resolver: Resolver | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self._store, self._gateway, self._fake, self._servers = store, gateway, fake, servers
+        self._embedder, self._searcher, self._sentiment = embedder, searcher, sentiment
+        self.webhook_client = webhook_client
+        self._resolver = resolver  # DNS for webhook targets (tests hand in their own)
+        self.sleep = sleep
+        self._lock = threading.RLock()
+
+    # -- what is built on first use ------------------------------------------------------------
+    @cached_property
+    def store(self) -> Store:
+        return self._store or Store.from_settings(self.settings)
+
+    @cached_property
+    def gateway(self) -> Gateway:
+        if self._gateway is not None:
+            return self._gateway
+        from copilot.gateway import Gateway
+
+        return Gateway(self.settings, servers=self._servers, fake=self._fake, sleep=self.sleep)
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                from retrieval.embeddings import default_embedder
+
+                self._embedder = default_embedder()
+            return self._embedder
+
+    @property
+    def index(self) -> HistoryIndex:
+        """The search index of customer history (chroma vectors + the lexical index in the database)."""
+        with self._lock:
+            if self._searcher is not None:
+                return self._searcher.index
+            if "_index" not in self.__dict__:
+                from retrieval.index import HistoryIndex
+
+                self._index = HistoryIndex(self.settings, self.embedder)
+            return self._index
+
+    @property
+    def searcher(self) -> Searcher:
+        with self._lock:
+            if self._searcher is None:
+                from retrieval.search import Searcher
+
+                self._searcher = Searcher(self.index)
+            return self._searcher
+
+    @property
+    def sentiment(self) -> SentimentClassifier:
+        with self._lock:
+            if self._sentiment is None:
+                from copilot.tasks.sentiment import SentimentClassifier
+                from retrieval.embeddings import MODEL_NAME, default_embedder
+
+                # The shipped head was trained on MiniLM vectors: with another embedder it still reads MiniLM ones.
+                encoder = self.embedder if self.embedder.name == MODEL_NAME else default_embedder()
+                self._sentiment = SentimentClassifier(encoder.encode)
+            return self._sentiment
+
+    @cached_property
+    def jobs(self) -> JobRunner:
+        from copilot.jobs import JobRunner
+
+        return JobRunner(self)
+
+    @cached_property
+    def delivery_policy(self) -> DeliveryPolicy:
+        from copilot.delivery import DeliveryPolicy
+
+        return DeliveryPolicy()
+
+    # -- running tasks ---------------------------------------------------------------------------
+    def context(
+        self,
+        repo: Repo | None,
+        *,
+        task: str | None = None,
+        on_token: Callable[[str], None] | None = None,
+        progress: Progress | None = None,
+    ) -> TaskContext:
+        """A task context on ``repo``: the task's own model (COPILOT_TASK_MODELS), masking of the workspace's
+        people for remote models, the workspace's daily budget, and token streaming when asked."""
+        from copilot.tasks.context import TaskContext
+
+        gateway = self.gateway.for_task(task) if task else self.gateway
+        if on_token is not None:
+            gateway = gateway.listening(on_token)
+        if repo is not None:
+            if gateway.masks_pii:
+                from copilot.records import people_names
+
+                gateway = gateway.knowing(people_names(repo))
+            gateway = metered(gateway, repo)
+        return TaskContext(self, repo, gateway, task=task, progress=progress)
+
+    def run_task(
+        self,
+        repo: Repo,
+        name: str | Task,
+        params: TaskParams | Mapping[str, Any],
+        *,
+        on_token: Callable[[str], None] | None = None,
+        progress: Progress | None = None,
+    ) -> TaskOutcome[Any]:
+        """Run a registered task in the repo's transaction and save its result (see ``copilot.tasks.runner``)."""
+        from copilot.tasks.runner import run_task
+
+        return run_task(self, repo, name, params, on_token=on_token, progress=progress)
+
+    def run_in_workspace(
+        self,
+        workspace: str,
+        name: str,
+        params: TaskParams | Mapping[str, Any],
+        *,
+        on_token: Callable[[str], None] | None = None,
+        progress: Progress | None = None,
+    ) -> TaskOutcome[Any]:
+        """``run_task`` in its own transaction; a model failure leaves a ``failed`` result, then is raised."""
+        from copilot.tasks.runner import record_task_failure
+
+        try:
+            with self.store.repo(workspace) as repo:
+                return self.run_task(repo, name, params, on_token=on_token, progress=progress)
+        except ModelError as error:
+            if not isinstance(error, BudgetExceeded):
+                with self.store.repo(workspace) as repo:
+                    record_task_failure(repo, name, params, str(error))
+            raise
+
+    def deliver(self, workspace: str, result_id: int) -> Any:
+        from copilot.delivery import deliver
+
+        return deliver(self.store, workspace, result_id, policy=self.delivery_policy, client=self.webhook_client,
+                       sleep=self.sleep, targets=self.targets)  # fmt: skip
+
+    @cached_property
+    def targets(self) -> TargetPolicy:
+        """Where outbound webhooks may go: public addresses, plus the hosts an admin allowed."""
+        from copilot.netguard import TargetPolicy
+
+        return TargetPolicy.of(self.settings.webhook_allowed_hosts, self._resolver)
+
+    def close(self) -> None:
+        if "jobs" in self.__dict__:
+            self.jobs.shutdown()
+        if "gateway" in self.__dict__:
+            self.gateway.local.servers.stop()
+
+
+def metered(gateway: Gateway, repo: Repo) -> Gateway:
+    """A gateway that refuses model calls (BudgetExceeded) once the workspace spent its daily budget."""
+    from copilot.usage import budget_check
+
+    check = budget_check(repo, datetime.now(UTC))
+    if check is None:
+        return gateway
+    import copy
+
+    metered_gateway = copy.copy(gateway)
+    metered_gateway.before_call = check
+    return metered_gateway
