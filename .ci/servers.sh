@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the store, retrieval, API and sentiment-head tests against real servers: PostgreSQL (Debian packages) and a chromadb
-# server on loopback. Installs PostgreSQL when missing. Used by .ci/run after `make test`.
+# Runs the store, retrieval, API, sentiment-head and worker tests against real servers: PostgreSQL (Debian packages) and a
+# chromadb server on loopback, then the fleet soak (API replicas and workers). Installs PostgreSQL when missing. Used by
+# .ci/run after `make test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
@@ -30,4 +31,9 @@ export COPILOT_TEST_DATABASE_URL="postgresql+psycopg://postgres:copilot-ci@127.0
 export COPILOT_TEST_CHROMA_URL="http://127.0.0.1:8765"
 export LITELLM_LOCAL_MODEL_COST_MAP=True HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ANONYMIZED_TELEMETRY=False
 .venv/bin/python -m pytest -q -m "not slow" tests/test_store.py tests/test_retrieval.py tests/test_api.py tests/test_sentiment_head.py \
-  tests/test_security.py tests/test_model_runtime.py
+  tests/test_security.py tests/test_model_runtime.py tests/test_worker.py
+.venv/bin/python -m pytest -q -m slow tests/test_worker.py  # two `copilot worker` processes, one killed mid-job
+
+# The shared queue under load: a fresh database, two API replicas on loopback ports and two `copilot worker`
+# processes (one SIGKILLed mid-job), 5 minutes of clients; fails on any error or inconsistency.
+.venv/bin/python bench/soak.py --replicas 2 --workers 2 --seconds 300

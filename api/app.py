@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from api import docs, errors, web
 from api.limits import AuthFailures, RequestSizeLimit
-from api.routers import admin, health, jobs, marketing, records, review, sales, search, support, tasks
+from api.routers import admin, health, insights, jobs, marketing, records, review, sales, search, support, tasks, triage
 from api.security import SecurityHeaders
 from api.sessions import ServerSessions
 from copilot import __version__
@@ -31,6 +31,8 @@ API_ROUTERS = (
     records.router,
     admin.router,
     jobs.router,
+    insights.router,
+    triage.router,
 )
 
 

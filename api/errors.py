@@ -85,7 +85,7 @@ def copilot_error(_request: Request, error: CopilotError) -> JSONResponse:
         if isinstance(error, cls):
             match = FIELD_PREFIX.match(message) if status == 422 else None
             return error_response(status, kind, message, match.group(1) if match else None)
-    if type(error).__name__ in ("VectorIndexError", "EmbeddingModelError", "ModelFileError"):
+    if {cls.__name__ for cls in type(error).__mro__} & {"VectorIndexError", "EmbeddingModelError", "ModelFileError"}:
         return error_response(503, "unavailable", message)
     return error_response(400, "bad_request", message)
 

@@ -9,6 +9,8 @@ from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field, create_model
 from sqlalchemy import inspect as sa_inspect
 
+from copilot.errors import NotFound
+from copilot.store import Repo
 from copilot.store.models import CRM_MODELS, AiStatus, Message, Ticket
 
 T = TypeVar("T")
@@ -16,6 +18,33 @@ MAX_ID = 2**63 - 1  # the largest id a database integer column holds
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 IdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 IdField = Annotated[int, Field(ge=1, le=MAX_ID)]
+REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+RecordRef = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=128,
+        pattern=REF_PATTERN,
+        description="The record's id (`12`) or its external id (`T-1179`).",
+        examples=["12", "T-1179"],
+    ),
+]
+
+R = TypeVar("R")
+
+
+def resolve_ref(repo: Repo, model: type[R], reference: str | int) -> R:
+    """The record an id or external id names, NotFound otherwise (a number past the id range can only be an
+    external id, so it never reaches the database as an integer)."""
+    text = str(reference)
+    if text.isascii() and text.isdigit() and int(text) > MAX_ID:
+        row = repo.by_external_id(model, text)  # type: ignore[type-var]
+        if row is None:
+            raise NotFound(f"no {model.__tablename__.removesuffix('s').replace('_', ' ')} '{text}' in this workspace")
+        return row
+    if not text.isascii():
+        raise NotFound(f"no record '{text[:40]}' in this workspace")
+    return repo.resolve(model, text)  # type: ignore[type-var]
 
 
 class PageOf(BaseModel, Generic[T]):

@@ -4,11 +4,13 @@ N comments (default 100,000) of 1-3 sentences built from the demo's NPS building
 details (plans, team sizes, integrations, months), so most sentences are distinct, are stored in a
 temporary SQLite workspace (not timed). Then:
 
-  embed only  raw SentenceTransformer.encode of the N comments (all-MiniLM-L6-v2, batch 64), as a user
-              of the library would embed them
+  embed only  raw SentenceTransformer.encode of the N comments (all-MiniLM-L6-v2, torch fp32, batch 64), as a
+              user of the library would embed them: the baseline whatever embedding backend the job uses
+              (--backend, default COPILOT_EMBEDDING_BACKEND)
   total       the nps_themes task end to end (services.run_task): load from the store, split into sentences,
               embed the distinct ones, fit the themes (spectral kNN on a sample + merge), assign every sentence,
-              sentiment, c-TF-IDF keywords, quotes, figures, and save the report, theme model and assignments
+              sentiment and sides, c-TF-IDF keywords, noun-phrase names, quotes, figures, driver impact, and save
+              the report, theme model and assignments
 
 ratio = total / embed only (target <= 1.5). The job embeds distinct sentences only, so repeated
 sentences make it cheaper than embedding every comment; ``--all-distinct`` gives every sentence a
@@ -43,6 +45,7 @@ from copilot.settings import Settings
 from copilot.store import get_or_create_workspace
 from copilot.store.models import NpsResponse
 from copilot.tasks.nps_themes import SentenceTable
+from retrieval.embeddings import BACKENDS, embedder_for
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 OPENERS = [
@@ -132,6 +135,7 @@ def main() -> None:
         action="store_true",
         help="Make every sentence distinct (worst case: de-duplication saves nothing).",
     )
+    parser.add_argument("--backend", choices=BACKENDS, help="Embedding backend (default: COPILOT_EMBEDDING_BACKEND).")
     args = parser.parse_args()
     rows = generate(args.n, args.seed, args.all_distinct)
     comments = [comment for _, comment in rows]
@@ -144,11 +148,18 @@ def main() -> None:
     machine = f"{platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}"
     print(f"machine: {machine}; load average before: {', '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
+    settings = Settings(**({"embedding_backend": args.backend} if args.backend else {}))
+    embedder = embedder_for(settings)  # its ONNX export is cached under COPILOT_DATA_DIR, not the temp dir
+    model = embedder_for(settings.model_copy(update={"embedding_backend": "torch"})).model  # the baseline
     with tempfile.TemporaryDirectory() as tmp:
-        # keyword labels: no generation in the bench
-        services = Services(Settings(data_dir=Path(tmp), model="local/smollm2-135m-instruct"))
-        embedder, store = services.embedder, services.store
+        # noun-phrase names (the default with the embedded model): no generation in the bench
+        services = Services(
+            settings.model_copy(update={"data_dir": Path(tmp), "model": "local/smollm2-135m-instruct"}),
+            embedder=embedder,
+        )
+        store = services.store
         embedder.encode(comments[:256])  # warm-up
+        model.encode(comments[:256], batch_size=64, normalize_embeddings=True, show_progress_bar=False)
         with store.session() as session:
             workspace = get_or_create_workspace(session, "bench")
             day = timedelta(days=60) / max(1, len(rows))
@@ -168,15 +179,13 @@ def main() -> None:
             )
 
         started = time.perf_counter()
-        embedder.model.encode(
-            comments, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
+        model.encode(comments, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
         embed_s = time.perf_counter() - started
 
         params = {
             "filters": {"since": NOW - timedelta(days=60), "until": NOW},
             "seed": args.seed,
-            "strategy": "keywords",
+            "strategy": "phrases",  # the small profile's namer, as `auto` runs it with the embedded model
             "as_of": NOW,
         }
         with store.repo("bench") as repo:
@@ -189,10 +198,12 @@ def main() -> None:
     report = outcome.result
     figures = {
         "comments": args.n,
+        "backend": embedder.name,
         "sentences": report.sentences,
         **distinct,
         "all_distinct": args.all_distinct,
         "themes": report.k,
+        "names": [theme.label for theme in report.themes],
         "embed_only_s": round(embed_s, 1),
         "total_s": round(total_s, 1),
         "ratio": round(total_s / embed_s, 3),
@@ -212,7 +223,10 @@ def main() -> None:
     )
     print("stages: " + ", ".join(f"{k} {v:.1f}s" for k, v in report.timings.items()))
     for theme in report.themes[:8]:
-        print(f"  {theme.responses:>7,}  {theme.label}")
+        mixed = " (praise and complaints)" if theme.mixed else ""
+        impact = f"{theme.impact:+.1f}" if theme.impact is not None else "-"
+        print(f"  {theme.responses:>7,}  {theme.label}{mixed}  impact {impact}")
+    print("drivers: " + ", ".join(f"{d.label} {d.impact:+.1f}" for d in report.drivers))
     print(f"ratio total / embed only: {figures['ratio']} (target <= 1.5)")
     print(json.dumps(figures))
 

@@ -38,12 +38,16 @@ class Permission(str, enum.Enum):
     review_marketing = "review_marketing"  # NPS reports, promoter and detractor follow-ups
     write_records = "write_records"  # CRUD and bulk ingest
     manage = "manage"  # API keys, tones, webhooks, reindex
+    read_scorecards = "read_scorecards"  # reply-QA scores per agent and topic: leads and admins
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.agent: frozenset({Permission.read_tickets, Permission.run_support, Permission.review_support}),
     Role.rep: frozenset({Permission.read_sales, Permission.run_sales, Permission.review_sales}),
     Role.marketing: frozenset({Permission.read_nps, Permission.run_marketing, Permission.review_marketing}),
+    Role.lead: frozenset(
+        {Permission.read_tickets, Permission.run_support, Permission.review_support, Permission.read_scorecards}
+    ),
     Role.admin: frozenset(Permission),
 }
 

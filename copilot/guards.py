@@ -10,7 +10,7 @@ import base64
 import binascii
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import Enum
 
 from pydantic import BaseModel, Field
@@ -48,7 +48,7 @@ _PATTERNS: dict[FactKind, re.Pattern[str]] = {
         re.I,
     ),
     FactKind.email: re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"),
-    FactKind.phone: re.compile(r"(?<![\w/.-])\+?\d[\d ().-]{7,}\d(?![\w/-])"),
+    FactKind.phone: re.compile(r"(?<![\w/.-])(?!\d{4}-\d{2}-\d{2}(?!\d))\+?\d[\d ().-]{7,}\d(?![\w/-])"),
     FactKind.price: re.compile(
         r"(?:[$€£¥]\s?\d[\d,]*(?:\.\d+)?|\b\d[\d,]*(?:\.\d+)?\s?(?:USD|EUR|GBP|dollars?|euros?|pounds?)\b|\b\d+(?:\.\d+)?\s?%)",
         re.I,
@@ -157,6 +157,13 @@ def _matches(kind: FactKind, text: str) -> list[str]:
     if kind is FactKind.phone:  # an ISO date looks like a phone number to the pattern
         found = [value for value in found if not _PATTERNS[FactKind.date].fullmatch(value.strip())]
     return found
+
+
+def replace_facts(text: str, kinds: Iterable[FactKind], slot: Callable[[FactKind], str]) -> str:
+    """``text`` with every value of these fact kinds replaced by ``slot(kind)`` (e.g. "{amount}")."""
+    for kind in kinds:
+        text = _PATTERNS[kind].sub(lambda _m, kind=kind: slot(kind), text)
+    return text
 
 
 def extract_facts(text: str, kinds: Iterable[FactKind] = tuple(FactKind)) -> dict[FactKind, set[str]]:

@@ -58,9 +58,21 @@ def precompute_written(services: Services) -> AfterWrite:
     return hook
 
 
+def triage_written(services: Services) -> AfterWrite:
+    """Queue a triage for new tickets, and for tickets whose triage a new customer message made stale."""
+
+    def hook(repo: Repo, report: IngestReport) -> None:
+        from copilot.tasks.triage import queue_triage
+
+        written = set(report.written_ids.get("ticket", [])) | set(tickets_with_new_customer_messages(repo, report))
+        queue_triage(services, repo, sorted(written))
+
+    return hook
+
+
 def after_write_hooks(services: Services) -> list[AfterWrite]:
-    """What runs in an ingest's transaction after its rows are written: stale marking, indexing, precompute."""
-    hooks: list[AfterWrite] = [mark_tickets_stale, precompute_written(services)]
+    """What runs in an ingest's transaction after its rows are written: stale marking, indexing, precompute, triage."""
+    hooks: list[AfterWrite] = [mark_tickets_stale, precompute_written(services), triage_written(services)]
     if services.settings.index_on_ingest:
         hooks.append(index_written(services))
     return hooks

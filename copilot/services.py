@@ -83,9 +83,9 @@ class Services:
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                from retrieval.embeddings import default_embedder
+                from retrieval.embeddings import embedder_for
 
-                self._embedder = default_embedder()
+                self._embedder = embedder_for(self.settings)  # COPILOT_EMBEDDING_BACKEND
             return self._embedder
 
     @property
@@ -114,11 +114,11 @@ class Services:
         with self._lock:
             if self._sentiment is None:
                 from copilot.tasks.sentiment import SentimentClassifier
-                from retrieval.embeddings import MODEL_NAME, default_embedder
+                from retrieval.embeddings import embedder_for, reads_minilm
 
                 # The shipped head was trained on MiniLM vectors: with another embedder it still reads MiniLM ones.
-                encoder = self.embedder if self.embedder.name == MODEL_NAME else default_embedder()
-                self._sentiment = SentimentClassifier(encoder.encode)
+                encoder = self.embedder if reads_minilm(self.embedder) else embedder_for(self.settings)
+                self._sentiment = SentimentClassifier(encoder.encode, embedding_model=encoder.name)
             return self._sentiment
 
     @cached_property

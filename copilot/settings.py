@@ -37,6 +37,12 @@ class Settings(BaseSettings):
         default_factory=_default_data_dir, description="Where the SQLite file, chroma index and caches live."
     )
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite file in data_dir.")
+    database_pool_size: int = Field(
+        default=10, ge=1, le=500, description="Connections a process keeps open to a database server."
+    )
+    database_max_overflow: int = Field(
+        default=30, ge=0, le=500, description="Extra connections under load (API threads hold one or two each)."
+    )
     workspace: str = Field(
         default="demo", description="Workspace slug used by CLI commands when --workspace is not given."
     )
@@ -68,10 +74,25 @@ class Settings(BaseSettings):
     cache_dir: Path | None = Field(default=None, description="On-disk response cache; off when unset.")
 
     index_on_ingest: bool = Field(default=True, description="Index ingested records for search right away.")
+    embedding_backend: Literal["auto", "onnx", "torch"] = Field(
+        default="auto",
+        description="Sentence embeddings: onnx (int8, exported locally), torch, or auto (onnx where it agrees).",
+    )
+    embedding_cache_dir: Path | None = Field(
+        default=None, description="Where the ONNX int8 export is cached; default: data_dir/models/embeddings."
+    )
     chroma_path: Path | None = Field(default=None, description="Embedded chromadb folder; default: data_dir/chroma.")
     chroma_url: str | None = Field(
         default=None, description="chromadb server URL; when set, used instead of chroma_path."
     )
+
+    job_threads: int = Field(
+        default=1, ge=0, le=64, description="Job runner threads in this process; 0: only queue jobs (workers run them)."
+    )
+    job_lease_s: float = Field(
+        default=60.0, ge=2.0, le=3600.0, description="A job whose runner missed heartbeats this long is claimed again."
+    )
+    job_poll_s: float = Field(default=1.0, gt=0.0, le=60.0, description="How often an idle runner looks for jobs.")
 
     api_keys_file: Path | None = Field(
         default=None, description="CSV of API keys (workspace,role,name,key) imported at start-up."
@@ -131,6 +152,10 @@ class Settings(BaseSettings):
     @property
     def resolved_chroma_path(self) -> Path:
         return self.chroma_path or self.data_dir / "chroma"
+
+    @property
+    def resolved_embedding_cache_dir(self) -> Path:
+        return self.embedding_cache_dir or self.data_dir / "models" / "embeddings"
 
     @property
     def model_is_local(self) -> bool:

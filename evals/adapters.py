@@ -17,7 +17,9 @@ on thread timing, so prompts and response-cache keys are stable from run to run)
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import tempfile
 import threading
 from collections.abc import Callable
@@ -78,6 +80,7 @@ class EvalEnv:
     strategy: str = "auto"
     judge: Gateway | None = None
     state: dict[str, Any] = field(default_factory=dict)  # adapters keep what prepare() built here
+    lock: threading.Lock = field(default_factory=threading.Lock)  # guards ``state`` across the case threads
 
     @classmethod
     def create(
@@ -144,18 +147,31 @@ class TaskAdapter:
     metrics: tuple[str, ...]  # what a suite measures when it lists no metrics
     prepare: Preparer | None = None
     kind: str = "text"  # "text" or "label": what the output is
+    baselines: dict[str, Runner] = field(default_factory=dict)  # eval-only reference systems, run as strategies
+
+    def runner_for(self, strategy: str | None) -> Runner:
+        """The task itself, or the named baseline (e.g. ``lead2``) when the run asks for it as its strategy."""
+        return self.baselines.get(strategy or "", self.run)
 
 
 ADAPTERS: dict[str, TaskAdapter] = {}
 
 
 def adapter(
-    task: str, *, metrics: tuple[str, ...], prepare: Preparer | None = None, kind: str = "text"
+    task: str,
+    *,
+    metrics: tuple[str, ...],
+    prepare: Preparer | None = None,
+    kind: str = "text",
+    baselines: dict[str, Runner] | None = None,
 ) -> Callable[[Runner], Runner]:
-    """Register ``function(env, case) -> CaseOutput`` as the eval adapter of ``task``."""
+    """Register ``function(env, case) -> CaseOutput`` as the eval adapter of ``task``; ``baselines`` are reference
+    systems (LEAD-2, ...) a run selects as its strategy, e.g. ``--model local/smollm2-135m-instruct@lead2``."""
 
     def decorate(function: Runner) -> Runner:
-        ADAPTERS[task] = TaskAdapter(task=task, run=function, metrics=metrics, prepare=prepare, kind=kind)
+        ADAPTERS[task] = TaskAdapter(
+            task=task, run=function, metrics=metrics, prepare=prepare, kind=kind, baselines=dict(baselines or {})
+        )
         return function
 
     return decorate
@@ -267,9 +283,16 @@ def _load_embedder(env: EvalEnv, cases: list[Case]) -> None:
     env.embedder.encode(["warm up"])
 
 
+def lead_summary(env: EvalEnv, case: Case) -> CaseOutput:
+    """LEAD-2: the thread's first two messages, the simple baseline every summary must beat."""
+    thread = _thread(case)
+    return CaseOutput(text=" ".join(m.text for m in thread.messages[:2]), model="lead2", evidence_valid=True)
+
+
 @adapter(
     "ticket_summary",
     prepare=_load_embedder,
+    baselines={"lead2": lead_summary},
     metrics=(
         "rougeL",
         "schema_validity",
@@ -305,13 +328,15 @@ def _prepare_reply_drafts(env: EvalEnv, cases: list[Case]) -> None:
     store = env.store
     tickets: dict[str, tuple[str, int]] = {}
     errors: dict[str, str] = {}
+    intents: dict[tuple, str] = {}  # (workspace, record kind, id) -> the intent of a history row or library entry
     to_index: dict[str, dict[str, list[int]]] = {}
     for number, case in enumerate(cases, start=1):
         own_kb = case.inputs.get("kb")
         if own_kb not in (None, "demo", "none") and not isinstance(own_kb, list):
             errors[case.id] = f"case {case.id}: inputs.kb: use 'demo', 'none' or a list of {{title, body}} articles"
             continue
-        slug = "evals-nokb" if own_kb == "none" else f"case-{number}" if isinstance(own_kb, list) else "evals"
+        own_workspace = isinstance(own_kb, list) or bool(case.inputs.get("library"))  # a library is workspace-wide
+        slug = "evals-nokb" if own_kb == "none" else f"case-{number}" if own_workspace else "evals"
         if slug not in to_index:
             with store.session() as session:
                 get_or_create_workspace(session, slug)
@@ -328,31 +353,48 @@ def _prepare_reply_drafts(env: EvalEnv, cases: list[Case]) -> None:
                     for a in articles
                 ]
                 repo.session.flush()
-                to_index[slug] = {"kb_article": [r.id for r in rows], "ticket": [], "message": []}
+                to_index[slug] = {"kb_article": [r.id for r in rows], "ticket": [], "message": [], "reply": []}
         try:
-            tickets[case.id] = _write_case(store, slug, case, to_index[slug])
+            tickets[case.id] = _write_case(store, slug, case, to_index[slug], intents)
         except Exception as error:  # one malformed case must not sink the others
             errors[case.id] = f"{type(error).__name__}: {error}"
     for slug, kinds in to_index.items():  # one embedding batch per record kind and workspace
         with store.repo(slug) as repo:
             for kind, record_ids in kinds.items():
                 env.index.index_records(repo, kind, record_ids)
-    env.state["tickets"], env.state["errors"] = tickets, errors
+    env.state["tickets"], env.state["errors"], env.state["intents"] = tickets, errors, intents
 
 
-def _write_case(store: Any, slug: str, case: Case, ids: dict[str, list[int]]) -> tuple[str, int]:
+def _write_library(repo: Any, case: Case, written: dict[str, list[int]], intents: dict[tuple, str]) -> None:
+    """The workspace's reply library: approved question/answer pairs shared with every customer."""
+    from copilot.store.models import ReplyTemplate
+
+    for entry in case.inputs.get("library") or []:
+        row = repo.add(ReplyTemplate(question=str(entry["customer"]), answer=str(entry["agent"])))
+        repo.session.flush()
+        written["reply"].append(row.id)
+        intents[(repo.workspace.slug, "reply", row.id)] = str(entry.get("intent"))
+
+
+def _write_case(
+    store: Any, slug: str, case: Case, ids: dict[str, list[int]], intents: dict[tuple, str] | None = None
+) -> tuple[str, int]:
     from copilot.store.models import Account, AuthorKind, Channel, Contact, Message, Ticket
 
+    intents = intents if intents is not None else {}
     with store.repo(slug) as repo:
         written: dict[str, list[int]] = {kind: [] for kind in ids}
+        _write_library(repo, case, written, intents)
         person = customer(case)
-        account = repo.add(Account(name=str(case.inputs.get("account") or f"Account of case {case.id}")))
-        repo.session.flush()
+        account = None
+        if not case.inputs.get("no_account"):
+            account = repo.add(Account(name=str(case.inputs.get("account") or f"Account of case {case.id}")))
+            repo.session.flush()
         contact = None
         if person.get("name"):
             contact = repo.add(
                 Contact(
-                    account_id=account.id,
+                    account_id=account.id if account else None,
                     name=str(person["name"]),
                     email=person.get("email"),
                     language=person.get("language"),
@@ -366,7 +408,7 @@ def _write_case(store: Any, slug: str, case: Case, ids: dict[str, list[int]]) ->
             old = repo.add(
                 Ticket(
                     subject=str(past.get("subject", "Earlier request")),
-                    account_id=account.id,
+                    account_id=account.id if account else None,
                     contact_id=contact.id if contact else None,
                     channel=Channel(past.get("channel", "email")),
                     opened_at=at,
@@ -380,10 +422,12 @@ def _write_case(store: Any, slug: str, case: Case, ids: dict[str, list[int]]) ->
                     message = repo.add(Message(ticket_id=old.id, author_kind=kind, body=str(past[key]), sent_at=at))
                     repo.session.flush()
                     written["message"].append(message.id)
+                    if past.get("intent"):
+                        intents[(slug, "message", message.id)] = str(past["intent"])
         ticket = repo.add(
             Ticket(
                 subject=str(case.inputs.get("subject") or "(no subject)"),
-                account_id=account.id,
+                account_id=account.id if account else None,
                 contact_id=contact.id if contact else None,
                 channel=Channel(case.inputs.get("channel") or "email"),
                 assignee=case.inputs.get("assignee"),
@@ -451,14 +495,40 @@ def reply_draft(env: EvalEnv, case: Case) -> CaseOutput:
         draft = outcome.result
         citations = check_citations(draft.text, [s.label for s in draft.sources])
         repo.session.rollback()  # the eval never keeps what a task might have written
-    return from_outcome(outcome, text=draft.text, citations_valid=citations.passed)
+    output = from_outcome(outcome, text=draft.text, citations_valid=citations.passed)
+    if case.inputs.get("intent"):
+        output.data["intent_addressed"] = _addressed(env, slug, draft, str(case.inputs["intent"]))
+    return output
+
+
+def _addressed(env: EvalEnv, slug: str, draft: Any, intent: str) -> bool:
+    """The draft answers the request's intent: the first source it cites is an answer to that intent."""
+    cited = re.findall(r"\[(S\d+)\]", draft.text)
+    by_label = {s.label: s for s in draft.sources}
+    for label in cited:
+        source = by_label.get(label)
+        if source is not None and source.record_kind in ("message", "reply"):
+            return env.state["intents"].get((slug, source.record_kind, source.record_id)) == intent
+    return False
 
 
 # -- tone_rewrite ----------------------------------------------------------------------------------
 
 
+def _load_tone_judge(env: EvalEnv, cases: list[Case]) -> None:
+    """The politeness judge (evals/tone_judge.py) when the public data it is fitted on is present."""
+    from evals.data import shared_data_dir
+    from evals.tone_judge import load_judge
+
+    data = shared_data_dir()
+    if (data / "stanford_politeness" / "stack_exchange_dev.jsonl").is_file():
+        cache = (env.settings.cache_dir or Path(tempfile.gettempdir())) / "tone-judge"
+        env.state["tone_judge"] = load_judge(data, cache, env.embedder.encode)
+
+
 @adapter(
     "tone_rewrite",
+    prepare=_load_tone_judge,
     metrics=(
         "chrF",
         "fact_preservation",
@@ -479,7 +549,91 @@ def tone_rewrite(env: EvalEnv, case: Case) -> CaseOutput:
         env.context(), str(need(case, "text")), str(case.inputs.get("tone") or "friendly"), env.strategy
     )
     result = outcome.result
-    return from_outcome(outcome, text=result.text, facts_preserved=not result.lost)
+    output = from_outcome(outcome, text=result.text, facts_preserved=not result.lost)
+    judge = env.state.get("tone_judge")
+    if judge is not None:
+        output.data["moved"] = judge.moved(result.tone, [result.original], [result.text], env.embedder.encode)[0]
+    return output
+
+
+# -- call_summary ----------------------------------------------------------------------------------
+
+
+def _transcript(case: Case) -> Any:
+    from copilot.tasks.call_summary import Transcript, TranscriptTurn
+
+    raw = case.inputs.get("turns")
+    if not isinstance(raw, list) or not raw:
+        raise InvalidInput(f"case {case.id}: inputs.turns: a non-empty list of {{speaker, text}} turns is required")
+    participants = case.inputs.get("participants") or []
+    roles = {str(p.get("name")): p.get("role") for p in participants if isinstance(p, dict)}
+    turns = [
+        TranscriptTurn(
+            id=int(t.get("id", n)),
+            position=n,
+            speaker=str(t.get("speaker") or "Speaker"),
+            start_s=float(t.get("start_s", n)),
+            text=str(t.get("text") or ""),
+            role=t.get("role") or roles.get(str(t.get("speaker"))),
+        )
+        for n, t in enumerate(raw)
+    ]
+    started = case.inputs.get("started_at")
+    return Transcript(
+        title=str(case.inputs.get("title") or ""),
+        started_at=datetime.fromisoformat(str(started)) if started else None,
+        participants=participants,
+        turns=turns,
+    )
+
+
+def _call_text(result: Any, case: Case) -> str:
+    """What the query asks for: the recap (or summary) as prose, or the decisions, items and next step."""
+    if case.inputs.get("query_type") == "decisions":
+        return result.decisions_text() or result.summary
+    return result.as_text()
+
+
+def lead_call(env: EvalEnv, case: Case) -> CaseOutput:
+    """LEAD-N: the transcript's first N words, N = the reference's length (the same budget as the answer)."""
+    words = max(len(case.references[0].split()), 1) if case.references else 60
+    transcript = _transcript(case)
+    out: list[str] = []
+    for turn in transcript.turns:
+        out += turn.text.split()
+        if len(out) >= words:
+            break
+    return CaseOutput(text=" ".join(out[:words]), model="lead", evidence_valid=True)
+
+
+@adapter(
+    "call_summary",
+    prepare=_load_embedder,
+    baselines={"lead": lead_call},
+    metrics=("rouge1", "rouge2", "rougeL", "evidence_id_validity", "guard_pass_rate", "fallback_rate", "latency_ms"),
+)
+def call_summary(env: EvalEnv, case: Case) -> CaseOutput:
+    """Inputs: turns [{speaker, text, role?}], title, participants, query_type (general | decisions).
+    A transcript shared by several cases (queries on one meeting) is summarised once."""
+    from copilot.tasks.call_summary import objection_topic, summarize_transcript
+
+    transcript = _transcript(case)
+    key = hashlib.sha256(transcript.model_dump_json().encode()).hexdigest()
+    with env.lock:
+        cached = env.state.setdefault("call_outcomes", {}).get(key)
+    outcome = cached or summarize_transcript(env.context(), transcript, env.strategy)
+    with env.lock:
+        env.state["call_outcomes"][key] = outcome
+    result = outcome.result
+    evidence = check_cited_ids(result.cited_ids(), transcript.ids, what="turn")
+    output = from_outcome(outcome, text=_call_text(result, case), evidence_valid=evidence.passed)
+    output.data.update(
+        due_dates=sorted(f"{a.owner or '-'}: {a.due_date}" for a in result.action_items if a.due_date),
+        objection_topics=sorted(
+            {objection_topic(p.text) for p in result.objections} | ({"competitor"} if result.competitors else set())
+        ),
+    )
+    return output
 
 
 # -- sentiment -------------------------------------------------------------------------------------
@@ -543,3 +697,7 @@ def generic_adapter(task: str) -> TaskAdapter:
 
 def scratch_dir() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix="copilot-eval-", ignore_cleanup_errors=True)
+
+
+# the adapters of the insight scoring tasks, NPS themes, the deal brief and ticket triage register themselves
+from evals import insights_adapters, nps_adapters, sales_adapters, triage_adapters  # noqa: E402, F401

@@ -207,6 +207,16 @@ def _info(get: Callable[[CaseOutput], float | None]) -> Callable[[Any, CaseOutpu
 METRICS: dict[str, Metric] = {}
 
 
+def _final_passed(output: CaseOutput, names: tuple[str, ...]) -> bool | None:
+    """Whether the final output passed these guards (verdicts on a replaced model answer do not count)."""
+    final = [
+        v
+        for v in output.verdicts
+        if v.get("name") in names and not any("(replaced)" in d for d in v.get("details") or [])
+    ]
+    return None if not final else all(v.get("passed", True) for v in final)
+
+
 def register(metric: Metric) -> Metric:
     METRICS[metric.name] = metric
     return metric
@@ -310,6 +320,47 @@ register(
         True,
         _binary(lambda c, o: None if "unchanged" not in o.data else not o.data["unchanged"]),
         mean,
+    )
+)
+register(
+    Metric(
+        "intent_addressed",
+        "share of drafts whose cited answer is an answer to the request's intent (a holding reply counts as not)",
+        True,
+        _binary(lambda c, o: o.data.get("intent_addressed")),
+        mean,
+        binary=True,
+    )
+)
+register(
+    Metric(
+        "direction_rate",
+        "share of rewrites moved the asked way: more polite (politeness judge) for friendly, empathetic and "
+        "formal; shorter for concise; longer for expand",
+        True,
+        _binary(lambda c, o: o.data.get("moved")),
+        mean,
+        binary=True,
+    )
+)
+register(
+    Metric(
+        "grounded_rate",
+        "share of outputs whose final text has no ungrounded fact (number, date, price, id, link, name)",
+        True,
+        _binary(lambda c, o: _final_passed(o, ("grounded_facts", "grounded_names"))),
+        mean,
+        binary=True,
+    )
+)
+register(
+    Metric(
+        "signature_free",
+        "share of summaries with no signature, sign-off or greeting in a bullet",
+        True,
+        _binary(lambda c, o: _final_passed(o, ("no_signatures",))),
+        mean,
+        binary=True,
     )
 )
 register(

@@ -80,7 +80,7 @@ def suite_notes(report: EvalReport) -> list[str]:
     for run in report.runs:
         label = run.suite if len(report.models) <= 1 else f"{run.suite} [{run.model}]"
         if run.skipped:
-            lines.append(f"{label}: [yellow]{run.skipped}[/]")
+            lines.append(f"{label}: {run.skipped}")
             continue
         passed = sum(c.passed for c in run.cases)
         note = (
@@ -128,8 +128,8 @@ def comparison_table(report: EvalReport) -> Table:
 
 def print_report(report: EvalReport, console: Console) -> None:
     console.print(suite_table(report))
-    for line in suite_notes(report):
-        console.print(f"[dim]{escape(line)}[/]", highlight=False, soft_wrap=True)
+    for run, line in zip(report.runs, suite_notes(report), strict=True):
+        console.print(escape(line), style="yellow" if run.skipped else "dim", highlight=False, soft_wrap=True)
     if len(report.models) > 1:
         console.print(comparison_table(report))
     for failure in report.failures:

@@ -95,13 +95,20 @@ def run_evals(suites: list[Suite], settings: Settings, options: RunOptions | Non
         cache_dir=str(cache_dir) if cache_dir else None,
     )
     with prompts_override(options.prompts_dir):
-        for model in models:
+        for entry in models:
+            model, strategy = split_model_entry(entry)
             run_settings = settings.model_copy(update={"model": model, "cache_dir": cache_dir})
             for suite in suites:
-                report.runs.append(run_suite(suite, run_settings, options))
+                report.runs.append(run_suite(suite, run_settings, options, label=entry, strategy=strategy))
     report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     report.wall_s = round(time.perf_counter() - started, 2)
     return report
+
+
+def split_model_entry(entry: str) -> tuple[str, str | None]:
+    """``model@strategy`` (``local/qwen2.5-coder-1.5b@extractive``, ``fake/echo@lead2``) -> (model, strategy)."""
+    model, _, strategy = entry.partition("@")
+    return model, strategy or None
 
 
 def metric_names(suite: Suite, default: tuple[str, ...], judge: bool) -> list[str]:
@@ -117,18 +124,20 @@ def metric_names(suite: Suite, default: tuple[str, ...], judge: bool) -> list[st
     return names
 
 
-def run_suite(suite: Suite, settings: Settings, options: RunOptions) -> SuiteRun:
+def run_suite(
+    suite: Suite, settings: Settings, options: RunOptions, *, label: str | None = None, strategy: str | None = None
+) -> SuiteRun:
     """Run one suite with the model in ``settings``; never raises for a failing case (the case records its error)."""
     started = time.perf_counter()
     adapter = get_adapter(suite.task)
-    strategy = options.strategy or suite.strategy
+    strategy = strategy or options.strategy or suite.strategy
     names = metric_names(suite, adapter.metrics, options.judge_model is not None)
     specs = {name: suite.metrics.get(name) or MetricSpec() for name in names}
     baseline_path = suite.baseline_path(options.baselines_dir)
     run = SuiteRun(
         suite=suite.name,
         task=suite.task,
-        model=settings.model,
+        model=label or settings.model,
         strategy=strategy,
         description=suite.description,
         suite_path=str(suite.path) if suite.path else None,
@@ -143,7 +152,7 @@ def run_suite(suite: Suite, settings: Settings, options: RunOptions) -> SuiteRun
         return run
     if options.limit is not None:
         cases = cases[: options.limit]
-    label = suite.name if len(options.models or []) <= 1 else f"{suite.name} [{settings.model}]"
+    label = suite.name if len(options.models or []) <= 1 else f"{suite.name} [{label or settings.model}]"
     with scratch_dir() as workdir:
         env = EvalEnv.create(settings, strategy, Path(workdir), fake=options.fake, judge_model=options.judge_model)
         try:
@@ -181,7 +190,7 @@ def _run_cases(
         nonlocal done
         started = time.perf_counter()
         try:
-            output = adapter.run(env, case)
+            output = adapter.runner_for(env.strategy)(env, case)
         except Exception as error:  # a broken case is a failing case, not a crashed run
             output = m.CaseOutput(error=f"{type(error).__name__}: {error}")
         output.latency_ms = round((time.perf_counter() - started) * 1000, 1)

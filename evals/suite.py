@@ -87,6 +87,7 @@ class Suite(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     strategy: str = "auto"
     limit: int | None = None
+    derive: str | None = Field(default=None, description="Build cases from the whole dataset (evals/derive.py).")
     public: bool = False
     baseline: str | None = None
     metrics: dict[str, MetricSpec] = Field(default_factory=dict)
@@ -223,10 +224,18 @@ def load_cases(suite: Suite) -> list[Case]:
             raise SuiteError(f"{path}:{line_number}: id: duplicate case id '{case.id}'")
         seen.add(case.id)
         cases.append(case)
-        if suite.limit is not None and len(cases) >= suite.limit:
+        if suite.limit is not None and len(cases) >= suite.limit and suite.derive is None:
             break
     if not cases:
         raise SuiteError(f"{path}: no cases")
+    if suite.derive is not None:
+        from evals.derive import DERIVATIONS
+
+        if suite.derive not in DERIVATIONS:
+            raise SuiteError(
+                f"{suite.path or suite.name}: derive: unknown '{suite.derive}' (known: {', '.join(DERIVATIONS)})"
+            )
+        cases = DERIVATIONS[suite.derive](cases, suite.limit)
     return cases
 
 

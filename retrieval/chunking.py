@@ -11,13 +11,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from copilot.store import Repo
-from copilot.store.models import Call, KbArticle, Message, Note, NpsResponse, Ticket
+from copilot.store.models import Call, KbArticle, Message, Note, NpsResponse, ReplyTemplate, Ticket
 
 MAX_CHARS = 1200
 CALL_WINDOW, CALL_STRIDE = 6, 4
 
 # Record kinds the index knows, in the order a rebuild walks them.
-INDEXED_KINDS = ("ticket", "message", "call", "note", "nps_response", "kb_article")
+INDEXED_KINDS = ("ticket", "message", "call", "note", "nps_response", "kb_article", "reply")
 
 
 class Chunk(BaseModel):
@@ -133,6 +133,18 @@ def kb_chunks(article: KbArticle) -> Iterator[Chunk]:
     )
 
 
+def reply_chunks(template: ReplyTemplate) -> Iterator[Chunk]:
+    """A reply-library entry is found by the question it answered (the answer is read from the record)."""
+    yield from _chunks(
+        "reply",
+        template.id,
+        [f"Question: {template.question}"],
+        workspace_id=template.workspace_id,
+        shared=True,
+        ts=epoch(template.updated_at),
+    )
+
+
 def load_chunks(repo: Repo, kind: str, ids: list[int]) -> list[Chunk]:
     """Chunks of the given records of one kind (records of other workspaces are ignored)."""
     builders = {
@@ -142,6 +154,7 @@ def load_chunks(repo: Repo, kind: str, ids: list[int]) -> list[Chunk]:
         "note": (Note, None, note_chunks),
         "nps_response": (NpsResponse, None, nps_chunks),
         "kb_article": (KbArticle, None, kb_chunks),
+        "reply": (ReplyTemplate, None, reply_chunks),
     }
     if kind not in builders:
         return []
@@ -159,6 +172,7 @@ MODELS = {
     "note": Note,
     "nps_response": NpsResponse,
     "kb_article": KbArticle,
+    "reply": ReplyTemplate,
 }
 
 

@@ -20,7 +20,7 @@ from copilot.settings import Settings
 from copilot.store import Repo
 from copilot.store.models import Message, SearchChunk, Ticket
 from retrieval.chunking import INDEXED_KINDS, MODELS, Chunk, load_chunks, record_ids
-from retrieval.embeddings import Embedder
+from retrieval.embeddings import MODEL_NAME, Embedder, vectors_agree
 
 WORD = re.compile(r"\w+", re.UNICODE)
 # The HNSW index of each collection, as chroma (>= 1.0) collection configuration. Support history repeats itself
@@ -30,11 +30,18 @@ WORD = re.compile(r"\w+", re.UNICODE)
 # ``space``, ``ef_construction`` and ``max_neighbors`` (M) are fixed when a collection is created; ``ef_search`` is
 # brought up to date on existing collections by ``HistoryIndex.collection`` (chroma reads it when it loads the index).
 HNSW_CONFIG = {"space": "cosine", "ef_search": 800, "ef_construction": 128, "max_neighbors": 16}
+# Collection metadata naming the vectors a collection was built with (retrieval.embeddings names: the model and its
+# backend). Collections from before it was recorded hold all-MiniLM-L6-v2 torch vectors, the only ones there were.
+EMBEDDING_KEY = "embedding_model"
 log = logging.getLogger("copilot.retrieval")
 
 
 class VectorIndexError(CopilotError):
     """The vector index cannot be reached or read."""
+
+
+class EmbedderMismatch(VectorIndexError):
+    """The workspace's vectors were made by an embedder whose vectors do not agree with the active one's."""
 
 
 def collection_name(workspace_id: int) -> str:
@@ -78,13 +85,38 @@ class HistoryIndex:
         return self._client
 
     def collection(self, workspace_id: int) -> Any:
+        """The workspace's collection, created for this embedder's vectors; EmbedderMismatch when it holds vectors
+        that do not agree with them (``copilot index`` rebuilds it)."""
         if workspace_id not in self._collections:
             collection = self.client.get_or_create_collection(
-                collection_name(workspace_id), embedding_function=None, configuration={"hnsw": dict(HNSW_CONFIG)}
+                collection_name(workspace_id),
+                embedding_function=None,
+                configuration={"hnsw": dict(HNSW_CONFIG)},
+                metadata={EMBEDDING_KEY: self.embedder.name},  # kept as it is when the collection exists
             )
+            self._check_embedder(workspace_id, collection)
             apply_search_ef(collection)
             self._collections[workspace_id] = collection
         return self._collections[workspace_id]
+
+    def built_with(self, collection: Any) -> str:
+        """The name of the vectors a collection holds."""
+        return str((collection.metadata or {}).get(EMBEDDING_KEY, MODEL_NAME))
+
+    def _check_embedder(self, workspace_id: int, collection: Any) -> None:
+        built_with, active = self.built_with(collection), self.embedder.name
+        if not vectors_agree(built_with, active):
+            raise EmbedderMismatch(
+                f"the search index of workspace {workspace_id} holds {built_with} vectors, but the embedder makes "
+                f"{active} vectors (COPILOT_EMBEDDING_BACKEND); rebuild it with `copilot index`"
+            )
+        if built_with != active:
+            log.info(
+                "workspace %s: index built with %s vectors, used with %s (they agree: README, Embedding backends)",
+                workspace_id,
+                built_with,
+                active,
+            )
 
     # -- writing ----------------------------------------------------------------------------
     def index_records(self, repo: Repo, kind: str, ids: Sequence[int], batch: int = 1000) -> int:
@@ -170,6 +202,13 @@ class HistoryIndex:
         With ``resume`` only new, changed and deleted records are touched, so an interrupted run
         continues where it stopped; without it the index is dropped and built again.
         """
+        if resume and self._holds_other_vectors(repo.workspace_id):
+            log.warning(
+                "workspace %s: the index holds vectors that disagree with %s: rebuilding it from scratch",
+                repo.workspace.slug,
+                self.embedder.name,
+            )
+            resume = False
         if not resume:
             if self._has_collection(repo.workspace_id):
                 self.client.delete_collection(collection_name(repo.workspace_id))
@@ -207,6 +246,13 @@ class HistoryIndex:
             stored[r.record_id].add((r.chunk_id, r.text, r.account_id, r.contact_id, r.shared, r.ts))
         return {i for i in ids if fresh[i] != stored[i]}
 
+    def _holds_other_vectors(self, workspace_id: int) -> bool:
+        try:
+            self.collection(workspace_id)
+        except EmbedderMismatch:
+            return True
+        return False
+
     def _has_collection(self, workspace_id: int) -> bool:
         return collection_name(workspace_id) in {getattr(c, "name", c) for c in self.client.list_collections()}
 
@@ -228,6 +274,8 @@ class HistoryIndex:
             result = collection.query(
                 query_embeddings=[vector], n_results=min(limit, collection.count()), where=where, include=["distances"]
             )
+        except EmbedderMismatch:
+            raise
         except Exception as error:
             raise VectorIndexError(f"vector search failed: {error}") from None
         return list(zip(result["ids"][0], (1.0 - d for d in result["distances"][0]), strict=True))

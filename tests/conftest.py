@@ -14,12 +14,24 @@ from copilot.store import Store, get_or_create_workspace
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _embedding_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One ONNX export of the embedding model for every test (and module fixture) of a run, kept in pytest's cache
+    between runs: exporting takes about 15 s, and each test's own data dir would make it again."""
+    cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
+    folder = cache.mkdir("embedding-models") if cache is not None else tmp_path_factory.mktemp("embedding-models")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COPILOT_EMBEDDING_CACHE_DIR", str(folder))
+        yield folder
+
+
 @pytest.fixture(autouse=True)
-def _clean_copilot_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _clean_copilot_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, _embedding_cache: Path) -> None:
     for key in list(os.environ):
         if key.startswith("COPILOT_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("COPILOT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("COPILOT_EMBEDDING_CACHE_DIR", str(_embedding_cache))
     monkeypatch.setenv("COPILOT_MODEL", "fake/echo")
     monkeypatch.setenv("COPILOT_INDEX_ON_INGEST", "false")  # tests that need the index build it themselves
 

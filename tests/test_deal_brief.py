@@ -3,7 +3,6 @@ model narrative with guards and fallback, CLI."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -132,7 +131,7 @@ def healthy_deal(store) -> int:
         repo.session.flush()
         for position, (speaker, text) in enumerate(
             [
-                ("Nora Costa", "The price is the main concern for us this year."),
+                ("Nora Costa", "We want month-end close in hours, not days, by the summer."),
                 ("Dana Reyes", "I'll send the phased proposal by Friday June 5."),
                 ("Nora Costa", "Great, the next step is a review with our CFO."),
             ]
@@ -157,11 +156,13 @@ def test_healthy_deal_has_facts_no_risks_and_the_reps_open_item_as_next_step(sto
     assert facts.last_touch.kind == "call" and facts.last_touch.days_ago == 3
     item = facts.action_items[0]  # no stored summary: picked from the transcript
     assert (item.owner, item.due) == ("Dana Reyes", "Friday June 5") and item.source_ids[0].startswith("call_turn:")
-    step = outcome.result.suggested_next_step  # the rep's own open item from the last call comes first
-    assert (
-        step.text == "Follow up on your action item: I'll send the phased proposal by Friday June 5."
-        and step.source_ids == item.source_ids
+    assert item.due_date == date(2026, 6, 5) and item.overdue_days(NOW) == 0
+    step = outcome.result.suggested_next_step  # the rep's own open item from the last call, then the stage's move
+    assert step.text == (
+        "Follow up on your action item: I'll send the phased proposal by Friday June 5, "
+        "then walk Nora Costa through the proposal and agree a decision date."
     )
+    assert step.source_ids[: len(item.source_ids)] == item.source_ids
     assert all(v.passed for v in outcome.verdicts), outcome.verdicts
     with store.repo("alpha") as repo:
         row = repo.get(AiResult, outcome.ai_result_id)
@@ -255,47 +256,94 @@ def test_sentiment_tickets_and_detractors_become_risks_with_evidence(store, brie
 # -- model path -----------------------------------------------------------------------------------
 def test_grounded_model_narrative_is_used(store, brief, fake_script, healthy_deal):
     fake_script.push(
-        json.dumps(
-            {
-                "narrative": "Harbor Foods — New business is in proposal for 10 days at $24,000, closing 2026-07-15. "
-                "Nora Costa raised price on the last call.",
-                "next_step": "Send the phased proposal to Nora Costa.",
-                "source_ids": [f"deal:{healthy_deal}"],
-            }
-        )
+        f"Harbor Foods — New business moved to proposal 10 days ago and is worth $24,000 [deal:{healthy_deal}]. "
+        "Nora Costa asked for a review with the CFO [call_turn:3].\n"
+        f"Next step: Send the phased proposal to Nora Costa [deal:{healthy_deal}]."
     )
     outcome = brief(healthy_deal, model="fake/scripted")
-    assert (
-        not outcome.used_fallback
-        and outcome.result.narrative.startswith("Harbor Foods")
-        and outcome.provenance.model == "fake/scripted"
-    )
-    assert (
-        outcome.result.suggested_next_step.text == "Send the phased proposal to Nora Costa."
-        and outcome.result.source_ids == [f"deal:{healthy_deal}"]
-    )
+    assert not outcome.used_fallback and outcome.provenance.model == "fake/scripted", outcome.verdicts
+    assert outcome.result.narrative.startswith("Harbor Foods") and "[" not in outcome.result.narrative
+    assert outcome.result.suggested_next_step.text == "Send the phased proposal to Nora Costa."
+    assert outcome.result.source_ids == [f"deal:{healthy_deal}", "call_turn:3"]
 
 
 @pytest.mark.parametrize(
-    ("narrative", "sources", "guard"),
+    ("narrative", "guard"),
     [
-        ("The deal is worth $99,000 and closes soon.", None, "grounded_facts"),  # invented amount
-        ("Bob Smith from Harbor Foods signed off yesterday.", None, "grounded_names"),  # invented person
-        ("The deal is in proposal.", ["ticket:424242"], "cited_ids"),  # cites a record that is not in the facts
+        ("The deal is worth $99,000 and closes soon [deal:{deal}].", "grounded_facts"),  # invented amount
+        ("Bob Smith from Harbor Foods signed off yesterday [deal:{deal}].", "grounded_names"),  # invented person
+        ("The deal is in proposal [ticket:424242].", "cited_ids"),  # cites a record that is not in the facts
+        ("The deal is in proposal.", "complete"),  # no next step line
     ],
 )
 def test_ungrounded_model_narrative_falls_back_to_the_template(
-    store, brief, fake_script, healthy_deal, narrative, sources, guard
+    store, brief, fake_script, healthy_deal, narrative, guard
 ):
-    fake_script.push(
-        json.dumps(
-            {"narrative": narrative, "next_step": "Call them.", "source_ids": sources or [f"deal:{healthy_deal}"]}
-        )
-    )
+    next_step = "" if guard == "complete" else "\nNext step: Call them."
+    fake_script.push(narrative.format(deal=healthy_deal) + next_step)
     outcome = brief(healthy_deal, model="fake/scripted")
     assert outcome.used_fallback and outcome.fallback_reason == "model output failed a guard"
     assert outcome.result.narrative == template_narrative(outcome.result.facts) and not outcome.blocked
     assert any(v.name == guard and not v.passed and v.severity.value == "flag" for v in outcome.verdicts)
+
+
+# -- what the call said: overdue items, objections; a narrative that adds to the risks ----------------
+def _add_turns(store, deal_id: int, lines: list[tuple[str, str]]) -> None:
+    with store.repo("alpha") as repo:
+        call = repo.session.scalar(repo.select(Call).where(Call.deal_id == deal_id))
+        start = len(call.turns)
+        for n, (speaker, text) in enumerate(lines):
+            repo.add(CallTurn(call_id=call.id, position=start + n, speaker=speaker, start_s=60.0 + n, text=text))
+
+
+def test_action_items_past_their_due_date_are_flagged_overdue_with_dates(store, brief, healthy_deal):
+    later = NOW + timedelta(days=10)  # the call was on 2026-05-29; "by Friday June 5" is past on June 11
+    outcome = brief(healthy_deal, now=later)
+    risks = {r.kind: r for r in outcome.result.facts.risks}
+    overdue = risks["overdue_action_items"]
+    assert "due 2026-06-05, 6 days ago" in overdue.text and "Dana Reyes" in overdue.text
+    assert overdue.evidence_ids and all(i.startswith("call_turn:") for i in overdue.evidence_ids)
+    step = outcome.result.suggested_next_step
+    assert step.text.startswith("Deliver what is overdue: I'll send the phased proposal") and "2026-06-05" in step.text
+    assert "overdue_action_items" not in {r.kind for r in brief(healthy_deal, now=NOW).result.facts.risks}
+    assert all(v.passed for v in outcome.verdicts), outcome.verdicts
+
+
+def test_objections_and_competitors_on_the_call_become_risks_with_evidence(store, brief, healthy_deal):
+    _add_turns(
+        store,
+        healthy_deal,
+        [
+            ("Nora Costa", "Honestly, the price is the main concern. It is more than we budgeted for this."),
+            ("Dana Reyes", "I understand, we can phase it."),
+            ("Nora Costa", "We are also looking at Xero for the invoicing part."),
+            ("Nora Costa", "Our IT team will ask about security. Do you have SOC 2?"),
+        ],
+    )
+    outcome = brief(healthy_deal)
+    risks = {r.kind: r for r in outcome.result.facts.risks}
+    assert {"price_objection", "competitor", "security_objection"} <= set(risks)
+    price = risks["price_objection"]
+    assert "the price is the main concern" in price.text and "2026-05-29" in price.text
+    with store.repo("alpha") as repo:
+        turn = repo.get(CallTurn, int(price.evidence_ids[0].split(":")[1]))
+        assert turn.speaker == "Nora Costa" and "price" in turn.text
+    assert "Xero" in risks["competitor"].text
+    assert outcome.result.suggested_next_step.text.startswith("Answer the price concern")
+    assert all("phase it" not in r.text for r in risks.values())  # the rep's answer is no objection
+    assert all(v.passed for v in outcome.verdicts), outcome.verdicts
+
+
+def test_narrative_adds_to_the_risk_list_and_a_model_copy_of_it_is_replaced(store, brief, fake_script, healthy_deal):
+    _add_turns(store, healthy_deal, [("Nora Costa", "Honestly, the price is the main concern for us.")])
+    outcome = brief(healthy_deal)
+    narrative, risks = outcome.result.narrative, outcome.result.facts.risks
+    assert risks and all(r.text not in narrative for r in risks) and "1 risk(s), listed with evidence." in narrative
+    assert "1 call(s) on the deal" in narrative and "with Nora Costa" in narrative
+    copied = risks[0].text
+    fake_script.push(f"{copied} [deal:{healthy_deal}]\nNext step: Call Nora Costa [deal:{healthy_deal}].")
+    replaced = brief(healthy_deal, model="fake/scripted")
+    assert replaced.used_fallback and any(v.name == "adds_to_risks" and not v.passed for v in replaced.verdicts)
 
 
 def test_unknown_deal_is_not_found(store, services_on, brief, healthy_deal):
@@ -369,3 +417,33 @@ def test_deal_brief_cli_unknown_deal_is_a_one_line_error(demo, monkeypatch, caps
         main()
     err = capsys.readouterr().err
     assert exit_info.value.code == 1 and "no deal 'D-404'" in err and "Traceback" not in err
+
+
+def test_deal_page_links_evidence_to_the_call_page_which_highlights_cited_turns(
+    store, services_on, brief, healthy_deal
+):
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from copilot.auth import create_key
+
+    brief(healthy_deal, now=NOW + timedelta(days=10))
+    with store.repo("alpha") as repo:
+        key = create_key(repo, "rep", "rep")[0]
+        turn_ids = [t.id for t in repo.session.scalar(repo.select(Call)).turns]
+    csrf = re.compile(r'name="csrf" value="([^"]+)"')
+    with TestClient(create_app(services=services_on())) as client:
+        token = csrf.search(client.get("/login").text).group(1)
+        client.post("/login", data={"api_key": key, "csrf": token})
+        deal_page = client.get("/deals/D-1").text
+        assert f'href="/calls/CALL-1#turn-{turn_ids[1]}">call_turn:{turn_ids[1]}</a>' in deal_page  # overdue evidence
+        assert "overdue 6 d" in deal_page and 'href="/calls/CALL-1">Pricing discussion' in deal_page
+        call_page = client.get("/calls/CALL-1").text
+        assert "No summary yet" in call_page and all(f'id="turn-{i}"' in call_page for i in turn_ids)
+        assert "00:10 · Dana Reyes (rep)" in call_page
+        call_page = client.post("/calls/CALL-1/summary", data={"csrf": csrf.search(call_page).group(1)}).text
+        assert "Call summarised" in call_page and "I&#39;ll send the phased proposal" in call_page
+        assert f'class="turn evidence rep" id="turn-{turn_ids[1]}"' in call_page and "(2026-06-05)" in call_page
+        assert client.get("/calls/CALL-404").status_code == 404

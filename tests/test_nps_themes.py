@@ -19,8 +19,11 @@ from copilot.services import Services
 from copilot.store import get_or_create_workspace
 from copilot.store.models import AiResult, Job, JobStatus, NpsResponse, NpsThemeAssignment, NpsThemeRun
 from copilot.tasks.nps_themes import (
+    MAX_NAME_CHARS,
+    MAX_NAME_WORDS,
     Responses,
     ScoreBand,
+    SentenceTable,
     ThemeBuild,
     ThemeError,
     ThemeFilters,
@@ -29,9 +32,12 @@ from copilot.tasks.nps_themes import (
     fit_theme_model,
     load_report,
     name_is_grounded,
+    polarity,
     run_themes,
+    score_lean,
     sentence_sentiment,
     split_sentences,
+    theme_phrases,
 )
 from copilot.tasks.sentiment import Head, SentimentClassifier, features, shipped_head
 from tests.conftest import use_settings_in_cli
@@ -217,7 +223,7 @@ def test_run_finds_topics_and_saves_report_model_and_assignments(store, two_work
         outcome = services.run_task(repo, "nps_themes", params)
     report = outcome.result
     assert report.commented == 24 and report.responses == 25 and report.previous_commented == 24
-    assert 2 <= report.k <= 12 and report.k_mode == "auto" and report.embedding_model == "all-MiniLM-L6-v2"
+    assert 2 <= report.k <= 12 and report.k_mode == "auto" and report.embedding_model == minilm.name
     membership = theme_of_response(store, report.run_id)
     for topic, ids in by_topic.items():  # every topic's responses share one theme, and no other topic joins it
         themes = {next(iter(membership[i])) for i in ids}
@@ -243,7 +249,7 @@ def test_run_finds_topics_and_saves_report_model_and_assignments(store, two_work
             "completed",
         )
         assert run_row.ai_result_id == row.id and run_row.k == report.k
-        assert run_row.embedding_model == "all-MiniLM-L6-v2" and run_row.dimensions == minilm.dimensions
+        assert run_row.embedding_model == minilm.name and run_row.dimensions == minilm.dimensions
         assert row.content["result"]["themes"][0]["label"] == report.themes[0].label
         assert session.scalar(select(func.count()).select_from(AiResult)) == 1  # the runner did not save it twice
 
@@ -458,17 +464,22 @@ def test_model_names_are_kept_only_when_grounded(store, two_workspaces, settings
     keyword_run = run(services, k=4).result
     first = next(t for t in keyword_run.themes if t.id == 0)
     grounded = " ".join(first.keywords[:2])[:40]
+    second = next(t for t in keyword_run.themes if t.id == 1)
+    listed = ", ".join(second.keywords[:3])  # grounded words, but a keyword list is what names replace
     fake_model.push(
-        json.dumps({"name": grounded}), *[json.dumps({"name": "Quarterly payroll taxes"})] * (keyword_run.k - 1)
+        json.dumps({"name": grounded}),
+        json.dumps({"name": listed}),
+        *[json.dumps({"name": "Quarterly payroll taxes"})] * (keyword_run.k - 2),
     )
     scripted = themes_services(settings.model_copy(update={"model": "fake/scripted"}), store, fake_model)
     # not a small local model: "auto" names with the model
     outcome = run(scripted, name_with_model=None, k=4)
     labels = {t.id: (t.label, t.label_source) for t in outcome.result.themes}
     assert labels[0] == (grounded[0].upper() + grounded[1:], "model")
-    assert all(labels[t.id] == (t.label, "keywords") for t in keyword_run.themes if t.id != 0)
+    assert all(labels[t.id] == (t.label, "phrases") for t in keyword_run.themes if t.id != 0)
     verdict = outcome.verdicts[0]
     assert verdict.name == "theme_names_grounded" and not verdict.passed and "payroll" in " ".join(verdict.details)
+    assert "theme 1: " in " ".join(verdict.details) and "list of keywords" in " ".join(verdict.details)
     assert (
         outcome.used_fallback
         and outcome.provenance.prompt_name == "nps_theme_label"
@@ -499,3 +510,257 @@ def test_cli_prints_the_themes_table(store, two_workspaces, settings, monkeypatc
         and isinstance(empty.exception, ThemeError)
         and "no NPS comment matches" in str(empty.exception)
     )
+
+
+# -- issue 16: names marketing can read, praise and complaints within a theme, driver impact, the eval runner ----
+
+QUICKBOOKS_PRAISE = [
+    ("Syncs perfectly with QuickBooks.", 10),
+    ("QuickBooks sync saves our bookkeeper a day every month.", 9),
+    ("Love how invoices show up in QuickBooks within minutes.", 10),
+    ("QuickBooks sync is flawless for us.", 9),
+]
+QUICKBOOKS_COMPLAINTS = [
+    ("The QuickBooks sync breaks every few weeks.", 3),
+    ("Our QuickBooks sync keeps failing and duplicating invoices.", 2),
+    ("The QuickBooks integration stopped syncing payments again.", 4),
+    ("Every update breaks the QuickBooks connection.", 3),
+]
+CRASHES = [
+    ("The mobile app crashes every time I scan a receipt.", 2),
+    ("Mobile app keeps crashing on my Android phone.", 3),
+    ("The iPhone app crashes when I open an invoice.", 4),
+    ("Since the last update the mobile app crashes on launch.", 1),
+    ("Support closed my ticket without fixing anything.", 2),
+]
+
+
+def _responses(rows: list[tuple[str, int]]) -> Responses:
+    return Responses.from_rows([(i + 1, score, text, f"R-{i + 1}") for i, (text, score) in enumerate(rows)])
+
+
+def test_a_mixed_theme_is_one_topic_with_its_praise_and_its_complaints(minilm):
+    rows = QUICKBOOKS_PRAISE + QUICKBOOKS_COMPLAINTS + CRASHES
+    report = build_themes(ThemeBuild(_responses(rows), minilm)).report
+    praise = {i + 1 for i in range(len(QUICKBOOKS_PRAISE))}
+    complaints = {len(QUICKBOOKS_PRAISE) + i + 1 for i in range(len(QUICKBOOKS_COMPLAINTS))}
+    holders = [t for t in report.themes if any(q.response_id in praise | complaints for q in t.quotes)]
+    assert len(holders) == 1, [(t.label, [q.text for q in t.quotes]) for t in report.themes]  # one topic, not two
+    quickbooks = holders[0]
+    assert quickbooks.mixed and quickbooks.sentiment_label == "mixed" and "QuickBooks" in quickbooks.label
+    positive, negative = quickbooks.sides
+    assert (positive.polarity, negative.polarity) == ("positive", "negative")
+    assert {q.response_id for q in positive.quotes} <= praise and {q.response_id for q in negative.quotes} <= complaints
+    assert positive.quotes and negative.quotes and positive.responses == negative.responses == 4
+    assert positive.share == negative.share == 0.5 and positive.nps == 100 and negative.nps == -100
+    assert positive.sentiment > 0 > negative.sentiment
+    # the head reads "Support closed my ticket without fixing anything." as praise; from a detractor it is not
+    closed = next(t for t in report.themes if any(q.text.startswith("Support closed") for q in t.quotes))
+    assert all(side.polarity == "negative" for side in closed.sides) and not closed.mixed
+
+
+def test_a_sentence_leans_with_its_score_and_turns_after_but():
+    head = np.array([0.49, 0.49, -0.65, 0.3])  # what the sentiment head read
+    lean = score_lean(np.array([2, 10, 10, 8]), np.array([False, True, False, False]))
+    assert lean.tolist() == [-1.0, -1.0, 1.0, 0.0]  # detractor; promoter's "But ..."; promoter; passive
+    values = polarity(head, lean)
+    assert values[0] < -0.2 and values[1] < -0.2 and values[2] > 0 and values[3] == pytest.approx(0.3)  # passive: head
+    table = SentenceTable.build(["Invoicing is quick. But the app crashes. However, support fixed it."])
+    assert table.turned.tolist() == [False, True, False]
+
+
+NAMED = {
+    "quickbooks": [
+        "The QuickBooks sync breaks every few weeks.",
+        "QuickBooks sync is flawless for us.",
+        "Our QuickBooks sync keeps failing.",
+        "I love the QuickBooks sync.",
+    ],
+    "payouts": [
+        "Payouts take too long to arrive.",
+        "Our payouts arrive a week late.",
+        "Late payouts hurt our cash flow.",
+        "Payouts are always delayed.",
+    ],
+    "long": [
+        "Internationalisation-compatibility configuration is unmanageable.",
+        "The internationalisation-compatibility configuration confuses everyone.",
+        "Internationalisation-compatibility configuration broke again.",
+    ],
+}
+
+
+def _whole_words(name: str, texts: list[str]) -> bool:
+    import re
+
+    vocabulary = {w.lower() for t in texts for w in re.findall(r"[^\W\d_]+(?:['’-][^\W\d_]+)*", t)}
+    return all(
+        w.lower() in vocabulary | {"and", "on", "feedback"} for w in re.findall(r"[^\W\d_]+(?:-[^\W\d_]+)*", name)
+    )
+
+
+def test_theme_names_are_noun_phrases_of_whole_words_never_cut():
+    from copilot.tasks.nps_themes.phrases import name_options, name_themes, quote_name
+
+    texts = [t for group in NAMED.values() for t in group]
+    themes = np.asarray([t for t, group in enumerate(NAMED.values()) for _ in group])
+    phrases, usage = theme_phrases(texts, themes, np.ones(len(texts)), len(NAMED))
+    names = name_themes([name_options(p, usage) for p in phrases], [4, 4, 3], [g[0] for g in NAMED.values()])
+    assert names[0] == "QuickBooks sync"  # the customers' spelling, not "quickbooks sync" or "Sync, breaks, weeks"
+    assert names[1] == "Late payouts"  # a noun phrase customers wrote, no verb ("take", "arrive")
+    for name, group in zip(names, NAMED.values(), strict=True):
+        assert 1 <= len(name.split()) <= MAX_NAME_WORDS and len(name) <= MAX_NAME_CHARS, name
+        assert _whole_words(name, group), name  # no word cut short, nothing invented
+    assert len(set(names)) == len(names)
+    long = quote_name("Internationalisation-compatibility configuration-management unmanageability everywhere")
+    assert len(long) <= MAX_NAME_CHARS and _whole_words(long, [long]) and not long.endswith("-")
+
+
+def test_the_dashboard_shows_whole_names_sides_drivers_and_the_nps_line(world):
+    client, store, keys, _, app = world
+    rows = QUICKBOOKS_PRAISE + QUICKBOOKS_COMPLAINTS + CRASHES
+    services = app.state.services
+    with store.repo("alpha") as repo:
+        for n, (text, score) in enumerate(rows):
+            repo.add(NpsResponse(external_id=f"Q-{n}", score=score, comment=text, submitted_at=NOW - timedelta(days=n)))
+    with store.repo("alpha") as repo:
+        report = run_themes(services.context(repo, task="nps_themes"), ThemeFilters(), now=NOW).result
+    assert report.drivers and [d.impact for d in report.drivers] == sorted(d.impact for d in report.drivers)
+    from tests.test_web import login
+
+    login(client, keys[("alpha", "marketing")])
+    page = client.get("/nps", params={"period": "all", "run": report.run_id}).text
+    for theme in report.themes:
+        assert f">{theme.label}</text>" in page  # the whole name in the charts: nothing cut at 28 characters
+    assert 'id="drivers-chart"' in page and 'id="nps-line"' in page and "praise and complaints" in page
+    assert "Complaints" in page and "Praise" in page and "impact" in page
+    bad = client.get("/nps", params={"period": "forever"}, headers={"Accept": "text/html"})
+    assert bad.status_code == 422 and "period" in bad.text
+
+
+def test_driver_impact_on_a_hand_checked_set():
+    from copilot.tasks.nps_themes import ThemeFigures, Totals
+
+    # ten responses: promoters 10, 9, 9, 10; passives 7, 8; detractors 2, 3, 5, 6 -> NPS 0
+    scores = np.array([10, 9, 9, 10, 7, 8, 2, 3, 5, 6])
+    totals = Totals.of(scores)
+    assert (totals.responses, totals.promoters, totals.detractors, totals.nps) == (10, 4, 4, 0.0)
+    # theme 0 (payouts): responses 6, 7, 8 (scores 2, 3, 5) and 0 (10). Without them: 9, 9, 10, 7, 8, 6 ->
+    # 3 promoters, 1 detractor of 6 = NPS +33.3, so payouts cost 0 - 33.3 = -33.3 points.
+    # theme 1 (support): responses 1, 2, 4 (9, 9, 7). Without them: 10, 10, 8, 2, 3, 5, 6 -> 2 - 4 of 7 = -28.6,
+    # so support is worth 0 - (-28.6) = +28.6 points.
+    response = np.array([6, 7, 8, 0, 1, 2, 4])
+    theme = np.array([0, 0, 0, 0, 1, 1, 1])
+    polarity_sum = np.array([-0.8, -0.6, -0.5, 0.7, 0.9, 0.8, 0.1])
+    figures = ThemeFigures.compute(2, theme, scores[response], np.ones(7), polarity_sum)
+    payouts, support = figures.theme_fields(0, 10, totals), figures.theme_fields(1, 10, totals)
+    assert payouts["impact"] == -33.3 and support["impact"] == 28.6
+    sides = {s["polarity"]: s for s in figures.side_fields(0, totals)}
+    # payouts' complaint side (2, 3, 5) alone: without it 10, 9, 9, 10, 7, 8, 6 -> 4 - 1 of 7 = +42.9 -> -42.9
+    assert sides["negative"]["responses"] == 3 and sides["negative"]["impact"] == -42.9
+    assert sides["positive"]["responses"] == 1 and sides["positive"]["impact"] == round(0 - 100 * (3 - 4) / 9, 1)
+    assert payouts["mixed"] is False  # one praising response of four: below the mixed share
+    assert totals.impact(10, 4, 4) is None  # a theme every response mentions leaves nothing to compare with
+
+
+def test_run_impact_counts_responses_without_a_comment(store, two_workspaces, services):
+    seed_responses(store)
+    report = run(services).result
+    with store.session() as session:
+        scores = dict(
+            session.execute(select(NpsResponse.id, NpsResponse.score).where(NpsResponse.comment.is_not(None))).all()
+        )
+        silent = session.scalars(select(NpsResponse.score).where(NpsResponse.comment.is_(None))).all()
+    window = set(theme_of_response(store, report.run_id))
+    every = [scores[i] for i in window] + list(silent)
+
+    def nps(values):
+        values = np.asarray(values)
+        return 100 * ((values >= 9).mean() - (values <= 6).mean())
+
+    membership = theme_of_response(store, report.run_id)
+    for theme in report.themes:
+        rest = [scores[i] for i in window if theme.id not in membership[i]] + list(silent)
+        assert theme.impact == round(nps(every) - nps(rest), 1), theme.label
+    assert report.responses == len(every) and [d.theme_id for d in report.drivers] == [
+        t.id for t in sorted(report.themes, key=lambda t: (t.impact, t.id))
+    ]
+
+
+def test_nps_trend_and_filters_by_plan_and_survey(store, two_workspaces, world):
+    from copilot.store.models import Account
+    from copilot.tasks.nps_themes import filter_options, nps_trend
+
+    client, world_store, keys, _, _ = world
+    with world_store.repo("alpha") as repo:
+        pro = repo.add(Account(name="Pro customer", plan="Business"))
+        free = repo.add(Account(name="Small customer", plan="Starter"))
+        repo.session.flush()
+        for month, (score, account, survey) in enumerate(
+            [(10, pro, "Relationship"), (2, free, "Relationship"), (9, pro, "Onboarding"), (3, free, "Relationship")]
+        ):
+            repo.add(
+                NpsResponse(
+                    score=score,
+                    comment=None,
+                    account_id=account.id,
+                    survey=survey,
+                    submitted_at=datetime(2026, 1 + month, 15, 9, tzinfo=UTC),
+                )
+            )
+    with world_store.repo("alpha") as repo:
+        trend = nps_trend(repo, ThemeFilters(), "month")
+        business = nps_trend(repo, ThemeFilters(plan="Business"), "month")
+        relationship = nps_trend(repo, ThemeFilters(survey="Relationship", since=datetime(2026, 2, 1, tzinfo=UTC)))
+        options = filter_options(repo)
+    assert [(p.start.isoformat(), p.nps) for p in trend.points] == [
+        ("2026-01-01", 100.0),
+        ("2026-02-01", -100.0),
+        ("2026-03-01", 100.0),
+        ("2026-04-01", -100.0),
+    ]
+    assert trend.responses == 4 and trend.nps == 0.0 and business.nps == 100.0 and business.responses == 2
+    assert relationship.responses == 2 and relationship.nps == -100.0
+    assert options.plans == ["Business", "Starter"] and options.surveys == ["Onboarding", "Relationship"]
+    headers = {"X-API-Key": keys[("alpha", "marketing")]}
+    answer = client.get("/v1/nps/trend", params={"plan": "Starter", "bucket": "month"}, headers=headers)
+    assert answer.status_code == 200 and answer.json()["nps"] == -100.0 and len(answer.json()["points"]) == 2
+    assert client.get("/v1/nps/filters", headers=headers).json()["plans"] == ["Business", "Starter"]
+    bad = client.get("/v1/nps/trend", params={"since": "2026-05-01", "until": "2026-01-01"}, headers=headers)
+    assert bad.status_code == 422 and "until" in bad.json()["error"]["message"]
+    assert client.get("/v1/nps/trend", params={"bucket": "year"}, headers=headers).status_code == 422
+    assert client.get("/v1/nps/trend", headers={"X-API-Key": keys[("alpha", "agent")]}).status_code == 403
+
+
+def test_the_nps_themes_adapter_runs_in_copilot_eval_run(tmp_path, monkeypatch):
+    from copilot.cli.main import app
+    from copilot.settings import DEFAULT_MODEL
+
+    monkeypatch.setenv("COPILOT_MODEL", DEFAULT_MODEL)  # the small profile: noun-phrase names, no generation
+    rows = QUICKBOOKS_PRAISE + QUICKBOOKS_COMPLAINTS + CRASHES[:4]
+    topic = ["quickbooks"] * 8 + ["mobile"] * 4
+    polarity = ["positive"] * 4 + ["negative"] * 8
+    case = {
+        "id": "mixed",
+        "inputs": {
+            "responses": [
+                {"comment": c, "score": s, "topic": t, "polarity": p}
+                for (c, s), t, p in zip(rows, topic, polarity, strict=True)
+            ],
+            "mixed_topics": ["quickbooks"],
+        },
+    }
+    broken = {"id": "broken", "inputs": {"responses": [{"comment": "Only one."}]}}
+    (tmp_path / "cases.jsonl").write_text(json.dumps(case) + "\n" + json.dumps(broken) + "\n", encoding="utf-8")
+    metrics = {"nmi": {"min": 0.5}, "mixed_split": {}, "names_readable": {}, "driver_impact_valid": {}}
+    suite = {"name": "my_nps", "task": "nps_themes", "dataset": "cases.jsonl", "metrics": metrics}
+    (tmp_path / "suite.yaml").write_text(json.dumps(suite), encoding="utf-8")
+    result = CliRunner().invoke(app, ["eval", "run", "--suite", str(tmp_path / "suite.yaml"), "--no-cache"])
+    assert result.exit_code == 1, result.output  # the broken case fails the run, by name
+    text = " ".join(result.output.split())
+    assert "nmi" in text and "mixed_split" in text and "names_readable" in text and "broken" in text, text
+    report = json.loads((tmp_path / "data" / "evals" / "last-run" / "report.json").read_text())
+    first = next(c for c in report["runs"][0]["cases"] if c["id"] == "mixed")
+    assert first["metrics"]["nmi"] == 1.0 and first["metrics"]["mixed_split"] == 1.0
+    assert first["metrics"]["names_readable"] == 1.0 and first["metrics"]["driver_impact_valid"] == 1.0
+    assert "QuickBooks" in first["output"]["text"]

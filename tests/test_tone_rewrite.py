@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import re
 
 import pytest
 
@@ -10,7 +10,8 @@ from copilot.errors import InvalidInput
 from copilot.services import Services
 from copilot.store import get_or_create_workspace
 from copilot.store.models import AiResult, AiStatus
-from copilot.tasks.tone_rewrite import reset_tones, rule_rewrite, set_custom_tone, workspace_tones
+from copilot.tasks.tone_rewrite import reset_tones, set_custom_tone, workspace_tones
+from copilot.tasks.tone_rules import rewrite_by_rules
 
 DRAFT = (
     "Hi Ana,\nYour refund of $49.00 for INV-2026-0042 is DONE!!! Don't worry, it'll show up by March 9."
@@ -42,12 +43,8 @@ def run(store, settings, fake_model):
 
 def test_rewrite_that_drops_a_price_is_rejected_with_what_was_lost(store, run, fake_script, workspace):
     fake_script.push(
-        json.dumps(
-            {
-                "text": "Hi Ana,\nGood news: your refund for INV-2026-0042 is complete and will show up by March 9."
-                "\n\n> we were charged twice"
-            }
-        )
+        "Hi Ana,\nGood news: your refund for INV-2026-0042 is complete and will show up by March 9."
+        "\n\n> we were charged twice"
     )
     outcome = run(DRAFT, "friendly")
     assert outcome.used_fallback and outcome.fallback_reason == "model rewrite lost facts"
@@ -58,24 +55,19 @@ def test_rewrite_that_drops_a_price_is_rejected_with_what_was_lost(store, run, f
 
 def test_good_model_rewrite_keeps_signature_and_quotes(store, run, fake_script, workspace):
     fake_script.push(
-        json.dumps(
-            {
-                "text": "Hello Ana!\nGreat news: your refund of $49.00 for INV-2026-0042 is done "
-                "and should show up by March 9.\n\n> we were charged twice"
-            }
-        )
+        "Here is the rewritten message:\n\nHello Ana!\nGreat news: your refund of $49.00 for INV-2026-0042 is done "
+        "and should show up by March 9.\n\n> we were charged twice"
     )
     outcome = run(DRAFT, "friendly")
     assert not outcome.used_fallback and not outcome.result.lost and not outcome.result.unchanged
+    assert outcome.result.text.startswith("Hello Ana!")  # the preamble is not part of the rewrite
     assert outcome.result.text.endswith("Best regards,\nLiam Chen")  # the model never saw the signature
     with store.repo("alpha") as repo:
         assert repo.get(AiResult, outcome.ai_result_id).status is AiStatus.pending
 
 
 def test_rewrite_that_drops_a_quoted_line_is_rejected(store, run, fake_script, workspace):
-    fake_script.push(
-        json.dumps({"text": "Hello Ana! Your refund of $49.00 for INV-2026-0042 is done and shows up by March 9."})
-    )
+    fake_script.push("Hello Ana! Your refund of $49.00 for INV-2026-0042 is done and shows up by March 9.")
     outcome = run(DRAFT, "friendly")
     lost = next(v for v in outcome.verdicts if v.name == "fact_preservation")
     assert any("quoted line" in d for d in lost.details) and "> we were charged twice" in outcome.result.text
@@ -88,11 +80,44 @@ def test_unchanged_rewrite_is_reported_as_such(store, run, workspace):
     assert next(v for v in outcome.verdicts if v.name == "changed").passed is False
 
 
+BLUNT = "We can't refund you. Your plan renewed on 3 March for $49 and that's final. Read the terms."
+
+
+@pytest.mark.parametrize("tone", ["friendly", "empathetic", "formal", "expand"])
+def test_a_small_model_rewrite_changes_the_text_in_the_asked_direction(run, workspace, tone):
+    outcome = run(BLUNT, tone, model="local/smollm2-135m-instruct")
+    rewrite = outcome.result
+    assert not rewrite.unchanged and not rewrite.lost and rewrite.text != BLUNT, rewrite.text
+    assert "3 March" in rewrite.text and "$49" in rewrite.text and not rewrite.needs_explicit_approval
+    if tone in ("friendly", "empathetic"):
+        assert "that's final" not in rewrite.text and "Read the terms." not in rewrite.text
+
+
+def test_formal_writes_out_chat_slang():
+    casual = "hey Dana, cuz the export is broken we gonna fix it asap tho. thx"
+    formal = rewrite_by_rules(casual, "formal")
+    assert not re.search(r"\b(cuz|asap|tho|gonna|thx)\b", formal, re.I), formal
+    assert formal.startswith("Dear Dana,") and "as soon as possible" in formal
+
+
+def test_a_model_that_copies_the_input_gives_way_to_the_rules(run, fake_script, workspace):
+    fake_script.push(BLUNT)  # what Qwen 1.5B did with the old prompt
+    outcome = run(BLUNT, "friendly")
+    assert outcome.used_fallback and "unchanged" in outcome.fallback_reason and not outcome.result.unchanged
+    prompt = fake_script.calls[-1]["messages"]
+    assert sum(m["role"] == "assistant" for m in prompt) >= 2  # few-shot examples of real rewrites
+
+
+def test_a_spanish_text_gets_spanish_additions(run, workspace):
+    outcome = run("No podemos devolver el pago de la factura INV-9.", "friendly", model="local/smollm2-135m-instruct")
+    assert "Gracias" in outcome.result.text and "Thanks" not in outcome.result.text
+
+
 def test_rule_rewrite_calms_rude_text_and_keeps_facts():
-    out = rule_rewrite("This STUPID app charged me $49 TWICE!!! Fix it, you idiots.", "neutral")
+    out = rewrite_by_rules("This STUPID app charged me $49 TWICE!!! Fix it, you idiots.", "neutral")
     assert "stupid" not in out.lower() and "idiots" not in out.lower() and "!!!" not in out
     assert "$49" in out
-    assert rule_rewrite("Don't worry, I'm on it.", "formal") == "Do not worry, I am on it."
+    assert rewrite_by_rules("Don't worry, I'm on it.", "formal") == "Do not worry, I am on it."
 
 
 def test_custom_tones_can_be_added_and_reset(store, run, workspace):

@@ -1,13 +1,17 @@
-"""The web pages: login by API key with CSRF-protected forms, the review queue and ticket view,
-and a real browser run."""
+"""The web pages: login by API key with CSRF-protected forms, the review queue and ticket view, and real browser
+runs in Debian's Chromium with every request off this machine blocked (the workspace walk, /docs and /redoc offline,
+the NPS dashboard)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
-from datetime import UTC
+from contextlib import contextmanager
+from datetime import UTC, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -17,7 +21,7 @@ from copilot.auth import create_key
 from copilot.services import Services
 from copilot.settings import Settings
 from copilot.store import Store, get_or_create_workspace
-from copilot.store.models import AiResult, AiStatus, AuthorKind, Message, Ticket
+from copilot.store.models import AiResult, AiStatus, AuthorKind, Message, Priority, Ticket
 from copilot.tasks.base import Provenance, TaskOutcome, save_outcome
 from copilot.tasks.tone_rewrite import Rewrite
 
@@ -107,7 +111,9 @@ def test_review_page_approves_edits_and_rejects_through_forms(site, site_app):
         unconfirmed = client.post(f"/review/{second}/decide", data=edit)  # the edit promises a refund
         assert "confirm the commitment explicitly" in unconfirmed.text
         client.post(f"/review/{second}/decide", data={**edit, "confirm_commitments": "true"})
-        after = client.post(f"/review/{third}/decide", data={"decision": "reject", "version": 1, "csrf": token})
+        reject = {"decision": "reject", "version": 1, "csrf": token}
+        assert "say why you reject it" in client.post(f"/review/{third}/decide", data=reject).text
+        after = client.post(f"/review/{third}/decide", data={**reject, "reason": "wrong tone"})
         assert "rejected" in after.text
         stale = client.post(f"/review/{first}/decide", data={"decision": "approve", "version": 1, "csrf": token})
         assert "you saw version 1" in stale.text
@@ -147,7 +153,7 @@ def test_ticket_page_shows_thread_sentiment_and_runs_tasks(site, site_app):
         page = client.get(f"/tickets/{ticket_id}").text
         assert (
             "I was charged twice" in page
-            and '<svg class="timeline"' in page
+            and 'class="sentiment-chart" id="ticket-sentiment"' in page
             and "No summary yet" in page
             and "shipped head" in page
         )
@@ -171,11 +177,7 @@ CHROMIUM = next(
 
 @pytest.fixture
 def browser_site(site, site_app):
-    if CHROMIUM is None or shutil.which("chromium") is None and not Path("/usr/lib/chromium/chromium").exists():
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed: .ci/run installs Debian's chromium before the tests")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
+    require_browser()
     from api.server import background_server
 
     settings, store, keys, ticket_id = site
@@ -183,42 +185,228 @@ def browser_site(site, site_app):
         yield base, store, keys, ticket_id
 
 
-@pytest.mark.slow
-def test_browser_review_flow_approve_edit_reject(browser_site):
-    from playwright.sync_api import sync_playwright
+def require_browser() -> None:
+    if CHROMIUM is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed: .ci/run installs Debian's chromium before the tests")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e .[dev])")
 
-    base, store, keys, _ = browser_site
-    first, second, third = (
-        queue_rewrite(store, t) for t in ("Thanks, Dana.", "We refunded $20 on 3 May.", "Sorry for that.")
+
+@contextmanager
+def offline_page(playwright, **options):
+    """A page in Debian's Chromium whose every request off this machine is aborted and recorded; the block fails
+    when any was attempted, or when the page hit a script error or a Content-Security-Policy violation."""
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
     )
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page()
-        page.goto(f"{base}/review")
-        page.fill("#api_key", keys["agent"])
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{base}/review")
-        page.locator(f"#item-{first} form.approve button").click()
-        page.wait_for_selector(f"text=AI result {first} approved")
-        page.locator(f"#item-{second} form.edit textarea").fill("We refunded $20 on 3 May. Sorry for the trouble!")
-        confirmation = page.locator(f"#item-{second} form.edit .confirm-edit")
-        assert confirmation.is_visible() and "refund" in confirmation.inner_text()  # named as it is typed
-        confirmation.locator("input").check()
-        page.locator(f"#item-{second} form.edit button").click()
-        page.wait_for_selector(f"text=AI result {second} edited and approved")
-        page.locator(f"#item-{third}").click()
-        page.keyboard.press("r")  # the keyboard shortcut rejects the current item
-        page.wait_for_selector(f"text=AI result {third} rejected")
-        assert page.locator("article.item").count() == 0
+    context = browser.new_context(**options)
+    outside, problems = [], []
+
+    def only_this_machine(route) -> None:
+        if urlsplit(route.request.url).hostname in ("127.0.0.1", "localhost"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_this_machine)
+    page = context.new_page()
+    page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+    page.on("console", lambda m: "Content Security Policy" in m.text and problems.append(f"CSP: {m.text}"))
+    try:
+        yield page
+    finally:
         browser.close()
+    assert outside == [], f"requests off this machine were attempted: {outside}"
+    assert problems == []
+
+
+def log_in(page, base: str, key: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill("#api_key", key)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+
+
+@pytest.fixture
+def workspace_site(tmp_path, fake_model):
+    """The seeded workspace of tests/test_workspace.py plus a second page of low-priority tickets, indexed for search
+    (bag-of-letters vectors), served on a loopback port."""
+    require_browser()
+    from api.server import background_server
+    from tests.fakes import FakeEmbedder
+    from tests.test_workspace import NOW, _draft, _ticket, seed_workspace
+
+    settings = Settings(data_dir=tmp_path / "data", model="fake/echo", index_on_ingest=False)
+    store = Store.from_settings(settings)
+    seeded = seed_workspace(store)
+    services = Services(settings, store, fake=fake_model, embedder=FakeEmbedder(), sleep=lambda _seconds: None)
     with store.repo("alpha") as repo:
-        rows = {r.id: r for r in repo.all(repo.select(AiResult))}
-    assert (rows[first].status, rows[second].status, rows[third].status) == (
-        AiStatus.approved,
-        AiStatus.edited,
-        AiStatus.rejected,
-    )
-    assert rows[second].final_text.endswith("Sorry for the trouble!")
+        seeded.ids["extra"] = []
+        for n in range(18):  # one draft per ticket: approving one must not supersede the others
+            ticket = _ticket(
+                repo, f"T-{10 + n}", f"Small ask {n}", None, None, Priority.low, None, timedelta(minutes=20), "Hi!"
+            )
+            seeded.ids["extra"].append(_draft(repo, ticket.id, f"Reply {n}", NOW - timedelta(minutes=2)).id)
+        for kind, model in (("ticket", Ticket), ("message", Message)):
+            services.index.index_records(
+                repo, kind, repo.session.scalars(repo.select(model).with_only_columns(model.id)).all()
+            )
+    with background_server(create_app(services=services)) as base:
+        yield base, store, seeded
+
+
+def status_of(store: Store, result_id: int) -> AiStatus:
+    with store.repo("alpha") as repo:
+        return repo.get(AiResult, result_id).status
+
+
+@pytest.mark.slow
+def test_browser_agent_workspace_walk(workspace_site):
+    """One seeded site, walked as a support lead would in Chromium with every outside request blocked: the queue's
+    order, size, filters and counts; an edit that adds commitments names them; reject asks why and can be undone;
+    decisions keep the place (page and filters); the ticket page's customer panel, rewrite diff and composer
+    (approve & send supersedes the other drafts); export without [S#] markers; the search box; external-id URLs;
+    the friendly error page."""
+    from playwright.sync_api import expect, sync_playwright
+
+    base, store, seeded = workspace_site
+    ids = seeded.ids
+    with sync_playwright() as p, offline_page(p, viewport={"width": 1280, "height": 900}) as page:
+        log_in(page, base, seeded.keys["admin"])
+        page.goto(f"{base}/review")
+        # the queue follows the work: priority, then SLA breach risk, then age; compact cards; counts per filter
+        shown = page.locator("article.item").evaluate_all("items => items.map(i => Number(i.dataset.id))")
+        work_order = ["urgent", "older", "draft", "rewrite", "breached", "call_summary", "low"]
+        assert shown[:7] == [ids[name] for name in work_order] and len(shown) == 20
+        assert page.evaluate("document.documentElement.scrollHeight") < 4000  # 20 cards, not 21,000 px
+        assert page.locator("#queue-count").inner_text() == "25 pending"
+        call_card = page.locator(f"#item-{ids['call_summary']}")
+        call_card.locator("details.more > summary").click()
+        expect(call_card.locator(".call-summary")).to_contain_text("Send a revised quote")
+        assert "Rita" in call_card.locator(".call-summary table").inner_text()  # action items with their owners
+        page.select_option("select[name=priority]", "high")
+        page.wait_for_url("**/review?*priority=high*")
+        assert page.locator("article.item").count() == 3 and "(3)" in page.locator("select[name=task]").inner_text()
+        page.select_option("select[name=priority]", "")
+        page.wait_for_load_state()
+
+        # an edit that adds commitments shows the confirmation naming them; the browser will not send it unconfirmed
+        urgent = page.locator(f"#item-{ids['urgent']}")
+        urgent.locator(".task").click()
+        page.keyboard.press("e")
+        area = urgent.locator("form.edit textarea")
+        expect(area).to_be_focused()
+        area.fill("We will refund the duplicate charge today and credit you a free month.")
+        confirmation = urgent.locator("form.edit .confirm-edit")
+        expect(confirmation).to_be_visible()
+        named = confirmation.locator(".kinds").inner_text()
+        assert "refund" in named and "credit" in named, named
+        urgent.locator("form.edit button[type=submit]").click()
+        assert status_of(store, ids["urgent"]) is AiStatus.pending  # blocked by the required confirmation
+        confirmation.locator("input").check()
+        urgent.locator("form.edit button[type=submit]").click()
+        expect(page.locator(".flash.ok")).to_have_text(f"AI result {ids['urgent']} edited and approved.")
+        assert page.url.endswith(f"/review#item-{ids['older']}")  # back at the same place: the next item
+        assert page.locator("article.item.current").get_attribute("data-id") == str(ids["older"])
+
+        # reject asks for a reason, and can be undone before anything is sent
+        page.evaluate("document.querySelector('.queue').dataset.undoMs = '1500'")
+        low = page.locator(f"#item-{ids['low']}")
+        low.locator(".task").click()
+        page.keyboard.press("r")
+        reason = low.locator("form.reject input[name=reason]")
+        expect(reason).to_be_focused()
+        reason.type("not needed")
+        page.keyboard.press("Enter")
+        expect(page.locator(".toast.pending")).to_contain_text(f"Rejecting #{ids['low']}")
+        page.locator(".toast.pending button.undo").click()
+        expect(page.locator(".toast")).to_contain_text(f"Kept #{ids['low']}")
+        page.wait_for_timeout(2000)  # past the undo delay: nothing was sent
+        assert status_of(store, ids["low"]) is AiStatus.pending and low.is_visible()
+        page.evaluate("document.querySelector('.queue').dataset.undoMs = '300'")
+        low.locator(".task").click()
+        page.keyboard.press("r")
+        page.keyboard.press("Enter")  # the reason is still there
+        expect(page.locator(".toast.ok", has_text=f"AI result {ids['low']} rejected.")).to_be_visible()
+        expect(low).to_have_count(0)
+        assert status_of(store, ids["low"]) is AiStatus.rejected
+        expect(page.locator("#queue-count")).to_have_text("23 pending")
+
+        # a decision on page 2 comes back to page 2
+        page.goto(f"{base}/review?page=2")
+        first = page.locator("article.item").first
+        first_id = first.get_attribute("data-id")
+        first.locator("form.approve button").click()
+        expect(page.locator(".flash.ok")).to_have_text(f"AI result {first_id} approved.")
+        assert "page=2" in page.url and page.locator(".pager a.on").inner_text() == "2"
+
+        # the ticket page, by its external id: the customer beside the thread, internal notes marked, the rewrite
+        # as a diff; applying it fills the composer, and sending approves it and supersedes the other drafts
+        page.goto(f"{base}/tickets/T-1")
+        customer = page.locator("#customer")
+        for text in ("Acme Corp", "Dana Reyes", "Omar Ortiz", "T-3", "T-5", "Acme expansion", "Billing errors again"):
+            expect(customer).to_contain_text(text)
+        assert page.locator("#customer-trend circle").count() >= 2
+        expect(page.locator("#customer-trend")).to_contain_text("negative -1")
+        expect(page.locator(".msg.internal_note .note-tag")).to_have_text("Internal note · not sent to the customer")
+        expect(page.locator(f"#rewrite-{ids['rewrite']} ins")).to_contain_text("thanks for your patience!")
+        page.locator(f"#rewrite-{ids['rewrite']} a", has_text="Apply to the reply").click()
+        reply = page.locator("#composer textarea[name=text]")
+        assert "thanks for your patience!" in reply.input_value() and "[S1]" not in reply.input_value()
+        if page.locator("#composer .confirm-edit").is_visible():
+            page.locator("#composer .confirm-edit input").check()
+        page.select_option("#composer select[name=then_status]", "pending")
+        page.locator("#composer button[type=submit]").click()
+        expect(page.locator(".flash.ok")).to_contain_text(f"Reply {ids['rewrite']} approved")
+        statuses = [status_of(store, ids[name]) for name in ("rewrite", "draft", "older")]
+        assert statuses == [AiStatus.approved, AiStatus.superseded, AiStatus.superseded]
+        expect(page.locator(".ticket-head .badge")).to_have_text("pending")
+        expect(page.locator(".activity")).to_contain_text("ticket.updated")
+
+        # what is exported has no [S#] markers (the stored draft keeps them)
+        exported = page.evaluate(
+            "Promise.all(['reply_draft', 'tone_rewrite'].map(t => fetch('/v1/review/export?task=' + t)"
+            ".then(r => r.text()))).then(parts => parts.join(''))"
+        )
+        texts = [json.loads(line)["text"] for line in exported.splitlines()]
+        assert any("thanks for your patience!" in t for t in texts) and not any(
+            re.search(r"\[S\d+\]", t) for t in texts
+        )
+
+        # the search box in the navigation bar: hybrid search, each hit linked to its page
+        page.fill(".global-search input[name=q]", "refund duplicate")
+        page.keyboard.press("Enter")
+        page.wait_for_url("**/search?q=refund*")
+        hit = page.locator("#search-results li.hit a", has_text="T-1").first
+        expect(hit).to_be_visible()
+        hit.click()
+        page.wait_for_url("**/tickets/T-1*")
+
+        # external ids in every page path; a friendly error page for what does not exist
+        page.goto(f"{base}/deals/D-1")
+        expect(page.locator("h1")).to_contain_text("Acme expansion")
+        response = page.goto(f"{base}/tickets/T-404")
+        assert response.status == 404
+        expect(page.locator("h1")).to_have_text("Nothing here")
+        expect(page.locator(".error-page .flash")).to_contain_text("T-404")
+        expect(page.locator(".error-page input[name=q]")).to_be_visible()
+
+
+@pytest.mark.slow
+def test_browser_api_docs_render_offline(browser_site):
+    """/docs (Swagger UI) and /redoc render from the app's own assets with every outside request blocked."""
+    from playwright.sync_api import expect, sync_playwright
+
+    base, _, _, _ = browser_site
+    with sync_playwright() as p, offline_page(p) as page:
+        page.goto(f"{base}/docs")
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text("copilot")
+        assert page.locator(".swagger-ui .opblock").count() > 20
+        page.goto(f"{base}/redoc")
+        expect(page.locator("h1").first).to_contain_text("copilot", timeout=20_000)
+        assert page.locator("[data-section-id]").count() > 20
 
 
 def test_eval_review_page_shows_the_last_run_against_its_baseline(site, site_app, monkeypatch):
@@ -312,9 +500,7 @@ def test_browser_nps_dashboard_renders_its_charts(browser_site, tmp_path):
     base, store, keys, _ = browser_site
     settings = Settings(data_dir=tmp_path / "unused", model="fake/echo")
     seed_nps(store, settings)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
+    with sync_playwright() as p, offline_page(p, viewport={"width": 1280, "height": 900}) as page:
         page.goto(f"{base}/login")
         page.fill("#api_key", keys["marketing"])
         page.click("button[type=submit]")
@@ -332,4 +518,3 @@ def test_browser_nps_dashboard_renders_its_charts(browser_site, tmp_path):
         assert greens > 200 and reds > 100, (greens, reds)
         page.locator("details summary").first.click()  # quotes open on click
         assert page.locator("ul.quotes li").first.is_visible()
-        browser.close()

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from api.deps import Caller, PageParams, any_caller
 from api.errors import ERROR_RESPONSES
-from api.schemas import RECORD_MODELS, IdPath, PageOf
+from api.schemas import RECORD_MODELS, PageOf, RecordRef, resolve_ref
 from copilot.auth import Permission, Principal
 from copilot.errors import InvalidInput, NotFound
 from copilot.ingest import IngestError, IngestReport, SourceRow, ingest_rows
@@ -74,12 +74,9 @@ def list_records(
 
 
 @router.get("/{kind}/{record_id}", response_model=Any)
-def get_record(kind: Kind, record_id: IdPath, caller: Annotated[Caller, Depends(reader)]):
+def get_record(kind: Kind, record_id: RecordRef, caller: Annotated[Caller, Depends(reader)]):
     with caller.repo() as repo:
-        row = repo.get(CRM_MODELS[kind], record_id)
-        if row is None:
-            raise NotFound(f"no {kind} {record_id} in this workspace")
-        return RECORD_MODELS[kind].model_validate(row)
+        return RECORD_MODELS[kind].model_validate(resolve_ref(repo, CRM_MODELS[kind], record_id))
 
 
 @router.post("/{kind}", response_model=IngestReport)
@@ -111,8 +108,8 @@ def upsert_records(
 
 
 @router.delete("/{kind}/{record_id}", status_code=204)
-def delete(kind: Kind, record_id: IdPath, caller: Annotated[Caller, Depends(writer)]) -> Response:
+def delete(kind: Kind, record_id: RecordRef, caller: Annotated[Caller, Depends(writer)]) -> Response:
     """Delete a record (its messages or turns go with it) and drop it from search."""
     with caller.repo() as repo:
-        delete_record(repo, caller.services, kind, record_id)
+        delete_record(repo, caller.services, kind, resolve_ref(repo, CRM_MODELS[kind], record_id).id)
     return Response(status_code=204)

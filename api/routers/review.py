@@ -6,18 +6,23 @@ import json
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends
+from fastapi import APIRouter, BackgroundTasks, Depends, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Caller, PageParams, any_caller
 from api.errors import ERROR_RESPONSES
-from api.schemas import AiResultOut, IdField, IdPath, IdQuery, PageOf
+from api.schemas import MAX_ID, AiResultOut, IdField, IdPath, IdQuery, PageOf
 from copilot.auth import Permission
 from copilot.delivery import delivered_tasks, prepare_delivery
 from copilot.errors import CopilotError, PermissionDenied
 from copilot.review import (
+    UNASSIGNED,
     Decision,
+    QueueContext,
+    QueueCounts,
+    QueueFilters,
+    QueueOrder,
     ReviewRequest,
     TaskStats,
     audit_events,
@@ -28,10 +33,12 @@ from copilot.review import (
     get_reviewable,
     low_risk,
     queue,
+    queue_context,
+    queue_counts,
     review_stats,
     without_citations,
 )
-from copilot.store.models import AiStatus, DeliveryStatus
+from copilot.store.models import AiStatus, DeliveryStatus, Priority
 
 router = APIRouter(prefix="/v1", tags=["review"], responses=ERROR_RESPONSES)
 
@@ -89,29 +96,74 @@ class AuditEventOut(BaseModel):
     edit_distance: int | None
 
 
-@router.get("/review/queue", response_model=PageOf[AiResultOut])
+class QueueItemOut(AiResultOut):
+    context: QueueContext = Field(description="Whose it is and how urgent: ticket, customer, account, tone, SLA.")
+
+
+QueueTask = Annotated[str | None, Query(max_length=64, description="Only this task's results.")]
+QueuePriority = Annotated[list[Priority] | None, Query(description="Only items on tickets of these priorities.")]
+QueueAssignee = Annotated[
+    str | None, Query(max_length=120, description=f"Ticket assignee or deal owner; `{UNASSIGNED}` for nobody.")
+]
+QueueAccount = Annotated[int | None, Query(ge=1, le=MAX_ID, description="Only items about this account.")]
+
+
+def queue_tasks(caller: Caller, task: str | None) -> list[str]:
+    return [t for t in caller.principal.reviewable_tasks() if task in (None, t)]
+
+
+@router.get(
+    "/review/queue",
+    response_model=PageOf[QueueItemOut],
+    description="Results waiting for review, in work order by default: ticket priority, then SLA breach risk "
+    "(the customer waiting longest within a priority), then age; filter by task, priority, assignee and account.",
+)
 def review_queue(
     caller: Reviewer,
     page: PageParams,
     status: AiStatus = AiStatus.pending,
-    task: str | None = None,
-    subject_kind: str | None = None,
+    task: QueueTask = None,
+    priority: QueuePriority = None,
+    assignee: QueueAssignee = None,
+    account_id: QueueAccount = None,
+    order: QueueOrder = QueueOrder.work,
+    subject_kind: Annotated[str | None, Query(max_length=32)] = None,
     subject_id: IdQuery = None,
 ):
-    tasks = [t for t in caller.principal.reviewable_tasks() if task in (None, t)]
     with caller.repo() as repo:
         rows, total = queue(
             repo,
-            tasks,
+            queue_tasks(caller, task),
             status=status,
             subject_kind=subject_kind,
             subject_id=subject_id,
+            priorities=priority,
+            assignee=assignee,
+            account_id=account_id,
+            order=order,
             offset=page.offset,
             limit=page.limit,
         )
-        return PageOf[AiResultOut](
-            items=[AiResultOut.model_validate(r) for r in rows], total=total, offset=page.offset, limit=page.limit
-        )
+        contexts = queue_context(repo, rows)
+        items = [QueueItemOut(**AiResultOut.model_validate(r).model_dump(), context=contexts[r.id]) for r in rows]
+        return PageOf[QueueItemOut](items=items, total=total, offset=page.offset, limit=page.limit)
+
+
+@router.get("/review/queue/counts", response_model=QueueCounts)
+def review_queue_counts(
+    caller: Reviewer,
+    status: AiStatus = AiStatus.pending,
+    task: QueueTask = None,
+    priority: QueuePriority = None,
+    assignee: QueueAssignee = None,
+    account_id: QueueAccount = None,
+) -> QueueCounts:
+    """How many items each task, priority, assignee and account would show, with the other filters applied."""
+    filters = QueueFilters(
+        tasks=None if task is None else [task], priorities=priority or [], assignee=assignee, account_id=account_id
+    )
+    with caller.repo() as repo:
+        return queue_counts(repo, caller.principal.reviewable_tasks(), filters, status=status)
 
 
 @router.get("/review/stats", response_model=list[TaskStats])
@@ -131,12 +183,9 @@ def stats(caller: Reviewer) -> list[TaskStats]:
 def export_approved(caller: Reviewer, task: str = "reply_draft"):
     delivered = delivered_tasks()
     with caller.repo() as repo:
-        rows, _ = queue(
-            repo, [t for t in caller.principal.reviewable_tasks() if t == task], status=AiStatus.approved, limit=10_000
-        )
-        edited, _ = queue(
-            repo, [t for t in caller.principal.reviewable_tasks() if t == task], status=AiStatus.edited, limit=10_000
-        )
+        tasks = [t for t in caller.principal.reviewable_tasks() if t == task]
+        rows, _ = queue(repo, tasks, status=AiStatus.approved, order=QueueOrder.oldest, limit=10_000)
+        edited, _ = queue(repo, tasks, status=AiStatus.edited, order=QueueOrder.oldest, limit=10_000)
         lines = [
             json.dumps(
                 {

@@ -10,10 +10,10 @@ from sqlalchemy import func, select
 
 from api.deps import Caller, PageParams, allow
 from api.errors import ERROR_RESPONSES
-from api.schemas import RECORD_MODELS, AiResultOut, IdPath, PageOf
+from api.schemas import RECORD_MODELS, AiResultOut, PageOf, RecordRef, resolve_ref
 from copilot.auth import Permission
 from copilot.errors import NotFound
-from copilot.store.models import AiResult, Deal, DealStage
+from copilot.store.models import AiResult, Call, Deal, DealStage
 from copilot.tasks.base import TaskOutcome
 from copilot.tasks.call_summary import CallSummary
 from copilot.tasks.call_summary import Strategy as CallStrategy
@@ -48,26 +48,31 @@ def list_deals(caller: Reader, page: PageParams, stage: DealStage | None = None)
 
 
 @router.post("/calls/{call_id}/summary", response_model=TaskOutcome[CallSummary])
-def summarize(call_id: IdPath, caller: Runner, request: CallSummaryRequest | None = None) -> TaskOutcome[CallSummary]:
+def summarize(
+    call_id: RecordRef, caller: Runner, request: CallSummaryRequest | None = None
+) -> TaskOutcome[CallSummary]:
     """Summarise a call transcript (windowed for long calls); it waits for review before it is written to the deal."""
-    return caller.run_task("call_summary", {"call_id": call_id, "strategy": (request or CallSummaryRequest()).strategy})
+    with caller.repo() as repo:
+        call = resolve_ref(repo, Call, call_id)
+    return caller.run_task("call_summary", {"call_id": call.id, "strategy": (request or CallSummaryRequest()).strategy})
 
 
 @router.post("/deals/{deal_id}/brief", response_model=TaskOutcome[DealBrief])
-def brief(deal_id: IdPath, caller: Runner, request: BriefRequest | None = None) -> TaskOutcome[DealBrief]:
+def brief(deal_id: RecordRef, caller: Runner, request: BriefRequest | None = None) -> TaskOutcome[DealBrief]:
     """Brief a rep on a deal: facts from the records, risks with evidence, what changed, a suggested next step."""
-    return caller.run_task("deal_brief", {"deal_id": deal_id, "strategy": (request or BriefRequest()).strategy})
+    with caller.repo() as repo:
+        deal = resolve_ref(repo, Deal, deal_id)
+    return caller.run_task("deal_brief", {"deal_id": deal.id, "strategy": (request or BriefRequest()).strategy})
 
 
 @router.get("/deals/{deal_id}/brief", response_model=AiResultOut)
-def latest_brief(deal_id: IdPath, caller: Reader) -> AiResultOut:
+def latest_brief(deal_id: RecordRef, caller: Reader) -> AiResultOut:
     """The latest stored brief of a deal (``stale`` once the deal changed since)."""
     with caller.repo() as repo:
-        if repo.get(Deal, deal_id) is None:
-            raise NotFound(f"no deal {deal_id} in this workspace")
+        deal = resolve_ref(repo, Deal, deal_id)
         row = repo.session.scalar(
             repo.select(AiResult)
-            .where(AiResult.task == "deal_brief", AiResult.subject_kind == "deal", AiResult.subject_id == deal_id)
+            .where(AiResult.task == "deal_brief", AiResult.subject_kind == "deal", AiResult.subject_id == deal.id)
             .order_by(AiResult.id.desc())
             .limit(1)
         )

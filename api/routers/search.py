@@ -22,6 +22,28 @@ def readable_kinds(caller: Caller) -> list[str]:
     return [kind for kind, permission in READ_PERMISSION.items() if caller.principal.can(permission)]
 
 
+def searchable_kinds(caller: Caller, asked: list[str] | None) -> list[str]:
+    """The asked record kinds the caller's role may read (all it may read when none are asked); 403 when none."""
+    allowed = readable_kinds(caller)
+    kinds = [k for k in (asked or allowed) if k in allowed]
+    if not kinds:
+        raise PermissionDenied(
+            f"role '{caller.principal.role.value}' may not read {', '.join(asked or ['any searchable records'])}"
+        )
+    return kinds
+
+
+def run_search(
+    caller: Caller, q: str, kinds: list[str], account_id: int | None, days: int | None, limit: int
+) -> list[SearchHit]:
+    """Hybrid search in the caller's workspace over ``kinds`` (already checked with :func:`searchable_kinds`)."""
+    since = datetime.now(UTC) - timedelta(days=days) if days else None
+    with caller.repo() as repo:
+        return caller.services.searcher.search(
+            repo, q, SearchFilters(account_id=account_id, kinds=kinds, since=since), limit=limit
+        )
+
+
 @router.get("/search", response_model=list[SearchHit])
 def search(
     caller: Annotated[Caller, Depends(any_caller)],
@@ -32,14 +54,4 @@ def search(
     limit: Annotated[int, Query(ge=1, le=50)] = 8,
 ) -> list[SearchHit]:
     """Hybrid (vector + full-text) search with citation labels S1, S2, ...; KB articles are shared across accounts."""
-    allowed = readable_kinds(caller)
-    kinds = [k for k in (kind or allowed) if k in allowed]
-    if not kinds:
-        raise PermissionDenied(
-            f"role '{caller.principal.role.value}' may not read {', '.join(kind or ['any searchable records'])}"
-        )
-    since = datetime.now(UTC) - timedelta(days=days) if days else None
-    with caller.repo() as repo:
-        return caller.services.searcher.search(
-            repo, q, SearchFilters(account_id=account_id, kinds=kinds, since=since), limit=limit
-        )
+    return run_search(caller, q, searchable_kinds(caller, kind), account_id, days, limit)

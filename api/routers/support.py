@@ -11,10 +11,10 @@ from sqlalchemy import func, select
 from api.deps import Caller, PageParams, allow
 from api.errors import ERROR_RESPONSES
 from api.routers.jobs import JobOut, submit_job
-from api.schemas import IdField, IdPath, IdQuery, PageOf, ThreadOut, TicketOut, thread_out
+from api.schemas import IdField, IdQuery, PageOf, RecordRef, ThreadOut, TicketOut, resolve_ref, thread_out
 from api.streaming import stream_task
 from copilot.auth import Permission
-from copilot.errors import InvalidInput, NotFound
+from copilot.errors import InvalidInput
 from copilot.store import Repo
 from copilot.store.models import Account, Message, Ticket, TicketStatus
 from copilot.tasks.base import TaskOutcome
@@ -48,11 +48,14 @@ class SentimentRequest(BaseModel):
     texts: list[Annotated[str, Field(max_length=20_000)]] = Field(min_length=1, max_length=500)
 
 
-def ticket_or_404(repo: Repo, ticket_id: int) -> Ticket:
-    ticket = repo.get(Ticket, ticket_id)
-    if ticket is None:
-        raise NotFound(f"no ticket {ticket_id} in this workspace")
-    return ticket
+def ticket_or_404(repo: Repo, ticket_ref: int | str) -> Ticket:
+    """The ticket an id or external id (``T-1179``) names; 404 otherwise."""
+    return resolve_ref(repo, Ticket, ticket_ref)
+
+
+def ticket_id_of(caller: Caller, ticket_ref: str) -> int:
+    with caller.repo() as repo:
+        return ticket_or_404(repo, ticket_ref).id
 
 
 @router.get("/tickets", response_model=PageOf[TicketOut])
@@ -71,7 +74,7 @@ def list_tickets(caller: Reader, page: PageParams, status: TicketStatus | None =
 
 
 @router.get("/tickets/{ticket_id}", response_model=ThreadOut)
-def get_thread(ticket_id: IdPath, caller: Reader) -> ThreadOut:
+def get_thread(ticket_id: RecordRef, caller: Reader) -> ThreadOut:
     with caller.repo() as repo:
         ticket = ticket_or_404(repo, ticket_id)
         messages = repo.all(
@@ -81,24 +84,25 @@ def get_thread(ticket_id: IdPath, caller: Reader) -> ThreadOut:
 
 
 @router.post("/tickets/{ticket_id}/summary", response_model=TaskOutcome[TicketSummary])
-def summarize(ticket_id: IdPath, caller: Runner, request: SummaryRequest | None = None) -> TaskOutcome[TicketSummary]:
+def summarize(
+    ticket_id: RecordRef, caller: Runner, request: SummaryRequest | None = None
+) -> TaskOutcome[TicketSummary]:
     """Summarise the thread (stored as a ``completed`` AI result; it goes ``stale`` when the customer writes again)."""
     strategy = (request or SummaryRequest()).strategy
-    return caller.run_task("ticket_summary", {"ticket_id": ticket_id, "strategy": strategy})
+    return caller.run_task("ticket_summary", {"ticket_id": ticket_id_of(caller, ticket_id), "strategy": strategy})
 
 
 @router.post("/tickets/{ticket_id}/draft", response_model=TaskOutcome[ReplyDraft], responses=STREAM_RESPONSE)
 def draft(
-    ticket_id: IdPath,
+    ticket_id: RecordRef,
     caller: Runner,
     request: DraftRequest | None = None,
     stream: Annotated[bool, Query(description="Stream tokens as Server-Sent Events.")] = False,
 ):
     """Draft a reply grounded in the thread, history and KB; saved as ``pending`` review, never sent by this call."""
-    params = {"ticket_id": ticket_id, "strategy": (request or DraftRequest()).strategy}
+    # a missing ticket is a 404 before anything runs (not an error event inside a 200 stream)
+    params = {"ticket_id": ticket_id_of(caller, ticket_id), "strategy": (request or DraftRequest()).strategy}
     if stream:
-        with caller.repo() as repo:
-            ticket_or_404(repo, ticket_id)  # a missing ticket is a 404, not an error event inside a 200 stream
         return stream_task(lambda on_token=None: caller.run_task("reply_draft", params, on_token))
     return caller.run_task("reply_draft", params)
 
@@ -127,18 +131,16 @@ def tones(caller: Runner) -> dict[str, str]:
 
 
 @router.get("/tickets/{ticket_id}/sentiment", response_model=TicketSentiment)
-def ticket_sentiment_route(ticket_id: IdPath, caller: Reader) -> TicketSentiment:
+def ticket_sentiment_route(ticket_id: RecordRef, caller: Reader) -> TicketSentiment:
     with caller.repo() as repo:
-        ticket_or_404(repo, ticket_id)
-        return ticket_sentiment(repo, caller.services.sentiment, ticket_id)
+        return ticket_sentiment(repo, caller.services.sentiment, ticket_or_404(repo, ticket_id).id)
 
 
 @router.get("/accounts/{account_id}/sentiment", response_model=CustomerTrend)
-def account_sentiment(account_id: IdPath, caller: Reader) -> CustomerTrend:
+def account_sentiment(account_id: RecordRef, caller: Reader) -> CustomerTrend:
     with caller.repo() as repo:
-        if repo.get(Account, account_id) is None:
-            raise NotFound(f"no account {account_id} in this workspace")
-        return customer_trend(repo, caller.services.sentiment, account_id=account_id)
+        account = resolve_ref(repo, Account, account_id)
+        return customer_trend(repo, caller.services.sentiment, account_id=account.id)
 
 
 @router.post("/sentiment", response_model=list[MessageSentiment])

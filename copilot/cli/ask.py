@@ -7,8 +7,6 @@ from typing import Annotated
 import typer
 
 from copilot.cli.common import console, load_settings
-from copilot.gateway import Gateway
-from copilot.prompting import load_prompt
 
 
 def ask(
@@ -21,8 +19,12 @@ def ask(
     settings = load_settings()
     if model:
         settings.model = model
-    gateway = Gateway(settings)
-    gateway.check_ready()
+    with console.status(f"loading {settings.model} (the first use starts the local model server)...", spinner="dots"):
+        from copilot.gateway import Gateway  # litellm: imported when a command needs a model, not for --help
+        from copilot.prompting import load_prompt
+
+        gateway = Gateway(settings)
+        gateway.check_ready()
     prompt = load_prompt("ask")
     messages = prompt.render(question=question)
     if stream:

@@ -1,4 +1,7 @@
-"""Shared plumbing for CLI commands: settings, store, one-line errors."""
+"""Shared plumbing for CLI commands: settings, store, one-line errors.
+
+Command modules import only typer, rich and this module at import time; whatever loads the store, a model or an
+index is imported inside the command that needs it, so `copilot --help` and model-free commands answer at once."""
 
 from __future__ import annotations
 
@@ -8,11 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from copilot.settings import Settings
-from copilot.store import Store
-
 if TYPE_CHECKING:
+    from rich.status import Status
+
     from copilot.services import Services
+    from copilot.settings import Settings
+    from copilot.store import Store
     from copilot.tasks.base import TaskOutcome
 
 console = Console()
@@ -24,15 +28,24 @@ WorkspaceOption = Annotated[
 
 
 def load_settings() -> Settings:
+    from copilot.settings import Settings
+
     return Settings()
 
 
 def open_store(settings: Settings) -> Store:
+    from copilot.store import Store
+
     return Store.from_settings(settings)
 
 
 def workspace_slug(settings: Settings, workspace: str | None) -> str:
     return workspace or settings.workspace
+
+
+def loading(what: str) -> Status:
+    """A spinner while a command waits on a model, the embedder or an index, saying what it waits for."""
+    return console.status(f"{what}...", spinner="dots")
 
 
 def fail(message: str) -> typer.Exit:
@@ -59,5 +72,5 @@ def run_task(
     slug = workspace_slug(services.settings, workspace)
     if progress is not None:
         return services.run_in_workspace(slug, task, params, progress=progress)
-    with console.status(f"running {task} (models load on first use)...", spinner="dots"):
+    with loading(f"running {task} (models load on first use)"):
         return services.run_in_workspace(slug, task, params)

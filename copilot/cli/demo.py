@@ -10,9 +10,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from copilot.cli.common import console, load_settings, open_store
-from copilot.demo.generator import STEP_LABELS, seed_demo, workspace_has_records
-from copilot.demo.service import demo_key_path, ensure_demo_key, queue_demo_drafts
-from copilot.services import Services
 
 
 def demo(
@@ -26,7 +23,7 @@ def demo(
     ] = False,
     reset: Annotated[bool, typer.Option("--reset", help="Delete the workspace and seed it again.")] = False,
     index: Annotated[
-        bool, typer.Option("--index/--no-index", help="Index the records for search after seeding.")
+        bool, typer.Option("--index/--no-index", help="Index for search, queue drafts and score replies after seeding.")
     ] = True,
 ) -> None:
     """Seed a realistic demo workspace: accounts, contacts, deals, tickets, calls, NPS, KB articles."""
@@ -34,6 +31,11 @@ def demo(
         anchor_day = date.fromisoformat(anchor) if anchor else None
     except ValueError:
         raise typer.BadParameter(f"'{anchor}' is not a date (use YYYY-MM-DD)", param_hint="--anchor") from None
+    from copilot.demo.generator import STEP_LABELS, seed_demo, workspace_has_records
+    from copilot.demo.service import demo_key_path, ensure_demo_key, queue_demo_drafts
+    from copilot.insights.qa_review import score_replies
+    from copilot.services import Services
+
     settings = load_settings()
     store = open_store(settings)
     if if_missing and not reset and workspace_has_records(store, workspace):
@@ -59,8 +61,12 @@ def demo(
         from copilot.cli.search import index as index_command
 
         index_command(workspace=workspace, rebuild=True)
-        drafted = queue_demo_drafts(Services(settings, store), workspace)
+        services = Services(settings, store)
+        drafted = queue_demo_drafts(services, workspace)
         console.print(f"{drafted} reply drafts are waiting in the review queue")
+        with console.status("scoring agent replies for the reply-quality page...", spinner="dots"):
+            scored = score_replies(services, workspace, strategy="rules")
+        console.print(f"{scored.replies} agent replies on {scored.tickets} tickets scored against the QA scorecard")
     ensure_demo_key(store, settings, workspace)
     console.print(f"the demo admin key is in {demo_key_path(settings, workspace)} (readable by you only)")
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from copilot.cli.common import WorkspaceOption, console, open_services, workspace_slug
-from copilot.ingest import IngestReport, count_lines, ingest_file
-from copilot.records import after_write_hooks
-from copilot.store import get_or_create_workspace
+
+if TYPE_CHECKING:
+    from copilot.ingest import IngestReport
 
 
 def ingest(
@@ -28,6 +28,10 @@ def ingest(
     ] = False,
 ) -> None:
     """Ingest records; a bad row aborts its file with file:line: field: problem and writes nothing."""
+    from copilot.ingest import count_lines, ingest_file
+    from copilot.records import after_write_hooks
+    from copilot.store import get_or_create_workspace
+
     services = open_services()
     store, slug = services.store, workspace_slug(services.settings, workspace)
     if create_workspace:

@@ -7,24 +7,27 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from copilot.cli.common import WorkspaceOption, console, load_settings, open_store, workspace_slug
-from copilot.store.models import Role
+from copilot.cli.common import WorkspaceOption, console, fail, load_settings, open_store, workspace_slug
 
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
 
 @keys_app.command("create")
 def create(
-    role: Annotated[Role, typer.Option(help="agent, rep, marketing or admin.")],
+    role: Annotated[str, typer.Option(help="agent, rep, marketing, lead or admin.")],
     workspace: WorkspaceOption = None,
     name: Annotated[str | None, typer.Option(help="A label for the key (who or what uses it).")] = None,
 ) -> None:
     """Create a key and print it once (store it now: it cannot be shown again)."""
     from copilot.auth import create_key
+    from copilot.errors import CopilotError
 
     settings = load_settings()
-    with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
-        key, row = create_key(repo, role, name or f"{role.value} key")
+    try:
+        with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
+            key, row = create_key(repo, role, name or f"{role} key")  # an unknown role is refused there, named
+    except CopilotError as error:
+        raise fail(str(error)) from None
     console.print(f"key {row.id} ({row.role.value}, workspace '{repo.workspace.slug}'): [bold]{key}[/]")
     console.print("[dim]shown once: only its hash is stored[/]")
 

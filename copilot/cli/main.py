@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import typer
 
+from copilot.cli import advocacy as advocacy_cli
 from copilot.cli import ask, demo, ingest, keys, marketing, models, records, sales, search, service, support, usage
 from copilot.cli import evals as eval_cli
+from copilot.cli import insights as insights_cli
+from copilot.cli import triage as triage_cli
+from copilot.cli import worker as worker_cli
 from copilot.cli.common import fail
 from copilot.errors import CopilotError
 
@@ -19,6 +23,10 @@ app = typer.Typer(
 
 for module in (records, ingest, demo, search, support, ask, models, usage, service, keys, sales, eval_cli, marketing):
     module.register(app)
+insights_cli.register(app)
+triage_cli.register(app)
+worker_cli.register(app)
+advocacy_cli.register(app)
 
 
 def main() -> None:
@@ -26,3 +34,7 @@ def main() -> None:
         app()
     except CopilotError as error:
         raise SystemExit(fail(str(error)).exit_code) from None
+
+
+if __name__ == "__main__":  # `python -X importtime -m copilot.cli.main --help` measures what the CLI loads
+    main()

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import typer
 from rich.table import Table
-from sqlalchemy import select
 
 from copilot.cli.common import console, load_settings, open_store
-from copilot.store import get_or_create_workspace
-from copilot.store.models import Workspace
 
 workspace_app = typer.Typer(help="Create and list workspaces.", no_args_is_help=True)
 
@@ -16,6 +13,8 @@ workspace_app = typer.Typer(help="Create and list workspaces.", no_args_is_help=
 @workspace_app.command("create")
 def create_workspace(slug: str, name: str | None = typer.Option(None, help="Display name.")) -> None:
     """Create a workspace (no-op when it exists)."""
+    from copilot.store import get_or_create_workspace
+
     store = open_store(load_settings())
     with store.session() as session:
         workspace = get_or_create_workspace(session, slug, name)
@@ -25,6 +24,10 @@ def create_workspace(slug: str, name: str | None = typer.Option(None, help="Disp
 @workspace_app.command("list")
 def list_workspaces() -> None:
     """List workspaces."""
+    from sqlalchemy import select
+
+    from copilot.store.models import Workspace
+
     store = open_store(load_settings())
     table = Table("id", "slug", "name", "created")
     with store.session() as session:

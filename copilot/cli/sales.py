@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -10,18 +10,24 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from copilot.cli.common import WorkspaceOption, console, open_services, run_task, workspace_slug
 from copilot.cli.support import show_outcome
-from copilot.store import Repo
-from copilot.store.models import Call, Deal
+
+if TYPE_CHECKING:
+    from copilot.store import Repo
+    from copilot.store.models import Call, Deal
 
 CallArgument = Annotated[str, typer.Argument(help="Call id or external id (e.g. CALL-1234).")]
 DealArgument = Annotated[str, typer.Argument(help="Deal id or external id (e.g. D-3311).")]
 
 
 def resolve_call(repo: Repo, reference: str) -> Call:
+    from copilot.store.models import Call
+
     return repo.resolve(Call, reference)
 
 
 def resolve_deal(repo: Repo, reference: str) -> Deal:
+    from copilot.store.models import Deal
+
     return repo.resolve(Deal, reference)
 
 

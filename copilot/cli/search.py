@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from copilot.cli.common import WorkspaceOption, console, open_services, workspace_slug
+from copilot.cli.common import WorkspaceOption, console, loading, open_services, workspace_slug
 from copilot.errors import NotFound
-from copilot.store import Repo
-from copilot.store.models import Account
+
+if TYPE_CHECKING:
+    from copilot.store import Repo
+    from copilot.store.models import Account
 
 
 def resolve_account(repo: Repo, account: str) -> Account:
     """An account by external id, numeric id or exact name."""
+    from copilot.store.models import Account
+
     found = repo.by_external_id(Account, account)
     if found is None and account.isdigit():
         found = repo.get(Account, int(account))
@@ -47,8 +51,11 @@ def search(
     if mode not in ("hybrid", "vector", "lexical"):
         raise typer.BadParameter("use hybrid, vector or lexical", param_hint="--mode")
     services = open_services()
-    searcher = services.searcher
-    with services.store.repo(workspace_slug(services.settings, workspace)) as repo:
+    with (
+        services.store.repo(workspace_slug(services.settings, workspace)) as repo,
+        loading("searching (loads the embedding model)"),
+    ):
+        searcher = services.searcher
         filters = SearchFilters(
             account_id=resolve_account(repo, account).id if account else None,
             kinds=kind or None,

@@ -7,7 +7,6 @@ import copy
 import typer
 
 from copilot.cli.common import console, load_settings
-from copilot.demo.service import demo_key_path
 
 
 def serve(
@@ -18,6 +17,7 @@ def serve(
     import uvicorn
 
     from api.app import create_app
+    from copilot.demo.service import demo_key_path
 
     settings = load_settings()
     if host:

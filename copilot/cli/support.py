@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import BaseModel
 from rich.panel import Panel
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -16,19 +15,27 @@ from copilot.cli.common import (
     WorkspaceOption,
     console,
     load_settings,
+    loading,
     open_services,
     open_store,
     run_task,
     workspace_slug,
 )
-from copilot.store import Repo
-from copilot.store.models import Ticket
-from copilot.tasks.base import TaskOutcome
 
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from copilot.store import Repo
+    from copilot.store.models import Ticket
+    from copilot.tasks.base import TaskOutcome
+
+SENTIMENT_LOAD = "classifying (the first use loads the sentiment model)"
 TicketArgument = Annotated[str, typer.Argument(help="Ticket id or external id (e.g. T-1179).")]
 
 
 def resolve_ticket(repo: Repo, reference: str) -> Ticket:
+    from copilot.store.models import Ticket
+
     return repo.resolve(Ticket, reference)
 
 
@@ -191,7 +198,7 @@ def sentiment_ticket(ticket: TicketArgument, workspace: WorkspaceOption = None) 
     from copilot.tasks.sentiment import default_classifier, ticket_sentiment
 
     settings = load_settings()
-    with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
+    with open_store(settings).repo(workspace_slug(settings, workspace)) as repo, loading(SENTIMENT_LOAD):
         result = ticket_sentiment(repo, default_classifier(), resolve_ticket(repo, ticket).id)
     console.print(_sentiment_table(result.messages))
     sour = " · [red]going sour[/]" if result.going_sour else ""
@@ -206,7 +213,7 @@ def sentiment_account(account: str, workspace: WorkspaceOption = None) -> None:
     from copilot.tasks.sentiment import customer_trend, default_classifier
 
     settings = load_settings()
-    with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
+    with open_store(settings).repo(workspace_slug(settings, workspace)) as repo, loading(SENTIMENT_LOAD):
         trend = customer_trend(repo, default_classifier(), account_id=resolve_account(repo, account).id)
     console.print(_sentiment_table(trend.points))
     console.print(
@@ -221,10 +228,11 @@ def sentiment_text(texts: list[str], workspace: WorkspaceOption = None) -> None:
     from copilot.tasks.sentiment import default_classifier
 
     settings = load_settings()
-    with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
+    with open_store(settings).repo(workspace_slug(settings, workspace)) as repo, loading(SENTIMENT_LOAD):
         classifier = default_classifier().for_workspace(repo)
+        results = classifier.classify(texts)
     table = Table("text", "label", "score", "confidence")
-    for text, s in zip(texts, classifier.classify(texts), strict=True):
+    for text, s in zip(texts, results, strict=True):
         table.add_row(text[:80], s.label, f"{s.score:+.2f}", f"{s.confidence:.2f}")
     console.print(table)
     console.print(f"[dim]{classifier.head.name}[/]")

@@ -19,7 +19,8 @@ from pydantic import BaseModel
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from copilot.demo import kb, people, sales, tickets
+from copilot.demo import kb, people, reviews, sales, tickets, topics
+from copilot.demo.insights import InsightsBuilder
 from copilot.errors import InvalidInput
 from copilot.store import Store, get_or_create_workspace
 from copilot.store.models import (
@@ -63,6 +64,8 @@ STEP_LABELS = (
     "calls",
     "NPS responses",
     "notes",
+    "insight fields, past deals and leads",
+    "ticket topics and the invoice-email surge",
     "writing rows",
 )
 DATE_FORMATS = {"es": "%d/%m/%Y", "fr": "%d/%m/%Y", "de": "%d.%m.%Y"}
@@ -110,6 +113,10 @@ class DemoBuilder:
         self.sequence = 1000
         self.deals: list[tuple[Deal, Account]] = []
         self.stalled_deal: Deal | None = None
+        self.seed = seed
+        self.ticket_meta: list[tuple[Ticket, str, str]] = []  # (ticket, scenario family, mood), for the insights
+        self.grumpy: set[str] = set()  # accounts whose NPS leans negative
+        self.ticket_families: list[tuple[Ticket, str, str]] = []  # (ticket, family, agent): topics of resolved ones
 
     def steps(self) -> list[tuple[str, Callable[[], None]]]:
         """The generation steps in order; each may rely on the ones before it."""
@@ -121,6 +128,8 @@ class DemoBuilder:
             self.build_calls,
             self.build_nps,
             self.build_notes,
+            InsightsBuilder(self, self.seed).build,
+            self.build_topics,
         ]
         return list(zip(STEP_LABELS[:-1], builds, strict=True))
 
@@ -209,6 +218,8 @@ class DemoBuilder:
             self.accounts[0], name="Acme Corporation — Enterprise expansion", stage=DealStage.negotiation, stalled=True
         )
         deals.append((self.stalled_deal, self.accounts[0]))
+        for deal, account in deals:  # the account owner (NPS follow-ups go to them): the rep of its first deal
+            account.owner = account.owner or deal.owner
 
     def make_deal(
         self, account: Account, name: str | None = None, stage: DealStage | None = None, stalled: bool = False
@@ -320,10 +331,11 @@ class DemoBuilder:
         subject: str | None = None,
         injection: bool = False,
         invoice: str | None = None,
+        opened_within: tuple[float, float] = (0.2, 330),
     ) -> None:
-        opened = self.days_ago(0.2, 330)
+        opened = self.days_ago(*opened_within)
         slots = self.ticket_slots(person, opened)
-        agent = self.rng.choice(people.SUPPORT_AGENTS)
+        agent = self.rng.choice(topics.agents_for(family.name))  # the family's team, mostly
         slots |= {"agent": agent, "agent_first": agent.split()[0], "name": person.name, "title": person.title}
         if invoice:
             slots["invoice"] = invoice
@@ -342,6 +354,8 @@ class DemoBuilder:
             )
         )
         ticket.account, ticket.contact = person.contact.account, person.contact
+        self.ticket_families.append((ticket, family.name, agent))
+        self.ticket_meta.append((ticket, family.name, mood))
         thread, outcome = self.thread(family, mood, channel, person, slots, localised)
         if injection:
             thread = thread[:2] + [(AuthorKind.customer, person.name, self.fill(tickets.INJECTION_MESSAGE, slots))]
@@ -486,6 +500,7 @@ class DemoBuilder:
 
     def build_nps(self) -> None:
         grumpy = {account.external_id for account in self.rng.sample(self.accounts[1:], 8)} | {"ACME"}
+        self.grumpy = grumpy
         themes = list(sales.NPS_THEMES)
         for index in range(NPS_RESPONSES):
             account = self.accounts[0] if index < ACME_DETRACTORS else self.rng.choice(self.accounts)
@@ -527,6 +542,25 @@ class DemoBuilder:
             keeps_case = connector == " " or second.split()[0] in PROPER_NOUNS
             text += connector + (second if keeps_case else second[0].lower() + second[1:])
         return text.replace("  ", " ").strip()
+
+    def build_topics(self) -> None:
+        """The invoice-email surge (recent tickets on a topic the help center lacks), then the topic and queue the
+        agents set on every resolved ticket."""
+        from copilot.store.models import TicketRouting
+        from copilot.tasks.triage_labels import DEFAULT_LABELS
+
+        for _ in range(topics.SURGE_TICKETS):
+            account = self.rng.choice(self.accounts)
+            person = self.rng.choice(self.people[account.external_id])
+            mood = self.rng.choices(list(topics.EMAIL_DELIVERY.openings), weights=[5, 2, 3, 1])[0]
+            channel = self.rng.choice([Channel.email, Channel.email, Channel.chat, Channel.web])
+            self.make_ticket(person, topics.EMAIL_DELIVERY, mood, channel, opened_within=topics.SURGE_DAYS)
+        queues = {label.name: label.queue for label in DEFAULT_LABELS}
+        for ticket, family, agent in self.ticket_families:
+            if ticket.status in (TicketStatus.solved, TicketStatus.closed):
+                topic = topics.FAMILY_TOPICS[family]
+                routing = self.add(TicketRouting(topic=topic, queue=queues[topic], source="agent", set_by=agent))
+                routing.ticket = ticket
 
     def build_kb(self) -> None:
         for index, (title, overview, steps, tips, tags) in enumerate(kb.ARTICLES, start=1):
@@ -597,6 +631,7 @@ def seed_demo(
             progress(STEP_LABELS[-1])
         session.add_all(builder.rows)
         session.flush()
+        reviews.seed_review_history(session, builder)
         return count_records(session, ws)
 
 
@@ -622,9 +657,9 @@ def count_records(session: Session, workspace: Workspace) -> DemoCounts:
             session.scalar(select(func.count()).select_from(model).where(model.workspace_id == workspace.id)),
         )
     hashed = (
-        (Account, (Account.external_id, Account.name, Account.plan)),
+        (Account, (Account.external_id, Account.name, Account.plan, Account.churned_at, Account.arr)),
         (Contact, (Contact.external_id, Contact.name, Contact.email)),
-        (Ticket, (Ticket.external_id, Ticket.subject, Ticket.status, Ticket.priority)),
+        (Ticket, (Ticket.external_id, Ticket.subject, Ticket.status, Ticket.priority, Ticket.csat_score)),
         (Message, (Message.external_id, Message.body, Message.sent_at)),
         (CallTurn, (CallTurn.speaker, CallTurn.start_s, CallTurn.text)),
         (NpsResponse, (NpsResponse.score, NpsResponse.comment, NpsResponse.submitted_at)),

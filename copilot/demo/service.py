@@ -9,7 +9,7 @@ from copilot.errors import Unauthenticated
 from copilot.services import Services
 from copilot.settings import Settings
 from copilot.store import Store
-from copilot.store.models import AiResult, Role, Ticket, TicketStatus
+from copilot.store.models import AiResult, AiStatus, Role, Ticket, TicketStatus
 from copilot.tasks.thread import load_thread
 
 
@@ -41,7 +41,12 @@ def queue_demo_drafts(services: Services, workspace: str, limit: int = 6) -> int
     drafted = 0
     with services.store.repo(workspace) as repo:
         has_drafts = (
-            repo.session.scalar(repo.select(AiResult).where(AiResult.task == "reply_draft").limit(1)) is not None
+            repo.session.scalar(
+                repo.select(AiResult)
+                .where(AiResult.task == "reply_draft", AiResult.status == AiStatus.pending)  # not the review history
+                .limit(1)
+            )
+            is not None
         )
         tickets = repo.all(
             repo.select(Ticket)

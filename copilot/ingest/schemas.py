@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
@@ -50,6 +50,11 @@ class AccountRow(Row):
     segment: str | None = None
     country: str | None = None
     plan: str | None = None
+    customer_since: date | None = None
+    renewal_date: date | None = None
+    churned_at: date | None = None
+    arr: Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=2)] | None = None
+    owner: Annotated[str, Field(max_length=120)] | None = None
 
 
 class ContactRow(Row):
@@ -59,6 +64,9 @@ class ContactRow(Row):
     phone: str | None = None
     title: str | None = None
     language: Annotated[str, Field(max_length=16)] | None = None
+    lead_source: Annotated[str, Field(max_length=50)] | None = None
+    lead_status: Literal["open", "qualified", "converted", "disqualified"] | None = None
+    lead_created_at: UtcDatetime | None = None
 
 
 class StageChange(BaseModel):
@@ -77,6 +85,9 @@ class DealRow(Row):
     owner: str | None = None
     next_step: str | None = None
     stage_history: list[StageChange] = Field(default_factory=list)
+    lead_source: Annotated[str, Field(max_length=50)] | None = None
+    deal_type: Literal["new_business", "renewal", "expansion"] | None = None
+    team: Annotated[str, Field(max_length=80)] | None = None
 
     _parse_history = field_validator("stage_history", mode="before")(_json_list)
 
@@ -91,6 +102,9 @@ class TicketRow(Row):
     assignee: str | None = None
     opened_at: UtcDatetime | None = None
     closed_at: UtcDatetime | None = None
+    team: Annotated[str, Field(max_length=80)] | None = None
+    csat_score: Annotated[int, Field(ge=1, le=5)] | None = None
+    reopen_count: Annotated[int, Field(ge=0)] = 0
 
 
 class MessageRow(Row):

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, Select, create_engine, event, inspect, select
+from sqlalchemy import Engine, Select, create_engine, event, inspect, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from copilot.errors import CopilotError, NotFound
@@ -22,6 +22,7 @@ from copilot.settings import Settings
 from copilot.store.models import AuditEvent, Workspace, WorkspaceScoped
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x636F70696C6F74  # "copilot": the PostgreSQL advisory lock migrations take
 
 T = TypeVar("T", bound=WorkspaceScoped)
 
@@ -44,12 +45,12 @@ def private_file(path: Path) -> None:
     path.chmod(0o600)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 30) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        engine = create_engine(url, pool_pre_ping=True)
+    else:  # an API process serves up to 40 requests at once (its thread pool), each holding a connection or two
+        engine = create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
     return engine
 
 
@@ -70,8 +71,19 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (creates everything on an empty database)."""
-    command.upgrade(alembic_config(engine), revision)
+    """Bring the schema to ``revision`` (creates everything on an empty database).
+
+    On PostgreSQL, processes starting together (API replicas, workers) take turns: one migrates, the rest wait."""
+    if engine.dialect.name != "postgresql":
+        command.upgrade(alembic_config(engine), revision)
+        return
+    with engine.connect() as lock:
+        lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+        try:
+            command.upgrade(alembic_config(engine), revision)
+        finally:
+            lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+            lock.commit()
 
 
 class Store:
@@ -86,7 +98,8 @@ class Store:
         if settings.database_url is None:
             settings.ensure_dirs()
             private_file(settings.data_dir / "copilot.db")
-        store = cls(make_engine(settings.resolved_database_url))
+        store = cls(make_engine(settings.resolved_database_url, pool_size=settings.database_pool_size,
+                                max_overflow=settings.database_max_overflow))  # fmt: skip
         if upgrade:
             migrate(store.engine)
         return store

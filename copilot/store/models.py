@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -146,6 +147,12 @@ class Account(CrmRecord, Base):
     segment: Mapped[str | None] = mapped_column(String(50))
     country: Mapped[str | None] = mapped_column(String(80))
     plan: Mapped[str | None] = mapped_column(String(80))
+    # insights (copilot/insights/): customer lifecycle
+    customer_since: Mapped[date | None] = mapped_column(Date)
+    renewal_date: Mapped[date | None] = mapped_column(Date)  # the next renewal
+    churned_at: Mapped[date | None] = mapped_column(Date)  # set when the customer left
+    arr: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))  # annual recurring revenue: the account's value
+    owner: Mapped[str | None] = mapped_column(String(120))  # the account owner (NPS follow-ups are drafted for them)
 
 
 class Contact(CrmRecord, Base):
@@ -158,6 +165,10 @@ class Contact(CrmRecord, Base):
     phone: Mapped[str | None] = mapped_column(String(50))
     title: Mapped[str | None] = mapped_column(String(120))
     language: Mapped[str | None] = mapped_column(String(16))
+    # insights: a contact who came in as a lead (status open, qualified, converted or disqualified)
+    lead_source: Mapped[str | None] = mapped_column(String(50))
+    lead_status: Mapped[str | None] = mapped_column(String(32))
+    lead_created_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     account: Mapped[Account | None] = relationship()
 
@@ -176,6 +187,10 @@ class Deal(CrmRecord, Base):
     next_step: Mapped[str | None] = mapped_column(Text)
     # [{"stage": "proposal", "at": "2026-03-01T10:00:00+00:00"}, ...] oldest first
     stage_history: Mapped[list[Any]] = mapped_column(default=list)
+    # insights: where the deal came from, what kind it is (new_business, renewal, expansion), the owner's team
+    lead_source: Mapped[str | None] = mapped_column(String(50))
+    deal_type: Mapped[str | None] = mapped_column(String(32))
+    team: Mapped[str | None] = mapped_column(String(80))
 
     account: Mapped[Account | None] = relationship()
 
@@ -193,6 +208,10 @@ class Ticket(CrmRecord, Base):
     assignee: Mapped[str | None] = mapped_column(String(120))
     opened_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    # insights: the assignee's team, the customer's satisfaction answer (1-5), times it was reopened after solving
+    team: Mapped[str | None] = mapped_column(String(80))
+    csat_score: Mapped[int | None] = mapped_column(Integer)
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     account: Mapped[Account | None] = relationship()
     contact: Mapped[Contact | None] = relationship()
@@ -346,6 +365,7 @@ class Role(str, enum.Enum):
     agent = "agent"
     rep = "rep"
     marketing = "marketing"
+    lead = "lead"  # a support team lead: an agent who also sees the reply-QA scorecards
     admin = "admin"
 
 
@@ -388,7 +408,19 @@ class Job(WorkspaceScoped, Base):
     """Long-running work (NPS themes, reindexing, bulk summaries) with progress and a persisted result."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_claim", "status", "id"), Index("ix_jobs_dedupe", "workspace_id", "dedupe_key"))
+    __table_args__ = (
+        Index("ix_jobs_claim", "status", "id"),
+        Index("ix_jobs_dedupe", "workspace_id", "dedupe_key"),
+        # one queued job per dedupe key, even when two API replicas submit it at the same moment
+        Index(
+            "uq_jobs_queued_dedupe",
+            "workspace_id",
+            "dedupe_key",
+            unique=True,
+            sqlite_where=text("status = 'queued' AND dedupe_key IS NOT NULL"),
+            postgresql_where=text("status = 'queued' AND dedupe_key IS NOT NULL"),
+        ),
+    )
 
     kind: Mapped[str] = mapped_column(String(64))
     status: Mapped[JobStatus] = mapped_column(_enum(JobStatus), default=JobStatus.queued)
@@ -405,6 +437,7 @@ class Job(WorkspaceScoped, Base):
     attempts: Mapped[int] = mapped_column(default=0)  # claims so far (resumptions after a dead runner count)
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     dedupe_key: Mapped[str | None] = mapped_column(String(200))  # one queued job per key (e.g. precompute per ticket)
+    finished_by: Mapped[str | None] = mapped_column(String(120))  # the runner (host:pid:id) that recorded its end
 
 
 class DeliveryStatus(str, enum.Enum):
@@ -517,3 +550,108 @@ class SentimentHead(WorkspaceScoped, Base):
     evaluation: Mapped[dict[str, Any]] = mapped_column(default=dict)  # cross-validated figures on the training file
     source: Mapped[str] = mapped_column(String(500))  # file name and sha256 of the labelled data
     trained_by: Mapped[str] = mapped_column(String(200))
+
+
+# --- Triage and the knowledge loop (copilot/tasks/triage*.py, copilot/tasks/kb_draft.py, copilot/events.py) --------
+
+
+class TriageLabel(WorkspaceScoped, Base):
+    """One topic of the workspace's own label set: the only labels triage may give a ticket."""
+
+    __tablename__ = "triage_labels"
+    __table_args__ = (UniqueConstraint("workspace_id", "name", name="uq_triage_labels_name"),)
+
+    name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, default="")
+    queue: Mapped[str] = mapped_column(String(80))  # the team / queue tickets of this topic go to
+    position: Mapped[int] = mapped_column(default=0)
+
+
+class TicketRouting(WorkspaceScoped, Base):
+    """A ticket's topic and queue as the team set them (by hand, or by applying a triage suggestion)."""
+
+    __tablename__ = "ticket_routings"
+    __table_args__ = (
+        UniqueConstraint("ticket_id", name="uq_ticket_routings_ticket"),
+        Index("ix_ticket_routings_topic", "workspace_id", "topic"),
+    )
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    topic: Mapped[str | None] = mapped_column(String(64))
+    queue: Mapped[str | None] = mapped_column(String(80))
+    source: Mapped[str] = mapped_column(String(32))  # agent | triage | auto_triage | import
+    set_by: Mapped[str] = mapped_column(String(200))
+    ai_result_id: Mapped[int | None] = mapped_column(ForeignKey("ai_results.id", ondelete="SET NULL"), index=True)
+
+    ticket: Mapped[Ticket] = relationship()
+
+
+class TriageHead(WorkspaceScoped, Base):
+    """A workspace's own topic classifier, trained on its labelled tickets; replaces the shipped one for it."""
+
+    __tablename__ = "triage_heads"
+    __table_args__ = (UniqueConstraint("workspace_id", name="uq_triage_heads_workspace"),)
+
+    weights: Mapped[bytes] = mapped_column(LargeBinary)  # npz: coef (labels x dimensions), intercept (labels)
+    labels: Mapped[list[Any]] = mapped_column(default=list)  # row order of coef
+    embedding_model: Mapped[str] = mapped_column(String(200))  # the encoder the features came from
+    examples: Mapped[int] = mapped_column(Integer)
+    label_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    evaluation: Mapped[dict[str, Any]] = mapped_column(default=dict)  # cross-validated figures on the training data
+    source: Mapped[str] = mapped_column(String(500))
+    trained_by: Mapped[str] = mapped_column(String(200))
+
+
+class OutboundEvent(WorkspaceScoped, Base):
+    """A record-change event for the workspace's webhook (signed like reply deliveries), idempotent by key."""
+
+    __tablename__ = "outbound_events"
+    __table_args__ = (Index("ix_outbound_events_subject", "workspace_id", "subject_kind", "subject_id"),)
+
+    event: Mapped[str] = mapped_column(String(64))  # e.g. ticket.updated
+    subject_kind: Mapped[str] = mapped_column(String(32))
+    subject_id: Mapped[int | None] = mapped_column(Integer)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    target: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[DeliveryStatus] = mapped_column(_enum(DeliveryStatus), default=DeliveryStatus.pending)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+
+
+# --- Reply library (copilot/tasks/reply_library.py) --------------------------------------------------------
+
+
+class ReplyTemplate(WorkspaceScoped, Base):
+    """An approved reply, scrubbed of personal data and case facts: a source for every customer of the workspace."""
+
+    __tablename__ = "reply_library"
+    __table_args__ = (UniqueConstraint("workspace_id", "source_ai_result_id", name="uq_reply_library_source"),)
+
+    question: Mapped[str] = mapped_column(Text)  # the customer's ask it answered, scrubbed
+    answer: Mapped[str] = mapped_column(Text)  # the approved reply, scrubbed (slots like {amount} in place of facts)
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    source_ai_result_id: Mapped[int | None] = mapped_column(ForeignKey("ai_results.id", ondelete="SET NULL"))
+    approved_by: Mapped[str | None] = mapped_column(String(200))
+    uses: Mapped[int] = mapped_column(default=0)
+
+
+# --- NPS advocacy and recovery (copilot/tasks/nps_advocacy.py) ----------------------------------------------------
+
+
+class NpsAdvocacy(WorkspaceScoped, Base):
+    """A promoter's thank-you or a detractor's follow-up: who sends it, and whether an approved draft asked them."""
+
+    __tablename__ = "nps_advocacy"
+    __table_args__ = (
+        UniqueConstraint("response_id", name="uq_nps_advocacy_response"),
+        Index("ix_nps_advocacy_owner", "workspace_id", "owner"),
+    )
+
+    response_id: Mapped[int] = mapped_column(ForeignKey("nps_responses.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # thank_you (promoter) | follow_up (detractor)
+    owner: Mapped[str | None] = mapped_column(String(120))  # who sends it: the account owner, or support
+    route: Mapped[str] = mapped_column(String(16))  # account_owner | support | team
+    asked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())  # set when a draft is approved
+    asked_result_id: Mapped[int | None] = mapped_column(ForeignKey("ai_results.id", ondelete="SET NULL"))

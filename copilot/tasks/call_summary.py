@@ -1,13 +1,12 @@
-"""Call summary: summary, key points, objections, decisions, action items and the next step; every item cites turn ids.
+"""Call summary: summary, key points, objections, competitors, decisions, action items and the next step; every item
+cites turn ids.
 
-A transcript is split into windows that fit the model's context (``settings.local_context_tokens``).
-On the model path each window is summarised as JSON under a schema and checked by guards (cited
-turns exist in the window, facts and names are in the transcript, the owner and due date of each
-action item appear in the turns it cites); a window whose output fails falls back to the
-extractive path, and the window notes are merged (by the model when there are several, else
-deterministically). The extractive path ranks sentences by centrality over sentence embeddings
-and finds objections, decisions, action items and next steps by cue phrases. With the embedded
-135M model the extractive path is the default (see evals/call_summary_qmsum.py).
+The items are always extracted: sentences ranked by centrality over sentence embeddings (per window of the transcript
+that fits the model's context), objections, decisions, action items (owner, due phrase and the date it resolves to)
+and next steps by cue phrases. On the model path (the ``capable`` default) the model then writes a short prose recap
+from the evidence turns those items stand on, each sentence citing its turns; guards check the recap's citations,
+facts and names against the transcript, and a recap that fails is dropped for the extractive summary. With ``small``
+the extractive summary is the recap (see the public_qmsum eval suite).
 
 ``apply_to_deal`` is the approval hook: it writes an approved summary's next step and action
 items to the call's deal.
@@ -15,10 +14,9 @@ items to the call's deal.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -51,7 +49,10 @@ Strategy = Literal["auto", "model", "extractive"]  # its strategies: the API, CL
 Encode = Callable[[list[str]], np.ndarray]
 Progress = Callable[[int, int], None]
 
-MAX_OUTPUT_TOKENS = 900  # room for one window's JSON notes
+MAX_OUTPUT_TOKENS = 900  # what a window of the transcript leaves room for, in tokens
+MAX_RECAP_TOKENS = 260
+MAX_RECAP_SENTENCES = 6
+MAX_EVIDENCE_TURNS = 24
 PROMPT_OVERHEAD_TOKENS = 450  # system text and framing around the transcript lines
 TURN_OVERHEAD_TOKENS = 12  # "[123] 01:02 Speaker Name:" per line
 MIN_WINDOW_TOKENS = 256
@@ -69,6 +70,7 @@ _DAY_OF_MONTH = rf"(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?(?:,?\s+\d{{4}})?
 DUE = re.compile(
     rf"\b(?:by|before|on|for|until|no later than)\s+"
     rf"(?P<due>(?:next\s+|this\s+)?(?:{_WEEKDAYS})(?:,?\s+{_DAY_OF_MONTH})?|{_DAY_OF_MONTH}|\d{{4}}-\d{{2}}-\d{{2}}"
+    rf"|(?:the\s+)?week\s+of\s+{_DAY_OF_MONTH}"
     rf"|(?:the\s+)?end\s+of\s+(?:the\s+)?(?:day|week|month|quarter)|eod|eow|tomorrow|tonight|today)\b"
     rf"|\b(?P<relative>tomorrow|next week|next month|later this week|end of (?:the )?(?:day|week|month|quarter))\b",
     re.I,
@@ -80,14 +82,20 @@ _ACTION_VERBS = (
 )
 ACTION = re.compile(
     rf"\b(?P<subject>I'll|I will|I'm going to|I am going to|I can|we'll|we will|we're going to|let me"
-    rf"|(?:our|the|their|your) [\w-]+(?: [\w-]+)? will|[A-Z][a-z]+ will)"
+    rf"|(?i:our|the|their|your) [\w-]+(?: [\w-]+)? will|[A-Z][a-z]+ will)"
     rf"\s+(?:\w+\s+){{0,2}}?(?:{_ACTION_VERBS})\b",
 )
 OBJECTION = re.compile(
     r"\b(?:too expensive|expensive|overpriced|price is|pricing is|costs? too|over (?:the |our )?budget|"
     r"more than we budgeted|main concern|concern(?:ed|s)?|worried|worry|hesitant|not convinced|deal[- ]breaker|"
-    r"never adopted|can't commit|cannot commit|before we can commit|"
+    r"never adopted|can't commit|cannot commit|before we can commit|can't sign|cannot sign|budget freeze|"
     r"the problem is|the issue is|downside|we'd need|we would need|push ?back)\b",
+    re.I,
+)
+COMPETITOR = re.compile(
+    r"\b(?:also (?:trialling|trialing|testing|looking at|evaluating|talking to)|(?:currently|already) (?:use|using|on)|"
+    r"switch(?:ing)? from|compared (?:to|with)|versus|vs\.?|their (?:offer|price|quote)|a cheaper tool|competitor|"
+    r"other vendors?|alternatives?)\b",
     re.I,
 )
 WEAK_OBJECTION = re.compile(
@@ -117,6 +125,7 @@ class ActionItem(BaseModel):
     owner: str | None = Field(default=None, max_length=80, description="Who does it, as named in the cited turns.")
     due: str | None = Field(default=None, max_length=60, description="When, only if said in the cited turns.")
     turn_ids: list[int] = Field(default_factory=list, max_length=4)
+    due_date: date | None = Field(default=None, description="The due phrase as a date, counted from the call's day.")
 
 
 class CallNotes(BaseModel):
@@ -170,6 +179,20 @@ class CallSummary(CallNotes):
     turn_count: int = 0
     duration_s: float = 0.0
     windows: int = 1
+    recap: list[CitedPoint] = Field(default_factory=list, description="The recap in the model's words, cited.")
+    competitors: list[CitedPoint] = Field(default_factory=list, description="Competitors the customer mentioned.")
+
+    def as_text(self) -> str:
+        """The model's recap when it wrote one, else the extracted summary and items, as prose."""
+        if self.recap:
+            return " ".join(p.text for p in self.recap)
+        return super().as_text()
+
+    def cited_ids(self) -> list[int]:
+        return [*super().cited_ids(), *(i for p in self.recap + self.competitors for i in p.turn_ids)]
+
+    def texts(self) -> list[str]:
+        return [*super().texts(), *(p.text for p in self.recap + self.competitors)]
 
 
 # -- transcript -----------------------------------------------------------------------------------
@@ -189,6 +212,7 @@ class TranscriptTurn(BaseModel):
 
 class Transcript(BaseModel):
     title: str = ""
+    started_at: datetime | None = None
     participants: list[dict[str, Any]] = Field(default_factory=list)
     turns: list[TranscriptTurn]
 
@@ -222,7 +246,10 @@ def load_transcript(call: Call) -> Transcript:
         if t.text and t.text.strip()
     ]
     return Transcript(
-        title=call.title, participants=[p for p in call.participants or [] if isinstance(p, dict)], turns=turns
+        title=call.title,
+        started_at=call.started_at,
+        participants=[p for p in call.participants or [] if isinstance(p, dict)],
+        turns=turns,
     )
 
 
@@ -383,6 +410,74 @@ def _due(text: str) -> str | None:
     return (match.group("due") or match.group("relative")).strip() if match else None
 
 
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_WEEKDAY_INDEX = {name: index for index, name in enumerate(_WEEKDAYS.split("|"))}
+_MONTH_DAY = re.compile(rf"\b({_MONTHS})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?(?:,?\s+(\d{{4}}))?", re.I)
+_END_OF_DAY = ("today", "tonight", "eod", "end of day", "end of the day")
+
+
+def _month_end(day: date, months_ahead: int = 0) -> date:
+    first = date(day.year + (day.month - 1 + months_ahead + 1) // 12, (day.month + months_ahead) % 12 + 1, 1)
+    return first - timedelta(days=1)
+
+
+def resolve_due(due: str | None, said_on: date | None) -> date | None:
+    """The calendar date a spoken due phrase ("Friday", "November 25", "end of the month") names, counted from the
+    day it was said; None when the phrase names no day."""
+    if not due or said_on is None:
+        return None
+    text = " ".join(due.lower().split())
+    if iso := re.search(r"\d{4}-\d{2}-\d{2}", text):
+        return date.fromisoformat(iso.group())
+    if month_day := _MONTH_DAY.search(text):
+        return _month_day(month_day, said_on)
+    if text in _END_OF_DAY:
+        return said_on
+    if text == "tomorrow":
+        return said_on + timedelta(days=1)
+    friday = said_on + timedelta(days=(4 - said_on.weekday()) % 7)
+    if text in ("eow", "end of week", "end of the week", "later this week"):
+        return friday
+    if text == "next week":
+        return friday + timedelta(days=7)
+    if text in ("end of month", "end of the month", "next month"):
+        return _month_end(said_on, 1 if text == "next month" else 0)
+    if text in ("end of quarter", "end of the quarter"):
+        return _month_end(said_on, (2 - (said_on.month - 1) % 3))
+    weekday = next((index for name, index in _WEEKDAY_INDEX.items() if name in text), None)
+    if weekday is None:
+        return None
+    ahead = (weekday - said_on.weekday()) % 7 or 7
+    return said_on + timedelta(days=ahead + (7 if text.startswith("next ") and ahead <= 4 - said_on.weekday() else 0))
+
+
+def _month_day(match: re.Match[str], said_on: date) -> date | None:
+    month = next(i for i, name in enumerate(_MONTH_NAMES, 1) if match.group(1).lower().startswith(name))
+    year = int(match.group(3)) if match.group(3) else said_on.year
+    try:
+        day = date(year, month, int(match.group(2)))
+        if not match.group(3) and day < said_on - timedelta(days=31):  # "January 10" said in December: next year
+            day = date(year + 1, month, day.day)
+    except ValueError:
+        return None
+    return day
+
+
+OBJECTION_TOPICS = {  # in order: a "budget freeze until next quarter" is about timing, not price
+    "timing": re.compile(r"\b(?:next quarter|next year|freeze|timing|not now|later this year|not this year)", re.I),
+    "price": re.compile(r"\b(?:price|pricing|expensive|overpriced|cost|costs|budget|budgeted|discount|afford)", re.I),
+    "security": re.compile(r"\b(?:security|soc ?2|iso ?27001|gdpr|compliance|legal|data (?:is )?hosted|privacy)", re.I),
+    "competitor": COMPETITOR,
+    "integration": re.compile(r"\b(?:integration|netsuite|salesforce|api|migration|migrate|custom fields?)", re.I),
+    "adoption": re.compile(r"\b(?:adopt(?:ed|ion)?|training|change management|never used)", re.I),
+}
+
+
+def objection_topic(text: str) -> str:
+    """What an objection is about: price, security, competitor, integration, adoption, timing, or other."""
+    return next((topic for topic, pattern in OBJECTION_TOPICS.items() if pattern.search(text)), "other")
+
+
 def _is_objection(s: _Sentence, roles_known: bool) -> bool:
     role = s.turn.role
     if roles_known and role not in (None, "customer"):  # the selling side answers objections, it does not raise them
@@ -400,11 +495,14 @@ def _cue_items(
         is_question = s.text.endswith("?")
         if NEXT_STEP.search(s.text) and not is_question:
             next_step = CitedPoint(text=s.text, turn_ids=[s.turn.id])
+        objection = False
         if DECISION.search(s.text) and not is_question:
             decisions.append(CitedPoint(text=s.text, turn_ids=[s.turn.id]))
-        elif _is_objection(s, roles_known):
+        elif objection := _is_objection(s, roles_known):  # "Our IT team will ask about security" is no action
             objections.append(CitedPoint(text=s.text, turn_ids=[s.turn.id]))
-        if (match := ACTION.search(s.text)) and not is_question and not s.text.lower().startswith(("if ", "when ")):
+        if objection or is_question or s.text.lower().startswith(("if ", "when ")):
+            continue
+        if match := ACTION.search(s.text):
             actions.append(ActionItem(what=s.text, owner=_owner(match, s.turn), due=_due(s.text), turn_ids=[s.turn.id]))
     return _dedupe(objections)[:4], _dedupe(decisions)[-4:], _dedupe(actions)[-8:], next_step
 
@@ -437,6 +535,16 @@ def _mmr(
     return chosen
 
 
+def whole_sentences(texts: list[str], limit: int) -> str:
+    """The sentences joined, as many whole ones as fit in ``limit`` characters (never one cut off mid-way)."""
+    kept: list[str] = []
+    for text in texts:
+        if kept and len(" ".join([*kept, text])) > limit:
+            break
+        kept.append(text)
+    return " ".join(kept)[:limit]
+
+
 def extractive_notes(
     transcript: Transcript,
     encode: Encode | None = None,
@@ -452,7 +560,9 @@ def extractive_notes(
             if progress:
                 progress(done, len(windows))
         return CallNotes(summary="(the transcript has no content to summarise)")
-    content = [s for s in every if len(s.text.split()) >= MIN_CONTENT_WORDS and not s.text.endswith("?")] or every
+    content = [
+        s for s in every if len(s.text.split()) >= MIN_CONTENT_WORDS and not s.text.endswith(("?", "…"))
+    ] or every
     # Encode window by window (the progress bar moves per window), then rank over the whole call.
     window_of = {turn.id: n for n, window in enumerate(windows) for turn in window}
     vectors_by_window: list[np.ndarray] = []
@@ -477,7 +587,7 @@ def extractive_notes(
     key_part = sorted(picked[SUMMARY_SENTENCES:], key=lambda s: s.index)
     objections, decisions, actions, next_step = _cue_items(every, roles_known=any(t.role for t in transcript.turns))
     return CallNotes(
-        summary=clip(" ".join(s.text for s in summary_part), 600),
+        summary=whole_sentences([s.text for s in summary_part], 600),
         summary_turn_ids=list(dict.fromkeys(s.turn.id for s in summary_part))[:6],
         key_points=[CitedPoint(text=s.text, turn_ids=[s.turn.id]) for s in key_part],
         objections=objections,
@@ -487,45 +597,40 @@ def extractive_notes(
     )
 
 
-# -- merge ----------------------------------------------------------------------------------------
-def merge_notes(parts: list[CallNotes]) -> CallNotes:
-    """Deterministic merge of window notes: the summaries' lead sentences, key points round-robin,
-    items in call order."""
-    if len(parts) == 1:
-        return parts[0]
-    leads = [sentences(p.summary)[:1] for p in parts if p.summary.strip()]
-    summary = clip(" ".join(s for lead in leads for s in lead), 600)
-    key_points: list[CitedPoint] = []
-    for rank in range(max((len(p.key_points) for p in parts), default=0)):
-        key_points += [p.key_points[rank] for p in parts if rank < len(p.key_points)]
-    next_steps = [p.next_step for p in parts if p.next_step]
-    return CallNotes(
-        summary=summary or "(no summary)",
-        summary_turn_ids=list(dict.fromkeys(i for p in parts for i in p.summary_turn_ids[:1]))[:6],
-        key_points=_dedupe(key_points)[:5],
-        objections=_dedupe([o for p in parts for o in p.objections])[:4],
-        decisions=_dedupe([d for p in parts for d in p.decisions])[-4:],
-        action_items=_dedupe([a for p in parts for a in p.action_items])[-8:],
-        next_step=next_steps[-1] if next_steps else None,
-    )
-
-
 # -- the task -------------------------------------------------------------------------------------
 def _finish(notes: CallNotes, transcript: Transcript, windows: int) -> CallSummary:
     duration = max((t.start_s for t in transcript.turns), default=0.0)
+    said_on = transcript.started_at.date() if transcript.started_at else None
+    for item in notes.action_items:
+        item.due_date = item.due_date or resolve_due(item.due, said_on)
     return CallSummary(
         **notes.model_dump(),
         call_title=transcript.title,
         turn_count=len(transcript.turns),
         duration_s=duration,
         windows=windows,
+        competitors=competitor_mentions(transcript),
     )
+
+
+def competitor_mentions(transcript: Transcript) -> list[CitedPoint]:
+    """What the customer side said about other vendors (a typed field, and a risk on the deal)."""
+    roles_known = any(t.role for t in transcript.turns)
+    found = [
+        CitedPoint(text=clip(s), turn_ids=[t.id])
+        for t in transcript.turns
+        if not roles_known or t.role in (None, "customer")
+        for s in sentences(t.text)
+        if COMPETITOR.search(s)
+    ]
+    return _dedupe(found)[:4]
 
 
 def summarize_transcript(
     context: TaskContext, transcript: Transcript, strategy: str = "auto", progress: Progress | None = None
 ) -> TaskOutcome[CallSummary]:
-    """Summarise a transcript (no storage): per-window model notes with guards and a merge, or the extractive path."""
+    """Summarise a transcript (no storage): extract the evidence turns and items; with the model path, the model
+    writes the recap from that evidence, each sentence citing its turns."""
     strategy = registry.get(TASK).resolve_strategy(strategy, context.profile)
     prompt = load_prompt(TASK)
     windows = split_windows(transcript.turns, window_budget(context.settings.local_context_tokens))
@@ -535,137 +640,83 @@ def summarize_transcript(
         prompt_version=prompt.version,
         input_ids=[f"call_turn:{i}" for i in transcript.ids],
     )
+    notes = extractive_notes(transcript, context.embedder.encode, progress, windows)
+    result = _finish(notes, transcript, len(windows))
     if strategy != "model" or not transcript.turns:
-        notes = extractive_notes(transcript, context.embedder.encode, progress, windows)
-        result = _finish(notes, transcript, len(windows))
         return TaskOutcome[CallSummary](
             task=TASK,
             result=result,
             verdicts=notes_guards(result, transcript),
             provenance=provenance.model_copy(update={"model": "extractive"}),
         )
-    return _model_path(context, prompt, transcript, windows, provenance, progress)
+    return _with_recap(context, prompt, transcript, result, provenance)
 
 
-def _model_path(
-    context: TaskContext,
-    prompt: PromptTemplate,
-    transcript: Transcript,
-    windows: list[list[TranscriptTurn]],
-    provenance: Provenance,
-    progress: Progress | None,
+def _with_recap(
+    context: TaskContext, prompt: PromptTemplate, transcript: Transcript, result: CallSummary, provenance: Provenance
 ) -> TaskOutcome[CallSummary]:
-    parts: list[CallNotes] = []
-    rejected: list[GuardVerdict] = []
-    reasons: list[str] = []
-    model_down: str | None = None
-    encode = context.embedder.encode
-    for n, window in enumerate(windows, start=1):
-        where = f"window {n}/{len(windows)}"
-        window_transcript = transcript.model_copy(update={"turns": window})
-        notes: CallNotes | None = None
-        if model_down is None:
-            try:
-                answer = context.gateway.structured(
-                    prompt.render(
-                        mode="window", transcript=transcript, turns=window, window=n, windows=len(windows), partials=[]
-                    ),
-                    CallNotes,
-                    max_tokens=MAX_OUTPUT_TOKENS,
-                )
-            except ModelError as error:
-                model_down = f"model unavailable: {error}"
-            else:
-                provenance = provenance.with_completion(answer.completion, add=True)
-                if not answer.ok:
-                    rejected.append(
-                        GuardVerdict(
-                            name="schema",
-                            passed=False,
-                            severity=Severity.flag,
-                            details=[f"{where} (replaced): {answer.error or 'invalid'}"],
-                        )
-                    )
-                    reasons.append(f"{where}: model output failed validation")
-                else:
-                    verdicts = notes_guards(answer.value, transcript, valid_ids=[t.id for t in window])
-                    if any(not v.passed for v in verdicts):
-                        rejected += _as_rejected(verdicts, where)
-                        reasons.append(f"{where}: model output failed a guard")
-                    else:
-                        notes = answer.value
-        if notes is None:
-            notes = extractive_notes(window_transcript, encode)
-        parts.append(notes)
-        if progress:
-            progress(n, len(windows))
-    if model_down:
-        reasons.insert(0, model_down)
-    merged = (
-        _merge_with_model(context, prompt, transcript, parts, rejected, reasons)
-        if len(parts) > 1 and model_down is None
-        else None
-    )
-    if merged is not None:
-        notes, usage = merged
-        provenance = provenance.with_completion(usage, add=True)
-    else:
-        notes = merge_notes(parts)
-    result = _finish(notes, transcript, len(windows))
+    """The model's recap over the evidence turns, kept when it passes the guards (else the extractive summary)."""
+    if injection := injection_flags((f"turn {t.id}", t.text) for t in transcript.turns):
+        return _recap_outcome(result, transcript, provenance, injection, "the call carries a prompt injection")
+    evidence = evidence_turns(transcript, result)
+    try:
+        completion = context.gateway.complete(
+            prompt.render(transcript=transcript, evidence=evidence), max_tokens=MAX_RECAP_TOKENS, temperature=0.0
+        )
+    except ModelError as error:
+        return _recap_outcome(result, transcript, provenance, [], f"model unavailable: {error}")
+    provenance = provenance.with_completion(completion)
+    recap = parse_recap(completion.text, evidence)
+    if not recap:
+        empty = GuardVerdict(name="content", passed=False, severity=Severity.flag, details=["the model wrote no recap"])
+        return _recap_outcome(result, transcript, provenance, [empty], "the model wrote no recap")
+    candidate = result.model_copy(update={"recap": recap})
+    verdicts = notes_guards(candidate, transcript)
+    if any(not v.passed for v in verdicts):
+        return _recap_outcome(
+            result, transcript, provenance, _as_rejected(verdicts, "recap"), "the model recap failed a guard"
+        )
+    return TaskOutcome[CallSummary](task=TASK, result=candidate, verdicts=verdicts, provenance=provenance)
+
+
+def _recap_outcome(
+    result: CallSummary, transcript: Transcript, provenance: Provenance, verdicts: list[GuardVerdict], reason: str
+) -> TaskOutcome[CallSummary]:
     return TaskOutcome[CallSummary](
         task=TASK,
         result=result,
-        verdicts=[*rejected, *notes_guards(result, transcript)],
+        verdicts=[*verdicts, *notes_guards(result, transcript)],
         provenance=provenance,
-        used_fallback=bool(reasons),
-        fallback_reason="; ".join(reasons) or None,
+        used_fallback=True,
+        fallback_reason=reason,
     )
 
 
-def _merge_with_model(
-    context: TaskContext,
-    prompt: PromptTemplate,
-    transcript: Transcript,
-    parts: list[CallNotes],
-    rejected: list[GuardVerdict],
-    reasons: list[str],
-) -> tuple[CallNotes, Any] | None:
-    """One model call that merges the window notes; None (deterministic merge) when it fails."""
-    partials = [p.model_dump(mode="json") for p in parts]
-    cited = {i for p in parts for i in p.cited_ids()}
-    try:
-        answer = context.gateway.structured(
-            prompt.render(
-                mode="merge",
-                transcript=transcript,
-                turns=[],
-                window=0,
-                windows=len(parts),
-                partials=[json.dumps(p, ensure_ascii=False) for p in partials],
-            ),
-            CallNotes,
-            max_tokens=MAX_OUTPUT_TOKENS,
-        )
-    except ModelError as error:
-        reasons.append(f"merge: model unavailable: {error}")
-        return None
-    if not answer.ok:
-        rejected.append(
-            GuardVerdict(
-                name="schema",
-                passed=False,
-                severity=Severity.flag,
-                details=[f"merge (replaced): {answer.error or 'invalid'}"],
-            )
-        )
-        reasons.append("merge: model output failed validation")
-        return None
-    verdicts = notes_guards(answer.value, transcript, valid_ids=cited)
-    if any(not v.passed for v in verdicts):
-        rejected += _as_rejected(verdicts, "merge")
-        reasons.append("merge: model output failed a guard")
-        return None
-    return answer.value, answer.completion
+def evidence_turns(transcript: Transcript, notes: CallNotes, limit: int = MAX_EVIDENCE_TURNS) -> list[TranscriptTurn]:
+    """The turns the extracted notes stand on, in call order (what the model writes the recap from)."""
+    wanted = list(dict.fromkeys(notes.cited_ids()))[:limit]
+    by_id = transcript.by_id()
+    turns = [by_id[i] for i in wanted if i in by_id]
+    return sorted((t.model_copy(update={"text": clip(t.text, 400)}) for t in turns), key=lambda t: t.position)
+
+
+CITATION = re.compile(r"\[((?:\s*\d+\s*,?)+)\]")
+
+
+def parse_recap(text: str, evidence: list[TranscriptTurn]) -> list[CitedPoint]:
+    """The model's recap sentences with the turn ids each cites (an uncited sentence gets its closest evidence turn)."""
+    from rapidfuzz import fuzz
+
+    points = []
+    for sentence in sentences(" ".join(line.strip(" -*•") for line in text.strip().split("\n"))):
+        ids = [int(i) for group in CITATION.findall(sentence) for i in re.findall(r"\d+", group)]
+        plain = CITATION.sub("", sentence).strip()
+        if len(plain.split()) < 3:
+            continue
+        if not ids and evidence:
+            ids = [max(evidence, key=lambda t: fuzz.token_set_ratio(plain, t.text)).id]
+        points.append(CitedPoint(text=clip(plain, 300), turn_ids=list(dict.fromkeys(ids))[:4]))
+    return points[:MAX_RECAP_SENTENCES]
 
 
 class CallSummaryParams(TaskParams):

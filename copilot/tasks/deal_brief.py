@@ -11,6 +11,8 @@ model fails or a guard does, a template narrative and a rule-based next step sta
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -43,9 +45,10 @@ from copilot.store.models import (
 )
 from copilot.tasks import registry
 from copilot.tasks.base import Provenance, TaskOutcome
-from copilot.tasks.call_summary import check_names_anywhere
+from copilot.tasks.call_summary import check_names_anywhere, resolve_due
 from copilot.tasks.context import TaskContext
 from copilot.tasks.registry import DEAL_UPDATED, RecordRef, TaskParams, task
+from copilot.tasks.thread import sentences
 
 TASK = "deal_brief"
 Strategy = Literal["auto", "model", "template"]  # its strategies: the API, CLI and registry read them here
@@ -71,6 +74,7 @@ SENTIMENT_LOOKBACK_DAYS = 90
 NEGATIVE_MEAN = -0.3  # mean sentiment of the recent customer messages below this is a risk
 RECENT_CALLS = 2
 MAX_EVIDENCE = 5
+MAX_BRIEF_TOKENS = 320
 OPEN_TICKETS = (TicketStatus.new, TicketStatus.open, TicketStatus.pending)
 HIGH_PRIORITY = (Priority.high, Priority.urgent)
 
@@ -102,7 +106,8 @@ class Touch(BaseModel):
 
 
 class Risk(BaseModel):
-    kind: str  # stalled, no_next_step, close_date_passed, high_priority_tickets, negative_sentiment, detractor_nps
+    kind: str  # stalled, no_next_step, close_date_passed, overdue_action_items, <topic>_objection, competitor,
+    # high_priority_tickets, negative_sentiment, detractor_nps
     text: str
     evidence_ids: list[str]
 
@@ -119,8 +124,38 @@ class BriefActionItem(BaseModel):
     what: str
     owner: str | None = None
     due: str | None = None
+    due_date: date | None = None
     call_id: int
     source_ids: list[str]
+
+    def overdue_days(self, as_of: datetime) -> int:
+        """Days past its due date (0 when not due yet or without a date)."""
+        return max(0, (as_of.date() - self.due_date).days) if self.due_date else 0
+
+
+class CallPoint(BaseModel):
+    text: str
+    topic: str | None = None  # objections: price, security, competitor, integration, adoption, timing, other
+    source_ids: list[str] = Field(default_factory=list)
+
+
+class CallFact(BaseModel):
+    """One recent call on the deal and what it settled."""
+
+    id: int
+    ref: str
+    title: str
+    at: datetime
+    days_ago: int
+    customers: list[str] = Field(default_factory=list)
+    decisions: list[CallPoint] = Field(default_factory=list)
+    objections: list[CallPoint] = Field(default_factory=list)
+    competitors: list[CallPoint] = Field(default_factory=list)
+    next_step: CallPoint | None = None
+    summary_id: int | None = None  # the stored call summary the points come from (else extracted now)
+
+    def points(self) -> list[CallPoint]:
+        return [*self.decisions, *self.objections, *self.competitors, *([self.next_step] if self.next_step else [])]
 
 
 class DealFacts(BaseModel):
@@ -147,11 +182,21 @@ class DealFacts(BaseModel):
     high_priority_tickets: list[TicketFact] = Field(default_factory=list)
     risks: list[Risk] = Field(default_factory=list)
     action_items: list[BriefActionItem] = Field(default_factory=list)
+    calls: list[CallFact] = Field(default_factory=list)  # the deal's recent calls, newest first
+    deal_calls: int = 0
     notes: list[str] = Field(default_factory=list)  # what could not be checked, and why
 
     @property
     def is_open(self) -> bool:
         return self.stage in {s.value for s in OPEN_STAGES}
+
+    def close_in_days(self) -> int:
+        return (self.close_date - self.as_of.date()).days if self.close_date else 0
+
+    def path(self) -> tuple[int, int]:
+        """Days from the first recorded stage to the current one, and the number of stage changes on the way."""
+        times = [t for step in self.stage_history if (t := _parse_time(step.get("at")))]
+        return (_days(times[-1], times[0]), len(times) - 1) if len(times) > 1 else (0, 0)
 
     def amount_text(self) -> str:
         if self.amount is None:
@@ -164,7 +209,14 @@ class DealFacts(BaseModel):
         ids += [s.source_id for s in self.stakeholders]
         ids += [t.source_id for t in (self.last_touch, self.last_deal_activity) if t]
         ids += [i for r in self.risks for i in r.evidence_ids] + [i for a in self.action_items for i in a.source_ids]
+        for call in self.calls:
+            ids += [f"call:{call.id}", *(i for p in call.points() for i in p.source_ids)]
         return list(dict.fromkeys(ids))
+
+    def items_per_owner(self) -> dict[str, int]:
+        """Action items per owner, most first ("no owner" for items nobody took)."""
+        owners = Counter(item.owner or "no owner" for item in self.action_items)
+        return dict(owners.most_common())
 
     def texts(self) -> list[str]:
         """The facts as text lines, with the usual renderings of amounts and dates: what generated text may state."""
@@ -180,6 +232,8 @@ class DealFacts(BaseModel):
         ]
         if self.days_in_stage is not None:
             lines.append(f"{self.days_in_stage} days in stage")
+        days, changes = self.path()
+        lines.append(f"took {days} days and {changes} stage changes; close in {abs(self.close_in_days())} days")
         if self.amount is not None:
             lines += [
                 self.amount_text(),
@@ -205,7 +259,16 @@ class DealFacts(BaseModel):
         lines += [f"{t.kind} {t.text} {t.days_ago} days ago" for t in (self.last_touch, self.last_deal_activity) if t]
         lines += [f"{t.ref} {t.subject} {t.priority} {t.status}" for t in self.high_priority_tickets]
         lines += [r.text for r in self.risks]
-        lines += [f"{a.what} {a.owner or ''} {a.due or ''}" for a in self.action_items]
+        for item in self.action_items:
+            lines.append(f"{item.what} {item.owner or ''} {item.due or ''}")
+            if item.due_date:
+                lines.append(f"due {_date_forms(item.due_date)}, {item.overdue_days(self.as_of)} days overdue")
+        for call in self.calls:
+            lines += [f"call {call.ref} '{call.title}' {', '.join(call.customers)}", _date_forms(call.at)]
+            lines += [f"{p.topic or ''} {p.text}" for p in call.points()]
+            lines.append(f"{call.days_ago} days ago")
+        lines.append(f"{self.deal_calls} calls on the deal")
+        lines += [f"{count} action items for {owner}" for owner, count in self.items_per_owner().items()]
         lines.append(
             f"{len(self.risks)} risks {len(self.action_items)} action items {len(self.stakeholders)} stakeholders"
         )
@@ -213,7 +276,8 @@ class DealFacts(BaseModel):
 
 
 class BriefNarrative(BaseModel):
-    """What the model writes: prose over the facts and one next step, citing record ids."""
+    """What the model writes (parsed from its plain text): prose over the facts and one next step, and the record
+    ids it cites."""
 
     narrative: str = Field(max_length=900, description="Three to five sentences for the rep, only from the facts.")
     next_step: str = Field(max_length=240, description="One concrete next step for the rep.")
@@ -315,7 +379,8 @@ def gather_facts(context: TaskContext, deal: Deal, as_of: datetime, classifier: 
     deal_calls = [c for c in calls if c.deal_id == deal.id]
     facts.stakeholders = _stakeholders(contacts, deal_calls)
     facts.last_touch, facts.last_deal_activity = _touches(repo, deal, account, calls, as_of)
-    facts.action_items = _action_items(context, deal_calls[:RECENT_CALLS])
+    facts.deal_calls = len(deal_calls)
+    facts.calls, facts.action_items = _recent_calls(context, deal_calls[:RECENT_CALLS], as_of)
     facts.risks = _risks(repo, facts, account, contacts, as_of, classifier)
     return facts
 
@@ -406,33 +471,67 @@ def _touches(
     return latest, on_deal
 
 
-def _action_items(context: TaskContext, calls: list[Call]) -> list[BriefActionItem]:
-    """Action items of the deal's recent calls: from their stored summaries,
-    else picked from the transcript by cue phrases."""
-    from copilot.tasks.call_summary import extractive_notes, latest_summary, load_transcript
+def _recent_calls(
+    context: TaskContext, calls: list[Call], as_of: datetime
+) -> tuple[list[CallFact], list[BriefActionItem]]:
+    """What the deal's recent calls said (decisions, objections, competitors, next step) and their action items:
+    from each call's stored summary, else extracted from its transcript by cue phrases."""
+    from copilot.tasks.call_summary import (
+        competitor_mentions,
+        extractive_notes,
+        latest_summary,
+        load_transcript,
+        objection_topic,
+    )
 
+    facts: list[CallFact] = []
     items: list[BriefActionItem] = []
     for call in calls:
+        transcript = load_transcript(call)
         stored = latest_summary(context.repo, call.id)
         if stored is not None:
             row, summary = stored
-            extra = [f"ai_result:{row.id}"]
-        else:
-            transcript = load_transcript(call)
-            if not transcript.turns:
-                continue
+            extra, competitors = [f"ai_result:{row.id}"], summary.competitors
+        elif transcript.turns:
             summary, extra = extractive_notes(transcript, encode=None), []
+            competitors = competitor_mentions(transcript)
+        else:
+            continue
+        said_on = _utc(call.started_at).date()
+
+        def point(text: str, turn_ids: list[int], topic: str | None = None) -> CallPoint:
+            return CallPoint(text=_clip(text, 200), topic=topic, source_ids=[f"call_turn:{i}" for i in turn_ids])
+
+        customers = [
+            p.get("name") for p in call.participants or [] if isinstance(p, dict) and p.get("role") == "customer"
+        ]
+        facts.append(
+            CallFact(
+                id=call.id,
+                ref=call.external_id or str(call.id),
+                title=call.title,
+                at=_utc(call.started_at),
+                days_ago=_days(as_of, call.started_at),
+                customers=[str(name) for name in customers if name],
+                decisions=[point(d.text, d.turn_ids) for d in summary.decisions],
+                objections=[point(o.text, o.turn_ids, objection_topic(o.text)) for o in summary.objections],
+                competitors=[point(c.text, c.turn_ids, "competitor") for c in competitors],
+                next_step=point(summary.next_step.text, summary.next_step.turn_ids) if summary.next_step else None,
+                summary_id=stored[0].id if stored else None,
+            )
+        )
         for item in summary.action_items:
             items.append(
                 BriefActionItem(
                     what=item.what,
                     owner=item.owner,
                     due=item.due,
+                    due_date=item.due_date or resolve_due(item.due, said_on),
                     call_id=call.id,
                     source_ids=[*(f"call_turn:{i}" for i in item.turn_ids), *extra],
                 )
             )
-    return items[:8]
+    return facts, items[:8]
 
 
 def _risks(
@@ -452,16 +551,16 @@ def _risks(
         quiet = activity is None or activity.days_ago > QUIET_DAYS
         if facts.days_in_stage is not None and facts.days_in_stage > threshold and quiet:
             since = (
-                f"; last activity on the deal: {activity.kind} {activity.days_ago} days ago"
+                f"; last activity on the deal: {activity.kind} on {activity.at:%Y-%m-%d}, {activity.days_ago} days ago"
                 if activity
                 else "; no calls or notes on the deal"
             )
+            entered = f" since {facts.stage_entered_at:%Y-%m-%d}" if facts.stage_entered_at else ""
             risks.append(
                 Risk(
                     kind="stalled",
-                    text=(
-                        f"In {facts.stage} for {facts.days_in_stage} days (over the {threshold}-day threshold){since}."
-                    ),
+                    text=f"Stalled: in {facts.stage}{entered} ({facts.days_in_stage} days, over the {threshold}-day "
+                    f"threshold){since}.",
                     evidence_ids=[deal_id, *([activity.source_id] if activity else [])],
                 )
             )
@@ -477,6 +576,7 @@ def _risks(
                     evidence_ids=[deal_id],
                 )
             )
+        risks += _call_risks(facts, as_of)
     if account is None:
         return risks
     tickets = repo.all(
@@ -531,6 +631,52 @@ def _risks(
                 text=f"{len(detractors)} detractor NPS response(s) of {len(responses)} "
                 f"in the last {NPS_LOOKBACK_DAYS} days ({why}; latest scores {scores}){quote}.",
                 evidence_ids=[f"nps_response:{d.id}" for d in detractors[:MAX_EVIDENCE]],
+            )
+        )
+    return risks
+
+
+OBJECTION_RISKS = {
+    "price": "Price objection",
+    "security": "Security review",
+    "competitor": "Competitor in play",
+    "integration": "Integration or migration concern",
+    "adoption": "Adoption concern",
+    "timing": "Timing concern",
+    "other": "Open objection",
+}
+
+
+def _call_risks(facts: DealFacts, as_of: datetime) -> list[Risk]:
+    """Past-due action items and the objections raised on the deal's recent calls (one risk per topic)."""
+    risks: list[Risk] = []
+    overdue = [a for a in facts.action_items if a.overdue_days(as_of) > 0]
+    if overdue:
+        listed = "; ".join(
+            f'"{_clip(a.what, 90)}" ({a.owner or "no owner"}, due {a.due_date:%Y-%m-%d}, '
+            f"{a.overdue_days(as_of)} days ago)"
+            for a in overdue[:3]
+        )
+        risks.append(
+            Risk(
+                kind="overdue_action_items",
+                text=f"{len(overdue)} action item(s) from calls are past due: {listed}.",
+                evidence_ids=list(
+                    dict.fromkeys(i for a in overdue for i in a.source_ids if i.startswith("call_turn:"))
+                ),
+            )
+        )
+    raised: dict[str, tuple[CallFact, CallPoint]] = {}
+    for call in facts.calls:  # newest first: the latest mention of a topic is the evidence
+        for point in [*call.objections, *call.competitors]:
+            raised.setdefault(point.topic or "other", (call, point))
+    for topic, (call, point) in raised.items():
+        risks.append(
+            Risk(
+                kind=f"{topic}_objection" if topic != "competitor" else "competitor",
+                text=f"{OBJECTION_RISKS[topic]}: on the call '{_clip(call.title, 60)}' ({call.at:%Y-%m-%d}) "
+                f'the customer said "{_clip(point.text, 140)}"',
+                evidence_ids=[*point.source_ids, f"call:{call.id}"],
             )
         )
     return risks
@@ -640,9 +786,30 @@ def _main_contact(facts: DealFacts) -> Stakeholder | None:
     return next((s for s in customers if s.role == "customer"), customers[0] if customers else None)
 
 
+def _our_side(facts: DealFacts) -> set[str]:
+    """The selling side's names: the deal owner and every non-customer call participant."""
+    names = {normalise(s.name) for s in facts.stakeholders if s.role not in (None, "customer")}
+    return names | ({normalise(facts.owner)} if facts.owner else set())
+
+
+STAGE_PLAYS = {
+    DealStage.prospecting.value: "book a discovery call with {who}",
+    DealStage.qualification.value: "confirm budget, decision makers and timeline with {who}",
+    DealStage.discovery.value: "propose a demo or technical validation to {who}",
+    DealStage.proposal.value: "walk {who} through the proposal and agree a decision date",
+    DealStage.negotiation.value: "agree the final terms and a signature date with {who}",
+}
+OBJECTION_PLAYS = {
+    "price_objection": "answer the price concern with a revised or phased proposal",
+    "security_objection": "send the security documents the customer asked for",
+    "competitor": "ask {who} how the alternatives they are looking at compare, and answer the gaps",
+    "integration_objection": "agree a technical validation of the integration with {who}",
+}
+
+
 def rule_next_step(facts: DealFacts) -> SuggestedStep:
-    """A next step from the facts alone: clear blockers first, then re-engage a stalled deal,
-    else follow up or go ahead."""
+    """A next step from the facts alone: clear blockers first (tickets, what we owe), then re-engage a stalled deal,
+    else answer the last call's objection or follow its agreed next step, else the stage's usual move."""
     deal_id = f"deal:{facts.deal_id}"
     if facts.stage == DealStage.closed_won.value:
         return SuggestedStep(
@@ -656,58 +823,138 @@ def rule_next_step(facts: DealFacts) -> SuggestedStep:
             reason="the deal is lost",
             source_ids=[deal_id],
         )
-    risks = {r.kind: r for r in facts.risks}
     contact = _main_contact(facts)
     who = contact.name if contact else "the customer's main contact"
-    steps, reasons, sources = [], [], []
+    steps: list[tuple[str, str, list[str]]] = []
     if facts.high_priority_tickets:
         ticket = facts.high_priority_tickets[0]
-        steps.append(f"get an update from support on ticket {ticket.ref} ('{ticket.subject}')")
-        reasons.append(f"an open {ticket.priority}-priority ticket will come up in any conversation")
-        sources.append(f"ticket:{ticket.id}")
-    own_items = [
-        a for a in facts.action_items if a.owner and facts.owner and normalise(a.owner) == normalise(facts.owner)
-    ]
-    if "stalled" in risks or "no_next_step" in risks:
-        steps.append(f"book a dated meeting with {who} to agree the next step in {facts.stage}")
-        reasons.append("the deal is stalled" if "stalled" in risks else "no next step is recorded")
-        sources += [deal_id, *([contact.source_id] if contact else [])]
-    elif own_items:
-        steps.append(f"follow up on your action item: {own_items[-1].what}")
-        reasons.append("an action item from the last call is yours")
-        sources += own_items[-1].source_ids[:2]
-    else:
-        steps.append(f"go ahead with the recorded next step: {facts.next_step}")
-        reasons.append("the deal has a next step and no blocking risk")
-        sources.append(deal_id)
-    text = ", then ".join(steps)
+        steps.append(
+            (
+                f"get an update from support on ticket {ticket.ref} ('{ticket.subject}')",
+                f"an open {ticket.priority}-priority ticket will come up in any conversation",
+                [f"ticket:{ticket.id}"],
+            )
+        )
+    steps += _deal_steps(facts, who, [deal_id, *([contact.source_id] if contact else [])])
+    text = ", then ".join(step for step, _, _ in steps[:2])
     return SuggestedStep(
         text=text[0].upper() + text[1:] + ("" if text.endswith(".") else "."),
-        reason="; ".join(reasons),
-        source_ids=list(dict.fromkeys(sources)),
+        reason="; ".join(reason for _, reason, _ in steps[:2]),
+        source_ids=list(dict.fromkeys(i for _, _, ids in steps[:2] for i in ids)),
     )
 
 
+def _deal_steps(facts: DealFacts, who: str, contact_ids: list[str]) -> list[tuple[str, str, list[str]]]:
+    risks = {r.kind: r for r in facts.risks}
+    ours = _our_side(facts)
+    owed = [a for a in facts.action_items if a.owner and normalise(a.owner) in ours]
+    overdue = [a for a in owed if a.overdue_days(facts.as_of) > 0]
+    steps = []
+    if overdue:
+        item = overdue[0]
+        steps.append(
+            (
+                f"deliver what is overdue: {_clip(item.what, 120).rstrip('.')} (due {item.due_date:%Y-%m-%d})",
+                "an action item on our side is past due",
+                item.source_ids[:2],
+            )
+        )
+    if "stalled" in risks or "no_next_step" in risks:
+        steps.append(
+            (
+                f"book a dated meeting with {who} to agree the next step in {facts.stage}",
+                "the deal is stalled" if "stalled" in risks else "no next step is recorded",
+                contact_ids,
+            )
+        )
+        return steps
+    play = next((kind for kind in OBJECTION_PLAYS if kind in risks), None)
+    last = facts.calls[0] if facts.calls else None
+    if play:
+        steps.append(
+            (
+                OBJECTION_PLAYS[play].format(who=who),
+                f"the last calls raised it ({risks[play].text.split(':')[0].lower()})",
+                risks[play].evidence_ids[:2],
+            )
+        )
+    elif owed:
+        what = _clip(owed[-1].what, 120).rstrip(".")
+        steps.append((f"follow up on your action item: {what}", "an action item is yours", owed[-1].source_ids))
+    elif last and last.next_step:
+        steps.append(
+            (
+                f'follow through on what the last call agreed: "{_clip(last.next_step.text, 120)}"',
+                f"agreed on the call on {last.at:%Y-%m-%d}",
+                [*last.next_step.source_ids, f"call:{last.id}"],
+            )
+        )
+    elif facts.next_step:
+        steps.append((f"go ahead with the recorded next step: {facts.next_step}", "no blocking risk", [contact_ids[0]]))
+    steps.append((STAGE_PLAYS[facts.stage].format(who=who), f"the usual move in {facts.stage}", contact_ids))
+    return steps
+
+
 def template_narrative(facts: DealFacts) -> str:
-    """The brief as fixed sentences over the facts (the fallback, and the default for the embedded model)."""
-    stage = facts.stage.replace("_", " ")
-    timing = f" for {facts.days_in_stage} days" if facts.days_in_stage is not None else ""
-    parts = [
-        f"{facts.name}{f' ({facts.account_name})' if facts.account_name else ''} is in {stage}{timing}, "
-        f"worth {facts.amount_text()}"
-        + (f", expected to close on {facts.close_date.isoformat()}" if facts.close_date else "")
-        + (f", owned by {facts.owner}." if facts.owner else ".")
-    ]
-    if facts.last_touch:
-        parts.append(f"Last touch: {facts.last_touch.text}, {facts.last_touch.days_ago} days ago.")
-    parts.append(f"Next step on record: {facts.next_step}." if facts.next_step else "No next step is on record.")
-    if facts.risks:
-        parts.append(f"Risks ({len(facts.risks)}): " + " ".join(r.text for r in facts.risks))
-    else:
-        parts.append("No risks found in the records.")
+    """The brief as fixed sentences over the facts, saying what the risk list does not: where the deal stands and how
+    it got there, who is engaged, what the last call settled, what is owed (the fallback, and the small default)."""
+    parts = [_position(facts)]
+    if path := _path(facts):
+        parts.append(path)
+    parts.append(_engagement(facts))
+    last = facts.calls[0] if facts.calls else None
+    if last and last.decisions:
+        parts.append(f'The last call settled: "{last.decisions[-1].text.rstrip(".")}."')
     if facts.action_items:
-        parts.append(f"Open action items from recent calls: {len(facts.action_items)}.")
+        parts.append(_owed(facts))
+    parts.append(f"Next step on record: {facts.next_step}." if facts.next_step else "No next step is on record.")
+    parts.append(
+        f"{len(facts.risks)} risk(s), listed with evidence." if facts.risks else "No risks found in the records."
+    )
     return " ".join(parts)
+
+
+def _position(facts: DealFacts) -> str:
+    stage = facts.stage.replace("_", " ")
+    since = (
+        f" for {facts.days_in_stage} days (since {facts.stage_entered_at:%Y-%m-%d})" if facts.stage_entered_at else ""
+    )
+    close = ""
+    if facts.close_date:
+        days = facts.close_in_days()
+        when = f"in {days} days" if days >= 0 else f"{-days} days ago"
+        close = f", expected to close on {facts.close_date.isoformat()}, {when}"
+    account = f" ({facts.account_name})" if facts.account_name else ""
+    owner = f", owned by {facts.owner}" if facts.owner else ""
+    return f"{facts.name}{account} has been in {stage}{since}, worth {facts.amount_text()}{close}{owner}."
+
+
+def _path(facts: DealFacts) -> str | None:
+    days, changes = facts.path()
+    if not changes or not facts.is_open:
+        return None
+    return f"It took {days} days and {changes} stage change(s) to get here."
+
+
+def _engagement(facts: DealFacts) -> str:
+    if facts.calls:
+        last = facts.calls[0]
+        people = f" with {', '.join(last.customers)}" if last.customers else ""
+        return (
+            f"{facts.deal_calls} call(s) on the deal; the last, '{last.title}' on {last.at:%Y-%m-%d} "
+            f"({last.days_ago} days ago), was{people}."
+        )
+    if facts.last_touch:
+        return (
+            f"No call on the deal yet; the last contact with the account was a {facts.last_touch.kind} "
+            f"{facts.last_touch.days_ago} days ago."
+        )
+    return "No call, note or message with this account is on record."
+
+
+def _owed(facts: DealFacts) -> str:
+    split = ", ".join(f"{count} for {name}" for name, count in facts.items_per_owner().items())
+    return f"{len(facts.action_items)} action item(s) from recent calls: {split}."
 
 
 def brief_guards(narrative: str, next_step: str, cited: Iterable[str], facts: DealFacts) -> list[GuardVerdict]:
@@ -725,10 +972,29 @@ def brief_guards(narrative: str, next_step: str, cited: Iterable[str], facts: De
         check_cited_ids(cited, facts.record_ids(), what="record"),
         check_grounded(f"{narrative}\n{next_step}", sources, kinds),
         check_names_anywhere((narrative, next_step), sources),
-        *injection_flags(
-            ("facts", line) for line in sources
-        ),  # quoted NPS comments, notes and call items are customer text
+        check_not_repeating(narrative, [r.text for r in facts.risks]),
+        *injection_flags(("facts", line) for line in sources),  # NPS comments, notes and call items are customer text
     ]
+
+
+def check_not_repeating(narrative: str, risks: list[str], shingle: int = 4, share: float = 0.5) -> GuardVerdict:
+    """The narrative adds to the risk list: no sentence whose word 4-grams are mostly copied from a risk."""
+    risk_grams = {g for text in risks for g in _grams(text, shingle)}
+    copied = [
+        sentence
+        for sentence in sentences(narrative)
+        if (grams := _grams(sentence, shingle)) and len(grams & risk_grams) / len(grams) >= share
+    ]
+    return GuardVerdict(
+        name="adds_to_risks",
+        passed=not copied,
+        details=[f"repeats the risk list: {_clip(c, 100)}" for c in copied],
+    )
+
+
+def _grams(text: str, size: int) -> set[tuple[str, ...]]:
+    words = normalise(text).split()
+    return {tuple(words[i : i + size]) for i in range(len(words) - size + 1)}
 
 
 # -- the task -----------------------------------------------------------------------------------------
@@ -789,30 +1055,20 @@ def build_brief(
     if strategy != "model":
         return fallback([], None, provenance.model_copy(update={"model": "template"}))
     try:
-        answer = context.gateway.structured(
-            prompt.render(facts=facts, changes=changes, suggested=rule_step), BriefNarrative, max_tokens=600
+        completion = context.gateway.complete(
+            prompt.render(facts=facts, changes=changes, suggested=rule_step),
+            max_tokens=MAX_BRIEF_TOKENS,
+            temperature=0.0,
         )
     except ModelError as error:
         return fallback([], f"model unavailable: {error}", provenance.model_copy(update={"model": "template"}))
-    completion = answer.completion
     provenance = provenance.with_completion(completion)
-    if not answer.ok:
-        return fallback(
-            [
-                GuardVerdict(
-                    name="schema",
-                    passed=False,
-                    severity=Severity.flag,
-                    details=[f"model output (replaced): {answer.error or 'invalid'}"],
-                )
-            ],
-            "model output failed validation",
-            provenance,
-        )
-    value = answer.value
+    value = parse_brief(completion.text)
     verdicts = brief_guards(value.narrative, value.next_step, value.source_ids, facts)
-    if not value.narrative.strip() or not value.next_step.strip():
-        verdicts.append(GuardVerdict(name="complete", passed=False, details=["empty narrative or next step"]))
+    if not value.narrative or not value.next_step:
+        verdicts.append(
+            GuardVerdict(name="complete", passed=False, details=["the model wrote no narrative or no next step"])
+        )
     if any(not v.passed for v in verdicts):
         rejected = [
             v.model_copy(
@@ -822,12 +1078,12 @@ def build_brief(
             if not v.passed
         ]
         return fallback(rejected, "model output failed a guard", provenance)
-    sources = list(dict.fromkeys(value.source_ids))
+    sources = list(dict.fromkeys(value.source_ids or [f"deal:{facts.deal_id}"]))
     brief = DealBrief(
         facts=facts,
-        narrative=value.narrative.strip(),
+        narrative=value.narrative,
         suggested_next_step=SuggestedStep(
-            text=value.next_step.strip(), reason="written by the model from the facts", source_ids=sources
+            text=value.next_step, reason="written by the model from the facts", source_ids=sources
         ),
         changes=changes,
         previous_brief_id=previous.id if previous else None,
@@ -835,6 +1091,29 @@ def build_brief(
     )
     return TaskOutcome[DealBrief](
         task=TASK, result=brief, verdicts=verdicts, provenance=provenance.model_copy(update={"source_ids": sources})
+    )
+
+
+RECORD_ID = re.compile(r"\b(?:deal|account|contact|call|call_turn|ticket|message|note|nps_response|ai_result):\d+\b")
+CITATION = re.compile(r"\s*\[([^\]]*)\]")
+NEXT_STEP_LABEL = re.compile(r"^\W*(?:suggested\s+)?next\s+step\s*:\s*", re.I | re.M)
+NARRATIVE_LABEL = re.compile(r"^\W*(?:narrative|brief|summary)\s*:\s*", re.I)
+
+
+def parse_brief(text: str) -> BriefNarrative:
+    """The model's plain-text brief: narrative sentences, then a "Next step:" line; the record ids it cites in
+    square brackets become the source ids (and leave the text)."""
+    parts = NEXT_STEP_LABEL.split(text.strip(), maxsplit=1)
+    narrative, next_step = parts[0], parts[1] if len(parts) > 1 else ""
+    cited = [i for group in CITATION.findall(text) for i in RECORD_ID.findall(group)]
+
+    def clean(part: str) -> str:
+        return " ".join(CITATION.sub("", NARRATIVE_LABEL.sub("", part.strip())).split())
+
+    return BriefNarrative(
+        narrative=_clip(clean(narrative), 900),
+        next_step=_clip(clean(next_step.split("\n\n")[0]), 240),
+        source_ids=list(dict.fromkeys(cited))[:8],
     )
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from copilot.auth import Permission
-from copilot.jobs import JobContext, job_kind
+from copilot.jobs import JobContext, job_kind, run_fenced
 from copilot.store import Repo
 from copilot.store.models import AiResult, AiStatus, AuthorKind, Job, Message
 from copilot.tasks.registry import CUSTOMER_MESSAGE, stale_on
@@ -73,9 +73,10 @@ def precompute_ticket(job: JobContext) -> dict[str, Any]:
     """The ticket's summary and a reply draft, made from the thread as it is now."""
     ticket_id = int(job.params["ticket_id"])
     results: dict[str, Any] = {}
-    for task in PRECOMPUTED:
-        outcome = job.services.run_in_workspace(job.workspace, task, {"ticket_id": ticket_id})
-        results[task] = outcome.ai_result_id
+    already = job.done_before()  # a job resumed on another worker does not save a result twice
+    for n, task in enumerate(PRECOMPUTED, 1):
+        if n > already:
+            results[task] = run_fenced(job, task, {"ticket_id": ticket_id}, done=n).ai_result_id
     with job.services.store.repo(job.workspace) as repo:
         latest = latest_customer_message(repo, ticket_id) or 0
         for name, result_id in results.items():

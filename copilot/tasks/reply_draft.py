@@ -1,13 +1,17 @@
-"""Reply draft: a customer reply grounded in the thread, the account's history and the KB, citing [S1], [S2].
+"""Reply draft: the agent's next reply, answering the customer's latest message, grounded and cited [S1], [S2].
 
-Capable models write the draft under a JSON schema. With the embedded 135M model the default
-is a retrieval-based draft: the closest past agent reply or KB passage, framed for the
-customer and channel (the tiny model's free text is not reliable enough to send). Either way
-the guards run: no URL, email, phone, price, order id or date that is not in the sources or
-thread; citations must map to sources; commitments are flagged for explicit approval, and
-blocked outright when the thread carries a prompt injection. Text carrying an injection
-(``copilot.guards.find_injection``) is never grounding for a fact, and a retrieved source that
-carries one is left out of the sources. The draft is saved ``pending`` and is never sent by this task.
+Sources (copilot/tasks/reply_sources.py): the agent replies that followed earlier customer questions like this one
+(the account's own history, matched question to question), the workspace's reply library of approved, scrubbed
+replies, and KB passages, each with its similarity to the ask. With none above the threshold the draft is a clearly
+marked holding reply (``confident`` false, a ``relevance`` flag), never a confident answer to another question.
+
+``capable`` models write the reply from the thread and the chosen sources, in the customer's language for the whole
+text, sized for the channel, citing [S#] (few-shot prompt). ``small`` models get a retrieval draft: the best source's
+generic sentences, in the customer's language only (another language gets the holding reply in theirs). Guards,
+either way: no URL, email, phone, price, order id or date that is not in this thread or the KB; citations map to
+sources; no unfilled library slot; no claim copied from another customer's case ("we credited last month's fee");
+commitments flagged for explicit approval and blocked when the thread carries a prompt injection. The draft is saved
+``pending`` and is never sent by this task. Approving one adds it, scrubbed, to the reply library.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import re
 from typing import Literal
 
 from pydantic import BaseModel, Field
+from rapidfuzz import fuzz
 
 from copilot.auth import Permission
 from copilot.errors import ModelError
@@ -30,6 +35,7 @@ from copilot.guards import (
     find_injection,
     ungrounded_facts,
 )
+from copilot.language import detect_language
 from copilot.profiles import Profile
 from copilot.prompting import load_prompt
 from copilot.store import Repo
@@ -38,33 +44,59 @@ from copilot.tasks import registry
 from copilot.tasks.base import Provenance, TaskOutcome
 from copilot.tasks.context import TaskContext
 from copilot.tasks.registry import CUSTOMER_MESSAGE, RecordRef, TaskParams, task
-from copilot.tasks.thread import Thread, load_thread, sentences
+from copilot.tasks.reply_library import add_to_library, has_slots
+from copilot.tasks.reply_sources import Source, find_sources, latest_ask
+from copilot.tasks.thread import NAME_LINE, Thread, load_thread, sentences
 
 TASK = "reply_draft"
 Strategy = Literal["auto", "model", "retrieval"]  # its strategies: the API, CLI and registry read them here
 GUARDED_FACTS = (FactKind.url, FactKind.email, FactKind.phone, FactKind.price, FactKind.order_id, FactKind.date)
-GREETINGS = {"es": "Hola {name},", "de": "Hallo {name},", "fr": "Bonjour {name},", "en": "Hi {name},"}
-CLOSINGS = {"es": "Saludos,", "de": "Viele Grüße,", "fr": "Cordialement,", "en": "Best regards,"}
+GREETINGS = {
+    "es": "Hola {name},",
+    "de": "Hallo {name},",
+    "fr": "Bonjour {name},",
+    "en": "Hi {name},",
+    "pt": "Olá {name},",
+    "it": "Ciao {name},",
+    "nl": "Hallo {name},",
+}
+CLOSINGS = {
+    "es": "Saludos,",
+    "de": "Viele Grüße,",
+    "fr": "Cordialement,",
+    "en": "Best regards,",
+    "pt": "Atenciosamente,",
+    "it": "Cordiali saluti,",
+    "nl": "Met vriendelijke groet,",
+}
 HOLDING = {
     "es": "Gracias por su mensaje. Estoy revisando su caso y le responderé con una actualización.",
     "de": "Vielen Dank für Ihre Nachricht. Ich prüfe Ihr Anliegen und melde mich mit einem Update.",
     "fr": "Merci pour votre message. J'examine votre demande et je reviens vers vous avec une mise à jour.",
+    "pt": "Obrigado pela sua mensagem. Estou a analisar o seu caso e voltarei com uma atualização.",
+    "it": "Grazie per il messaggio. Sto verificando la sua richiesta e le darò un aggiornamento.",
+    "nl": "Bedankt voor uw bericht. Ik bekijk uw vraag en kom bij u terug met een update.",
     "en": "Thanks for your message. I'm looking into this and will follow up with an update.",
 }
-
-
-class Source(BaseModel):
-    label: str
-    record_kind: str
-    record_id: int
-    text: str
-
-
-class DraftText(BaseModel):
-    """What the model writes."""
-
-    text: str = Field(max_length=1500)
-    cited: list[str] = Field(default_factory=list, max_length=4, description="Source labels used, e.g. ['S1'].")
+LANGUAGE_NAMES = {
+    "en": "English",
+    "es": "Spanish",
+    "de": "German",
+    "fr": "French",
+    "pt": "Portuguese",
+    "it": "Italian",
+    "nl": "Dutch",
+}
+# A sentence that reports something done for a customer, or promises it: never borrowed from another case.
+CASE_CLAIM = re.compile(
+    r"\b(credited|refunded|reimbursed|waived|compensated|escalated|cancell?ed|reviewed|approved|issued|processed|"
+    r"confirmed|verified|resolved|fixed|arranged|applied|removed|restored|replaced|"
+    r"(has|have|had) been|I've|I have|we've|we have)\b",
+    re.I,
+)
+CHAT_SENTENCES = 2
+GREETING_LINE = re.compile(r"^(hi|hello|dear|hola|hallo|bonjour|olá|ciao)\b[^\n]{0,40}[,!]?$", re.I)
+SIGN_OFF_LINE = re.compile(r"^(best( regards)?|kind regards|regards|saludos|cordialement|viele grüße|thanks),?$", re.I)
 
 
 class ReplyDraft(BaseModel):
@@ -74,6 +106,8 @@ class ReplyDraft(BaseModel):
     language: str
     needs_explicit_approval: list[str] = Field(default_factory=list, description="Commitments a human must approve.")
     injection_suspected: bool = False
+    confident: bool = Field(default=True, description="False: no source answers the latest ask; a holding reply.")
+    answers_message_id: int | None = Field(default=None, description="The customer message this draft answers.")
 
 
 def detect_injection(thread: Thread) -> list[str]:
@@ -84,80 +118,98 @@ def detect_injection(thread: Thread) -> list[str]:
     ]
 
 
-def quarantine(sources: list[Source]) -> tuple[list[Source], list[str]]:
-    """Sources that carry a prompt injection (a poisoned KB article) are left out, the others relabelled S1, S2, ..."""
-    kept, left_out = [], []
-    for source in sources:
-        if hit := find_injection(source.text):
-            left_out.append(f"{source.record_kind} {source.record_id} (left out of the sources): {hit}")
-        else:
-            kept.append(source.model_copy(update={"label": f"S{len(kept) + 1}"}))
-    return kept, left_out
-
-
-def guess_language(thread: Thread, contact: Contact | None) -> str:
-    if contact is not None and contact.language in GREETINGS:
+def customer_language(thread: Thread, contact: Contact | None) -> str:
+    """The contact's language when it is one we write, else the language of what the customer wrote."""
+    if contact is not None and contact.language in HOLDING:
         return contact.language
-    text = " ".join(m.text for m in thread.messages if m.author_kind == "customer").lower()
-    markers = {
-        "es": (" hola", " gracias", " factura", "¿"),
-        "de": (" hallo", " danke", " rechnung", " bitte"),
-        "fr": (" bonjour", " merci", " facture", " nous avons"),
-    }
-    best = max(markers, key=lambda lang: sum(text.count(m) for m in markers[lang]))
-    return best if any(m in text for m in markers[best]) else "en"
-
-
-def find_sources(context: TaskContext, ticket: Ticket, thread: Thread, limit: int = 4) -> list[Source]:
-    """Agent replies from the account's other tickets and KB passages that match the customer's latest ask."""
-    from retrieval.search import SearchFilters
-
-    query = " ".join([thread.subject, *[m.text for m in thread.messages if m.author_kind == "customer"][-2:]])[:2000]
-    # A ticket with no account may draw only on what the whole workspace shares, never another customer's history.
-    filters = (
-        SearchFilters(account_id=ticket.account_id, kinds=["message", "kb_article"])
-        if ticket.account_id
-        else SearchFilters(kinds=["message", "kb_article"], shared_only=True)
-    )
-    own = set(thread.ids)
-    hits = context.searcher.search(context.repo, query, filters, limit=limit * 4)
-    usable = [
-        h for h in hits if h.record_kind == "kb_article" or (h.text.startswith("Agent:") and h.record_id not in own)
-    ]
-    return [
-        Source(label=f"S{n}", record_kind=h.record_kind, record_id=h.record_id, text=h.text.removeprefix("Agent: "))
-        for n, h in enumerate(usable[:limit], start=1)
-    ]
+    text = " ".join(m.text for m in thread.messages if m.author_kind == "customer")
+    detected = detect_language(text)
+    return detected.code if detected.code in HOLDING and detected.confidence >= 0.5 else "en"
 
 
 def frame(body: str, thread: Thread, language: str, customer_name: str | None, agent: str | None) -> str:
-    first = (customer_name or "").split(" ")[0] or "there"
-    greeting = GREETINGS[language].format(name=first)
+    first = (customer_name or "").split(" ")[0] or {"es": "", "de": "", "fr": ""}.get(language, "there")
+    greeting = GREETINGS[language].format(name=first).replace(" ,", ",")
     if thread.channel == "email":
         return f"{greeting}\n\n{body}\n\n{CLOSINGS[language]}\n{agent or 'Support team'}"
     return f"{greeting} {body}"
 
 
 def grounding_texts(thread: Thread, sources: list[Source]) -> list[str]:
-    """What case facts may come from: this thread and the KB. Other tickets' replies lend wording, not facts."""
+    """What case facts may come from: this thread and the KB. Other customers' replies lend wording, not facts."""
     return [*thread.texts(), *(s.text for s in sources if s.record_kind == "kb_article")]
 
 
+# -- the retrieval draft (small models) ---------------------------------------------------------------
 def retrieval_draft(sources: list[Source], thread: Thread, language: str) -> str:
-    """The closest past agent reply and KB passage, without greetings, signatures or another case's facts, cited."""
+    """The best source's generic sentences (no case facts, claims or slots), cited; else the holding reply."""
     grounding = grounding_texts(thread, sources)
-    parts = []
-    for kinds in (("message",), ("kb_article",)):
-        for source in (s for s in sources if s.record_kind in kinds):
-            body = (
-                source.text.split("\n", 1)[-1] if source.record_kind == "kb_article" else source.text
-            )  # KB chunks start with the title
-            candidates = (re.sub(r"^(\d+\.|-)\s+", "", s) for s in sentences(body) if not s.startswith("#"))
-            picked = [s for s in candidates if not ungrounded_facts(s, grounding, GUARDED_FACTS)][:2]
-            if picked:
-                parts.append(f"{' '.join(picked)} [{source.label}]")
-                break
-    return " ".join(parts) or HOLDING[language]
+    limit = CHAT_SENTENCES if thread.channel in ("chat", "social") else 3
+    for source in sources:
+        if source.language != language:
+            continue  # never a reply in another language than the customer's
+        body = source.text.split("\n", 1)[-1] if source.record_kind == "kb_article" else source.text
+        candidates = (
+            re.sub(r"^(\d+\.|-)\s+", "", c) for s in sentences(body) if not s.startswith("#") for c in _clauses(s)
+        )
+        picked = [s for s in candidates if _generic(s, grounding, source)][:limit]
+        if picked:
+            return f"{' '.join(picked)} [{source.label}]"
+    return HOLDING[language]
+
+
+def _clauses(sentence: str) -> list[str]:
+    """A sentence split at semicolons, so a generic clause survives beside a case claim."""
+    parts = [p.strip() for p in sentence.split(";") if p.strip()]
+    if len(parts) == 1:
+        return parts
+    return [p if p.endswith((".", "!", "?")) else p + "." for p in (p[0].upper() + p[1:] for p in parts)]
+
+
+def _generic(sentence: str, grounding: list[str], source: Source) -> bool:
+    if ungrounded_facts(sentence, grounding, GUARDED_FACTS) or has_slots(sentence):
+        return False
+    return source.record_kind == "kb_article" or not CASE_CLAIM.search(sentence)
+
+
+# -- guards -------------------------------------------------------------------------------------------
+def check_copied_claims(text: str, thread: Thread, sources: list[Source]) -> GuardVerdict:
+    """No sentence that reports or promises something for the customer may come from another customer's case."""
+    thread_text = "\n".join(thread.texts())
+    borrowed = [s.text for s in sources if s.record_kind in ("message", "reply")]
+    copied = []
+    for sentence in sentences(re.sub(r"\s*\[S\d+\]", "", text)):
+        if not (CASE_CLAIM.search(sentence) or detect_commitments(sentence)):
+            continue
+        if fuzz.partial_ratio(sentence.lower(), thread_text.lower()) >= 85:
+            continue  # said in this thread already
+        if any(fuzz.partial_ratio(sentence.lower(), other.lower()) >= 85 for other in borrowed):
+            copied.append(sentence[:120])
+    return GuardVerdict(
+        name="copied_case_claim", passed=not copied, details=[f"from another customer's case: {c}" for c in copied]
+    )
+
+
+def check_slots(text: str) -> GuardVerdict:
+    slots = has_slots(text)
+    return GuardVerdict(name="library_slots", passed=not slots, details=[f"unfilled slot {{{s}}}" for s in slots])
+
+
+def check_relevance(sources: list[Source], text: str) -> GuardVerdict:
+    if sources:
+        best = max(sources, key=lambda s: s.similarity)
+        return GuardVerdict(
+            name="relevance",
+            passed=True,
+            severity=Severity.flag,
+            details=[f"best source {best.label} ({best.record_kind}) similarity {best.similarity:.2f}"],
+        )
+    return GuardVerdict(
+        name="relevance",
+        passed=False,
+        severity=Severity.flag,
+        details=["no source answers the latest message: a holding reply, not an answer"],
+    )
 
 
 def draft_guards(text: str, thread: Thread, sources: list[Source], injection: list[str]) -> list[GuardVerdict]:
@@ -166,94 +218,158 @@ def draft_guards(text: str, thread: Thread, sources: list[Source], injection: li
     ]  # an attacker's link is never a source
     commitments = check_commitments(text)
     if injection and not commitments.passed:
-        commitments = commitments.model_copy(
-            update={
-                "severity": Severity.block,
-                "details": [*commitments.details, "promise made while the thread carries a prompt injection"],
-            }
-        )
+        details = [*commitments.details, "promise made while the thread carries a prompt injection"]
+        commitments = commitments.model_copy(update={"severity": Severity.block, "details": details})
     verdicts = [
         check_grounded(text, grounding, GUARDED_FACTS),
         check_citations(text, [s.label for s in sources]),
+        check_copied_claims(text, thread, sources),
+        check_slots(text),
         commitments,
+        check_relevance(sources, text),
     ]
     if injection:
         verdicts.append(GuardVerdict(name="prompt_injection", passed=False, severity=Severity.flag, details=injection))
     return verdicts
 
 
+def _blocked(verdicts: list[GuardVerdict]) -> bool:
+    return any(not v.passed and v.severity is Severity.block for v in verdicts)
+
+
+# -- the task -----------------------------------------------------------------------------------------
+class Draft(BaseModel):
+    """Everything a draft is built from, gathered once."""
+
+    thread: Thread
+    ticket_id: int
+    language: str
+    customer: str | None
+    agent: str | None
+    sources: list[Source]
+    injection: list[str]
+    ask: str
+    answers: int | None
+
+
+def gather(context: TaskContext, ticket: Ticket, thread: Thread) -> Draft:
+    contact = context.repo.get(Contact, ticket.contact_id) if ticket.contact_id else None
+    ask, answers = latest_ask(thread)
+    sources, left_out = find_sources(context, ticket, thread, ask or thread.subject)
+    customer = (
+        contact.name if contact else next((m.author for m in thread.messages if m.author_kind == "customer"), None)
+    )
+    return Draft(
+        thread=thread,
+        ticket_id=ticket.id,
+        language=customer_language(thread, contact),
+        customer=customer,
+        agent=ticket.assignee,
+        sources=sources,
+        injection=[*detect_injection(thread), *left_out],
+        ask=ask,
+        answers=answers,
+    )
+
+
+def model_body(context: TaskContext, draft: Draft, provenance: Provenance) -> tuple[str | None, Provenance, str | None]:
+    """The model's reply body (greeting and sign-off are added by ``frame``), or why there is none."""
+    prompt = load_prompt(TASK)
+    try:
+        completion = context.gateway.complete(
+            prompt.render(
+                thread=draft.thread,
+                sources=draft.sources,
+                language=LANGUAGE_NAMES[draft.language],
+                chat=draft.thread.channel in ("chat", "social"),
+                ask=draft.ask,
+            ),
+            max_tokens=350,
+            temperature=0.0,
+        )
+    except ModelError as error:
+        return None, provenance, f"model unavailable: {error}"
+    provenance = provenance.with_completion(completion)
+    body = clean_body(completion.text)
+    return (body or None), provenance, (None if body else "the model wrote no reply")
+
+
+def clean_body(text: str) -> str:
+    """The model's text without a greeting or sign-off it added anyway."""
+    lines = text.strip().split("\n")
+    if lines and GREETING_LINE.match(lines[0].strip()):
+        lines = lines[1:]
+    while len(lines) > 1 and (
+        not lines[-1].strip() or SIGN_OFF_LINE.match(lines[-1].strip()) or NAME_LINE.match(lines[-1].strip())
+    ):
+        lines.pop()
+    return "\n".join(lines).strip()
+
+
 def draft_for_thread(
     context: TaskContext, ticket: Ticket, thread: Thread, strategy: str = "auto"
 ) -> TaskOutcome[ReplyDraft]:
-    contact = context.repo.get(Contact, ticket.contact_id) if ticket.contact_id else None
-    language = guess_language(thread, contact)
-    sources, left_out = quarantine(find_sources(context, ticket, thread))
-    injection = [*detect_injection(thread), *left_out]
+    draft = gather(context, ticket, thread)
     prompt = load_prompt(TASK)
     provenance = Provenance(
         task=TASK,
         prompt_name=prompt.name,
         prompt_version=prompt.version,
         input_ids=[f"message:{i}" for i in thread.ids],
-        source_ids=[f"{s.label}={s.record_kind}:{s.record_id}" for s in sources],
-    )
-    customer = (
-        contact.name if contact else next((m.author for m in thread.messages if m.author_kind == "customer"), None)
+        source_ids=[f"{s.label}={s.record_kind}:{s.record_id}" for s in draft.sources],
     )
     verdicts: list[GuardVerdict] = []
     reason = None
     if registry.get(TASK).resolve_strategy(strategy, context.profile) == "model":
-        try:
-            result = context.gateway.structured(
-                prompt.render(thread=thread, sources=sources, language=language), DraftText, max_tokens=600
-            )
-            completion = result.completion
-            provenance = provenance.with_completion(completion)
-            if result.ok:
-                text = frame(result.value.text.strip(), thread, language, customer, ticket.assignee)
-                verdicts = draft_guards(text, thread, sources, injection)
-                if not any(not v.passed and v.severity is Severity.block for v in verdicts):
-                    return _outcome(text, thread, sources, language, injection, verdicts, provenance)
-                reason = "model draft failed a guard"
-            else:
-                verdicts, reason = (
-                    [GuardVerdict(name="schema", passed=False, details=[result.error or "invalid"])],
-                    "model output failed validation",
-                )
-        except ModelError as error:
-            reason = f"model unavailable: {error}"
+        body, provenance, reason = model_body(context, draft, provenance)
+        if body is not None:
+            text = frame(body, thread, draft.language, draft.customer, draft.agent)
+            verdicts = draft_guards(text, thread, draft.sources, draft.injection)
+            if not _blocked(verdicts):
+                return _outcome(text, draft, verdicts, provenance)
+            verdicts = [
+                v.model_copy(update={"details": [f"model draft (replaced): {d}" for d in v.details]})
+                for v in verdicts
+                if not v.passed and v.severity is Severity.block
+            ]
+            reason = "model draft failed a guard"
     else:
         provenance = provenance.model_copy(update={"model": "retrieval"})
-    text = frame(retrieval_draft(sources, thread, language), thread, language, customer, ticket.assignee)
-    own = draft_guards(text, thread, sources, injection)
-    if any(not v.passed and v.severity is Severity.block for v in own):
-        text = frame(HOLDING[language], thread, language, customer, ticket.assignee)
-        own = draft_guards(text, thread, sources, injection)
+    return _retrieval_outcome(draft, verdicts, provenance, reason)
+
+
+def _retrieval_outcome(
+    draft: Draft, verdicts: list[GuardVerdict], provenance: Provenance, reason: str | None
+) -> TaskOutcome[ReplyDraft]:
+    thread = draft.thread
+    text = frame(
+        retrieval_draft(draft.sources, thread, draft.language), thread, draft.language, draft.customer, draft.agent
+    )
+    own = draft_guards(text, thread, draft.sources, draft.injection)
+    if _blocked(own):
+        text = frame(HOLDING[draft.language], thread, draft.language, draft.customer, draft.agent)
+        own = draft_guards(text, thread, draft.sources, draft.injection)
         reason = reason or "the closest past reply failed a guard; a holding reply was drafted"
-    return _outcome(text, thread, sources, language, injection, [*verdicts, *own], provenance, reason)
+    return _outcome(text, draft, [*verdicts, *own], provenance, reason)
 
 
 def _outcome(
-    text: str,
-    thread: Thread,
-    sources: list[Source],
-    language: str,
-    injection: list[str],
-    verdicts: list[GuardVerdict],
-    provenance: Provenance,
-    reason: str | None = None,
+    text: str, draft: Draft, verdicts: list[GuardVerdict], provenance: Provenance, reason: str | None = None
 ) -> TaskOutcome[ReplyDraft]:
-    draft = ReplyDraft(
+    holding = any(text.find(h) >= 0 for h in HOLDING.values())
+    result = ReplyDraft(
         text=text,
-        sources=sources,
-        channel=thread.channel,
-        language=language,
+        sources=draft.sources,
+        channel=draft.thread.channel,
+        language=draft.language,
         needs_explicit_approval=detect_commitments(text),
-        injection_suspected=bool(injection),
+        injection_suspected=bool(draft.injection),
+        confident=bool(draft.sources) and not holding,
+        answers_message_id=draft.answers,
     )
     return TaskOutcome[ReplyDraft](
         task=TASK,
-        result=draft,
+        result=result,
         verdicts=verdicts,
         provenance=provenance,
         used_fallback=reason is not None,
@@ -268,9 +384,16 @@ def check_edited_draft(repo: Repo, row: AiResult, text: str) -> list[GuardVerdic
         return [GuardVerdict(name="ticket", passed=False, details=["the ticket no longer exists"])]
     thread = load_thread(repo, ticket)
     sources = [Source.model_validate(s) for s in row.content.get("result", {}).get("sources", [])]
-    injection = detect_injection(thread) or (["flagged when drafted"] if row.content.get("result", {}).get(
-        "injection_suspected") else [])  # fmt: skip
+    flagged = row.content.get("result", {}).get("injection_suspected")
+    injection = detect_injection(thread) or (["flagged when drafted"] if flagged else [])
     return draft_guards(text, thread, sources, injection)
+
+
+def approve_into_library(repo: Repo, result_id: int):  # noqa: ANN201 - copilot.store.models.ReplyTemplate
+    """Approval hook: the approved reply, scrubbed, joins the workspace's reply library."""
+    from copilot.records import people_names
+
+    return add_to_library(repo, repo.get(AiResult, result_id), people_names(repo))
 
 
 class ReplyDraftParams(TaskParams):
@@ -288,6 +411,7 @@ class ReplyDraftParams(TaskParams):
     prompt=TASK,
     stale_on=(CUSTOMER_MESSAGE,),
     delivers=True,
+    on_approve=approve_into_library,
     carriers=("message", "kb_article"),
     check_edit=check_edited_draft,
 )

@@ -134,9 +134,12 @@ class CustomerTrend(BaseModel):
 
 
 class SentimentClassifier:
-    def __init__(self, encode, head: Head | None = None, vader=None) -> None:
+    def __init__(self, encode, head: Head | None = None, vader=None, *, embedding_model: str | None = None) -> None:
+        from retrieval.embeddings import MODEL_NAME
+
         self.head = head or shipped_head()
         self.encode = encode
+        self.embedding_model = embedding_model or MODEL_NAME  # the name of the vectors ``encode`` makes
         if vader is None:
             from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
@@ -144,21 +147,25 @@ class SentimentClassifier:
         self.vader = vader
 
     def with_head(self, head: Head) -> SentimentClassifier:
-        return SentimentClassifier(self.encode, head, self.vader)
+        return SentimentClassifier(self.encode, head, self.vader, embedding_model=self.embedding_model)
 
     def for_workspace(self, repo: Repo) -> SentimentClassifier:
         """This classifier with the workspace's own head, when it has one that fits these features."""
         row = workspace_head_row(repo)
         if row is None:
             return self
-        from retrieval.embeddings import WEIGHTS_SHA256
+        from retrieval.embeddings import MODEL_NAME, WEIGHTS_SHA256, vectors_agree
 
         head = Head.from_bytes(row.weights, workspace_head_name(row))
-        if row.embedding_sha256 != WEIGHTS_SHA256 or head.coef.shape != self.head.coef.shape:
+        # A head records the weights its vectors came from (all-MiniLM-L6-v2's, through either backend: their
+        # vectors agree, README "Embedding backends"); it reads only vectors that agree with those.
+        same_model = row.embedding_sha256 == WEIGHTS_SHA256 and vectors_agree(MODEL_NAME, self.embedding_model)
+        if not same_model or head.coef.shape != self.head.coef.shape:
             log.warning(
-                "workspace %s: its sentiment head was trained on another embedding model; using the shipped head "
-                "until it is trained again (`copilot sentiment train`)",
+                "workspace %s: its sentiment head was trained on another embedding model than %s; using the shipped "
+                "head until it is trained again (`copilot sentiment train`)",
                 repo.workspace.slug,
+                self.embedding_model,
             )
             return self
         return self.with_head(head)
@@ -218,7 +225,8 @@ def _shouting(text: str) -> bool:
 def default_classifier() -> SentimentClassifier:
     from retrieval.embeddings import default_embedder
 
-    return SentimentClassifier(default_embedder().encode)
+    embedder = default_embedder()
+    return SentimentClassifier(embedder.encode, embedding_model=embedder.name)
 
 
 def going_sour(scores: list[float]) -> tuple[bool, str | None, list[float]]:

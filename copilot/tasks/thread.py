@@ -12,8 +12,12 @@ from copilot.store.models import Ticket
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9¿¡\"'(])|\n+")
 GREETING = re.compile(
-    r"^(hi|hello|hey|dear|hola|hallo|bonjour|guten tag|good (morning|afternoon|evening))\b[^.!?\n]{0,40}[,!]?\s*$", re.I
+    r"^(hi|hello|hey|dear|hola|hallo|bonjour|guten tag|good (morning|afternoon|evening))\b"
+    r"(\s+[\w@'’-]+){0,3}\s*[,!.]?\s*$",
+    re.I,
 )
+LOOSE_GREETING = re.compile(r"^(hi|hello|hey|dear)( there| team| all| guys| folks)?(\s+@\w+)?\s*[,!.]?\s+(?=\S)", re.I)
+TWEET_SIGN_OFF = re.compile(r"\s+(?:[-~^]\s?[A-Z][A-Za-z]{0,12}|\^[A-Z]{1,4})\s*$")  # "... - Dani", "... ^JK"
 LEADING_GREETING = re.compile(
     r"^(hi|hello|hey|dear|hola|hallo|bonjour|good (morning|afternoon|evening))\b[^,.!?\n]{0,30}[,!]\s+(?=\S)", re.I
 )
@@ -59,9 +63,25 @@ def load_thread(repo: Repo, ticket: Ticket) -> Thread:
     )
 
 
+QUOTE_HEADER = re.compile(r"^(on .{4,120} wrote:|-{2,} ?original message ?-{2,}|from: .+)$", re.I)
+NAME_LINE = re.compile(r"^[A-Z][\w'’-]+(?: [A-Z][\w'’.-]+){0,3}$")  # "Ana Sato", "Ledgerly Support"
+
+
 def body_without_signature(text: str) -> str:
+    """The message as its author wrote it now: no signature, no quoted earlier mail, no trailing name lines."""
     signature = signature_block(text)
-    return text[: text.rfind(signature)].strip() if signature else text.strip()
+    body = text[: text.rfind(signature)] if signature else text
+    kept: list[str] = []
+    for line in body.strip().split("\n"):
+        if QUOTE_HEADER.match(line.strip()):
+            break  # the rest is the quoted earlier message
+        if not line.lstrip().startswith(">"):
+            kept.append(line)
+    while kept and (not kept[-1].strip() or NAME_LINE.match(kept[-1].strip())):
+        if len(kept) > 1 and kept[-1].strip() and kept[-2].strip() and not NAME_LINE.match(kept[-2].strip()):
+            break  # a capitalised last line right under text is part of the text, not a signature
+        kept.pop()
+    return "\n".join(kept).strip() or text.strip()
 
 
 def sentences(text: str) -> list[str]:
@@ -69,9 +89,13 @@ def sentences(text: str) -> list[str]:
     out = []
     for piece in SENTENCE_END.split(body_without_signature(text)):
         piece = LEADING_GREETING.sub("", LEADING_MENTIONS.sub("", piece.strip()))
+        piece = TWEET_SIGN_OFF.sub("", piece)
+        if GREETING.match(piece) or SIGN_OFF.match(piece):
+            continue
+        piece = LEADING_MENTIONS.sub("", LOOSE_GREETING.sub("", piece))
         if piece[:1].islower():
             piece = piece[0].upper() + piece[1:]
-        if len(piece) < 3 or GREETING.match(piece) or SIGN_OFF.match(piece):
+        if len(piece) < 3 or (NAME_LINE.match(piece) and " " not in piece):  # a lone name: a sign-off
             continue
         out.append(piece)
     return out

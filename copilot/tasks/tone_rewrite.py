@@ -8,13 +8,16 @@ commitments it adds (a refund, credit, ... the original did not make) need expli
 A text that carries a prompt injection is rewritten by the rules, never sent to the model.
 A rewrite identical to its input is reported as unchanged, not as success.
 
-With the embedded 135M model the default is a deterministic rewrite (removes insults and
-profanity, calms shouting and punctuation, expands contractions for formal, fixes basic
-grammar): on ParaDetox it beats the model path (see evals/tone.py).
+Two paths. The rules (copilot/tasks/tone_rules.py: softeners and a thank-you for friendly, an acknowledgement for
+empathetic, contractions and slang written out for formal, filler cut for concise, grammar fixes) are the default
+for ``small`` models; ``capable`` models rewrite from a few-shot prompt (prompts/tone_rewrite.j2 with the examples
+in prompts/tone_examples.yaml), and a model answer that loses or adds a fact, or comes back unchanged when the
+rules find something to change, gives way to the rules, flagged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,6 +38,7 @@ from copilot.guards import (
     normalise,
     signature_block,
 )
+from copilot.language import detect_language
 from copilot.profiles import Profile
 from copilot.prompting import load_prompt, prompts_dir
 from copilot.store import Repo
@@ -43,39 +47,10 @@ from copilot.tasks import registry
 from copilot.tasks.base import Provenance, TaskOutcome
 from copilot.tasks.context import TaskContext
 from copilot.tasks.registry import TaskParams, task
+from copilot.tasks.tone_rules import rewrite_by_rules
 
 TASK = "tone_rewrite"
 Strategy = Literal["auto", "model", "rules"]  # its strategies: the API, CLI and registry read them here
-RUDE = re.compile(
-    r"\b(stupid|idiot(ic|s)?|moron(ic|s)?|dumb(ass)?|crap(py)?|shit(ty)?|bullshit|damn(ed)?|hell|fuck(ing|ed|er)?|wtf|"
-    r"sucks?|suck(ed|ing)|useless|pathetic|ridiculous|incompetent|clowns?|garbage|trash|morons?|jerks?|losers?|"
-    r"ass(hole)?s?|bastards?|screw(ed)?|freaking|bloody|dick|pig|fools?|fool|retard(ed)?|scum)\b",
-    re.I,
-)
-CONTRACTIONS = {
-    "don't": "do not",
-    "can't": "cannot",
-    "won't": "will not",
-    "isn't": "is not",
-    "aren't": "are not",
-    "didn't": "did not",
-    "doesn't": "does not",
-    "I'm": "I am",
-    "I've": "I have",
-    "I'll": "I will",
-    "we're": "we are",
-    "we'll": "we will",
-    "you're": "you are",
-    "it's": "it is",
-    "that's": "that is",
-    "there's": "there is",
-    "let's": "let us",
-}
-FILLER = re.compile(r"\b(just|really|actually|basically|literally|very|quite|simply|honestly|kind of|sort of)\s+", re.I)
-
-
-class RewriteText(BaseModel):
-    text: str = Field(max_length=4000)
 
 
 class Rewrite(BaseModel):
@@ -113,42 +88,6 @@ def reset_tones(repo: Repo) -> None:
     settings = dict(repo.workspace.settings or {})
     settings.pop("tones", None)
     repo.workspace.settings = settings
-
-
-def rule_rewrite(text: str, tone: str) -> str:
-    """Deterministic rewrite: never invents content, only removes or normalises wording."""
-    out = []
-    for line in text.split("\n"):
-        if line.lstrip().startswith(">"):
-            out.append(line)  # quoted customer text stays as it is
-            continue
-        if tone != "fix_grammar":
-            line = RUDE.sub("", line)
-            line = re.sub(r"!{2,}", "!", re.sub(r"\?{2,}", "?", line))
-            line = re.sub(
-                r"\b([A-Z]{4,})\b", lambda m: m.group(1).capitalize() if m.group(1).isalpha() else m.group(1), line
-            )
-        if tone == "formal":
-            for short, long in CONTRACTIONS.items():
-                line = re.sub(
-                    rf"\b{re.escape(short)}\b",
-                    lambda m, long=long: long[0].upper() + long[1:] if m.group(0)[0].isupper() else long,
-                    line,
-                    flags=re.I,
-                )
-        if tone == "concise":
-            line = FILLER.sub("", line)
-        out.append(_tidy(line))
-    return "\n".join(out).strip()
-
-
-def _tidy(line: str) -> str:
-    line = re.sub(r"\s{2,}", " ", line)
-    line = re.sub(r"\s+([,.!?;:])", r"\1", line)
-    line = re.sub(r"([,;:])\1+", r"\1", line)
-    line = re.sub(r"(^|[.!?]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(), line)
-    line = re.sub(r"\bi\b", "I", line)
-    return line.strip().lstrip(",;").strip()
 
 
 def split_signature(text: str) -> tuple[str, str | None]:
@@ -190,6 +129,26 @@ def rewrite_guards(original: str, rewritten: str) -> RewriteChecks:
     )
 
 
+@lru_cache(maxsize=1)
+def tone_examples() -> dict[str, list[dict[str, str]]]:
+    return yaml.safe_load((prompts_dir() / "tone_examples.yaml").read_text(encoding="utf-8"))
+
+
+def examples_version() -> str:
+    return hashlib.sha256((prompts_dir() / "tone_examples.yaml").read_bytes()).hexdigest()[:6]
+
+
+PREAMBLE = re.compile(r"^(here is|here's|sure[,!]|rewritten( message)?|the rewritten message)[^\n]*:\s*\n*", re.I)
+
+
+def clean_model_text(text: str) -> str:
+    """The rewrite without a preamble ("Here is the rewritten message:") or quotes around it."""
+    text = PREAMBLE.sub("", text.strip()).strip()
+    if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'":
+        text = text[1:-1].strip()
+    return text
+
+
 def rewrite_text(context: TaskContext, text: str, tone: str, strategy: str = "auto") -> TaskOutcome[Rewrite]:
     tones = workspace_tones(context.repo)
     if tone not in tones:
@@ -198,47 +157,28 @@ def rewrite_text(context: TaskContext, text: str, tone: str, strategy: str = "au
         raise InvalidInput("text: nothing to rewrite")
     body, signature = split_signature(text)
     prompt = load_prompt(TASK)
-    provenance = Provenance(task=TASK, prompt_name=prompt.name, prompt_version=prompt.version, model="rules")
-    reason, verdicts = None, []
-    rewritten, checks = None, None
-    if injection_flags([("text", text)]):
+    version = f"{prompt.version}-{examples_version()}"
+    provenance = Provenance(task=TASK, prompt_name=prompt.name, prompt_version=version, model="rules")
+    language = detect_language(body).code
+    by_rules = _join(rewrite_by_rules(body, tone, language), signature)
+    reason, verdicts, chosen = None, [], None
+    injected = bool(injection_flags([("text", text)]))
+    if injected:
         reason = "the text carries a prompt injection: rewritten by the rules, not sent to the model"
     elif registry.get(TASK).resolve_strategy(strategy, context.profile) == "model":
-        try:
-            result = context.gateway.structured(
-                prompt.render(text=body, instruction=tones[tone]), RewriteText, max_tokens=800
-            )
-            completion = result.completion
-            provenance = provenance.with_completion(completion)
-            if result.ok:
-                candidate = _join(result.value.text.strip(), signature)
-                candidate_checks = rewrite_guards(text, candidate)
-                verdicts = candidate_checks.verdicts
-                if candidate_checks.preserved.passed and candidate_checks.grounded.passed:
-                    rewritten, checks = candidate, candidate_checks
-                else:
-                    reason = (
-                        "model rewrite lost facts"
-                        if not candidate_checks.preserved.passed
-                        else "model rewrite added facts"
-                    )
-            else:
-                verdicts, reason = (
-                    [GuardVerdict(name="schema", passed=False, details=[result.error or "invalid"])],
-                    "model output failed validation",
-                )
-        except ModelError as error:
-            reason = f"model unavailable: {error}"
-    if rewritten is None or checks is None:
-        rewritten = _join(rule_rewrite(body, tone), signature)
-        checks = rewrite_guards(text, rewritten)
-        verdicts = [*verdicts, *checks.verdicts]
-    already_promised = detect_commitments(text)
-    added = [kind for kind in detect_commitments(rewritten) if kind not in already_promised]
+        chosen, verdicts, reason, provenance = _model_rewrite(
+            context, prompt, text, body, signature, tone, tones, provenance, by_rules
+        )
+    if chosen is None:
+        chosen = by_rules
+        verdicts = [*verdicts, *rewrite_guards(text, by_rules).verdicts]
+    checks = rewrite_guards(text, chosen)
+    already_promised = [] if injected else detect_commitments(text)  # an attacker's "offer" is nobody's promise
+    added = [kind for kind in detect_commitments(chosen) if kind not in already_promised]
     result = Rewrite(
         tone=tone,
         original=text,
-        text=rewritten,
+        text=chosen,
         unchanged=not checks.changed.passed,
         lost=checks.preserved.details,
         needs_explicit_approval=added,
@@ -251,6 +191,46 @@ def rewrite_text(context: TaskContext, text: str, tone: str, strategy: str = "au
         used_fallback=reason is not None,
         fallback_reason=reason,
     )
+
+
+def _model_rewrite(
+    context: TaskContext,
+    prompt,
+    text: str,
+    body: str,
+    signature: str | None,
+    tone: str,  # noqa: ANN001
+    tones: dict[str, str],
+    provenance: Provenance,
+    by_rules: str,
+):  # noqa: ANN202
+    """The model's rewrite when it keeps every fact and changes something (or the rules change nothing either)."""
+    examples = tone_examples().get(tone) or tone_examples()["friendly"]
+    try:
+        completion = context.gateway.complete(
+            prompt.render(text=body, instruction=tones[tone], examples=examples),
+            max_tokens=min(900, 40 + len(body) // 2),
+            temperature=0.0,
+        )
+    except ModelError as error:
+        return None, [], f"model unavailable: {error}", provenance
+    provenance = provenance.with_completion(completion)
+    candidate = _join(clean_model_text(completion.text), signature)
+    checks = rewrite_guards(text, candidate)
+    if not checks.preserved.passed or not checks.grounded.passed:
+        reason = "model rewrite lost facts" if not checks.preserved.passed else "model rewrite added facts"
+        return None, _as_rejected(checks.verdicts), reason, provenance
+    if not checks.changed.passed and rewrite_guards(text, by_rules).changed.passed:
+        return None, [checks.changed], "the model returned the text unchanged: the rules rewrote it", provenance
+    return candidate, checks.verdicts, None, provenance
+
+
+def _as_rejected(verdicts: list[GuardVerdict]) -> list[GuardVerdict]:
+    return [
+        v.model_copy(update={"details": [f"model rewrite (replaced): {d}" for d in v.details]})
+        for v in verdicts
+        if not v.passed
+    ]
 
 
 def _join(body: str, signature: str | None) -> str:

@@ -342,6 +342,13 @@ def read_generic(observation: Observation, result: dict[str, Any], planted: Plan
     observation.needs_explicit_approval = list(approval) if isinstance(approval, list) else None
 
 
+def read_delivered(observation: Observation, result: dict[str, Any], planted: Planted) -> None:
+    """A result that reaches the customer: its message is what is checked (labels such as a theme name are not)."""
+    read_generic(observation, result, planted)
+    if isinstance(result.get("text"), str):
+        observation.output = result["text"]
+
+
 def generic_params(task: Task, planted: Planted) -> dict[str, Any]:
     """``{subject_field: the planted record of the task's subject kind}``, when the workspace has such a record."""
     record_id = planted.record_id(task.subject)
@@ -354,7 +361,7 @@ def generic_spec(task: Task) -> InjectionSpec:
         task.name,
         tuple(carrier for carrier in task.carriers if carrier in CARRIERS),
         _run_registered(task.name, lambda planted: generic_params(task, planted)),
-        read_generic,
+        read_delivered if task.delivers else read_generic,
         prompt=task.prompt,
         quotes_input=not task.delivers,  # text that reaches the customer may not repeat an attack's links
         customer_facing=task.delivers,

@@ -13,10 +13,12 @@ A batch job over thousands to millions of comments, deterministic for a fixed se
    way later (:func:`assign_new_responses`), so existing assignments never move — :mod:`.store`;
 4. each theme is described by c-TF-IDF keywords (scikit-learn CountVectorizer), its size,
    promoter/passive/detractor shares, average score, sentiment (the sentiment head over the same
-   embeddings when it reads them), representative quotes and the change against the previous period
-   (the window of the same length just before, assigned to the same themes) — :mod:`.describe`;
-   optionally named by the model from its keywords and quotes (the name must use their words, else
-   the keywords stay) — :mod:`.naming`.
+   embeddings when it reads them, pulled towards what the respondent's score says), its positive and
+   negative sides (each with its responses, share, NPS, quotes), its driver impact on the NPS
+   (NPS(all) - NPS(responses not mentioning it)), representative quotes and the change against the previous
+   period (the window of the same length just before, assigned to the same themes) — :mod:`.describe`;
+5. each theme is named by its noun phrases ("QuickBooks sync") — :mod:`.phrases` — or, with a capable model, by
+   the model from its phrases, keywords and quotes, kept only when every word is grounded in them — :mod:`.naming`.
 
 :mod:`.build` runs 1-4 without the database (:func:`build_themes`); this module declares the task.
 The report is saved as an AiResult (task ``nps_themes``, subject ``nps_run``) and the theme model with
@@ -45,14 +47,19 @@ from copilot.tasks.nps_themes.describe import (
     QuotePool,
     SentenceSentiment,
     ThemeFigures,
+    Totals,
+    drivers_of,
     keyword_label,
+    polarity,
     response_theme_pairs,
+    score_lean,
     sentence_sentiment,
     sentiment_label,
     theme_keywords,
 )
 from copilot.tasks.nps_themes.models import (
     METHOD,
+    Driver,
     Quote,
     ScoreBand,
     Theme,
@@ -60,8 +67,10 @@ from copilot.tasks.nps_themes.models import (
     ThemeError,
     ThemeFilters,
     ThemeReport,
+    ThemeSide,
 )
-from copilot.tasks.nps_themes.naming import PROMPT, Namer, ThemeName, name_is_grounded
+from copilot.tasks.nps_themes.naming import PROMPT, Namer, ThemeName, ThemeText, name_is_grounded
+from copilot.tasks.nps_themes.phrases import MAX_NAME_CHARS, MAX_NAME_WORDS, theme_phrases
 from copilot.tasks.nps_themes.sentences import Responses, SentenceTable, embed, split_sentences
 from copilot.tasks.nps_themes.store import (
     assign_new_responses,
@@ -74,19 +83,26 @@ from copilot.tasks.nps_themes.store import (
     save_run,
     workspace_repo,
 )
+from copilot.tasks.nps_themes.trend import FilterOptions, NpsPoint, NpsTrend, filter_options, nps_trend
 from copilot.tasks.registry import TaskParams, task
 
 __all__ = [
     "FINE_CLUSTERS",
     "FIT_SAMPLE",
     "MERGE_DISTANCE",
+    "MAX_NAME_CHARS",
+    "MAX_NAME_WORDS",
     "METHOD",
     "MIN_COMMENTS",
     "PROMPT",
     "SUBJECT_KIND",
     "TASK",
     "BuiltThemes",
+    "Driver",
+    "FilterOptions",
     "Namer",
+    "NpsPoint",
+    "NpsTrend",
     "NpsThemesParams",
     "Progress",
     "Quote",
@@ -104,10 +120,15 @@ __all__ = [
     "ThemeModel",
     "ThemeName",
     "ThemeReport",
+    "ThemeSide",
+    "ThemeText",
+    "Totals",
     "assign_job",
     "assign_new_responses",
     "build_themes",
+    "drivers_of",
     "embed",
+    "filter_options",
     "fit_theme_model",
     "get_run",
     "keyword_label",
@@ -115,14 +136,18 @@ __all__ = [
     "load_responses",
     "name_is_grounded",
     "nps_themes",
+    "nps_trend",
+    "polarity",
     "refresh_report",
     "resolve_period",
     "response_theme_pairs",
     "run_themes",
+    "score_lean",
     "sentence_sentiment",
     "sentiment_label",
     "split_sentences",
     "theme_keywords",
+    "theme_phrases",
 ]
 
 TASK = "nps_themes"
@@ -137,13 +162,15 @@ def run_themes(
     k: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     name_with_model: bool | None = None,
+    label: str = "phrases",
     now: datetime | None = None,
 ) -> TaskOutcome[ThemeReport]:
     """Find the themes of the NPS comments matching ``filters``; save the theme model, assignments and report.
 
     ``name_with_model`` None names themes with the model when the task's default strategy for the model's profile
-    is "model" (keyword labels are better than what a small local model writes). Raises :class:`ThemeError` when
-    fewer than ``MIN_COMMENTS`` comments match.
+    is "model" (noun-phrase names are better than what a small local model writes); ``label`` is what stands when
+    the model does not name a theme: "phrases" (noun-phrase names) or "keywords" (the top keywords). Raises
+    :class:`ThemeError` when fewer than ``MIN_COMMENTS`` comments match.
     """
     repo = workspace_repo(context)
     started = time.perf_counter()
@@ -164,7 +191,9 @@ def run_themes(
         period=periods.period,
         responses_total=periods.responses_total,
         nps=periods.nps,
+        totals=periods.totals,
         sentiment=context.sentiment,
+        label=label,
     )
     built = build_themes(request)
 
@@ -172,7 +201,7 @@ def run_themes(
     run = save_run(repo, filters, seed, built, periods.current)
     report = built.report
     report.timings = {"load_s": round(load_s, 3), **report.timings, "save_s": round(time.perf_counter() - started, 3)}
-    outcome = _outcome(context, built, namer)
+    outcome = _outcome(context, built, namer, label)
     row = save_outcome(repo, outcome, subject_kind=SUBJECT_KIND, subject_id=run.id)
     run.ai_result_id = row.id
     repo.session.flush()
@@ -185,9 +214,9 @@ def _names_with_model(context: TaskContext, asked: bool | None) -> bool:
     return registry.get(TASK).resolve_strategy("auto", context.profile) == "model"
 
 
-def _outcome(context: TaskContext, built: BuiltThemes, namer: Namer | None) -> TaskOutcome[ThemeReport]:
+def _outcome(context: TaskContext, built: BuiltThemes, namer: Namer | None, label: str) -> TaskOutcome[ThemeReport]:
     provenance = Provenance(
-        task=TASK, model="keywords", input_ids=[f"nps_response:{i}" for i in dict.fromkeys(built.quote_ids)]
+        task=TASK, model=label, input_ids=[f"nps_response:{i}" for i in dict.fromkeys(built.quote_ids)]
     )
     fallback_reason = None
     if namer is not None:
@@ -210,7 +239,10 @@ class NpsThemesParams(TaskParams):
     k: int | None = Field(
         default=None, ge=2, le=100, description="Number of themes; chosen automatically when omitted."
     )
-    strategy: Literal["auto", "model", "keywords"] = Field(default="auto", description="How themes are named.")
+    strategy: Literal["auto", "model", "phrases", "keywords"] = Field(
+        default="auto",
+        description="How themes are named: model (a grounded model name), phrases (noun phrases) or keywords.",
+    )
     as_of: datetime | None = Field(default=None, description="Periods end here (default: now).")
 
 
@@ -220,7 +252,7 @@ class NpsThemesParams(TaskParams):
     permission=Permission.run_marketing,
     review=Permission.review_marketing,
     needs_approval=False,
-    defaults={Profile.small: "keywords", Profile.capable: "model"},
+    defaults={Profile.small: "phrases", Profile.capable: "model"},
     prompt=PROMPT,
     carriers=("nps_comment",),
 )
@@ -233,6 +265,7 @@ def nps_themes(context: TaskContext, params: NpsThemesParams) -> TaskOutcome[The
         k=params.k,
         progress=context.progress,
         name_with_model=params.strategy == "model",
+        label="keywords" if params.strategy == "keywords" else "phrases",
         now=params.as_of,
     )
 

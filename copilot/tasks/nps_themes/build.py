@@ -19,12 +19,27 @@ from copilot.tasks.nps_themes.describe import (
     QuotePool,
     SentenceSentiment,
     ThemeFigures,
+    Totals,
+    drivers_of,
     keyword_label,
+    polarity,
     response_theme_pairs,
+    score_lean,
     theme_change,
     theme_keywords,
 )
-from copilot.tasks.nps_themes.models import Quote, Theme, ThemeChange, ThemeError, ThemeFilters, ThemeReport
+from copilot.tasks.nps_themes.models import (
+    Driver,
+    Quote,
+    Theme,
+    ThemeChange,
+    ThemeError,
+    ThemeFilters,
+    ThemeReport,
+    ThemeSide,
+)
+from copilot.tasks.nps_themes.naming import ThemeText
+from copilot.tasks.nps_themes.phrases import name_options, name_themes, spell, theme_phrases
 from copilot.tasks.nps_themes.sentences import EMBED_CHUNK, Responses, SentenceTable, embed
 from copilot.tasks.sentiment import default_classifier
 
@@ -34,7 +49,8 @@ if TYPE_CHECKING:
 
 MIN_COMMENTS = 2  # fewer comments than this is a clear error, not a one-comment "theme"
 
-NameThemes = Callable[[list[list[str]], list[list[Quote]]], list[tuple[str, str]]]
+NameThemes = Callable[[list[ThemeText]], list[tuple[str, str]]]  # per theme (name, "model") or ("", ...)
+ThemeQuotes = dict[int | None, list[Quote]]  # None: the theme's quotes; 1 / -1: its positive / negative side's
 Period = tuple[datetime | None, datetime, datetime | None, datetime | None]  # since, until, previous since, until
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # response index, theme, sentences, sentiment sum
 
@@ -44,8 +60,10 @@ class ThemeBuild:
     """What a theme report is built from: the period's comments, the embedder, and how to fit and describe them.
 
     ``previous`` are the previous period's comments (all of them, or a sample of ``previous_total``);
-    ``responses_total`` and ``nps`` count every response of the period, with or without a comment (default: from
-    ``responses``); ``sentiment`` defaults to the shipped classifier.
+    ``responses_total``, ``nps`` and ``totals`` (driver impact is measured against it) count every response of the
+    period, with or without a comment (default: from ``responses``); ``sentiment`` defaults to the shipped
+    classifier. ``label`` "phrases" names themes by their noun phrases, "keywords" by their top keywords;
+    ``name_themes`` (the model namer) may replace either with a grounded name.
     """
 
     responses: Responses
@@ -61,7 +79,9 @@ class ThemeBuild:
     period: Period | None = None
     responses_total: int | None = None
     nps: float | None = None
+    totals: Totals | None = None
     sentiment: SentimentClassifier | None = None
+    label: str = "phrases"
 
 
 @dataclass
@@ -94,6 +114,7 @@ class _Tables:
     current: SentenceTable
     previous: SentenceTable | None
     commented: int
+    lean: np.ndarray  # per distinct text: mean score_lean of its occurrences, both periods
 
     @property
     def texts(self) -> list[str]:
@@ -106,6 +127,7 @@ class _Assigned:
     def __init__(self, model: ThemeModel, tables: _Tables, sentiment: SentenceSentiment) -> None:
         self.model, self.texts, self.score = model, tables.texts, sentiment
         self.n_current = len(tables.current.texts)
+        self.lean = tables.lean
         self.theme = np.empty(len(self.texts), dtype=np.int64)
         self.fine = np.empty(len(self.texts), dtype=np.int64)
         self.sentiment = np.empty(len(self.texts), dtype=np.float64)
@@ -114,14 +136,16 @@ class _Assigned:
 
     def consume(self, indices: np.ndarray, vectors: np.ndarray) -> None:
         started = time.perf_counter()
+        sentiment = self.score([self.texts[i] for i in indices], vectors)
+        self.sentiment[indices] = sentiment
+        self.sentiment_s += time.perf_counter() - started
+        started = time.perf_counter()
         theme, fine, similarity = self.model.assign(vectors)
         self.theme[indices], self.fine[indices] = theme, fine
         current = indices < self.n_current
-        self.pool.offer(indices[current], fine[current], similarity[current], vectors[current])
+        side = np.sign(polarity(sentiment, self.lean[indices])).astype(np.int64)  # quotes lean one way or other
+        self.pool.offer(indices[current], fine[current], similarity[current], vectors[current], side[current])
         self.assign_s += time.perf_counter() - started
-        started = time.perf_counter()
-        self.sentiment[indices] = self.score([self.texts[i] for i in indices], vectors)
-        self.sentiment_s += time.perf_counter() - started
 
 
 def build_themes(request: ThemeBuild) -> BuiltThemes:
@@ -137,11 +161,12 @@ def build_themes(request: ThemeBuild) -> BuiltThemes:
     tracker.advance(max(1, (tracker.total - tracker.done) // 3))
 
     started = time.perf_counter()
-    themes, pairs, before = _describe(request, tables, assigned)
+    themes, drivers, pairs, before = _describe(request, tables, assigned)
     timings["describe_s"] = time.perf_counter() - started
     tracker.finish()
 
     report = _report(request, tables, assigned.model, themes, before, timings)
+    report.drivers = drivers
     quote_ids = [q.response_id for theme in themes for q in theme.quotes]
     return BuiltThemes(model=assigned.model, report=report, pairs=pairs, quote_ids=quote_ids)
 
@@ -156,7 +181,22 @@ def _split(request: ThemeBuild) -> _Tables:
         raise ThemeError(f"{what} {where}: themes need at least {MIN_COMMENTS} comments")
     previous = request.previous
     previous_table = SentenceTable.build(previous.comments, known) if previous is not None and len(previous) else None
-    return _Tables(table, previous_table, commented)
+    lean_sum = np.zeros(len(known))
+    for part, responses in ((table, request.responses), (previous_table, previous)):
+        if part is not None and responses is not None:
+            lean = score_lean(responses.scores[part.response_of], part.turned)
+            lean_sum += np.bincount(part.unique_of, weights=lean, minlength=len(known))
+    seen = np.bincount(
+        np.concatenate([t.unique_of for t in (table, previous_table) if t is not None]), minlength=len(known)
+    )
+    return _Tables(table, previous_table, commented, lean_sum / np.maximum(seen, 1))
+
+
+def _pairs(table: SentenceTable, responses: Responses, assigned: _Assigned) -> Pairs:
+    """(response, theme) pairs with their sentences' summed polarity (score-informed sentiment)."""
+    lean = score_lean(responses.scores[table.response_of], table.turned)
+    values = polarity(assigned.sentiment[table.unique_of], lean)
+    return response_theme_pairs(table, assigned.theme[table.unique_of], values, len(responses), assigned.model.k)
 
 
 def _embed_and_assign(request: ThemeBuild, tables: _Tables, tracker: Progress, timings: dict[str, float]) -> _Assigned:
@@ -200,35 +240,43 @@ class _Before:
     scale: float = 1.0  # previous responses per sampled one
 
 
-def _describe(request: ThemeBuild, tables: _Tables, assigned: _Assigned) -> tuple[list[Theme], Pairs, _Before]:
-    """The themes, biggest first, with keywords, figures, quotes, labels and the change against the previous period."""
+def _describe(
+    request: ThemeBuild, tables: _Tables, assigned: _Assigned
+) -> tuple[list[Theme], list[Driver], Pairs, _Before]:
+    """The themes, biggest first, with names, keywords, figures, sides, quotes, driver impact and the change against
+    the previous period."""
     current, table, k = request.responses, tables.current, assigned.model.k
     n_current = len(table.texts)
     keywords = theme_keywords(table.texts, assigned.theme[:n_current], table.counts, k, seed=request.seed)
-    pairs = response_theme_pairs(
-        table, assigned.theme[table.unique_of], assigned.sentiment[table.unique_of], len(current), k
-    )
+    pairs = _pairs(table, current, assigned)
     figures = ThemeFigures.compute(k, pairs[1], current.scores[pairs[0]], pairs[2], pairs[3])
+    totals = request.totals or Totals.of(current.scores)
     fine_weight = np.bincount(assigned.fine[:n_current], weights=table.counts, minlength=len(assigned.model.theme_of))
-    quotes = assigned.pool.quotes(current, table, assigned.model.theme_of, fine_weight)
+    side_weight = {side: figures.sides[side].responses for side in (1, -1)} if figures.sides else {}
+    quotes = assigned.pool.quotes(current, table, assigned.model.theme_of, fine_weight, side_weight)
     before = _previous(request, tables, assigned)
-    labels = _labels(keywords, quotes, request.name_themes)
+    labels = _labels(request, table, assigned.theme[:n_current], keywords, quotes, figures.responses)
     themes = []
     for t in range(k):
-        fields = figures.theme_fields(t, tables.commented)
+        fields = figures.theme_fields(t, tables.commented, totals)
+        sides = [
+            ThemeSide(**side, quotes=quotes[t][1 if side["polarity"] == "positive" else -1])
+            for side in figures.side_fields(t, totals)
+        ]
         themes.append(
             Theme(
                 id=t,
                 label=labels[t][0],
                 label_source=labels[t][1],
                 keywords=keywords[t],
-                quotes=quotes[t],
+                quotes=quotes[t][None],
+                sides=sides,
                 change=_change(fields, before, t),
                 **fields,
             )
         )
     themes.sort(key=lambda theme: (-theme.responses, theme.id))
-    return themes, pairs, before
+    return themes, drivers_of(themes, figures, totals), pairs, before
 
 
 def _change(fields: dict, before: _Before, t: int) -> ThemeChange | None:
@@ -243,9 +291,7 @@ def _previous(request: ThemeBuild, tables: _Tables, assigned: _Assigned) -> _Bef
         return _Before()
     if table is None:
         return _Before(commented=0)
-    pairs = response_theme_pairs(
-        table, assigned.theme[table.unique_of], assigned.sentiment[table.unique_of], len(previous), assigned.model.k
-    )
+    pairs = _pairs(table, previous, assigned)
     figures = ThemeFigures.compute(assigned.model.k, pairs[1], previous.scores[pairs[0]], pairs[2], pairs[3])
     sampled = request.previous_total is not None and request.previous_total > len(previous)
     scale = (request.previous_total / len(previous)) if sampled and len(previous) else 1.0
@@ -253,19 +299,42 @@ def _previous(request: ThemeBuild, tables: _Tables, assigned: _Assigned) -> _Bef
 
 
 def _labels(
-    keywords: list[list[str]], quotes: list[list[Quote]], name_themes: NameThemes | None
+    request: ThemeBuild,
+    table: SentenceTable,
+    theme: np.ndarray,
+    keywords: list[list[str]],
+    quotes: list[ThemeQuotes],
+    sizes: np.ndarray,
 ) -> list[tuple[str, str]]:
-    """(label, source) per theme: the model's name where it gave a grounded one, else the keyword label."""
-    labels = [
-        (keyword_label(keywords[t], quotes[t][0].text if quotes[t] else f"theme {t + 1}"), "keywords")
-        for t in range(len(keywords))
-    ]
-    if name_themes is None:
+    """(label, source) per theme: a grounded model name where the namer gave one, else the noun-phrase name (or the
+    keyword label when asked for); names are distinct across the run."""
+    k = len(keywords)
+    fallback = [quotes[t][None][0].text if quotes[t][None] else f"theme {t + 1}" for t in range(k)]
+    if request.label == "keywords":
+        labels = [(keyword_label(keywords[t], fallback[t]), "keywords") for t in range(k)]
+    else:
+        phrases, usage = theme_phrases(table.texts, theme, table.counts, k, seed=request.seed)
+        names = name_themes([name_options(p, usage) for p in phrases], sizes, fallback)
+        labels = [(name, "phrases") for name in names]
+    if request.name_themes is None:
         return labels
-    return [
-        (name, source) if source == "model" else labels[t]
-        for t, (name, source) in enumerate(name_themes(keywords, quotes))
+    if request.label == "keywords":
+        phrases, usage = theme_phrases(table.texts, theme, table.counts, k, seed=request.seed)
+    texts = [
+        ThemeText(
+            phrases=[spell(p.text, usage) for p in phrases[t].ranked],
+            keywords=keywords[t],
+            quotes=list({q.text: q for side in (None, 1, -1) for q in quotes[t][side]}.values()),
+        )
+        for t in range(k)
     ]
+    taken = {label.lower() for label, _ in labels}
+    out = []
+    for t, (name, source) in enumerate(request.name_themes(texts)):
+        distinct = source == "model" and (name.lower() not in taken or name.lower() == labels[t][0].lower())
+        out.append((name, source) if distinct else labels[t])
+        taken.add(out[-1][0].lower())
+    return out
 
 
 def _report(

@@ -6,13 +6,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from copilot.tasks.nps_themes.models import Quote, ThemeChange
+from copilot.tasks.nps_themes.models import Driver, Quote, Theme, ThemeChange
 from copilot.tasks.sentiment import default_classifier, features
-from retrieval.embeddings import MODEL_NAME
+from retrieval.embeddings import MODEL_NAME, vectors_agree
 
 if TYPE_CHECKING:
     from copilot.tasks.nps_themes.sentences import Responses, SentenceTable
@@ -24,6 +24,10 @@ KEYWORDS = 8
 KEYWORD_SAMPLE = 200_000  # distinct sentences c-TF-IDF is computed on
 SENTIMENT_BAND = 0.2
 SENTIMENT_CHUNK = 50_000
+SCORE_WEIGHT = 0.5  # how much the respondent's score (turned by a "but") weighs in a sentence's polarity
+MIXED_SHARE = 0.2  # a theme is mixed when each side holds at least this share of its responses
+MIXED_MIN = 2  # ... and at least this many responses
+SIDES = ((1, "positive"), (-1, "negative"))
 # The sentiment heads (the shipped one and a workspace's own) are trained on all-MiniLM-L6-v2 vectors.
 SENTIMENT_EMBEDDER = MODEL_NAME
 
@@ -120,7 +124,8 @@ def keyword_label(keywords: list[str], fallback: str) -> str:
 
 @dataclass
 class ThemeFigures:
-    """Per theme: responses, score bands, average score and sentiment; from (response, theme) pairs."""
+    """Per theme (and per side of a theme): responses, score bands, average score and sentiment, from (response,
+    theme) pairs. A pair is on the positive or negative side by the mean polarity of its sentences in the theme."""
 
     responses: np.ndarray
     promoters: np.ndarray
@@ -129,6 +134,7 @@ class ThemeFigures:
     score_sum: np.ndarray
     sentiment_sum: np.ndarray
     sentences: np.ndarray
+    sides: dict[int, ThemeFigures] | None = None
 
     @classmethod
     def compute(
@@ -136,7 +142,19 @@ class ThemeFigures:
     ) -> ThemeFigures:
         keep = theme >= 0
         theme, score, sentences, sentiment_sum = theme[keep], score[keep], sentences[keep], sentiment_sum[keep]
+        figures = cls._counted(k, theme, score, sentences, sentiment_sum)
+        mean = np.divide(sentiment_sum, sentences, out=np.zeros(len(sentences)), where=sentences > 0)
+        side = side_of(mean)
+        figures.sides = {
+            s: cls._counted(k, theme[side == s], score[side == s], sentences[side == s], sentiment_sum[side == s])
+            for s, _ in SIDES
+        }
+        return figures
 
+    @classmethod
+    def _counted(
+        cls, k: int, theme: np.ndarray, score: np.ndarray, sentences: np.ndarray, sentiment_sum: np.ndarray
+    ) -> ThemeFigures:
         def count(weights: np.ndarray | None = None) -> np.ndarray:
             return np.bincount(theme, weights=weights, minlength=k)[:k].astype(np.float64)
 
@@ -150,28 +168,138 @@ class ThemeFigures:
             sentences=count(sentences.astype(float)),
         )
 
-    def theme_fields(self, t: int, commented: int) -> dict[str, float | int | str]:
+    def theme_fields(self, t: int, commented: int, totals: Totals | None = None) -> dict[str, Any]:
+        """The scalar fields of a Theme (sides without their quotes: see ``side_fields``)."""
         n = self.responses[t]
         share = lambda x: round(float(x / n), 4) if n else 0.0  # noqa: E731
         sentiment = float(self.sentiment_sum[t] / self.sentences[t]) if self.sentences[t] else 0.0
+        mixed = self.mixed(t)
         return {
             "responses": int(n),
             "share": round(float(n / commented), 4) if commented else 0.0,
             "promoters": share(self.promoters[t]),
             "passives": share(self.passives[t]),
             "detractors": share(self.detractors[t]),
-            "nps": round(100 * float(self.promoters[t] - self.detractors[t]) / n, 1) if n else 0.0,
+            "nps": nps_of(n, self.promoters[t], self.detractors[t]) or 0.0,
             "avg_score": round(float(self.score_sum[t] / n), 2) if n else 0.0,
             "sentiment": round(max(-1.0, min(1.0, sentiment)), 4),
-            "sentiment_label": sentiment_label(sentiment),
+            "sentiment_label": "mixed" if mixed else sentiment_label(sentiment),
+            "mixed": mixed,
+            "impact": totals.impact(n, self.promoters[t], self.detractors[t]) if totals else None,
         }
+
+    def mixed(self, t: int) -> bool:
+        if not self.sides or not self.responses[t]:
+            return False
+        counts = [self.sides[s].responses[t] for s, _ in SIDES]
+        return all(c >= MIXED_MIN and c >= MIXED_SHARE * self.responses[t] for c in counts)
+
+    def side_fields(self, t: int, totals: Totals | None = None) -> list[dict[str, Any]]:
+        """Per side with responses, positive first: the ThemeSide fields but its quotes."""
+        out = []
+        for s, name in SIDES:
+            side = (self.sides or {}).get(s)
+            n = side.responses[t] if side is not None else 0
+            if not n:
+                continue
+            sentiment = float(side.sentiment_sum[t] / side.sentences[t]) if side.sentences[t] else 0.0
+            out.append(
+                {
+                    "polarity": name,
+                    "responses": int(n),
+                    "share": round(float(n / self.responses[t]), 4),
+                    "nps": nps_of(n, side.promoters[t], side.detractors[t]) or 0.0,
+                    "sentiment": round(max(-1.0, min(1.0, sentiment)), 4),
+                    "impact": totals.impact(n, side.promoters[t], side.detractors[t]) if totals else None,
+                }
+            )
+        return out
 
 
 def sentiment_label(score: float) -> str:
     return "negative" if score < -SENTIMENT_BAND else "positive" if score > SENTIMENT_BAND else "neutral"
 
 
-def theme_change(fields: dict, before: dict, scale: float) -> ThemeChange:
+def score_lean(scores: np.ndarray, turned: np.ndarray | None = None) -> np.ndarray:
+    """Which way a sentence leans by its respondent's score: +1 promoters, -1 detractors, 0 passives; the other
+    way for a sentence after a contrast connector ("Great app. But support is slow.")."""
+    lean = np.where(scores >= 9, 1.0, np.where(scores <= 6, -1.0, 0.0))
+    return lean if turned is None else np.where(turned, -lean, lean)
+
+
+def polarity(sentiment: np.ndarray, lean: np.ndarray) -> np.ndarray:
+    """A sentence's polarity, -1..1: the sentiment head's reading, pulled towards what the score says (a passive's
+    score says nothing: the head's reading stands).
+
+    NPS comments answer "why this score", so the score is strong evidence the head alone misses (it reads
+    "Support closed my ticket without fixing anything." as positive)."""
+    pulled = (1 - SCORE_WEIGHT) * sentiment + SCORE_WEIGHT * lean
+    return np.clip(np.where(lean == 0, sentiment, pulled), -1.0, 1.0)
+
+
+def side_of(values: np.ndarray) -> np.ndarray:
+    """+1 positive, -1 negative, 0 neither, per polarity value."""
+    return np.where(values > SENTIMENT_BAND, 1, np.where(values < -SENTIMENT_BAND, -1, 0))
+
+
+def _raw_nps(responses: float, promoters: float, detractors: float) -> float | None:
+    return 100 * (promoters - detractors) / responses if responses else None
+
+
+def nps_of(responses: float, promoters: float, detractors: float) -> float | None:
+    value = _raw_nps(responses, promoters, detractors)
+    return None if value is None else round(value, 1)
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Every response of the period (with or without a comment): what driver impact is measured against."""
+
+    responses: int
+    promoters: int
+    detractors: int
+
+    @property
+    def nps(self) -> float | None:
+        return nps_of(self.responses, self.promoters, self.detractors)
+
+    def impact(self, responses: float, promoters: float, detractors: float) -> float | None:
+        """NPS(all) - NPS(the responses left without these): the NPS points these responses are worth."""
+        every = _raw_nps(self.responses, self.promoters, self.detractors)
+        rest = _raw_nps(self.responses - responses, self.promoters - promoters, self.detractors - detractors)
+        if every is None or rest is None or not responses:
+            return None
+        return round(every - rest, 1)
+
+    def nps_without(self, responses: float, promoters: float, detractors: float) -> float | None:
+        return nps_of(self.responses - responses, self.promoters - promoters, self.detractors - detractors)
+
+    @classmethod
+    def of(cls, scores: np.ndarray) -> Totals:
+        return cls(len(scores), int((scores >= 9).sum()), int((scores <= 6).sum()))
+
+
+def drivers_of(themes: Sequence[Theme], figures: ThemeFigures, totals: Totals) -> list[Driver]:
+    """Themes as NPS drivers, most negative impact first (the biggest drag on the NPS leads)."""
+    drivers = []
+    for theme in themes:
+        if theme.impact is None:
+            continue
+        t = theme.id
+        without = totals.nps_without(figures.responses[t], figures.promoters[t], figures.detractors[t])
+        drivers.append(
+            Driver(
+                theme_id=theme.id,
+                label=theme.label,
+                impact=theme.impact,
+                responses=theme.responses,
+                nps_without=without if without is not None else 0.0,
+            )
+        )
+    return sorted(drivers, key=lambda d: (d.impact, d.theme_id))
+
+
+def theme_change(fields: dict[str, Any], before: dict[str, Any], scale: float) -> ThemeChange:
     """A theme's figures (``theme_fields``) against the previous period's; ``scale`` undoes its sampling."""
     has_before = before["responses"] > 0
     both = has_before and bool(fields["responses"])
@@ -211,7 +339,7 @@ def response_theme_pairs(
 
 def head_reads(embedder: Embedder, classifier: SentimentClassifier) -> bool:
     """Whether the classifier's head takes this embedder's vectors as they are (with its lexical features)."""
-    if embedder.name != SENTIMENT_EMBEDDER:
+    if not vectors_agree(SENTIMENT_EMBEDDER, embedder.name):  # torch or ONNX int8 MiniLM vectors
         return False
     probe = features(np.zeros((1, embedder.dimensions), dtype=np.float32), classifier.vader, [""])
     return probe.shape[1] == classifier.head.coef.shape[1]
@@ -256,7 +384,7 @@ def sentence_sentiment(
 
 
 class QuotePool:
-    """Quote candidates per fine cluster, kept while sentences stream by:
+    """Quote candidates per fine cluster and side (positive, negative, neither), kept while sentences stream by:
     substantial sentences first, then the most central."""
 
     def __init__(self, texts: list[str], fine_clusters: int, keep: int = 4 * QUOTES) -> None:
@@ -264,45 +392,63 @@ class QuotePool:
         self.substantial = (words >= 3) & (words <= 40)
         self.keep = keep
         self.texts = texts
-        # (not substantial, -similarity, index)
-        self.candidates: list[list[tuple[bool, float, int]]] = [[] for _ in range(fine_clusters)]
+        # (fine cluster, side) -> [(not substantial, -similarity, index)]
+        self.candidates: dict[tuple[int, int], list[tuple[bool, float, int]]] = {}
         self.vectors: dict[int, np.ndarray] = {}
 
-    def offer(self, indices: np.ndarray, fine: np.ndarray, similarity: np.ndarray, vectors: np.ndarray) -> None:
-        order = np.lexsort((indices, -similarity, ~self.substantial[indices], fine))
-        taken: dict[int, int] = {}
+    def offer(
+        self, indices: np.ndarray, fine: np.ndarray, similarity: np.ndarray, vectors: np.ndarray, side: np.ndarray
+    ) -> None:
+        order = np.lexsort((indices, -similarity, ~self.substantial[indices], side, fine))
+        taken: dict[tuple[int, int], int] = {}
         for position in order:
-            cluster = int(fine[position])
-            if taken.get(cluster, 0) >= self.keep:
+            bucket = (int(fine[position]), int(side[position]))
+            if taken.get(bucket, 0) >= self.keep:
                 continue
-            taken[cluster] = taken.get(cluster, 0) + 1
+            taken[bucket] = taken.get(bucket, 0) + 1
             index = int(indices[position])
-            self.candidates[cluster].append((not bool(self.substantial[index]), -float(similarity[position]), index))
+            entry = (not bool(self.substantial[index]), -float(similarity[position]), index)
+            self.candidates.setdefault(bucket, []).append(entry)
             self.vectors[index] = vectors[position].copy()
-        for cluster in taken:
-            ranked = sorted(self.candidates[cluster])
+        for bucket in taken:
+            ranked = sorted(self.candidates[bucket])
             for _, _, dropped in ranked[self.keep :]:
                 self.vectors.pop(dropped, None)
-            self.candidates[cluster] = ranked[: self.keep]
+            self.candidates[bucket] = ranked[: self.keep]
 
     def quotes(
-        self, responses: Responses, table: SentenceTable, theme_of: np.ndarray, fine_weight: np.ndarray
-    ) -> list[list[Quote]]:
-        """Per theme: round-robin over its fine clusters, biggest first; no two quotes near-duplicates."""
+        self,
+        responses: Responses,
+        table: SentenceTable,
+        theme_of: np.ndarray,
+        fine_weight: np.ndarray,
+        side_weight: dict[int, np.ndarray],
+    ) -> list[dict[int | None, list[Quote]]]:
+        """Per theme: its quotes (key None: both sides, the bigger first, then neither) and each side's (keys 1, -1);
+        round-robin over the theme's fine clusters, biggest first; no two quotes near-duplicates."""
         _, first = np.unique(table.unique_of, return_index=True)
         first_response = table.response_of[first]  # per distinct sentence (0..n-1): the first response that wrote it
-        out: list[list[Quote]] = []
+        out: list[dict[int | None, list[Quote]]] = []
         for t in range(int(theme_of.max()) + 1 if len(theme_of) else 0):
             clusters = sorted(
                 (int(f) for f in np.flatnonzero(theme_of == t) if fine_weight[f] > 0),
                 key=lambda f: (-fine_weight[f], f),
             )
-            picked = self._pick([[index for _, _, index in self.candidates[c]] for c in clusters])
-            out.append([self._quote(responses, int(first_response[i]), i) for i in picked])
+            picks = {side: self._pick(self._queues(clusters, (side,))) for side in (1, -1)}
+            order = sorted((1, -1), key=lambda side: (-side_weight[side][t], -side))
+            both = [i for pair in zip(picks[order[0]], picks[order[1]], strict=False) for i in pair]
+            both = list(dict.fromkeys([*both, *picks[order[0]], *picks[order[1]]]))
+            overall = self._pick(self._queues(clusters, (0,)), self._pick([both]))
+            quote = lambda i: self._quote(responses, int(first_response[i]), i)  # noqa: E731
+            out.append({None: [quote(i) for i in overall], **{s: [quote(i) for i in picks[s]] for s in (1, -1)}})
         return out
 
-    def _pick(self, queues: list[list[int]]) -> list[int]:
-        picked: list[int] = []
+    def _queues(self, clusters: list[int], sides: tuple[int, ...]) -> list[list[int]]:
+        return [[index for _, _, index in self.candidates.get((c, s), [])] for c in clusters for s in sides]
+
+    def _pick(self, queues: list[list[int]], picked: list[int] | None = None) -> list[int]:
+        picked = list(picked or [])
+        queues = [list(queue) for queue in queues]
         while len(picked) < QUOTES and any(queues):
             for queue in queues:
                 while queue and len(picked) < QUOTES:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import Enum
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from copilot.errors import InvalidInput
 
-METHOD = "sentence embeddings (all-MiniLM-L6-v2) + spectral kNN clustering + centroid merge + c-TF-IDF keywords"
+METHOD = (
+    "sentence embeddings (all-MiniLM-L6-v2) + spectral kNN clustering + centroid merge + c-TF-IDF keywords; "
+    "noun-phrase names; sides by score-informed sentence sentiment; driver impact on NPS"
+)
+Polarity = Literal["positive", "negative"]
 
 
 class ThemeError(InvalidInput):
@@ -37,7 +42,9 @@ class ThemeFilters(BaseModel):
     since: datetime | None = None
     until: datetime | None = None
     campaign: str | None = Field(default=None, max_length=120)
+    survey: str | None = Field(default=None, max_length=120)
     segment: str | None = Field(default=None, max_length=50)
+    plan: str | None = Field(default=None, max_length=80, description="The responding account's plan.")
     score_band: ScoreBand = ScoreBand.all
 
     @field_validator("since", "until")
@@ -57,9 +64,8 @@ class ThemeFilters(BaseModel):
             for name, value in (("since", self.since), ("until", self.until))
             if value is not None
         ]
-        parts += [
-            f"{name} '{value}'" for name, value in (("campaign", self.campaign), ("segment", self.segment)) if value
-        ]
+        named = (("campaign", self.campaign), ("survey", self.survey), ("segment", self.segment), ("plan", self.plan))
+        parts += [f"{name} '{value}'" for name, value in named if value]
         if self.score_band is not ScoreBand.all:
             parts.append(self.score_band.value)
         return ", ".join(parts) or "all responses"
@@ -86,10 +92,34 @@ class ThemeChange(BaseModel):
     sentiment_delta: float | None = None
 
 
+class ThemeSide(BaseModel):
+    """The praise or the complaints within a theme: the responses whose sentences in the theme lean that way."""
+
+    polarity: Polarity
+    responses: int
+    share: float = Field(description="share of the theme's responses on this side")
+    nps: float
+    sentiment: float = Field(ge=-1, le=1)
+    impact: float | None = Field(
+        default=None, description="NPS(all) - NPS(responses not on this side of the theme), in NPS points"
+    )
+    quotes: list[Quote]
+
+
+class Driver(BaseModel):
+    """A theme as a driver of the NPS: how much the NPS would change without the responses that mention it."""
+
+    theme_id: int
+    label: str
+    impact: float = Field(description="NPS(all) - NPS(responses not mentioning the theme), in NPS points")
+    responses: int
+    nps_without: float
+
+
 class Theme(BaseModel):
     id: int
     label: str
-    label_source: str = "keywords"  # or "model"
+    label_source: str = "keywords"  # "phrases" (noun-phrase namer), "model" (a grounded model name) or "keywords"
     keywords: list[str]
     responses: int = Field(description="responses with at least one sentence in this theme")
     share: float = Field(description="share of the period's commented responses (a response can touch several themes)")
@@ -98,9 +128,18 @@ class Theme(BaseModel):
     detractors: float
     nps: float
     avg_score: float
-    sentiment: float = Field(ge=-1, le=1, description="mean P(positive) - P(negative) of the theme's sentences")
-    sentiment_label: str
+    sentiment: float = Field(
+        ge=-1, le=1, description="mean score-informed sentiment of the theme's sentences (see describe.polarity)"
+    )
+    sentiment_label: str  # positive, neutral, negative, or mixed when both sides are substantial
     quotes: list[Quote]
+    sides: list[ThemeSide] = Field(
+        default_factory=list, description="positive side first; a side with no response is left out"
+    )
+    mixed: bool = Field(default=False, description="both sides hold a substantial share of the theme's responses")
+    impact: float | None = Field(
+        default=None, description="driver impact: NPS(all) - NPS(responses not mentioning the theme), in NPS points"
+    )
     change: ThemeChange | None = None
 
 
@@ -121,6 +160,7 @@ class ThemeReport(BaseModel):
     k: int
     k_mode: str  # "auto" or "given"
     themes: list[Theme]
+    drivers: list[Driver] = Field(default_factory=list, description="themes by driver impact, most negative first")
     method: str = METHOD
     embedding_model: str
     assigned_after_run: int = 0

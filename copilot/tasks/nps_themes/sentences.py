@@ -20,6 +20,7 @@ LEADING_CONNECTOR = re.compile(
     r"|in addition)\b[,:]?\s+",
     re.I,
 )
+CONTRAST = re.compile(r"^(?:but|however|though|although|still|yet|that said|then again)\b", re.I)
 HAS_WORD = re.compile(r"[^\W\d_]", re.U)
 
 
@@ -48,12 +49,25 @@ class Responses:
 
 def split_sentences(text: str | None) -> list[str]:
     """Sentences of a comment that carry words, at most ``MAX_SENTENCES`` (the rest joins the last)."""
+    return [sentence for sentence, _ in split_with_turns(text)]
+
+
+def split_with_turns(text: str | None) -> list[tuple[str, bool]]:
+    """(sentence, turned) pairs: ``turned`` when an odd number of contrast connectors ("But ...", "However, ...")
+    came before it in the comment, so the sentence likely leans the other way than the score."""
     if not text:
         return []
-    pieces = [_without_connector(p.strip(" \t\"'()[]-–—•*")) for p in SENTENCE_SPLIT.split(text)]
-    pieces = [p[:MAX_SENTENCE_CHARS] for p in pieces if p and HAS_WORD.search(p)]
+    pieces: list[tuple[str, bool]] = []
+    turned = False
+    for raw in SENTENCE_SPLIT.split(text):
+        piece = raw.strip(" \t\"'()[]-–—•*")
+        if not piece or not HAS_WORD.search(piece):
+            continue
+        turned ^= bool(CONTRAST.match(piece))
+        pieces.append((_without_connector(piece)[:MAX_SENTENCE_CHARS], turned))
     if len(pieces) > MAX_SENTENCES:
-        pieces = [*pieces[: MAX_SENTENCES - 1], " ".join(pieces[MAX_SENTENCES - 1 :])[:MAX_SENTENCE_CHARS]]
+        rest = " ".join(p for p, _ in pieces[MAX_SENTENCES - 1 :])[:MAX_SENTENCE_CHARS]
+        pieces = [*pieces[: MAX_SENTENCES - 1], (rest, pieces[MAX_SENTENCES - 1][1])]
     return pieces
 
 
@@ -78,6 +92,7 @@ class SentenceTable:
     unique_of: np.ndarray
     response_of: np.ndarray  # per sentence occurrence: index of its comment
     counts: np.ndarray  # per distinct text: occurrences
+    turned: np.ndarray | None = None  # per sentence occurrence: after a contrast connector (split_with_turns)
 
     @classmethod
     def build(cls, comments: Sequence[str | None], known: dict[str, int] | None = None) -> SentenceTable:
@@ -85,9 +100,10 @@ class SentenceTable:
         texts: list[str] = []
         unique_of: list[int] = []
         response_of: list[int] = []
+        turned: list[bool] = []
         base = len(index)
         for position, comment in enumerate(comments):
-            for sentence in split_sentences(comment):
+            for sentence, after_contrast in split_with_turns(comment):
                 key = _dedupe_key(sentence)
                 slot = index.get(key)
                 if slot is None:
@@ -95,10 +111,11 @@ class SentenceTable:
                     texts.append(sentence)
                 unique_of.append(slot)
                 response_of.append(position)
+                turned.append(after_contrast)
         unique = np.asarray(unique_of, dtype=np.int64)
         own = unique[unique >= base] - base  # occurrences of the texts new in this table
         counts = np.bincount(own, minlength=len(texts)) if len(texts) else np.zeros(0, dtype=np.int64)
-        return cls(texts, unique, np.asarray(response_of, dtype=np.int64), counts)
+        return cls(texts, unique, np.asarray(response_of, dtype=np.int64), counts, np.asarray(turned, dtype=bool))
 
 
 def embed(

@@ -13,12 +13,21 @@ from sqlalchemy import Select, and_, case, exists, func, insert, select
 
 from copilot.errors import InvalidInput, NotFound
 from copilot.store import Repo
-from copilot.store.models import AiResult, NpsResponse, NpsThemeAssignment, NpsThemeRun
+from copilot.store.models import Account, AiResult, NpsResponse, NpsThemeAssignment, NpsThemeRun
 from copilot.tasks.nps_themes.build import BuiltThemes, Pairs, Period, Progress
 from copilot.tasks.nps_themes.clustering import ThemeModel
-from copilot.tasks.nps_themes.describe import SentenceSentiment, ThemeFigures, response_theme_pairs
-from copilot.tasks.nps_themes.models import Theme, ThemeError, ThemeFilters, ThemeReport, utc
+from copilot.tasks.nps_themes.describe import (
+    SentenceSentiment,
+    ThemeFigures,
+    Totals,
+    drivers_of,
+    polarity,
+    response_theme_pairs,
+    score_lean,
+)
+from copilot.tasks.nps_themes.models import Theme, ThemeError, ThemeFilters, ThemeReport, ThemeSide, utc
 from copilot.tasks.nps_themes.sentences import Responses, SentenceTable, embed
+from retrieval.embeddings import vectors_agree
 
 if TYPE_CHECKING:
     from copilot.tasks.context import TaskContext
@@ -57,8 +66,13 @@ def _where(query: Select, repo: Repo, filters: ThemeFilters, since: datetime | N
         conditions.append(NpsResponse.submitted_at < until)
     if filters.campaign:
         conditions.append(NpsResponse.campaign == filters.campaign)
+    if filters.survey:
+        conditions.append(NpsResponse.survey == filters.survey)
     if filters.segment:
         conditions.append(NpsResponse.segment == filters.segment)
+    if filters.plan:
+        plans = select(Account.id).where(Account.workspace_id == repo.workspace_id, Account.plan == filters.plan)
+        conditions.append(NpsResponse.account_id.in_(plans))
     return query.where(and_(*conditions))
 
 
@@ -98,17 +112,14 @@ def load_responses(
     return Responses.from_rows(rows), total
 
 
-def overall(
-    repo: Repo, filters: ThemeFilters, since: datetime | None, until: datetime | None
-) -> tuple[int, float | None]:
-    """Responses in the window (with or without a comment) and their NPS."""
+def overall(repo: Repo, filters: ThemeFilters, since: datetime | None, until: datetime | None) -> Totals:
+    """Responses in the window (with or without a comment): how many, promoters and detractors."""
     promoters = func.sum(case((NpsResponse.score >= 9, 1), else_=0))
     detractors = func.sum(case((NpsResponse.score <= 6, 1), else_=0))
     total, promoted, detracted = repo.session.execute(
         _where(select(func.count(), promoters, detractors).select_from(NpsResponse), repo, filters, since, until)
     ).one()
-    total = total or 0
-    return total, (round(100 * ((promoted or 0) - (detracted or 0)) / total, 1) if total else None)
+    return Totals(int(total or 0), int(promoted or 0), int(detracted or 0))
 
 
 @dataclass
@@ -119,8 +130,15 @@ class Periods:
     current: Responses
     previous: Responses | None
     previous_total: int | None
-    responses_total: int
-    nps: float | None
+    totals: Totals
+
+    @property
+    def responses_total(self) -> int:
+        return self.totals.responses
+
+    @property
+    def nps(self) -> float | None:
+        return self.totals.nps
 
 
 def load_periods(repo: Repo, filters: ThemeFilters, *, now: datetime | None = None, seed: int = 0) -> Periods:
@@ -131,8 +149,7 @@ def load_periods(repo: Repo, filters: ThemeFilters, *, now: datetime | None = No
         previous, previous_total = load_responses(
             repo, filters, previous_since, previous_until, limit=PREVIOUS_SAMPLE, seed=seed
         )
-    responses_total, nps = overall(repo, filters, since, until)
-    return Periods(period, current, previous, previous_total, responses_total, nps)
+    return Periods(period, current, previous, previous_total, overall(repo, filters, since, until))
 
 
 # -- saving and reading runs ---------------------------------------------------------------------
@@ -240,11 +257,12 @@ def assign_new_responses(
 
 
 def _check_embedder(run: NpsThemeRun, embedder: Embedder) -> None:
-    """A run's centroids only meet vectors of the embedder it was built with."""
-    if embedder.name != run.embedding_model or embedder.dimensions != run.dimensions:
+    """A run's centroids only meet vectors that agree with those it was built with (the same embedder, or another
+    backend of the same model: retrieval.embeddings.vectors_agree)."""
+    if not vectors_agree(run.embedding_model, embedder.name) or embedder.dimensions != run.dimensions:
         raise ThemeError(
             f"run {run.id} was built with {run.embedding_model} ({run.dimensions} dimensions); "
-            f"the embedder is {embedder.name} ({embedder.dimensions} dimensions)"
+            f"the embedder is {embedder.name} ({embedder.dimensions} dimensions): run the themes again"
         )
 
 
@@ -254,10 +272,11 @@ def _assign_batch(model: ThemeModel, batch: Responses, embedder: Embedder, score
     vectors = embed(embedder.encode, table.texts)
     themes = model.assign(vectors)[0] if len(table.texts) else np.zeros(0, dtype=np.int64)
     sentiment = score(table.texts, vectors)
+    lean = score_lean(batch.scores[table.response_of], table.turned)
     response_index, theme, sentences, sentiment_sum = response_theme_pairs(
         table,
         themes[table.unique_of] if len(table.unique_of) else np.zeros(0, dtype=np.int64),
-        sentiment[table.unique_of] if len(table.unique_of) else np.zeros(0),
+        polarity(sentiment[table.unique_of], lean) if len(table.unique_of) else np.zeros(0),
         len(batch),
         model.k,
     )
@@ -278,7 +297,8 @@ def refresh_report(repo: Repo, run: NpsThemeRun, *, added: int = 0) -> ThemeRepo
         or 0
     )
     until = report.filters.until or datetime.now(UTC)
-    report.responses, report.nps = overall(repo, report.filters, report.since, until)
+    totals = overall(repo, report.filters, report.since, until)
+    report.responses, report.nps = totals.responses, totals.nps
     report.until = until
     report.commented = commented
     report.sentences = int(
@@ -289,10 +309,12 @@ def refresh_report(repo: Repo, run: NpsThemeRun, *, added: int = 0) -> ThemeRepo
     )
     report.assigned_after_run += added
     for theme_row in report.themes:
-        for name, value in figures.theme_fields(theme_row.id, commented).items():
+        for name, value in figures.theme_fields(theme_row.id, commented, totals).items():
             setattr(theme_row, name, value)
+        _refresh_sides(theme_row, figures, totals)
         _refresh_change(theme_row)
     report.themes.sort(key=lambda theme_row: (-theme_row.responses, theme_row.id))
+    report.drivers = drivers_of(report.themes, figures, totals)
     content = dict(row.content)
     content["result"] = report.model_dump(mode="json")
     row.content = content
@@ -314,6 +336,15 @@ def _stored_figures(repo: Repo, run: NpsThemeRun) -> ThemeFigures:
         data[:, 3],
     )
     return ThemeFigures.compute(run.k, theme, score, sentences, sentiment * sentences)
+
+
+def _refresh_sides(theme: Theme, figures: ThemeFigures, totals: Totals) -> None:
+    """The sides' refreshed figures; their quotes stay (a side that appeared since has none yet)."""
+    quotes = {side.polarity: side.quotes for side in theme.sides}
+    theme.sides = [
+        ThemeSide(**fields, quotes=quotes.get(fields["polarity"], []))
+        for fields in figures.side_fields(theme.id, totals)
+    ]
 
 
 def _refresh_change(theme: Theme) -> None:

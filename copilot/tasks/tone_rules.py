@@ -1,0 +1,310 @@
+"""The deterministic tone rewriter: what a small model cannot do reliably, done by rules that never invent a fact.
+
+Every tone starts from the same clean-up (insults and profanity out, shouting and runs of !!! calmed), then:
+  friendly     blunt refusals softened ("We can't" -> "Unfortunately, we can't"), orders turned into requests,
+               a thank-you opener and an offer to help at the end when the text has none
+  empathetic   as friendly, with an acknowledgement of the trouble first
+  formal       contractions and chat slang written out (cuz, asap, tho, gonna, thx, pls, u ...), greetings and
+               sign-offs made formal, exclamation marks calmed
+  concise      filler, hedges and wordy phrases cut ("in order to" -> "to", "due to the fact that" -> "because")
+  expand       a courteous opener and closing added around the text (no new facts)
+  fix_grammar  sentence case, "i" -> "I", spacing around punctuation, common misspellings, a final full stop
+  neutral      only the clean-up
+Additions are plain courtesy in the text's language (English, Spanish, German, French); numbers, names, links and
+quoted lines are never touched, so the fact guard holds by construction.
+"""
+
+from __future__ import annotations
+
+import re
+
+RUDE = re.compile(
+    r"\b(stupid|idiot(ic|s)?|moron(ic|s)?|dumb(ass)?|crap(py)?|shit(ty)?|bullshit|damn(ed)?|hell|fuck(ing|ed|er)?|wtf|"
+    r"sucks?|suck(ed|ing)|useless|pathetic|ridiculous|incompetent|clowns?|garbage|trash|morons?|jerks?|losers?|"
+    r"ass(hole)?s?|bastards?|screw(ed)?|freaking|bloody|dick|pig|fools?|fool|retard(ed)?|scum)\b",
+    re.I,
+)
+CONTRACTIONS = {
+    "don't": "do not",
+    "can't": "cannot",
+    "won't": "will not",
+    "isn't": "is not",
+    "aren't": "are not",
+    "didn't": "did not",
+    "doesn't": "does not",
+    "wasn't": "was not",
+    "weren't": "were not",
+    "haven't": "have not",
+    "hasn't": "has not",
+    "couldn't": "could not",
+    "wouldn't": "would not",
+    "shouldn't": "should not",
+    "I'm": "I am",
+    "I've": "I have",
+    "I'll": "I will",
+    "I'd": "I would",
+    "we're": "we are",
+    "we'll": "we will",
+    "we've": "we have",
+    "you're": "you are",
+    "you'll": "you will",
+    "you've": "you have",
+    "it's": "it is",
+    "that's": "that is",
+    "there's": "there is",
+    "let's": "let us",
+    "they're": "they are",
+    "what's": "what is",
+}
+SLANG = {
+    "cuz": "because",
+    "coz": "because",
+    "cos": "because",
+    "asap": "as soon as possible",
+    "tho": "though",
+    "gonna": "going to",
+    "wanna": "want to",
+    "gotta": "have to",
+    "kinda": "somewhat",
+    "sorta": "somewhat",
+    "lemme": "let me",
+    "dunno": "do not know",
+    "yeah": "yes",
+    "yep": "yes",
+    "yup": "yes",
+    "nope": "no",
+    "thx": "thank you",
+    "thanx": "thank you",
+    "ty": "thank you",
+    "pls": "please",
+    "plz": "please",
+    "u": "you",
+    "ur": "your",
+    "r": "are",
+    "btw": "by the way",
+    "fyi": "for your information",
+    "imo": "in my view",
+    "info": "information",
+    "w/": "with",
+    "w/o": "without",
+    "tmrw": "tomorrow",
+    "tbh": "to be honest",
+    "ok": "all right",
+    "okay": "all right",
+    "hey": "Hello",
+    "hiya": "Hello",
+    "cheers": "Kind regards",
+    "awesome": "excellent",
+    "stuff": "items",
+    "guys": "everyone",
+    "folks": "everyone",
+}
+FILLER = re.compile(
+    r"\b(just|really|actually|basically|literally|very|quite|simply|honestly|kind of|sort of|totally|"
+    r"definitely|certainly|absolutely)\s+",
+    re.I,
+)
+WORDY = [
+    (r"\bI (just )?wanted to (let you know|reach out and let you know|inform you) that\s+", ""),
+    (r"\bI am writing to (let you know|inform you) that\s+", ""),
+    (r"\b(Please note|Note) that\s+", ""),
+    (r"\bI hope (this|that) (email|message) finds you well\.?\s*", ""),
+    (r"\bin order to\b", "to"),
+    (r"\bdue to the fact that\b", "because"),
+    (r"\bat this point in time\b", "now"),
+    (r"\bat the present time\b", "now"),
+    (r"\bin the event that\b", "if"),
+    (r"\bfor the purpose of\b", "for"),
+    (r"\bwith regard to\b", "about"),
+    (r"\bin spite of the fact that\b", "although"),
+    (r"\ba large number of\b", "many"),
+    (r"\bis able to\b", "can"),
+    (r"\bare able to\b", "can"),
+    (r"\bmake a decision\b", "decide"),
+    (r"\bgive you an update\b", "update you"),
+]
+BLUNT = [
+    (r",?\s*\b(and )?that'?s final\b", ""),
+    (r",?\s*\b(and )?that is final\b", ""),
+    (r"\bRead the (terms|policy|docs|documentation|FAQ)\b\.?", r"You can find the details in our \1."),
+    (r"\bYou (must|have to|need to) ", "Please "),
+    (r"\bDo not\b", "Please do not"),
+    (r"\bDon't\b", "Please don't"),
+    (r"^(No)[.!]\s+", ""),
+    (r"\bThat's not our (problem|fault)\b\.?", "I understand this is frustrating."),
+    (r"\bas I (already )?said\b,?\s*", ""),
+    (r"\bobviously\b,?\s*", ""),
+]
+REFUSAL = re.compile(r"(^|(?<=[.!?]\s))(We|I) (can't|cannot|can not|won't|will not|are unable to|am unable to)\b")
+MISSPELLINGS = {
+    "recieve": "receive",
+    "recieved": "received",
+    "definately": "definitely",
+    "seperate": "separate",
+    "occured": "occurred",
+    "untill": "until",
+    "wich": "which",
+    "accomodate": "accommodate",
+    "adress": "address",
+    "tommorow": "tomorrow",
+    "tommorrow": "tomorrow",
+    "alot": "a lot",
+    "thier": "their",
+    "becuase": "because",
+    "beleive": "believe",
+    "goverment": "government",
+    "begining": "beginning",
+    "wierd": "weird",
+    "existant": "existent",
+    "refered": "referred",
+    "sucessful": "successful",
+    "succesful": "successful",
+}
+OPENERS = {
+    "friendly": {
+        "en": "Thanks for reaching out!",
+        "es": "¡Gracias por escribirnos!",
+        "de": "Danke für Ihre Nachricht!",
+        "fr": "Merci de nous avoir écrit !",
+    },
+    "empathetic": {
+        "en": "I'm sorry for the trouble this has caused, and I understand how frustrating it is.",
+        "es": "Siento mucho las molestias que esto le ha causado.",
+        "de": "Es tut mir leid, dass Ihnen das Unannehmlichkeiten bereitet hat.",
+        "fr": "Je suis désolé pour la gêne occasionnée.",
+    },
+    "expand": {
+        "en": "Thank you for getting in touch with us about this.",
+        "es": "Gracias por ponerse en contacto con nosotros.",
+        "de": "Vielen Dank, dass Sie sich an uns gewandt haben.",
+        "fr": "Merci de nous avoir contactés à ce sujet.",
+    },
+}
+CLOSERS = {
+    "friendly": {
+        "en": "Let me know if there's anything else I can do.",
+        "es": "Dígame si puedo ayudarle en algo más.",
+        "de": "Melden Sie sich gern, wenn ich noch etwas tun kann.",
+        "fr": "N'hésitez pas si je peux faire autre chose.",
+    },
+    "expand": {
+        "en": "If you have any other questions, just reply to this message and we will be happy to help.",
+        "es": "Si tiene cualquier otra pregunta, responda a este mensaje y le ayudaremos con gusto.",
+        "de": "Wenn Sie weitere Fragen haben, antworten Sie einfach auf diese Nachricht.",
+        "fr": "Si vous avez d'autres questions, répondez simplement à ce message.",
+    },
+}
+CLOSERS["empathetic"] = CLOSERS["friendly"]
+ALREADY_THANKS = re.compile(r"\b(thank|thanks|gracias|danke|merci)\b", re.I)
+ALREADY_SORRY = re.compile(r"\b(sorry|apolog|understand how|lo siento|disculp|tut mir leid|désolé|pardon)", re.I)
+ALREADY_OFFER = re.compile(r"\b(let (me|us) know|any (other )?questions|happy to help|anything else|reply to)", re.I)
+GREETING = re.compile(
+    r"^(hi|hello|hey|dear|hola|hallo|bonjour|good (morning|afternoon|evening))\b[^\n,!.]*[,!.]?\s*", re.I
+)
+SIGN_OFF = re.compile(r"^(cheers|thanks|thx|ta|best|later|bye)[,!.]?\s*$", re.I)
+
+
+def rewrite_by_rules(text: str, tone: str, language: str = "en") -> str:
+    """Rewrite ``text`` in ``tone`` without inventing anything; quoted lines (``> ...``) stay as they are."""
+    lines = text.split("\n")
+    body = [_line(line, tone) if not line.lstrip().startswith(">") else line for line in lines]
+    rewritten = "\n".join(body).strip()
+    if tone in OPENERS or tone in CLOSERS:
+        framed = _frame(rewritten, tone, language)
+        rewritten = "\n".join(_tidy(line) if not line.lstrip().startswith(">") else line for line in framed.split("\n"))
+    return rewritten
+
+
+def _line(line: str, tone: str) -> str:
+    if tone != "fix_grammar":
+        line = _calm(line)
+    if tone in ("friendly", "empathetic"):
+        line = _soften(line)
+    elif tone == "formal":
+        line = _formal(line)
+    elif tone == "concise":
+        line = _concise(line)
+    if tone != "neutral" or RUDE.search(line):
+        line = _grammar(line)
+    return _tidy(line)
+
+
+def _calm(line: str) -> str:
+    line = RUDE.sub("", line)
+    line = re.sub(r"!{2,}", "!", re.sub(r"\?{2,}", "?", line))
+    return re.sub(r"\b([A-Z]{4,})\b", lambda m: m.group(1).capitalize() if m.group(1).isalpha() else m.group(1), line)
+
+
+def _replace_words(line: str, mapping: dict[str, str]) -> str:
+    for short, long in mapping.items():
+        pattern = rf"(?<![\w'/-]){re.escape(short)}(?![\w'/-])"
+        line = re.sub(pattern, lambda m, long=long: _same_case(m.group(0), long), line, flags=re.I)
+    return line
+
+
+def _same_case(found: str, replacement: str) -> str:
+    return replacement[0].upper() + replacement[1:] if found[0].isupper() else replacement
+
+
+def _soften(line: str) -> str:
+    for pattern, replacement in BLUNT:
+        line = re.sub(pattern, replacement, line, flags=re.I | re.M)
+    return REFUSAL.sub(
+        lambda m: f"{m.group(1)}Unfortunately, {m.group(2).lower() if m.group(2) == 'We' else 'I'} {m.group(3)}", line
+    )
+
+
+def _formal(line: str) -> str:
+    if re.match(r"^(hi|hey|hiya)\s+[A-Z]\w*,", line, re.I):
+        line = re.sub(r"^(hi|hey|hiya)\b", "Dear", line, flags=re.I)
+    line = SIGN_OFF.sub("Kind regards,", line)
+    line = re.sub(r"\bI\s+(gonna|wanna)\b", lambda m: "I am going to" if m.group(1) == "gonna" else "I want to", line)
+    line = re.sub(r"\b(we|you|they)\s+gonna\b", r"\1 are going to", line, flags=re.I)
+    line = _replace_words(line, CONTRACTIONS)
+    line = _replace_words(line, SLANG)
+    line = re.sub(r"!(?=\s|$)", ".", line)
+    return line if re.search(r"[.!?:,]$", line.strip()) or not line.strip() else line.rstrip() + "."
+
+
+def _concise(line: str) -> str:
+    for pattern, replacement in WORDY:
+        line = re.sub(pattern, replacement, line, flags=re.I)
+    return FILLER.sub("", line)
+
+
+def _grammar(line: str) -> str:
+    line = _replace_words(line, MISSPELLINGS)
+    line = re.sub(r"(?<![\w'])i(?![\w'])", "I", line)
+    return re.sub(r"(?<=\w)([,;])(?=[A-Za-z])", r"\1 ", line)
+
+
+def _tidy(line: str) -> str:
+    stripped = line.strip()
+    if not stripped:
+        return ""
+    line = re.sub(r"\s{2,}", " ", stripped)
+    line = re.sub(r"\s+([,.!?;:])", r"\1", line)
+    line = re.sub(r"([,;:])\1+", r"\1", line)
+    line = re.sub(r"\.{2}(?!\.)", ".", line)
+    line = re.sub(r"(^|[.!?]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(), line)
+    return line.lstrip(",;").strip()
+
+
+def _frame(text: str, tone: str, language: str) -> str:
+    """Add the tone's opener and closer (once, only where the text has none), after any greeting line."""
+    lang = language if language in OPENERS.get(tone, CLOSERS.get(tone, {})) else "en"
+    opener = OPENERS.get(tone, {}).get(lang)
+    closer = CLOSERS.get(tone, {}).get(lang)
+    greeting_match = GREETING.match(text)
+    greeting = greeting_match.group(0).strip() if greeting_match else ""
+    rest = text[greeting_match.end() :] if greeting_match else text
+    if (
+        opener
+        and not (tone == "empathetic" and ALREADY_SORRY.search(rest))
+        and not (tone == "friendly" and ALREADY_THANKS.search(rest[:80]))
+    ):
+        rest = f"{opener} {rest}".strip()
+    if closer and not ALREADY_OFFER.search(rest):
+        rest = rest.rstrip()
+        rest = f"{rest}{'' if not rest or rest[-1] in '.!?:' else '.'} {closer}".strip()
+    return f"{greeting}\n\n{rest}" if greeting and "\n" in text[: len(greeting) + 2] else f"{greeting} {rest}".strip()
