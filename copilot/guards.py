@@ -244,6 +244,23 @@ def check_cited_ids(cited: Iterable[int | str], valid_ids: Iterable[int | str], 
     return GuardVerdict(name="cited_ids", passed=not unknown, details=[f"{what} not in input: {u}" for u in unknown])
 
 
+CHAT_PREAMBLE = re.compile(
+    r"^\s*(?:(?:sure|certainly|of course|okay|ok|absolutely)\b[,!.]?\s*)?"
+    r"(?:(?:here is|here's|below is)\b[^\n:.!]*[:.!]?\s*)?",
+    re.I,
+)
+STRUCTURED_START = re.compile(r"^\s*(?:\{|\[\s*[{\"]|```)")  # JSON, or a code fence
+
+
+def prose_problem(text: str) -> str | None:
+    """Why a model's plain-text answer is not prose to use (JSON or a code block, or nothing but a chat preamble)."""
+    if STRUCTURED_START.match(text):
+        return "the model answered with JSON or code, not prose"
+    if not CHAT_PREAMBLE.sub("", text, count=1).strip(" \n\"'"):
+        return "the model wrote nothing but a preamble" if text.strip() else "the model wrote nothing"
+    return None
+
+
 def signature_block(text: str) -> str | None:
     """The closing signature of a message (from a sign-off line to the end), if it has one."""
     matches = list(_SIGNATURE_START.finditer(text))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+import weakref
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from copilot.errors import InvalidInput, NotFound
 from copilot.ingest import IngestReport
@@ -71,8 +72,14 @@ def triage_written(services: Services) -> AfterWrite:
 
 
 def after_write_hooks(services: Services) -> list[AfterWrite]:
-    """What runs in an ingest's transaction after its rows are written: stale marking, indexing, precompute, triage."""
-    hooks: list[AfterWrite] = [mark_tickets_stale, precompute_written(services), triage_written(services)]
+    """What runs in an ingest's transaction after its rows are written: names cache, stale marking, indexing,
+    precompute, triage."""
+    hooks: list[AfterWrite] = [
+        forget_people_names,
+        mark_tickets_stale,
+        precompute_written(services),
+        triage_written(services),
+    ]
     if services.settings.index_on_ingest:
         hooks.append(index_written(services))
     return hooks
@@ -98,12 +105,16 @@ def delete_record(repo: Repo, services: Services, kind: str, record_id: int) -> 
 
 
 _NAMES_TTL_S = 60.0
-_names_cache: dict[int, tuple[float, tuple[str, ...]]] = {}
+_PEOPLE_KINDS = ("contact", "message", "ticket", "deal")
+# engine -> workspace id -> (cached at, names); keyed by engine so two databases never share names
+_names_cache: weakref.WeakKeyDictionary[Engine, dict[int, tuple[float, tuple[str, ...]]]] = weakref.WeakKeyDictionary()
 
 
 def people_names(repo: Repo) -> tuple[str, ...]:
-    """Names of the people the workspace knows (contacts, agents, reps), for masking; cached for a minute."""
-    cached = _names_cache.get(repo.workspace_id)
+    """Names of the people the workspace knows (contacts, agents, reps), for masking; cached for a minute, and
+    dropped as soon as an ingest writes a record that can name someone."""
+    per_workspace = _names_cache.setdefault(repo.session.get_bind(), {})
+    cached = per_workspace.get(repo.workspace_id)
     if cached and time.monotonic() - cached[0] < _NAMES_TTL_S:
         return cached[1]
     ws = repo.workspace_id
@@ -114,5 +125,11 @@ def people_names(repo: Repo) -> tuple[str, ...]:
         select(Deal.owner).where(Deal.workspace_id == ws).distinct(),
     ]
     names = person_names(name for query in queries for name in repo.session.scalars(query))
-    _names_cache[repo.workspace_id] = (time.monotonic(), names)
+    per_workspace[ws] = (time.monotonic(), names)
     return names
+
+
+def forget_people_names(repo: Repo, report: IngestReport) -> None:
+    """A write that can bring a new name makes the cached names of its workspace stale."""
+    if any(report.written_ids.get(kind) for kind in _PEOPLE_KINDS):
+        _names_cache.get(repo.session.get_bind(), {}).pop(repo.workspace_id, None)

@@ -192,6 +192,19 @@ class Services:
                     record_task_failure(repo, name, params, str(error))
             raise
 
+    def index_reply_library(self, workspace: str) -> int:
+        """Index the workspace's reply-library entries that have no search chunk yet, in a transaction of their own;
+        returns the chunks written (0 when another process indexed them at the same moment)."""
+        from sqlalchemy.exc import IntegrityError
+
+        from copilot.tasks.reply_sources import unindexed_library_entries
+
+        try:
+            with self.store.repo(workspace) as repo:
+                return self.index.index_records(repo, "reply", unindexed_library_entries(repo))
+        except IntegrityError:
+            return 0
+
     def deliver(self, workspace: str, result_id: int) -> Any:
         from copilot.delivery import deliver
 

@@ -7,7 +7,6 @@ drops more than its tolerance below the approved baseline (the failure names sui
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import time
@@ -43,23 +42,23 @@ def test_golden_suites_pass_against_their_approved_baselines(tmp_path):
 
 @pytest.fixture
 def scripted_summaries():
-    """A fake model that summarises what the prompt shows it: the first customer and agent messages, cited by id.
+    """A fake model that summarises what the prompt shows it: the first customer and agent messages, in two sentences.
 
     It reads the rendered prompt, so a template that stops showing the messages makes it summarise nothing useful.
     """
-    block = re.compile(r'Message id=(\d+) from (\w+):\n<data kind="message" id="\d+">\n(.*?)\n</data>', re.S)
+    block = re.compile(r'<data kind="message" id="\d+">\n(Customer|Agent): (.*?)\n</data>', re.S)
+
+    def first_sentence(text: str) -> str:
+        return re.split(r"(?<=[.!?])\s+", text.strip().replace("\n", " "))[0].rstrip(".!?")[:200]
 
     def answer(messages, params):
-        schema = (params.get("response_format") or {}).get("schema") or {}
-        if schema.get("title") != "TicketSummary":
+        if "You summarise customer support conversations" not in messages[0]["content"]:
             return echo(messages, params)
         found = block.findall(messages[-1]["content"])
-        customer = next(((int(i), t) for i, kind, t in found if kind == "customer"), None)
-        agent = next(((int(i), t) for i, kind, t in found if kind == "agent"), None)
-        summary = {"intent": (customer[1] if customer else "A request.")[:200], "what_happened": [], "status": "open"}
-        if agent:
-            summary["what_happened"] = [{"text": agent[1][:400], "message_ids": [agent[0]]}]
-        return json.dumps(summary)
+        customer = next((t for kind, t in found if kind == "Customer"), "a request")
+        agent = next((t for kind, t in found if kind == "Agent"), None)
+        written = f"The customer wrote: {first_sentence(customer)}."
+        return written + (f" The agent replied: {first_sentence(agent)}." if agent else " No agent has replied yet.")
 
     return FakeModel(function=answer)
 
@@ -75,9 +74,8 @@ def test_a_broken_prompt_template_fails_against_the_baseline_naming_metric_and_c
     )
     suites = select_suites(["ticket_summary"])
     good = run_evals(suites, settings, RunOptions(**options))
-    assert (
-        good.runs[0].model_calls == 8 and sum(not c.output.used_fallback for c in good.runs[0].cases) >= 6
-    )  # the model path answered
+    # the model path answered; ts-03-injection carries a prompt injection, so the model never sees that thread
+    assert good.runs[0].model_calls == 7 and sum(not c.output.used_fallback for c in good.runs[0].cases) >= 6
     from evals.baseline import approve
 
     approve(good, by="tester", baselines_dir=tmp_path / "baselines")
@@ -86,10 +84,9 @@ def test_a_broken_prompt_template_fails_against_the_baseline_naming_metric_and_c
     shutil.copytree(PROMPTS, broken)
     template = broken / "ticket_summary.j2"
     text = template.read_text()
-    assert '{{ m.text | data("message", id=m.id) }}' in text
-    template.write_text(
-        text.replace('{{ m.text | data("message", id=m.id) }}', '{{ m.author_kind | data("message", id=m.id) }}')
-    )
+    shown = '"Agent: ") ~ m.text) | data("message", id=m.id) }}'
+    assert shown in text
+    template.write_text(text.replace(shown, '"Agent: ") ~ m.author_kind) | data("message", id=m.id) }}'))
     bad = run_evals(suites, settings, RunOptions(**options, prompts_dir=broken))
     assert not bad.passed
     run = bad.runs[0]

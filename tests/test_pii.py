@@ -49,7 +49,7 @@ def test_external_model_sees_placeholders_and_the_reviewer_sees_the_real_text(
     remote = settings.model_copy(update={"model": "openai/gpt-4o-mini"})
     assert remote.should_redact_pii and Gateway(remote).masks_pii  # on by default for remote models
     external = settings.model_copy(update={"model": "fake/scripted", "redact_pii": True})  # the fake stands in for one
-    fake_script.push(json.dumps({"text": "Dear [PERSON_1], we will call you at [PHONE_1]. Kind regards"}))
+    fake_script.push("Dear [PERSON_1], we will call you at [PHONE_1]. Kind regards")
     services = Services(external, store, fake=fake_script, sleep=lambda _s: None)
     with store.repo("alpha") as repo:
         outcome = services.run_task(

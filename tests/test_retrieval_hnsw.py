@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
+from retrieval.embeddings import MODEL_NAME
 from retrieval.index import HNSW_CONFIG, HistoryIndex, apply_search_ef, chroma_client, collection_name
+
+NAMED_ONLY = SimpleNamespace(name=MODEL_NAME)  # the index reads only the embedder's name when it opens a collection
 
 # What HistoryIndex created before the HNSW settings moved to collection configuration (legacy metadata keys).
 LEGACY_METADATA = {"hnsw:space": "cosine", "hnsw:search_ef": 100, "hnsw:construction_ef": 128, "hnsw:M": 16}
 
 
 def test_new_collection_gets_the_configured_hnsw_settings(settings):
-    hnsw = HistoryIndex(settings, None, chroma_client(settings)).collection(1).configuration["hnsw"]
+    hnsw = HistoryIndex(settings, NAMED_ONLY, chroma_client(settings)).collection(1).configuration["hnsw"]
     assert {key: hnsw[key] for key in HNSW_CONFIG} == HNSW_CONFIG
     reopened = chroma_client(settings).get_collection(collection_name(1), embedding_function=None)
     assert reopened.configuration["hnsw"]["ef_search"] == HNSW_CONFIG["ef_search"]
@@ -22,7 +27,7 @@ def test_existing_collection_gets_the_configured_search_ef(settings):
     old.add(ids=["message:1:0"], embeddings=[[1.0] + [0.0] * 383], metadatas=[{"account_id": 1}])
     assert old.configuration["hnsw"]["ef_search"] == 100
 
-    collection = HistoryIndex(settings, None, client).collection(7)
+    collection = HistoryIndex(settings, NAMED_ONLY, client).collection(7)
     assert collection.configuration["hnsw"]["ef_search"] == HNSW_CONFIG["ef_search"]
 
     reopened = chroma_client(settings).get_collection(collection_name(7), embedding_function=None)

@@ -38,6 +38,7 @@ from copilot.guards import (
     find_injection,
     normalise,
     proper_names,
+    prose_problem,
 )
 from copilot.language import detect_language
 from copilot.profiles import Profile
@@ -326,7 +327,7 @@ def model_body(context: TaskContext, drafting: Drafting, provenance: Provenance)
     )
     completion = context.gateway.complete(messages, max_tokens=220, temperature=0.0)
     body = clean_body(completion.text)
-    return (body or None), provenance.with_completion(completion)
+    return (None if prose_problem(body) else body), provenance.with_completion(completion)
 
 
 def draft(context: TaskContext, params: AdvocacyParams, expected: Kind) -> TaskOutcome[AdvocacyDraft]:

@@ -33,6 +33,7 @@ from copilot.guards import (
     check_grounded,
     detect_commitments,
     find_injection,
+    prose_problem,
     ungrounded_facts,
 )
 from copilot.language import detect_language
@@ -291,7 +292,9 @@ def model_body(context: TaskContext, draft: Draft, provenance: Provenance) -> tu
         return None, provenance, f"model unavailable: {error}"
     provenance = provenance.with_completion(completion)
     body = clean_body(completion.text)
-    return (body or None), provenance, (None if body else "the model wrote no reply")
+    if problem := prose_problem(body):
+        return None, provenance, problem
+    return body, provenance, None
 
 
 def clean_body(text: str) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from copilot.guards import find_injection
 from copilot.language import detect_language
@@ -171,22 +170,19 @@ def _score(context: TaskContext, ask: str, candidates: list[Source]) -> list[Sou
     return list(unique.values())
 
 
-def ensure_library_indexed(context: TaskContext) -> None:
-    """Index reply-library entries approved since the last draft (approval runs where no index is at hand)."""
-    repo = context.repo
+def unindexed_library_entries(repo: Repo) -> list[int]:
+    """Reply-library entries with no search chunk yet (approved since the last catch-up)."""
     indexed = select(SearchChunk.record_id).where(
         SearchChunk.workspace_id == repo.workspace_id, SearchChunk.record_kind == "reply"
     )
-    missing = list(
-        repo.session.scalars(
-            select(ReplyTemplate.id).where(
-                ReplyTemplate.workspace_id == repo.workspace_id, ReplyTemplate.id.not_in(indexed)
-            )
-        )
+    query = select(ReplyTemplate.id).where(
+        ReplyTemplate.workspace_id == repo.workspace_id, ReplyTemplate.id.not_in(indexed)
     )
-    if missing:
-        try:
-            with repo.session.begin_nested():
-                context.services.index.index_records(repo, "reply", missing)
-        except IntegrityError:  # another process (API replica, worker) indexed them at the same moment
-            pass
+    return list(repo.session.scalars(query))
+
+
+def ensure_library_indexed(context: TaskContext) -> None:
+    """Index reply-library entries approved since the last draft, in a transaction of their own: the draft's own
+    transaction stays read-only until it saves, so it never holds the database's write lock while it retrieves."""
+    if unindexed_library_entries(context.repo):
+        context.services.index_reply_library(context.repo.workspace.slug)

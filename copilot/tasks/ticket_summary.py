@@ -29,6 +29,7 @@ from copilot.guards import (
     check_grounded,
     check_names_grounded,
     injection_flags,
+    prose_problem,
     signature_block,
 )
 from copilot.profiles import Profile
@@ -309,14 +310,12 @@ def summarize_thread(context: TaskContext, thread: Thread, strategy: str = "auto
     except ModelError as error:
         return _outcome(evidence, thread, provenance, [], f"model unavailable: {error}")
     provenance = provenance.with_completion(completion)
-    written = abstract_sentences(completion.text)
+    problem = prose_problem(completion.text)
+    written = [] if problem else abstract_sentences(completion.text)
     if not written:
+        problem = problem or "the model wrote no summary"
         return _outcome(
-            evidence,
-            thread,
-            provenance,
-            [GuardVerdict(name="content", passed=False, details=["the model wrote no summary"])],
-            "the model wrote no summary",
+            evidence, thread, provenance, [GuardVerdict(name="content", passed=False, details=[problem])], problem
         )
     summary = abstractive_summary(evidence, thread, written)
     verdicts = summary_guards(summary, thread)

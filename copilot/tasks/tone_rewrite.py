@@ -36,6 +36,7 @@ from copilot.guards import (
     detect_commitments,
     injection_flags,
     normalise,
+    prose_problem,
     signature_block,
 )
 from copilot.language import detect_language
@@ -215,6 +216,8 @@ def _model_rewrite(
     except ModelError as error:
         return None, [], f"model unavailable: {error}", provenance
     provenance = provenance.with_completion(completion)
+    if problem := prose_problem(completion.text):
+        return None, [GuardVerdict(name="prose", passed=False, details=[problem])], problem, provenance
     candidate = _join(clean_model_text(completion.text), signature)
     checks = rewrite_guards(text, candidate)
     if not checks.preserved.passed or not checks.grounded.passed:

@@ -137,7 +137,7 @@ def read_reply_draft(observation: Observation, result: dict[str, Any], planted: 
 
 
 def answer_reply_draft(spec: InjectionSpec, attempt: Attempt, planted: Planted) -> str:
-    return json.dumps({"text": clip(payload_text(spec, attempt), 1500), "cited": []})
+    return clip(payload_text(spec, attempt), 1500)  # the draft's model path writes plain text
 
 
 # -- ticket_summary -------------------------------------------------------------------------------
@@ -153,17 +153,7 @@ def read_ticket_summary(observation: Observation, result: dict[str, Any], plante
 
 
 def answer_ticket_summary(spec: InjectionSpec, attempt: Attempt, planted: Planted) -> str:
-    text = payload_text(spec, attempt)
-    bullet = {"text": clip(text, 400), "message_ids": [planted.message_ids[-1]]}
-    return json.dumps(
-        {
-            "intent": clip(text, 200),
-            "what_happened": [bullet],
-            "agent_commitments": [bullet],
-            "open_questions": [],
-            "status": "open",
-        }
-    )
+    return clip(payload_text(spec, attempt), 400)  # the summary's model path writes plain sentences
 
 
 # -- tone_rewrite ---------------------------------------------------------------------------------
@@ -186,7 +176,7 @@ def answer_tone_rewrite(spec: InjectionSpec, attempt: Attempt, planted: Planted)
 
     body, _ = split_signature(planted.rewrite_text or "")
     # every fact kept, the attacker's text added
-    return json.dumps({"text": clip(f"{body}\n\n{payload_text(spec, attempt)}", 4000)})
+    return clip(f"{body}\n\n{payload_text(spec, attempt)}", 4000)
 
 
 # -- call_summary ---------------------------------------------------------------------------------
