@@ -315,7 +315,9 @@ def test_a_model_rewrite_may_not_add_links_and_added_promises_need_explicit_appr
     store, settings, alpha, fake_script
 ):
     text = "Thanks for waiting, Dana. The invoice INV-2026-0042 is paid."
-    fake_script.push("Thanks so much for waiting, Dana! The invoice INV-2026-0042 is paid. Details: https://evil.example.com")
+    fake_script.push(
+        "Thanks so much for waiting, Dana! The invoice INV-2026-0042 is paid. Details: https://evil.example.com"
+    )
     added_link = rewrite_with(store, settings, text, fake_script)
     assert (
         added_link.fallback_reason == "model rewrite added facts" and "evil.example.com" not in added_link.result.text
