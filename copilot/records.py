@@ -6,7 +6,7 @@ import time
 import weakref
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 
 from copilot.errors import InvalidInput, NotFound
 from copilot.ingest import IngestReport
@@ -130,6 +130,13 @@ def people_names(repo: Repo) -> tuple[str, ...]:
 
 
 def forget_people_names(repo: Repo, report: IngestReport) -> None:
-    """A write that can bring a new name makes the cached names of its workspace stale."""
-    if any(report.written_ids.get(kind) for kind in _PEOPLE_KINDS):
-        _names_cache.get(repo.session.get_bind(), {}).pop(repo.workspace_id, None)
+    """A write that can bring a new name makes the cached names of its workspace stale once it commits (dropped
+    earlier, a concurrent request could cache the names from before the commit for another minute)."""
+    if not any(report.written_ids.get(kind) for kind in _PEOPLE_KINDS):
+        return
+    engine, workspace_id = repo.session.get_bind(), repo.workspace_id
+
+    def forget(_session: object) -> None:
+        _names_cache.get(engine, {}).pop(workspace_id, None)
+
+    event.listen(repo.session, "after_commit", forget, once=True)

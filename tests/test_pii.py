@@ -85,3 +85,23 @@ def test_streamed_tokens_are_restored_even_when_a_placeholder_is_split(settings,
         .complete([{"role": "user", "content": "my mail is dana@acme.com"}])
     )
     assert "".join(tokens) == "Write to dana@acme.com today" == completion.text
+
+
+def test_a_contact_ingested_within_the_cache_minute_is_masked_once_the_ingest_commits(store, two_workspaces):
+    from copilot.ingest import IngestReport
+    from copilot.records import forget_people_names, people_names
+
+    with store.repo("alpha") as repo:
+        repo.add(Contact(name="Dana Whitfield"))
+    with store.repo("alpha") as repo:
+        assert "Dana Whitfield" in people_names(repo)  # cached now
+    with store.repo("alpha") as repo:
+        contact = repo.add(Contact(name="Kenji Sato"))
+        repo.session.flush()
+        forget_people_names(repo, IngestReport(source="test", written_ids={"contact": [contact.id]}))
+    with store.repo("alpha") as repo:
+        assert "Kenji Sato" in people_names(repo)
+    with store.repo("alpha") as repo:
+        repo.add(Contact(name="Mia Okafor"))  # written outside an ingest: the cache holds for its minute
+    with store.repo("alpha") as repo:
+        assert "Mia Okafor" not in people_names(repo)
