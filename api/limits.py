@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -82,8 +83,14 @@ class AuthFailures:
     record. Several API replicas each keep their own counts (documented in the README).
     """
 
-    def __init__(self, free: int = 5, window_s: float = 900.0, max_lock_s: float = 900.0) -> None:
-        self.free, self.window_s, self.max_lock_s = free, window_s, max_lock_s
+    def __init__(
+        self,
+        free: int = 5,
+        window_s: float = 900.0,
+        max_lock_s: float = 900.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.free, self.window_s, self.max_lock_s, self.clock = free, window_s, max_lock_s, clock
         self._failures: dict[str, list[float]] = {}
         self._lock = threading.Lock()
 
@@ -97,7 +104,7 @@ class AuthFailures:
 
     def retry_after(self, *who: str, now: float | None = None) -> int:
         """Seconds until these callers may try again (0: now)."""
-        now = time.monotonic() if now is None else now
+        now = self.clock() if now is None else now
         with self._lock:
             wait = 0.0
             for name in who:
@@ -108,7 +115,7 @@ class AuthFailures:
             return int(wait + 0.999) if wait > 0 else 0
 
     def failed(self, *who: str, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
+        now = self.clock() if now is None else now
         with self._lock:
             for name in who:
                 self._failures.setdefault(name, []).append(now)

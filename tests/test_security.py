@@ -14,6 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.limits import AuthFailures
 from api.security import NoQueryStrings
 from copilot.auth import Permission, revoke_key
 from copilot.jobs import JobKind, JobRunner
@@ -454,7 +455,8 @@ def test_malformed_batch_items_are_a_422(world, item):
 
 
 def test_failed_keys_back_off_per_client(world):
-    client, _, keys, _, _ = world
+    client, _, keys, _, app = world
+    app.state.auth_failures = AuthFailures(clock=lambda: 1000.0)  # a stopped clock: the 2 s lock cannot run out
     for _ in range(5):
         assert client.get("/v1/tickets", headers={"Authorization": "Bearer cpk_deadbeef_wrong"}).status_code == 401
     limited = client.get("/v1/tickets", headers={"Authorization": "Bearer cpk_deadbeef_wrong"})
