@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Query, Request
 
-from api.sessions import session_key_id
+from api.sessions import csrf_matches, session_key_id
 from copilot.auth import Permission, Principal, authenticate, principal_for_key
 from copilot.errors import PermissionDenied, RateLimited, Unauthenticated
 from copilot.services import Services
@@ -70,8 +69,7 @@ def session_authenticated(request: Request, services: Services) -> Principal:
     if key_id is None:
         raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
     if request.method in UNSAFE_METHODS:
-        expected = request.session.get(CSRF_SESSION_KEY) or ""
-        if not expected or not secrets.compare_digest(expected, request.headers.get(CSRF_HEADER, "")):
+        if not csrf_matches(request.session.get(CSRF_SESSION_KEY), request.headers.get(CSRF_HEADER)):
             raise PermissionDenied(f"{CSRF_HEADER}: a browser session must send its CSRF token with this request")
     with services.store.session() as session:
         return principal_for_key(session, key_id)

@@ -49,6 +49,11 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def csrf_matches(expected: str | None, given: str | None) -> bool:
+    """Constant-time check of a form's or header's CSRF token; a non-ASCII token is a mismatch, not an error."""
+    return bool(expected) and secrets.compare_digest(expected.encode(), (given or "").encode())
+
+
 def login(request: Request, key_id: int) -> None:
     """Bind the browser to this API key from the response on, under a new session id."""
     state: SessionState = request.scope["copilot.session"]

@@ -67,8 +67,8 @@ WORDS = [
     "upgrade plan",
 ]
 CLIENT_TICKETS, RESERVED_TICKETS, BULK_SIZE = 60, 40, 30  # bulk jobs summarise reserved tickets only
-# Idle connections close on the client first: uvicorn drops them after 5 s, and a request sent on a connection the
-# server is closing at that moment fails with ReadError (the keep-alive race, not an error of the service).
+# Idle connections close on the client first (the server keeps them COPILOT_KEEP_ALIVE_S, 75 s): a request sent on a
+# connection the server is closing at that moment fails with ReadError (the keep-alive race).
 KEEPALIVE = httpx.Limits(keepalive_expiry=2.0)
 
 
@@ -142,6 +142,7 @@ class Soak:
                 "decision": "edit",
                 "version": item["version"],
                 "text": (item["content"]["result"]["text"] + "\n(checked)"),
+                "confirm_commitments": True,
             }
             if blocked
             else {"decision": "approve", "version": item["version"], "confirm_commitments": True}

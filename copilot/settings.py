@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    keep_alive_s: int = Field(
+        default=75,
+        ge=1,
+        description="Idle keep-alive connections stay open this long; keep it above a proxy's idle timeout.",
+    )
     max_request_bytes: int = 5_000_000
 
     @field_validator("fallback_models", "webhook_allowed_hosts", mode="before")

@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import CSRF_SESSION_KEY, Caller, Services, get_services
 from api.errors import copilot_error, http_error, unexpected_error, validation_error
-from api.sessions import session_key_id
+from api.sessions import csrf_matches, session_key_id
 from copilot.auth import Permission, Principal, principal_for_key
 from copilot.errors import CopilotError, PermissionDenied, Unauthenticated
 
@@ -139,8 +139,7 @@ def csrf_token(request: Request) -> str:
 
 
 def check_csrf(request: Request, token: str) -> None:
-    expected = request.session.get(CSRF_KEY)
-    if not expected or not secrets.compare_digest(expected, token or ""):
+    if not csrf_matches(request.session.get(CSRF_KEY), token):
         raise PermissionDenied("the form expired or did not come from this site (CSRF check failed); reload the page")
 
 

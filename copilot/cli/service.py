@@ -40,6 +40,7 @@ def serve(
         log_config=log_config,
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
+        timeout_keep_alive=settings.keep_alive_s,
     )
 
 
