@@ -355,6 +355,22 @@ def test_serve_prints_where_the_demo_key_is_not_the_key(settings, monkeypatch, c
     assert "secretsecret" not in out and "demo-demo-key.txt" in out.replace("\n", "")
 
 
+def test_serve_keeps_idle_connections_longer_than_a_proxy_does(settings, monkeypatch):
+    """A server that closes idle connections before the proxy or client in front of it does races their next request
+    on that connection (ReadError); the keep-alive comes from COPILOT_KEEP_ALIVE_S."""
+    import uvicorn
+
+    from copilot.cli import service
+
+    calls: list[dict] = []
+    monkeypatch.setenv("COPILOT_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: calls.append(kwargs))
+    service.serve(host=None, port=None)
+    monkeypatch.setenv("COPILOT_KEEP_ALIVE_S", "120")
+    service.serve(host=None, port=None)
+    assert [call["timeout_keep_alive"] for call in calls] == [75, 120]
+
+
 def test_access_logs_drop_query_strings():
     record = logging.LogRecord(
         "uvicorn.access",
