@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from typing import Literal
+
 import pytest
+from pydantic import BaseModel, Field
 from typer.testing import CliRunner
 
+from copilot.auth import Permission
 from copilot.cli.main import app, main
 from copilot.ingest import ingest_file
+from copilot.profiles import Profile
+from copilot.store.models import AiResult
+from copilot.tasks import registry
+from copilot.tasks.base import Provenance, TaskOutcome
+from copilot.tasks.registry import TaskParams
 from tests.test_ingest import DATA
 
 
@@ -39,3 +49,53 @@ def test_unknown_ticket_is_a_one_line_error(workspace, monkeypatch, capsys):
         main()
     err = capsys.readouterr().err
     assert exit_info.value.code == 1 and "no ticket 'T-404'" in err and "Traceback" not in err
+
+
+class ShoutParams(TaskParams):
+    strategy: Literal["auto", "upper"] = "auto"
+    text: str = Field(min_length=1)
+
+
+class Shout(BaseModel):
+    text: str
+
+
+def shout(context, params: ShoutParams) -> TaskOutcome[Shout]:
+    """Shout a text (a task declared here, through the registry alone)."""
+    return TaskOutcome[Shout](task="shout", result=Shout(text=params.text.upper()), provenance=Provenance(task="shout"))
+
+
+@pytest.fixture
+def shout_task():
+    registry.task(
+        "shout",
+        subject="text",
+        permission=Permission.run_support,
+        review=Permission.review_support,
+        defaults={Profile.small: "upper", Profile.capable: "upper"},
+    )(shout)
+    yield
+    registry.unregister("shout")
+
+
+def test_a_registered_task_gets_cli_commands(workspace, shout_task, store, monkeypatch, capsys):
+    listed = CliRunner().invoke(app, ["task", "list"], env={"COLUMNS": "200"})
+    assert listed.exit_code == 0 and "shout" in listed.output and "upper / upper" in listed.output
+    ran = CliRunner().invoke(app, ["task", "run", "shout", "-p", "text=hello there", "-w", workspace, "--json"])
+    assert ran.exit_code == 0, ran.output
+    outcome = json.loads(ran.output)
+    assert outcome["result"] == {"text": "HELLO THERE"} and outcome["status"] == "pending"
+    with store.repo(workspace) as repo:
+        assert repo.get(AiResult, outcome["ai_result_id"]).task == "shout"  # saved for review like any task
+
+    for argv, problem in (
+        (["-p", "text="], "text: String should have at least 1 character"),
+        (["-p", "text=hi", "-p", "loud=1"], "loud: Extra inputs are not permitted"),
+        (["--params", "[1, 2]"], "--params: give a JSON object"),
+        (["-p", "no-equals-sign"], "write it as key=value"),
+    ):
+        monkeypatch.setattr("sys.argv", ["copilot", "task", "run", "shout", "-w", workspace, *argv])
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 1 and problem in " ".join(err.split()) and "Traceback" not in err

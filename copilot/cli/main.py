@@ -8,6 +8,7 @@ from copilot.cli import advocacy as advocacy_cli
 from copilot.cli import ask, demo, ingest, keys, marketing, models, records, sales, search, service, support, usage
 from copilot.cli import evals as eval_cli
 from copilot.cli import insights as insights_cli
+from copilot.cli import tasks as tasks_cli
 from copilot.cli import triage as triage_cli
 from copilot.cli import worker as worker_cli
 from copilot.cli.common import fail
@@ -24,6 +25,7 @@ app = typer.Typer(
 for module in (records, ingest, demo, search, support, ask, models, usage, service, keys, sales, eval_cli, marketing):
     module.register(app)
 insights_cli.register(app)
+tasks_cli.register(app)
 triage_cli.register(app)
 worker_cli.register(app)
 advocacy_cli.register(app)
