@@ -10,7 +10,7 @@ as_postgres() { if [ "$(id -u)" = 0 ]; then su postgres -c "$1"; else sudo -u po
 if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq postgresql
 fi
-.venv/bin/pip install --disable-pip-version-check -q -e '.[dev,postgres]'
+.venv/bin/pip install --disable-pip-version-check -q -e '.[dev,postgres,ray]'
 
 VERSION=$(ls /usr/lib/postgresql | sort -V | tail -1)
 $SUDO pg_ctlcluster "$VERSION" main start 2>/dev/null || true
@@ -33,6 +33,7 @@ export LITELLM_LOCAL_MODEL_COST_MAP=True HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 .venv/bin/python -m pytest -q -m "not slow" tests/test_store.py tests/test_retrieval.py tests/test_api.py tests/test_sentiment_head.py \
   tests/test_security.py tests/test_model_runtime.py tests/test_worker.py
 .venv/bin/python -m pytest -q -m slow tests/test_worker.py  # two `copilot worker` processes, one killed mid-job
+.venv/bin/python -m pytest -q tests/test_ray.py  # a local Ray cluster: reindex and NPS themes as in one process
 
 # The shared queue under load: a fresh database, two API replicas on loopback ports and two `copilot worker`
 # processes (one SIGKILLed mid-job), 5 minutes of clients; fails on any error or inconsistency.

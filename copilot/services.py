@@ -86,7 +86,21 @@ class Services:
                 from retrieval.embeddings import embedder_for
 
                 self._embedder = embedder_for(self.settings)  # COPILOT_EMBEDDING_BACKEND
+                if self.settings.ray_address:
+                    self._embedder = self._on_ray(self._embedder)
             return self._embedder
+
+    def _on_ray(self, local: Embedder) -> Embedder:
+        from retrieval.ray_embedder import RayEmbedder
+
+        settings = self.settings
+        return RayEmbedder(
+            local,
+            settings.ray_address,
+            workers=settings.ray_workers,
+            min_batch=settings.ray_min_batch,
+            cache_dir=settings.resolved_embedding_cache_dir,
+        )
 
     @property
     def index(self) -> HistoryIndex:
@@ -223,6 +237,9 @@ class Services:
             self.jobs.shutdown()
         if "gateway" in self.__dict__:
             self.gateway.local.servers.stop()
+        stop = getattr(self._embedder, "stop_actors", None)  # a Ray embedder's actors hold cluster CPUs
+        if callable(stop):
+            stop()
 
 
 def metered(gateway: Gateway, repo: Repo) -> Gateway:

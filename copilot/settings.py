@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     embedding_cache_dir: Path | None = Field(
         default=None, description="Where the ONNX int8 export is cached; default: data_dir/models/embeddings."
     )
+    ray_address: str | None = Field(
+        default=None, description="Ray cluster (e.g. ray://head:10001 or 127.0.0.1:6379): bulk embedding runs there."
+    )
+    ray_workers: int = Field(default=2, ge=1, le=1024, description="Embedding actors on the Ray cluster (1 CPU each).")
+    ray_min_batch: int = Field(
+        default=2048, ge=1, description="Embedding calls with fewer texts stay in the process (queries, one ticket)."
+    )
     chroma_path: Path | None = Field(default=None, description="Embedded chromadb folder; default: data_dir/chroma.")
     chroma_url: str | None = Field(
         default=None, description="chromadb server URL; when set, used instead of chroma_path."

@@ -72,9 +72,9 @@ ONNX_INT8_NAME = f"{MODEL_NAME}/onnx-int8"
 BACKENDS = ("auto", "onnx", "torch")
 # Names whose vectors agree within the measured tolerance, so that an index, a sentiment or triage head or an NPS
 # theme run built with one is read with another: the same weights through torch fp32 and ONNX int8. Measured
-# (README, "Embedding backends"): cosine mean 0.993 / 1st percentile 0.986 on 10,000 real texts, recall@10 of int8
-# vectors against exact fp32 search 0.97+ at 100,000 chunks, sentiment macro-recall and NPS NMI within 0.01. Each
-# export is checked again on the CPU that runs it (onnx_embedder.PROBE_*), or the ONNX backend is not used.
+# (README, "Embedding backends"): cosine mean 0.992 / 1st percentile 0.981 on 10,000 real texts, the same
+# sentiment macro-recall, NPS NMI 0.002 (laptops) and 0.021 (restaurants) apart. Each export is checked again on
+# the CPU that runs it (onnx_embedder.PROBE_*), or the ONNX backend is not used.
 AGREEING = frozenset({MODEL_NAME, ONNX_INT8_NAME})
 
 
@@ -152,11 +152,18 @@ def onnx_cache_dir(models_dir: Path) -> Path:
     return models_dir / "all-MiniLM-L6-v2-onnx-int8"
 
 
-def load_embedder(backend: str, models_dir: Path, model: ModelSource | None = None) -> Embedder:
-    """A new embedder of ``backend`` (auto | onnx | torch); the ONNX export is cached under ``models_dir``."""
+def load_embedder(
+    backend: str, models_dir: Path, model: ModelSource | None = None, *, threads: int | None = None
+) -> Embedder:
+    """A new embedder of ``backend`` (auto | onnx | torch); the ONNX export is cached under ``models_dir``;
+    ``threads`` caps its compute threads (default: every core this process may use)."""
     if backend not in BACKENDS:
         raise EmbeddingModelError(f"COPILOT_EMBEDDING_BACKEND: unknown backend '{backend}' (one of {BACKENDS})")
     model = model or wheel_model()
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
     if backend == "torch":
         return MiniLMEmbedder(model.directory, model.weights_sha256)
     try:
@@ -164,7 +171,7 @@ def load_embedder(backend: str, models_dir: Path, model: ModelSource | None = No
     except ImportError as error:  # onnxruntime or onnx missing
         return _torch_instead(backend, model, error)
     try:
-        return OnnxEmbedder(model, onnx_cache_dir(models_dir), name=ONNX_INT8_NAME)
+        return OnnxEmbedder(model, onnx_cache_dir(models_dir), name=ONNX_INT8_NAME, threads=threads)
     except ExportError as error:
         return _torch_instead(backend, model, error)
 

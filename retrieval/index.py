@@ -195,13 +195,20 @@ class HistoryIndex:
         return pruned
 
     def rebuild(
-        self, repo: Repo, *, batch: int = 256, resume: bool = True, progress: Callable[[int], None] | None = None
+        self,
+        repo: Repo,
+        *,
+        batch: int | None = None,
+        resume: bool = True,
+        progress: Callable[[int], None] | None = None,
     ) -> int:
         """Bring the workspace's index up to date in batches; returns the records (re)indexed.
 
         With ``resume`` only new, changed and deleted records are touched, so an interrupted run
-        continues where it stopped; without it the index is dropped and built again.
+        continues where it stopped; without it the index is dropped and built again. Batches are 256 records, or
+        ``COPILOT_RAY_MIN_BATCH`` when embedding runs on Ray (so that each batch's encode goes to the cluster).
         """
+        batch = batch or (self.settings.ray_min_batch if self.settings.ray_address else 256)
         if resume and self._holds_other_vectors(repo.workspace_id):
             log.warning(
                 "workspace %s: the index holds vectors that disagree with %s: rebuilding it from scratch",

@@ -353,12 +353,18 @@ class Tokenizer:
         self.tokenizer.enable_truncation(max_length=source.max_seq_length)
         self.pad_id = self.tokenizer.token_to_id("[PAD]") or 0
 
+    def encode_all(self, texts: list[str]) -> list:
+        return self.tokenizer.encode_batch([t.strip() for t in texts], add_special_tokens=True)
+
+    def order(self, texts: list[str]) -> np.ndarray:
+        return np.argsort([-len(e.ids) for e in self.encode_all(texts)], kind="stable")
+
     def batches(self, texts: list[str], batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """(input ids, attention mask, positions in ``texts``) per batch, longest texts first, padded per batch.
 
         Texts are stripped first, as sentence-transformers does.
         """
-        encodings = self.tokenizer.encode_batch([t.strip() for t in texts], add_special_tokens=True)
+        encodings = self.encode_all(texts)
         lengths = np.array([len(e.ids) for e in encodings])
         order = np.argsort(-lengths, kind="stable")
         for start in range(0, len(order), batch_size):
@@ -373,12 +379,13 @@ class Tokenizer:
             yield ids, mask, positions
 
 
-def open_session(path: Path):
+def open_session(path: Path, threads: int | None = None):
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    options.intra_op_num_threads = threads or cores
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -389,7 +396,7 @@ class OnnxEmbedder:
 
     backend = "onnx"
 
-    def __init__(self, source: ModelSource, cache_dir: Path, *, name: str) -> None:
+    def __init__(self, source: ModelSource, cache_dir: Path, *, name: str, threads: int | None = None) -> None:
         self.name, self.dimensions, self.source = name, source.dimensions, source
         self.path, self.manifest = ensure_export(source, cache_dir)
         if not self.manifest.probe.passed:
@@ -400,8 +407,12 @@ class OnnxEmbedder:
                 f"(needs >= {PROBE_WORST_COSINE}) on {probe.texts} probe texts; use COPILOT_EMBEDDING_BACKEND=torch"
             )
         self.tokenizer = Tokenizer(source)
-        self.session = open_session(self.path)
+        self.session = open_session(self.path, threads)
         self._lock = threading.Lock()
+
+    def batch_order(self, texts: list[str]) -> np.ndarray:
+        """The order ``encode`` batches texts in (longest first by tokens; ties keep their order)."""
+        return self.tokenizer.order(texts)
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)

@@ -1,0 +1,151 @@
+"""Bulk embedding on a Ray cluster (``COPILOT_RAY_ADDRESS``): large ``encode`` calls fan out over embedding actors.
+
+Reindexing a workspace and NPS themes spend nearly all their time in ``encode``. With a Ray address configured,
+``Services.embedder`` is a :class:`RayEmbedder`: a call with at least ``COPILOT_RAY_MIN_BATCH`` texts is split into
+shards, one per actor (``COPILOT_RAY_WORKERS`` actors, one CPU each, each loading the embedder once), and the
+vectors come back in input order. Smaller calls (a search query, a ticket's messages) stay in this process, so
+interactive requests never wait on the cluster.
+
+The vectors are those of the single-process path: the actors run the same backend and weights (the ONNX export is
+checked on each node's CPU, as everywhere), and the texts are sharded in the order the backend batches them
+(longest first, cut at batch boundaries), so every batch is padded as it would be in one process. Ray is imported
+only when an address is configured; nothing here runs otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retrieval.embeddings import Embedder
+
+log = logging.getLogger("copilot.retrieval")
+
+
+class EmbeddingActor:
+    """One embedder loaded once in a Ray worker process."""
+
+    def __init__(self, backend: str, cache_dir: str, threads: int) -> None:
+        from retrieval.embeddings import load_embedder
+
+        self.embedder = load_embedder(backend, Path(cache_dir), threads=threads)
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        return self.embedder.encode(texts, batch_size)
+
+    def name(self) -> str:
+        return self.embedder.name
+
+
+class RayEmbedder:
+    """An :class:`Embedder` whose large calls run on Ray actors; same ``name`` and vectors as ``local``."""
+
+    def __init__(self, local: Embedder, address: str, *, workers: int, min_batch: int, cache_dir: Path) -> None:
+        self.local, self.address, self.workers, self.min_batch = local, address, workers, min_batch
+        self.name, self.dimensions = local.name, local.dimensions
+        self.backend = getattr(local, "backend", "torch")
+        self.cache_dir = cache_dir
+        self._actors: list[Any] = []
+        self._lock = threading.Lock()
+        self.texts_on_ray = 0  # texts embedded by the actors so far (logs, tests)
+
+    def __getattr__(self, attribute: str) -> Any:  # e.g. the torch model or the ONNX manifest of the local embedder
+        if attribute.startswith("__") or attribute == "local":
+            raise AttributeError(attribute)
+        return getattr(self.local, attribute)
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        if len(texts) < self.min_batch:
+            return self.local.encode(texts, batch_size)
+        import ray
+
+        order = batch_order(self.local, texts)
+        shards = shard(order, len(self.actors()), batch_size)
+        pending = [
+            actor.encode.remote([texts[i] for i in part], batch_size)
+            for actor, part in zip(self._actors, shards, strict=False)
+        ]
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for part, vectors in zip(shards, ray.get(pending), strict=True):
+            out[part] = vectors
+        self.texts_on_ray += len(texts)
+        return out
+
+    def actors(self) -> list[Any]:
+        """The embedding actors, started (and checked to make this embedder's vectors) on first use."""
+        with self._lock:
+            if not self._actors:
+                self._actors = start_actors(self)
+            return self._actors
+
+    def stop_actors(self) -> None:
+        """Give the actors' CPUs back to the cluster (``Services.close``); the next large call starts new ones."""
+        import ray
+
+        with self._lock:
+            for actor in self._actors:
+                ray.kill(actor)
+            self._actors = []
+
+
+def start_actors(embedder: RayEmbedder) -> list[Any]:
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=embedder.address, namespace="copilot", log_to_driver=False, logging_level=logging.WARNING)
+    actor_class = ray.remote(num_cpus=1)(EmbeddingActor)
+    actors = [actor_class.remote(embedder.backend, str(embedder.cache_dir), 1) for _ in range(max(1, embedder.workers))]
+    names = set(ray.get([actor.name.remote() for actor in actors]))
+    if names != {embedder.name}:
+        for actor in actors:
+            ray.kill(actor)
+        raise RuntimeError(f"Ray embedding actors make {sorted(names)} vectors, this process {embedder.name}")
+    log.info("embedding on Ray at %s: %d actors", embedder.address, len(actors))
+    return actors
+
+
+def batch_order(embedder: Embedder, texts: list[str]) -> np.ndarray:
+    """The order in which the embedder batches ``texts`` (its own when it says, else longest first by characters)."""
+    own = getattr(embedder, "batch_order", None)
+    if callable(own):
+        return np.asarray(own(texts))
+    return np.argsort([-len(t) for t in texts], kind="stable")
+
+
+def shard(order: np.ndarray, parts: int, batch_size: int) -> list[np.ndarray]:
+    """``order`` cut into at most ``parts`` contiguous shards of whole batches (the last shard takes the rest)."""
+    batches = -(-len(order) // batch_size)
+    per_shard = -(-batches // parts) * batch_size
+    return [order[start : start + per_shard] for start in range(0, len(order), per_shard)]
+
+
+@contextlib.contextmanager
+def local_ray_cluster(temp_dir: Path, cpus: int = 2) -> Iterator[str]:
+    """A Ray head on 127.0.0.1 for trials, benches and tests (``ray start --head``), stopped on exit; yields its
+    address for ``COPILOT_RAY_ADDRESS``."""
+    ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    command = [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", f"--num-cpus={cpus}",
+               "--include-dashboard=false", f"--temp-dir={temp_dir}", "--disable-usage-stats"]  # fmt: skip
+    subprocess.run(command, check=True, env=env, capture_output=True, timeout=180)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        import ray as ray_module
+
+        ray_module.shutdown()
+        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)

@@ -1,0 +1,111 @@
+"""Bulk embedding on Ray (COPILOT_RAY_ADDRESS): a local Ray cluster started by the test (``ray start --head`` on
+127.0.0.1, stopped at the end). Reindexing a workspace and NPS themes through Ray give the index contents and the
+theme assignments of the single-process path. Skipped when Ray is not installed (``pip install -e .[ray]``)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]')")
+
+from sqlalchemy import select  # noqa: E402
+
+from copilot.services import Services  # noqa: E402
+from copilot.settings import Settings  # noqa: E402
+from copilot.store import Store, get_or_create_workspace  # noqa: E402
+from copilot.store.models import AuthorKind, Message, NpsResponse, NpsThemeAssignment, Ticket  # noqa: E402
+from copilot.tasks.nps_themes import ThemeFilters, run_themes  # noqa: E402
+from retrieval.index import collection_name  # noqa: E402
+from retrieval.ray_embedder import RayEmbedder, local_ray_cluster  # noqa: E402
+
+pytestmark = pytest.mark.slow
+ISSUES = ["charged twice", "cannot log in", "export to CSV fails", "the app crashes", "sync with QuickBooks"]
+ASKS = ["Please help", "When will this be fixed?", "Can you refund me?", "Any update?", "I need this today."]
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def ray_address(tmp_path_factory):
+    with local_ray_cluster(tmp_path_factory.mktemp("ray")) as address:
+        yield address
+
+
+def seeded_store(data_dir: Path, models_dir: Path, ray_address: str | None) -> tuple[Settings, Store]:
+    """The same 2,000 messages and 1,200 NPS comments in a new data dir."""
+    settings = Settings(
+        data_dir=data_dir,
+        model="fake/echo",
+        index_on_ingest=False,
+        embedding_cache_dir=models_dir,
+        ray_address=ray_address,
+        ray_min_batch=256,
+    )
+    store = Store.from_settings(settings)
+    rng = random.Random(7)
+    with store.session() as session:
+        get_or_create_workspace(session, "alpha")
+    with store.repo("alpha") as repo:
+        for t in range(200):
+            ticket = repo.add(Ticket(external_id=f"T-{t}", subject=rng.choice(ISSUES).capitalize()))
+            repo.session.flush()
+            for m in range(10):
+                body = f"{rng.choice(ISSUES).capitalize()} since {rng.randint(1, 28)} May. {rng.choice(ASKS)}" * (
+                    1 + m % 3
+                )
+                repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, body=body))
+        for n in range(1200):
+            comment = f"{rng.choice(ISSUES).capitalize()}. {rng.choice(['Love it', 'Too slow', 'Great team'])}."
+            submitted = NOW - timedelta(days=n % 20)
+            repo.add(NpsResponse(external_id=f"N-{n}", score=n % 11, comment=comment, submitted_at=submitted))
+    return settings, store
+
+
+def index_contents(services: Services) -> tuple[list, np.ndarray]:
+    with services.store.repo("alpha") as repo:
+        workspace_id = repo.workspace_id
+    got = services.index.client.get_collection(collection_name(workspace_id)).get(
+        include=["embeddings", "documents", "metadatas"]
+    )
+    order = np.argsort(got["ids"])
+    # ts is when the seeding wrote the record (each data dir seeds at its own moment): everything else must match
+    rows = [(got["ids"][i], got["documents"][i], {**got["metadatas"][i], "ts": None}) for i in order]
+    return rows, np.asarray(got["embeddings"])[order]
+
+
+def themes(services: Services) -> dict[int, list[int]]:
+    with services.store.repo("alpha") as repo:
+        report = run_themes(services.context(repo, task="nps_themes"), ThemeFilters(), now=NOW, seed=0).result
+    with services.store.session() as session:
+        rows = session.execute(
+            select(NpsThemeAssignment.response_id, NpsThemeAssignment.theme).where(
+                NpsThemeAssignment.run_id == report.run_id
+            )
+        ).all()
+    return {response: sorted(t for r, t in rows if r == response) for response, _ in rows}
+
+
+def test_reindex_and_nps_themes_on_ray_match_the_single_process_path(tmp_path, ray_address):
+    models = tmp_path / "models"
+    results = {}
+    for name, address in (("local", None), ("ray", ray_address)):
+        settings, store = seeded_store(tmp_path / name, models, address)
+        services = Services(settings, store, sleep=lambda _seconds: None)
+        try:
+            with store.repo("alpha") as repo:
+                assert services.index.rebuild(repo) == 3400  # 200 tickets, 2,000 messages, 1,200 NPS comments
+            results[name] = (*index_contents(services), themes(services))
+            if address:
+                assert isinstance(services.embedder, RayEmbedder)
+                assert services.embedder.texts_on_ray >= 2000  # the bulk encodes went to the actors
+        finally:
+            services.close()
+            store.engine.dispose()
+    (local_rows, local_vectors, local_themes), (ray_rows, ray_vectors, ray_themes) = results["local"], results["ray"]
+    assert ray_rows == local_rows and len(local_rows) >= 3400
+    assert np.abs(ray_vectors - local_vectors).max() < 1e-5
+    assert ray_themes == local_themes and len(set(map(tuple, local_themes.values()))) > 1
