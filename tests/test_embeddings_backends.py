@@ -298,9 +298,12 @@ def test_minilm_vectors_of_both_backends_agree(tmp_path):
         "Your refund for the duplicate charge is on its way.",
         "I'd like to cancel my subscription at the end of the month.",
     ]
+    from retrieval.onnx_embedder import probe_texts
+
+    texts += probe_texts()  # the demo's support texts: a mean over 8 short texts alone swings by CPU
     reference = load_embedder("torch", tmp_path).encode(texts)
     onnx = load_embedder("onnx", tmp_path)
     assert onnx.manifest.source_sha256 == WEIGHTS_SHA256 and onnx.dimensions == 384
     agreement = cosines(reference, onnx.encode(texts))
     # the target is the mean; int8 kernels differ by CPU (with or without VNNI), so one short text may dip
-    assert agreement.mean() >= 0.99 and agreement.min() > 0.95, agreement
+    assert agreement.mean() >= 0.99 and agreement.min() > 0.95, (agreement.mean(), agreement.min())

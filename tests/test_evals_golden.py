@@ -25,8 +25,11 @@ BUDGET_S = 240  # the issue's budget is "well under 5 minutes" uncached on 2 cor
 
 
 def test_golden_suites_pass_against_their_approved_baselines(tmp_path):
-    """The embedded default strategies on every golden suite: thresholds and approved baselines hold."""
-    settings = Settings(data_dir=tmp_path / "data", model=DEFAULT_MODEL)
+    """The embedded default strategies on every golden suite: thresholds and approved baselines hold.
+
+    On the fp32 torch vectors: int8 ONNX kernels differ by CPU (an AMD EPYC flips sentiment case se-17, one case of
+    36, past the 0.01 tolerance), and a baseline must hold on every machine. ONNX agreement has its own tests."""
+    settings = Settings(data_dir=tmp_path / "data", model=DEFAULT_MODEL, embedding_backend="torch")
     started = time.perf_counter()
     report = run_evals(select_suites(), settings, RunOptions(cache_dir=tmp_path / "cache"))
     elapsed = time.perf_counter() - started
