@@ -18,7 +18,6 @@ import contextlib
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -70,12 +69,10 @@ class RayEmbedder:
             return self.local.encode(texts, batch_size)
         import ray
 
-        order = batch_order(self.local, texts)
-        shards = shard(order, len(self.actors()), batch_size)
-        pending = [
-            actor.encode.remote([texts[i] for i in part], batch_size)
-            for actor, part in zip(self._actors, shards, strict=False)
-        ]
+        actors = self.actors()  # this call's actors, whatever stop_actors does meanwhile
+        shards = shard(batch_order(self.local, texts), len(actors), batch_size)
+        parts = zip(actors, shards, strict=False)
+        pending = [actor.encode.remote([texts[i] for i in part], batch_size) for actor, part in parts]
         out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
         for part, vectors in zip(shards, ray.get(pending), strict=True):
             out[part] = vectors
@@ -135,9 +132,9 @@ def local_ray_cluster(temp_dir: Path, cpus: int = 2) -> Iterator[str]:
     """A Ray head on 127.0.0.1 for trials, benches and tests (``ray start --head``), stopped on exit; yields its
     address for ``COPILOT_RAY_ADDRESS``."""
     ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    from copilot.gateway.server import free_port
+
+    port = free_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     command = [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", f"--num-cpus={cpus}",
                "--include-dashboard=false", f"--temp-dir={temp_dir}", "--disable-usage-stats"]  # fmt: skip
