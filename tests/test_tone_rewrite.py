@@ -120,6 +120,41 @@ def test_rule_rewrite_calms_rude_text_and_keeps_facts():
     assert rewrite_by_rules("Don't worry, I'm on it.", "formal") == "Do not worry, I am on it."
 
 
+@pytest.mark.parametrize(
+    ("rude", "neutral"),
+    [
+        ("You are an idiot.", "You are wrong."),  # a predicate keeps its sentence whole, no dangling "an"
+        ("What an idiotic idea, a stupid, useless app.", "What an idea, an app."),  # articles agree again
+        ("He doesn't give a damn about refunds.", "He doesn't care about refunds."),
+        ("these fools broke the export", "these people broke the export"),  # a noun keeps its place and case
+        ("You screwed up my order #4411", "You messed up my order #4411"),
+        ("Fix it, you idiots.", "Fix it."),  # an insult said to the reader goes
+        ("This app sucks and you look like clowns", "This app is bad and you look bad"),
+    ],
+)
+def test_neutral_rewrite_replaces_rude_wording_instead_of_leaving_holes(rude, neutral):
+    assert rewrite_by_rules(rude, "neutral") == neutral
+
+
+def test_concise_cuts_courtesy_only_sentences_but_keeps_any_with_a_fact():
+    reply = (
+        "Certainly! I understand you want to cancel order 7321. I'm here to help you with that. "
+        "Don't worry, I'm here to guide you through the process. I'll help you with order 7321 today."
+    )
+    out = rewrite_by_rules(reply, "concise")
+    assert out == "I understand you want to cancel order 7321. I'll help you with order 7321 today."
+
+
+def test_formal_writes_plain_verbs_formally_even_without_slang():
+    reply = "Let me help you with that. Go to the Billing page.\n3. Find the invoice and tell us if it is wrong."
+    out = rewrite_by_rules(reply, "formal")
+    assert out == (
+        "Allow me to assist you with that. Proceed to the Billing page.\n"
+        "3. Locate the invoice and inform us if it is wrong."
+    )
+    assert rewrite_by_rules("Let me know if you need anything.", "formal") == "Let me know if you need anything."
+
+
 def test_custom_tones_can_be_added_and_reset(store, run, workspace):
     with store.repo("alpha") as repo:
         set_custom_tone(repo, "pirate", "Talk like a polite pirate.")

@@ -1,15 +1,18 @@
 """The deterministic tone rewriter: what a small model cannot do reliably, done by rules that never invent a fact.
 
-Every tone starts from the same clean-up (insults and profanity out, shouting and runs of !!! calmed), then:
+Every tone starts from the same clean-up (rude wording put neutrally where a neutral wording exists, the rest of the
+insults and profanity dropped with articles agreeing again, shouting and runs of !!! calmed), then:
   friendly     blunt refusals softened ("We can't" -> "Unfortunately, we can't"), orders turned into requests,
                a thank-you opener and an offer to help at the end when the text has none
   empathetic   as friendly, with an acknowledgement of the trouble first
-  formal       contractions and chat slang written out (cuz, asap, tho, gonna, thx, pls, u ...), greetings and
-               sign-offs made formal, exclamation marks calmed
-  concise      filler, hedges and wordy phrases cut ("in order to" -> "to", "due to the fact that" -> "because")
+  formal       contractions and chat slang written out (cuz, asap, tho, gonna, thx, pls, u ...), plain verbs made
+               formal ("let me help you" -> "allow me to assist you"), greetings and sign-offs made formal,
+               exclamation marks calmed
+  concise      filler, hedges and wordy phrases cut ("in order to" -> "to", "due to the fact that" -> "because"),
+               and sentences that only offer help ("I'm here to help you with that.") when they carry no fact
   expand       a courteous opener and closing added around the text (no new facts)
   fix_grammar  sentence case, "i" -> "I", spacing around punctuation, common misspellings, a final full stop
-  neutral      only the clean-up
+  neutral      only the clean-up, keeping the text's own casing
 Additions are plain courtesy in the text's language (English, Spanish, German, French); numbers, names, links and
 quoted lines are never touched, so the fact guard holds by construction.
 """
@@ -18,12 +21,61 @@ from __future__ import annotations
 
 import re
 
+INSULT = (
+    r"(idiot|moron|imbecile|cretin|fool|clown|jerk|loser|bozo|hick|cunt|jackass|dumbass|asshole|bastard|retard|"
+    r"scumbag|scum|pig|dick|prick|douche(?:bag)?|s[ch]muck|twat|dimwit|nitwit|halfwit|dipshit)"
+)
+INSULT_LEAD = r"(?:(?:such|a|an|the|one|total|complete|absolute|real|bunch|load|pile|piece|of)\s+)*"
+COPULA = (
+    r"\b(am|is|are|was|were|be|been|being|youre|you're|theyre|they're|hes|he's|shes|she's|thats|that's|it's|"
+    r"sounds|seems|looks)\s+((?:so|really|very|pretty|just|totally|completely|utterly|plain)\s+)?"
+)
+
+
+def _person(match: re.Match) -> str:
+    """An insult noun as "person", its article agreeing when nothing stands between them ("an idiot" -> "a person")."""
+    article, adjective = match.group(1), match.group(2)
+    if not adjective and article.lower() == "an":
+        article = _same_case(article, "a")
+    return f"{article} {adjective}person"
+
+
+# Rude wording with a neutral one, tried in order before what is left of the rude words is dropped: a predicate
+# keeps its sentence whole ("you are an idiot" -> "you are wrong"), a noun keeps its place ("these fools" ->
+# "these people"), a phrase keeps its meaning ("doesn't give a damn" -> "doesn't care").
+NEUTRAL_WORDING = [
+    (r"\bgive an? (damn|shit|fuck|crap|rat'?s ass)\b", "care"),
+    (r"\b(what|who|where|why|how) (the|in the) (hell|fuck|heck)\b", r"\1"),
+    (r"\b(going|goes|gone|went) to hell\b", r"\1 downhill"),
+    (r"\bshut (the (hell|fuck) )?up\b", "please stop"),
+    (r"\b(kick|kicks|kicked|kickin|kicking)'? ass\b", "doing well"),
+    (r"\ba pain in the (ass|butt|neck)\b", "a hassle"),
+    (r"\bscrew(s|ed|ing)? up\b", r"mess\1 up"),
+    (r"\b(fuck|piss|bugger|sod) off\b", "go away"),
+    (r"\bpissed( off)?\b", "upset"),
+    (r"\bfull of (shit|crap|bs)\b", "wrong"),
+    (r"\b(sucks|sucked)\b", lambda m: "is bad" if m.group(1) == "sucks" else "was bad"),
+    (COPULA + INSULT_LEAD + INSULT + r"s?\b", r"\1 wrong"),
+    (COPULA + r"(stupid|dumb|idiotic|moronic|retarded|brainless)\b", r"\1 \2wrong"),
+    (COPULA + r"(pathetic|crappy|shitty|lousy|garbage|trash|rubbish)\b", r"\1 \2bad"),
+    (COPULA + INSULT_LEAD + r"(crap|shit|bullshit|garbage|trash|rubbish)\b", r"\1 not good"),
+    (COPULA + r"useless\b", r"\1 \2not helpful"),
+    (COPULA + r"incompetent\b", r"\1 \2not competent"),
+    (COPULA + r"ridiculous\b", r"\1 \2unreasonable"),
+    (r"\bbullshit\b", "nonsense"),
+    (r"\blook(s|ed|ing)?\s+(?:like\s+)?(?:an?\s+)?(?:\w+\s+)?" + INSULT + r"s?\b", r"look\1 bad"),
+    (r",?\s*\byou\s+(?:\w+\s+)?" + INSULT + r"s?\b", ""),
+    (INSULT + r"s\b", "people"),
+    (r"\b(a|an|the|this|that|some|any|every|one)\s+((?:\w+\s+)?)" + INSULT + r"\b", _person),
+]
+
 RUDE = re.compile(
-    r"\b(stupid|idiot(ic|s)?|moron(ic|s)?|dumb(ass)?|crap(py)?|shit(ty)?|bullshit|damn(ed)?|hell|fuck(ing|ed|er)?|wtf|"
-    r"sucks?|suck(ed|ing)|useless|pathetic|ridiculous|incompetent|clowns?|garbage|trash|morons?|jerks?|losers?|"
-    r"ass(hole)?s?|bastards?|screw(ed)?|freaking|bloody|dick|pig|fools?|fool|retard(ed)?|scum)\b",
+    r"\b(stupid|idiotic|moronic|dumb|brainless|crap(py)?|shit(ty)?|damn(ed)?|hell|fu?c?k(ing|in|ed|er)?|fuking|"
+    r"fukin|wtf|stfu|suck(ed|ing)?|useless|pathetic|ridiculous|incompetent|garbage|bullsh[i*]?t|arsed?|trash|lousy|ass|"
+    r"screw(ed)?|freaking|frigging|bloody|retarded|" + INSULT[1:-1] + r")\b",
     re.I,
 )
+ARTICLE_BEFORE_RUDE = re.compile(rf"\b(?P<article>a|an)\s+(?:{RUDE.pattern}[\s,]+(?:and\s+)?)+(?P<next>\w)", re.I)
 CONTRACTIONS = {
     "don't": "do not",
     "can't": "cannot",
@@ -101,7 +153,7 @@ SLANG = {
 }
 FILLER = re.compile(
     r"\b(just|really|actually|basically|literally|very|quite|simply|honestly|kind of|sort of|totally|"
-    r"definitely|certainly|absolutely)\s+",
+    r"definitely|certainly|absolutely|easily|simple|specific)\s+",
     re.I,
 )
 WORDY = [
@@ -122,6 +174,37 @@ WORDY = [
     (r"\bare able to\b", "can"),
     (r"\bmake a decision\b", "decide"),
     (r"\bgive you an update\b", "update you"),
+]
+# Sentences that only say the writer is willing to help: cut by "concise" when they carry no fact.
+COURTESY_ONLY = re.compile(
+    r"^(?:(?:I'?m|I am|We'?re|We are) (?:here|happy|glad|more than happy|delighted) to (?:help|assist|guide)|"
+    r"(?:I'?ll|I will|We'?ll|We will) (?:help|assist|guide) you|Let me lend you a hand|"
+    r"(?:Let|Allow) (?:me|us) (?:to )?(?:help|assist|guide|provide you with (?:guidance|assistance|the necessary))|"
+    r"Don'?t worry|No worries|(?:I )?hope this helps|(?:Please )?(?:feel free|don'?t hesitate) to|"
+    r"If you have any (?:other |further |more )?questions|Certainly|Sure|Of course|Absolutely|No problem)"
+    r"\b[^.!?]*[.!?:]*$",
+    re.I,
+)
+FACT_LIKE = re.compile(r"\d|\{\{|[\"@]|(?<!\w)'|'(?!\w)|https?:|\b[A-Z][a-z]+ [A-Z]")
+FORMAL_WORDING = [
+    (r"\blet me (?!know\b)", "allow me to "),
+    (r"\b(help|helping) (you|us)\b", lambda m: ("assist " if m.group(1) == "help" else "assisting ") + m.group(2)),
+    (r"\bto help\b", "to assist"),
+    (r"\bwant to\b", "wish to"),
+    (r"\b(buy|bought)\b", lambda m: "purchase" if m.group(1).lower() == "buy" else "purchased"),
+    (r"\bget back to (you|us)\b", r"respond to \1"),
+    (r"\bget in touch with\b", "contact"),
+    (r"\btell (you|us|me)\b", r"inform \1"),
+    (r"\bright away\b", "immediately"),
+    (r"\bmake sure\b", "ensure"),
+    (r"\bgo to\b", "proceed to"),
+    (r"\bstart by\b", "begin by"),
+    (r"^(\d+[.)]\s+)?(find|look for)\b", lambda m: (m.group(1) or "") + _same_case(m.group(2), "locate")),
+    (r"\bshow up\b", "appear"),
+    (r"\b(I am|we are) sorry\b", lambda m: "I apologise" if m.group(1).lower() == "i am" else "we apologise"),
+    (r"^Sorry\b", "We apologise"),
+    (r"^Sure\b", "Certainly"),
+    (r"\bthanks\b", "thank you"),
 ]
 BLUNT = [
     (r",?\s*\b(and )?that'?s final\b", ""),
@@ -224,15 +307,25 @@ def _line(line: str, tone: str) -> str:
         line = _formal(line)
     elif tone == "concise":
         line = _concise(line)
-    if tone != "neutral" or RUDE.search(line):
-        line = _grammar(line)
-    return _tidy(line)
+    if tone == "neutral":
+        return _tidy(line, recase=False)
+    return _tidy(_grammar(line))
 
 
 def _calm(line: str) -> str:
-    line = RUDE.sub("", line)
+    for pattern, replacement in NEUTRAL_WORDING:
+        line = re.sub(pattern, replacement, line, flags=re.I)
+    line = _drop_rude_words(line)
     line = re.sub(r"!{2,}", "!", re.sub(r"\?{2,}", "?", line))
     return re.sub(r"\b([A-Z]{4,})\b", lambda m: m.group(1).capitalize() if m.group(1).isalpha() else m.group(1), line)
+
+
+def _drop_rude_words(line: str) -> str:
+    """The rude words left out, and "a"/"an" agreeing again with the word that now follows it ("an idiotic idea")."""
+    line = ARTICLE_BEFORE_RUDE.sub(
+        lambda m: _same_case(m["article"], "an" if m["next"].lower() in "aeiou" else "a") + " " + m["next"], line
+    )
+    return RUDE.sub("", line)
 
 
 def _replace_words(line: str, mapping: dict[str, str]) -> str:
@@ -262,6 +355,13 @@ def _formal(line: str) -> str:
     line = re.sub(r"\b(we|you|they)\s+gonna\b", r"\1 are going to", line, flags=re.I)
     line = _replace_words(line, CONTRACTIONS)
     line = _replace_words(line, SLANG)
+    for pattern, replacement in FORMAL_WORDING:
+        line = re.sub(
+            pattern,
+            lambda m, r=replacement: _same_case(m.group(0), m.expand(r) if isinstance(r, str) else r(m)),
+            line,
+            flags=re.I,
+        )
     line = re.sub(r"!(?=\s|$)", ".", line)
     return line if re.search(r"[.!?:,]$", line.strip()) or not line.strip() else line.rstrip() + "."
 
@@ -269,7 +369,9 @@ def _formal(line: str) -> str:
 def _concise(line: str) -> str:
     for pattern, replacement in WORDY:
         line = re.sub(pattern, replacement, line, flags=re.I)
-    return FILLER.sub("", line)
+    sentences = re.split(r"(?<=[.!?])\s+", FILLER.sub("", line))
+    kept = [s for s in sentences if not (COURTESY_ONLY.match(s) and not FACT_LIKE.search(s))]
+    return " ".join(kept) if kept else line
 
 
 def _grammar(line: str) -> str:
@@ -278,7 +380,7 @@ def _grammar(line: str) -> str:
     return re.sub(r"(?<=\w)([,;])(?=[A-Za-z])", r"\1 ", line)
 
 
-def _tidy(line: str) -> str:
+def _tidy(line: str, recase: bool = True) -> str:
     stripped = line.strip()
     if not stripped:
         return ""
@@ -286,7 +388,8 @@ def _tidy(line: str) -> str:
     line = re.sub(r"\s+([,.!?;:])", r"\1", line)
     line = re.sub(r"([,;:])\1+", r"\1", line)
     line = re.sub(r"\.{2}(?!\.)", ".", line)
-    line = re.sub(r"(^|[.!?]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(), line)
+    if recase:
+        line = re.sub(r"(^|[.!?]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(), line)
     return line.lstrip(",;").strip()
 
 
