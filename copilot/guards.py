@@ -135,6 +135,7 @@ _NAME_STOPWORDS = {
     "Agent",
     "Team",
 }
+_TAG = re.compile(r"(?<![\w#@])[#@]([A-Za-z][A-Za-z0-9_]+)")
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)+\b")
 
 
@@ -200,8 +201,15 @@ def proper_names(text: str) -> set[str]:
     return names
 
 
+def spelled_out_tags(text: str) -> str:
+    """Hashtags and handles as words ("#FallCreatorsUpdate" -> "Fall Creators Update"), one per line."""
+    return "\n".join(re.sub(r"_|(?<=[a-z0-9])(?=[A-Z])", " ", tag) for tag in _TAG.findall(text))
+
+
 def check_names_grounded(output: str, sources: Iterable[str]) -> GuardVerdict:
-    source_text = normalise("\n".join(sources))
+    """Every multi-word name in the output is in the sources, as written or as a hashtag or handle spelled out."""
+    joined = "\n".join(sources)
+    source_text = normalise(f"{joined}\n{spelled_out_tags(joined)}")
     missing = sorted(name for name in proper_names(output) if normalise(name) not in source_text)
     return GuardVerdict(
         name="grounded_names", passed=not missing, details=[f"name not in sources: {n}" for n in missing]

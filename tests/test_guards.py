@@ -56,6 +56,14 @@ def test_invented_name_is_caught():
     assert not verdict.passed and "Peter Hansen" in verdict.details[0]
 
 
+def test_a_name_spelled_out_from_a_hashtag_or_handle_is_grounded():
+    thread = ["Since the #FallCreatorsUpdate my laptop will not wake up. @MS_Support_Team any news?"]
+    assert check_names_grounded("After installing the Fall Creators Update, the laptop stopped waking.", thread).passed
+    assert check_names_grounded("The customer asked the Ms Support Team for news.", thread).passed
+    verdict = check_names_grounded("Since the Spring Creators Update the laptop sleeps.", thread)
+    assert not verdict.passed and "Spring Creators Update" in verdict.details[0]
+
+
 def test_commitments_are_flagged_not_blocked():
     assert set(detect_commitments("We will refund you in full and add a 20% discount within 2 days.")) >= {
         "refund",
