@@ -186,3 +186,9 @@ def test_rewrite_of_a_stored_draft(store, run, workspace):
     with store.repo("alpha") as repo:
         row = repo.get(AiResult, outcome.ai_result_id)
         assert row.subject_kind == "ai_result" and row.subject_id == draft_id
+
+
+def test_friendly_asks_instead_of_ordering_but_leaves_how_to_steps_alone():
+    out = rewrite_by_rules("Send me the invoice. Fix the address today.\n1. Open Settings.", "friendly")
+    assert "Please send me the invoice. Please fix the address today." in out
+    assert "\n1. Open Settings." in out

@@ -219,6 +219,12 @@ BLUNT = [
     (r"\bobviously\b,?\s*", ""),
 ]
 REFUSAL = re.compile(r"(^|(?<=[.!?]\s))(We|I) (can't|cannot|can not|won't|will not|are unable to|am unable to)\b")
+# A bare order at a sentence start ("Send me the invoice."), asked as a request by friendly and empathetic.
+ORDER = re.compile(
+    r"(^|(?<=[.!?]\s))(Send|Update|Fix|Check|Click|Go|Open|Reply|Call|Enter|Restart|Clear|Reset|Try|Contact|Upload|"
+    r"Pay|Add|Remove|Delete|Give|Tell|Email|Forward|Confirm|Attach|Install|Reinstall|Refresh|Stop|Wait|Use|Provide)\b"
+)
+LIST_ITEM = re.compile(r"^\s*(\d+[.)]|[-*\u2022])\s")
 MISSPELLINGS = {
     "recieve": "receive",
     "recieved": "received",
@@ -342,6 +348,8 @@ def _same_case(found: str, replacement: str) -> str:
 def _soften(line: str) -> str:
     for pattern, replacement in BLUNT:
         line = re.sub(pattern, replacement, line, flags=re.I | re.M)
+    if not LIST_ITEM.match(line):  # steps of a how-to stay instructions
+        line = ORDER.sub(lambda m: f"{m.group(1)}Please {m.group(2).lower()}", line)
     return REFUSAL.sub(
         lambda m: f"{m.group(1)}Unfortunately, {m.group(2).lower() if m.group(2) == 'We' else 'I'} {m.group(3)}", line
     )
