@@ -130,6 +130,7 @@ def test_rule_rewrite_calms_rude_text_and_keeps_facts():
         ("You screwed up my order #4411", "You messed up my order #4411"),
         ("Fix it, you idiots.", "Fix it."),  # an insult said to the reader goes
         ("This app sucks and you look like clowns", "This app is bad and you look bad"),
+        ("This app Sucks.", "This app is bad."),  # capitalised: still the present tense
     ],
 )
 def test_neutral_rewrite_replaces_rude_wording_instead_of_leaving_holes(rude, neutral):
@@ -143,6 +144,7 @@ def test_concise_cuts_courtesy_only_sentences_but_keeps_any_with_a_fact():
     )
     out = rewrite_by_rules(reply, "concise")
     assert out == "I understand you want to cancel order 7321. I'll help you with order 7321 today."
+    assert rewrite_by_rules("Certainly! I am really here to help.", "concise") == "Certainly! I am here to help."
 
 
 def test_formal_writes_plain_verbs_formally_even_without_slang():
@@ -153,6 +155,7 @@ def test_formal_writes_plain_verbs_formally_even_without_slang():
         "3. Locate the invoice and inform us if it is wrong."
     )
     assert rewrite_by_rules("Let me know if you need anything.", "formal") == "Let me know if you need anything."
+    assert rewrite_by_rules("Help you with that? Certainly.", "formal") == "Assist you with that? Certainly."
 
 
 def test_custom_tones_can_be_added_and_reset(store, run, workspace):
