@@ -1,15 +1,16 @@
-"""Embedding backends: texts/s of raw SentenceTransformer.encode, the torch backend and the ONNX int8 backend on the
-same N real texts (default 10,000) in the same run, and how far the int8 vectors agree with the fp32 ones.
+"""Embedding backends: texts/s of raw SentenceTransformer.encode, the torch backend and the ONNX fp32 and int8 backends
+on the same N real texts (default 10,000) in the same run, and how far each ONNX backend's vectors agree with torch's.
 
 The texts are public customer-support and social text from ../shared/data (banking77 messages, Bitext customer
 requests and agent replies, TweetSumm support tweets, TweetEval tweets, Stack Exchange requests, SemEval reviews),
-distinct, shuffled with a fixed seed. The three sides alternate in blocks (--block texts), each block in a rotating
+distinct, shuffled with a fixed seed. The four sides alternate in blocks (--block texts), each block in a rotating
 order, so load from other jobs on a shared machine hits all of them alike.
 
-  ratio            raw encode time / ONNX backend time (ONNX texts/s over raw torch texts/s); target >= 2.0
+  ratio            raw encode time / ONNX int8 backend time (texts/s over raw torch texts/s); target >= 2.0
+  fp32_ratio       raw encode time / ONNX fp32 backend time
   torch_ratio      raw encode time / torch backend time (the product's own torch path)
-  agreement        torch fp32 vs ONNX int8 vectors of the same texts: cosine mean / 1st percentile / min;
-                   neighbours@10: share of the exact top-10 by int8 vectors (query and corpus) that is in the exact
+  agreement        per ONNX backend, torch fp32 vs its vectors of the same texts: cosine mean / 1st percentile / min;
+                   neighbours@10: share of the exact top-10 by its vectors (query and corpus) that is in the exact
                    fp32 top-10 (tie-aware), over --queries texts against all N; sentiment: share of texts that the
                    shipped sentiment head labels alike; themes: share of texts assigned to the same of 20 k-means
                    centroids fitted on the fp32 vectors
@@ -41,6 +42,8 @@ import numpy as np
 
 from copilot.settings import Settings
 from retrieval.embeddings import load_embedder
+
+ONNX_SIDES = ("onnx-fp32", "onnx")
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -182,6 +185,19 @@ def task_quality(backends: dict, seeds: int) -> dict:
     return figures
 
 
+def agreement(texts: list[str], reference: np.ndarray, vectors: np.ndarray, queries: int) -> dict[str, float]:
+    """How far one ONNX backend's vectors agree with the torch backend's fp32 ones."""
+    cosine = (reference * vectors).sum(axis=1)
+    return {
+        "cosine_mean": round(float(cosine.mean()), 5),
+        "cosine_p1": round(float(np.percentile(cosine, 1)), 5),
+        "cosine_min": round(float(cosine.min()), 5),
+        "neighbours_at_10": round(neighbour_agreement(reference, vectors, queries), 4),
+        "sentiment_label_agreement": round(sentiment_agreement(texts, reference, vectors), 4),
+        "theme_assignment_agreement": round(theme_agreement(reference, vectors), 4),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=10_000)
@@ -191,35 +207,28 @@ def main() -> None:
     args = parser.parse_args()
     texts = real_texts(args.n)
     load_before = os.getloadavg()
-    settings = Settings()  # the ONNX export is cached under COPILOT_DATA_DIR (or COPILOT_EMBEDDING_CACHE_DIR)
+    settings = Settings()  # the ONNX exports are cached under COPILOT_DATA_DIR (or COPILOT_EMBEDDING_CACHE_DIR)
+    backends = {name: load_embedder(name, settings.resolved_embedding_cache_dir) for name in ONNX_SIDES}
     torch_backend = load_embedder("torch", settings.resolved_embedding_cache_dir)
-    onnx_backend = load_embedder("onnx", settings.resolved_embedding_cache_dir)
     model = torch_backend.model  # the SentenceTransformer inside the torch backend
-    sides = {
-        "raw": lambda part: raw_encode(model, part),
-        "torch": torch_backend.encode,
-        "onnx": onnx_backend.encode,
-    }
+    sides = {"raw": lambda part: raw_encode(model, part), "torch": torch_backend.encode}
+    sides.update({name: backend.encode for name, backend in backends.items()})
     for encode in sides.values():
         encode(texts[:256])  # warm-up
     seconds, vectors = timed_blocks(sides, texts, args.block)
-    cosine = (vectors["torch"] * vectors["onnx"]).sum(axis=1)
     figures = {
         "texts": args.n,
         "mean_chars": round(sum(map(len, texts)) / len(texts), 1),
-        "raw_encode_per_s": round(args.n / seconds["raw"], 1),
-        "torch_backend_per_s": round(args.n / seconds["torch"], 1),
-        "onnx_backend_per_s": round(args.n / seconds["onnx"], 1),
+        **{f"{name.replace('-', '_')}_per_s": round(args.n / seconds[name], 1) for name in sides},
         "ratio": round(seconds["raw"] / seconds["onnx"], 3),
+        "fp32_ratio": round(seconds["raw"] / seconds["onnx-fp32"], 3),
         "torch_ratio": round(seconds["raw"] / seconds["torch"], 3),
-        "cosine_mean": round(float(cosine.mean()), 5),
-        "cosine_p1": round(float(np.percentile(cosine, 1)), 5),
-        "cosine_min": round(float(cosine.min()), 5),
-        "neighbours_at_10": round(neighbour_agreement(vectors["torch"], vectors["onnx"], args.queries), 4),
-        "sentiment_label_agreement": round(sentiment_agreement(texts, vectors["torch"], vectors["onnx"]), 4),
-        "theme_assignment_agreement": round(theme_agreement(vectors["torch"], vectors["onnx"]), 4),
-        **task_quality({"torch": torch_backend, "onnx": onnx_backend}, args.seeds),
-        "onnx_export": onnx_backend.manifest.model_dump(include={"onnx_sha256", "source_sha256", "cpu", "probe"}),
+        "agreement": {name: agreement(texts, vectors["torch"], vectors[name], args.queries) for name in backends},
+        **task_quality({"torch": torch_backend, **backends}, args.seeds),
+        "onnx_exports": {
+            name: backend.manifest.model_dump(include={"onnx_sha256", "source_sha256", "cpu", "probe"})
+            for name, backend in backends.items()
+        },
         "machine": f"{platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, CPU only",
         "load_average_before": [round(x, 1) for x in load_before],
         "load_average_after": [round(x, 1) for x in os.getloadavg()],
@@ -228,15 +237,17 @@ def main() -> None:
         f"{args.n:,} real texts (mean {figures['mean_chars']} chars), blocks of {args.block}, "
         f"load average {figures['load_average_before']} -> {figures['load_average_after']}"
     )
-    print(f"raw SentenceTransformer.encode: {figures['raw_encode_per_s']} texts/s")
-    print(f"torch backend: {figures['torch_backend_per_s']} texts/s (ratio {figures['torch_ratio']})")
-    print(f"ONNX int8 backend: {figures['onnx_backend_per_s']} texts/s, ratio {figures['ratio']} (target >= 2.0)")
-    print(
-        f"agreement fp32 vs int8: cosine mean {figures['cosine_mean']} (target >= 0.99), 1st percentile "
-        f"{figures['cosine_p1']}, min {figures['cosine_min']}; neighbours@10 {figures['neighbours_at_10']}; "
-        f"sentiment labels {figures['sentiment_label_agreement']}; theme assignment "
-        f"{figures['theme_assignment_agreement']}"
-    )
+    print(f"raw SentenceTransformer.encode: {figures['raw_per_s']} texts/s")
+    print(f"torch backend: {figures['torch_per_s']} texts/s (ratio {figures['torch_ratio']})")
+    print(f"ONNX fp32 backend: {figures['onnx_fp32_per_s']} texts/s, ratio {figures['fp32_ratio']}")
+    print(f"ONNX int8 backend: {figures['onnx_per_s']} texts/s, ratio {figures['ratio']} (target >= 2.0)")
+    for name, figure in figures["agreement"].items():
+        print(
+            f"agreement torch fp32 vs {name}: cosine mean {figure['cosine_mean']} (target >= 0.99), 1st percentile "
+            f"{figure['cosine_p1']}, min {figure['cosine_min']}; neighbours@10 {figure['neighbours_at_10']}; "
+            f"sentiment labels {figure['sentiment_label_agreement']}; theme assignment "
+            f"{figure['theme_assignment_agreement']}"
+        )
     print(f"sentiment macro-recall, shipped head on TweetEval val: {figures['sentiment_macro_recall']}")
     print(f"NPS theme NMI on SemEval-2015 ABSA, mean of {args.seeds} seeds: {figures['nps_nmi']}")
     print(json.dumps(figures))

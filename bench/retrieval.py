@@ -8,7 +8,7 @@ COPILOT_EMBEDDING_BACKEND; its ONNX export is cached under COPILOT_DATA_DIR):
   p50/p95 ms    = hybrid search latency over the built index
   recall_at_10  = share of chroma's HNSW top-10 (the index's vectors, queries embedded by the backend) that belong to
                   the exact brute-force cosine top-10 of fp32 torch vectors (corpus and queries; ties count): what
-                  quantisation and HNSW lose together; target >= 0.95 (>= 0.97 for the ONNX int8 backend)
+                  the ONNX export and HNSW lose together; target >= 0.95 (>= 0.97 for an ONNX backend)
   recall_at_10_same_vectors = the same against exact search on the index's own vectors: what HNSW alone loses
 Last line: one JSON object with the figures.
 
@@ -242,7 +242,7 @@ def main() -> None:
         f"over {len(queries)} queries"
     )
     print(
-        f"recall@10 vs exact fp32 cosine: {figures['recall_at_10']} (target >= 0.95; ONNX int8 >= 0.97); "
+        f"recall@10 vs exact fp32 cosine: {figures['recall_at_10']} (target >= 0.95; ONNX >= 0.97); "
         f"vs exact search on the index's own vectors (HNSW alone): {figures['recall_at_10_same_vectors']}"
     )
     print(json.dumps(figures))

