@@ -12,11 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import Caller, PageParams, allow
 from api.errors import ERROR_RESPONSES
 from api.routers.jobs import JobOut, submit_job
-from api.schemas import AiResultOut, IdPath
+from api.routers.support import ticket_id_of, ticket_or_404
+from api.schemas import AiResultOut, IdPath, RecordRef
 from copilot.auth import Permission
-from copilot.errors import NotFound
 from copilot.events import list_events
-from copilot.store.models import DeliveryStatus, Ticket
+from copilot.store.models import DeliveryStatus
 from copilot.tasks.base import TaskOutcome
 from copilot.tasks.knowledge_gaps import GapReport, knowledge_gaps
 from copilot.tasks.triage import TicketTriage, latest_triage
@@ -116,24 +116,17 @@ class KbDraftsRequest(BaseModel):
     include_covered: bool = Field(default=False, description="Also questions an existing KB article answers.")
 
 
-def ticket_or_404(repo: Any, ticket_id: int) -> Ticket:
-    ticket = repo.get(Ticket, ticket_id)
-    if ticket is None:
-        raise NotFound(f"no ticket {ticket_id} in this workspace")
-    return ticket
-
-
 # -- triage ---------------------------------------------------------------------------------------------------
 
 
 @router.post("/tickets/{ticket_id}/triage", response_model=TaskOutcome[TicketTriage])
-def triage(ticket_id: IdPath, caller: Runner) -> TaskOutcome[TicketTriage]:
+def triage(ticket_id: RecordRef, caller: Runner) -> TaskOutcome[TicketTriage]:
     """Triage the ticket now (a suggestion: nothing on the ticket changes until it is applied)."""
-    return caller.run_task("ticket_triage", {"ticket_id": ticket_id})
+    return caller.run_task("ticket_triage", {"ticket_id": ticket_id_of(caller, ticket_id)})
 
 
 @router.get("/tickets/{ticket_id}/triage", response_model=TicketTriageOut)
-def ticket_triage(ticket_id: IdPath, caller: Reader) -> TicketTriageOut:
+def ticket_triage(ticket_id: RecordRef, caller: Reader) -> TicketTriageOut:
     with caller.repo() as repo:
         ticket = ticket_or_404(repo, ticket_id)
         row = latest_triage(repo, ticket.id)
@@ -165,7 +158,7 @@ def dismiss(result_id: IdPath, caller: Reviewer, request: DismissRequest | None 
 
 
 @router.patch("/tickets/{ticket_id}/routing", response_model=AppliedChange)
-def change_routing(ticket_id: IdPath, request: TicketChange, caller: Runner) -> AppliedChange:
+def change_routing(ticket_id: RecordRef, request: TicketChange, caller: Runner) -> AppliedChange:
     """Set a ticket's topic, queue, assignee or priority by hand (audited; the same ticket.updated event)."""
     with caller.repo() as repo:
         ticket = ticket_or_404(repo, ticket_id)

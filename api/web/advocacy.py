@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from api.schemas import IdPath
+from api.schemas import resolve_ref
 from api.web.common import PageCaller, check_csrf, flash, query_string, render, take_flash
 from copilot.auth import Permission
 from copilot.errors import CopilotError, InvalidInput
@@ -82,9 +82,9 @@ def _back(target: str | None) -> str:
     return target if target and target.startswith("/advocacy") and "//" not in target else "/advocacy"
 
 
-@router.post("/advocacy/{response_id}/draft")
+@router.post("/advocacy/{response_ref}/draft")
 def draft_action(
-    response_id: IdPath,
+    response_ref: str,
     request: Request,
     caller: PageCaller,
     csrf: Annotated[str, Form()],
@@ -93,11 +93,10 @@ def draft_action(
 ) -> RedirectResponse:
     check_csrf(request, csrf)
     caller.principal.require(Permission.run_marketing)
+    with caller.repo() as repo:
+        response = resolve_ref(repo, NpsResponse, response_ref)
     try:
-        with caller.repo() as repo:
-            response = repo.resolve(NpsResponse, response_id)
-            task = TASK_OF_KIND[kind_for(response)]
-        outcome = caller.run_task(task, {"response_id": response_id, "again": again})
+        outcome = caller.run_task(TASK_OF_KIND[kind_for(response)], {"response_id": response.id, "again": again})
         note = f" ({outcome.fallback_reason})" if outcome.used_fallback else ""
         flash(request, "ok", f"Draft #{outcome.ai_result_id} is waiting in the review queue{note}.")
     except CopilotError as error:

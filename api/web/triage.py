@@ -13,8 +13,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from api.schemas import IdPath
+from api.schemas import resolve_ref
 from api.web.common import PageCaller, check_csrf, render
+from api.web.records import ticket_url
 from copilot.auth import Permission
 from copilot.errors import CopilotError, NotFound
 from copilot.store import Repo
@@ -49,21 +50,19 @@ def triage_panel(repo: Repo, ticket: Ticket) -> dict[str, Any]:
     }
 
 
-@router.get("/tickets/{ticket_id}/triage", response_class=HTMLResponse)
-def triage_page(ticket_id: IdPath, request: Request, caller: PageCaller) -> HTMLResponse:
+@router.get("/tickets/{ticket_ref}/triage", response_class=HTMLResponse)
+def triage_page(ticket_ref: str, request: Request, caller: PageCaller) -> HTMLResponse:
     caller.principal.require(Permission.read_tickets)
     with caller.repo() as repo:
-        ticket = repo.get(Ticket, ticket_id)
-        if ticket is None:
-            raise NotFound(f"no ticket {ticket_id} in this workspace")
+        ticket = resolve_ref(repo, Ticket, ticket_ref)
         panel = triage_panel(repo, ticket)
     flash = request.session.pop("flash", None)
     return render(request, "triage.html", caller, ticket=ticket, triage=panel, flash=flash)
 
 
-@router.post("/tickets/{ticket_id}/triage")
+@router.post("/tickets/{ticket_ref}/triage")
 def triage_action(
-    ticket_id: IdPath,
+    ticket_ref: str,
     request: Request,
     caller: PageCaller,
     action: Annotated[str, Form()],
@@ -79,14 +78,16 @@ def triage_action(
     """Triage now, apply the suggestion (with the person's changes), or dismiss it."""
     check_csrf(request, csrf)
     caller.principal.require(Permission.run_support)
+    with caller.repo() as repo:
+        ticket = resolve_ref(repo, Ticket, ticket_ref)
     try:
         if action == "triage":
-            outcome = caller.run_task("ticket_triage", {"ticket_id": ticket_id})
+            outcome = caller.run_task("ticket_triage", {"ticket_id": ticket.id})
             request.session["flash"] = {"kind": "ok", "text": f"Triaged: {outcome.result.topic.label or 'no topic'}."}
         elif action in ("apply", "dismiss") and result_id:
             caller.principal.require(Permission.review_support)
             with caller.repo() as repo:
-                _belongs(repo, result_id, ticket_id)
+                _belongs(repo, result_id, ticket.id)
                 if action == "apply":
                     fields = {"topic": topic, "queue": queue, "assignee": assignee, "priority": priority}
                     change = ApplyRequest(
@@ -103,10 +104,13 @@ def triage_action(
             request.session["flash"] = {"kind": "error", "text": f"unknown action '{action}'"}
     except (CopilotError, ValueError) as error:
         request.session["flash"] = {"kind": "error", "text": str(error)}
-    target = (
-        back if back in (f"/tickets/{ticket_id}", f"/tickets/{ticket_id}/triage") else f"/tickets/{ticket_id}/triage"
-    )
-    return RedirectResponse(target, status_code=303)
+    return RedirectResponse(_back(ticket, back), status_code=303)
+
+
+def _back(ticket: Ticket, back: str | None) -> str:
+    """Back where the form came from if that is this ticket's page or triage page, else its triage page."""
+    pages = {url + page for url in (ticket_url(ticket), f"/tickets/{ticket.id}") for page in ("", "/triage")}
+    return back if back in pages else ticket_url(ticket, "/triage")
 
 
 def _belongs(repo: Repo, result_id: int, ticket_id: int) -> None:
