@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from copilot.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
 from copilot.store import Repo, get_or_create_workspace
-from copilot.store.models import ApiKey, Role, Workspace
+from copilot.store.models import ApiKey, Role, Workspace, utc
 
 KEY_PREFIX = "cpk"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -112,12 +112,8 @@ def authenticate(session: Session, key: str | None) -> Principal:
             if row.revoked_at is not None:
                 raise Unauthenticated("this API key was revoked")
             now = datetime.now(UTC)
-            last = (
-                row.last_used_at.replace(tzinfo=UTC)
-                if row.last_used_at and row.last_used_at.tzinfo is None
-                else row.last_used_at
-            )
-            if last is None or now - last > LAST_USED_RESOLUTION:  # not a database write on every request
+            last = row.last_used_at
+            if last is None or now - utc(last) > LAST_USED_RESOLUTION:  # not a database write on every request
                 row.last_used_at = now
             workspace = session.get(Workspace, row.workspace_id)
             return Principal(row.id, row.name, row.workspace_id, workspace.slug, row.role)

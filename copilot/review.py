@@ -35,6 +35,7 @@ from copilot.store.models import (
     NpsResponse,
     Priority,
     Ticket,
+    utc,
 )
 
 REVIEWED = (AiStatus.approved, AiStatus.edited, AiStatus.rejected, AiStatus.sent)
@@ -529,7 +530,7 @@ def queue_counts(
 def sla_for(priority: Priority, waiting_since: datetime, now: datetime | None = None) -> Sla:
     """When the next reply is due after the customer's last message, and whether that is breached or close."""
     now = now or datetime.now(UTC)
-    waiting_since = waiting_since if waiting_since.tzinfo else waiting_since.replace(tzinfo=UTC)
+    waiting_since = utc(waiting_since, keep_offset=True)
     target = SLA_TARGETS[priority]
     due = waiting_since + target
     state = "breached" if now >= due else "at_risk" if now - waiting_since >= target * AT_RISK_SHARE else "ok"

@@ -20,6 +20,7 @@ from api.errors import copilot_error, http_error, unexpected_error, validation_e
 from api.sessions import csrf_matches, session_key_id
 from copilot.auth import Permission, Principal, principal_for_key
 from copilot.errors import CopilotError, PermissionDenied, Unauthenticated
+from copilot.store.models import utc
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -45,7 +46,7 @@ def ago(moment: datetime | None, now: datetime | None = None) -> str:
     """How long ago, in the largest whole unit: '40 min', '3 h', '2 d'."""
     if moment is None:
         return "-"
-    seconds = ((now or datetime.now(UTC)) - (moment if moment.tzinfo else moment.replace(tzinfo=UTC))).total_seconds()
+    seconds = ((now or datetime.now(UTC)) - utc(moment)).total_seconds()
     return duration(abs(seconds))
 
 
@@ -59,7 +60,7 @@ def duration(seconds: float) -> str:
 
 def until(moment: datetime, now: datetime | None = None) -> str:
     """'in 3 h' or '2 d ago' for a due time."""
-    seconds = ((moment if moment.tzinfo else moment.replace(tzinfo=UTC)) - (now or datetime.now(UTC))).total_seconds()
+    seconds = (utc(moment) - (now or datetime.now(UTC))).total_seconds()
     return f"in {duration(seconds)}" if seconds >= 0 else f"{duration(-seconds)} ago"
 
 

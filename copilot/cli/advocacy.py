@@ -8,14 +8,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from copilot.cli.common import WorkspaceOption, console, open_services, run_task, workspace_slug
+from copilot.cli.common import WorkspaceOption, console, open_services, run_task, task_strategy, workspace_slug
 
 advocacy_app = typer.Typer(
     help="NPS advocacy and recovery: thank promoters and ask for a review or referral; follow up with detractors.",
     no_args_is_help=True,
 )
 BANDS = ("promoters", "detractors")
-STRATEGIES = ("auto", "model", "template")
 BandOption = Annotated[str, typer.Option("--band", help="promoters (9-10) or detractors (0-6).")]
 StrategyOption = Annotated[
     str, typer.Option(help="auto (the model unless it is a small one), model, or template (no model).")
@@ -26,12 +25,6 @@ def _band(band: str) -> str:
     if band not in BANDS:
         raise typer.BadParameter(f"use {' or '.join(BANDS)}", param_hint="--band")
     return band
-
-
-def _strategy(strategy: str) -> str:
-    if strategy not in STRATEGIES:
-        raise typer.BadParameter(f"use {', '.join(STRATEGIES)}", param_hint="--strategy")
-    return strategy
 
 
 @advocacy_app.command("list")
@@ -83,7 +76,7 @@ def draft_command(
     with services.store.repo(workspace_slug(services.settings, workspace)) as repo:
         row = repo.resolve(NpsResponse, response)
         task, response_id = TASK_OF_KIND[kind_for(row)], row.id
-    params = {"response_id": response_id, "strategy": _strategy(strategy), "again": again}
+    params = {"response_id": response_id, "strategy": task_strategy(task, strategy), "again": again}
     outcome = run_task(services, workspace, task, params)
     result = outcome.result
     console.print(
@@ -110,12 +103,14 @@ def draft_all_command(
     """Draft for commented respondents of a band not asked yet and with no draft waiting."""
     from copilot.tasks.nps_respondents import KIND_OF_BAND, TASK_OF_KIND, not_yet_asked
 
+    task = TASK_OF_KIND[KIND_OF_BAND[_band(band)]]
+    task_strategy(task, strategy)
     services = open_services()
     with services.store.repo(workspace_slug(services.settings, workspace)) as repo:
-        ids = not_yet_asked(repo, _band(band), limit)
-    task, drafted = TASK_OF_KIND[KIND_OF_BAND[band]], []
+        ids = not_yet_asked(repo, band, limit)
+    drafted = []
     for response_id in ids:
-        outcome = run_task(services, workspace, task, {"response_id": response_id, "strategy": _strategy(strategy)})
+        outcome = run_task(services, workspace, task, {"response_id": response_id, "strategy": strategy})
         drafted.append(outcome.ai_result_id)
     if not drafted:
         console.print(f"every commented {band[:-1]} was asked already or has a draft waiting")

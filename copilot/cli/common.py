@@ -54,6 +54,16 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+def task_strategy(task: str, strategy: str, option: str = "--strategy") -> str:
+    """``strategy`` when the registered task has it ("auto" or one of its own), else a usage error for ``option``."""
+    from copilot.tasks import registry
+
+    choices = ("auto", *registry.get(task).strategies)
+    if strategy not in choices:
+        raise typer.BadParameter(f"use {', '.join(choices)}", param_hint=option)
+    return strategy
+
+
 def open_services(settings: Settings | None = None) -> Services:
     """The services a command runs tasks with (models and indexes load on first use)."""
     from copilot.services import Services

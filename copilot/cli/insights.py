@@ -9,7 +9,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from copilot.cli.common import WorkspaceOption, console, fail, load_settings, open_services, open_store, workspace_slug
+from copilot.cli.common import (
+    WorkspaceOption,
+    console,
+    fail,
+    load_settings,
+    open_services,
+    open_store,
+    task_strategy,
+    workspace_slug,
+)
 
 DateOption = Annotated[datetime | None, typer.Option(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"])]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
@@ -104,17 +113,16 @@ def qa_run(
     limit: Annotated[int, typer.Option(help="At most this many tickets when no ticket is given.")] = 2000,
 ) -> None:
     """Score agent replies against the workspace scorecard (one ticket, or every ticket with replies)."""
-    from copilot.insights.qa_review import score_replies
+    from copilot.insights.qa_review import TASK, score_replies
     from copilot.store.models import Ticket
 
-    if strategy not in ("auto", "model", "rules"):
-        raise fail("--strategy: auto, model or rules")
+    task_strategy(TASK, strategy)
     services = open_services()
     slug = workspace_slug(services.settings, workspace)
     if ticket:
         with services.store.repo(slug) as repo:
             ticket_id = repo.resolve(Ticket, ticket).id
-        outcome = services.run_in_workspace(slug, "reply_qa", {"ticket_id": ticket_id, "strategy": strategy})
+        outcome = services.run_in_workspace(slug, TASK, {"ticket_id": ticket_id, "strategy": strategy})
         _show_replies(outcome.result)
         passed = sum(r.passed for r in outcome.result.replies)
         console.print(f"{len(outcome.result.replies)} replies scored; {passed} passed the scorecard.")

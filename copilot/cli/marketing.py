@@ -10,22 +10,23 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from copilot.cli.common import WorkspaceOption, console, open_services, run_task, workspace_slug
+from copilot.cli.common import WorkspaceOption, console, open_services, run_task, task_strategy, workspace_slug
 
 BANDS = ("all", "promoters", "passives", "detractors")
-LABELS = ("auto", "model", "phrases", "keywords")
 SENTIMENT_COLOURS = {"negative": "red", "neutral": "white", "positive": "green", "mixed": "yellow"}
 SIDE_NAMES = {"positive": ("[green]+ praise[/]"), "negative": ("[red]- complaints[/]")}
 
 
 def _day(value: str | None, option: str) -> datetime | None:
+    from copilot.store.models import utc
+
     if value is None:
         return None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise typer.BadParameter(f"'{value}' is not a date (use YYYY-MM-DD)", param_hint=option) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return utc(parsed, keep_offset=True)
 
 
 def _percent(value: float) -> str:
@@ -154,12 +155,11 @@ def nps_themes_command(
     ] = None,
     workspace: WorkspaceOption = None,
 ) -> None:
-    from copilot.tasks.nps_themes import ScoreBand, assign_new_responses, load_report
+    from copilot.tasks.nps_themes import TASK, ScoreBand, assign_new_responses, load_report
 
     if score_band not in BANDS:
         raise typer.BadParameter(f"use {', '.join(BANDS)}", param_hint="--score-band")
-    if label not in LABELS:
-        raise typer.BadParameter(f"use {', '.join(LABELS)}", param_hint="--label")
+    task_strategy(TASK, label, "--label")
     filters = _filters(since, until, days, campaign=campaign, survey=survey, segment=segment, plan=plan)
     filters = filters.model_copy(update={"score_band": ScoreBand(score_band)})
 
@@ -175,14 +175,12 @@ def nps_themes_command(
 
         if assign_new is not None:
             with services.store.repo(slug) as repo:
-                added = assign_new_responses(
-                    services.context(repo, task="nps_themes"), assign_new, progress=report_progress
-                )
+                added = assign_new_responses(services.context(repo, task=TASK), assign_new, progress=report_progress)
                 report = load_report(repo, assign_new)
             title = f"NPS themes · run {assign_new} · {added} new response(s) assigned"
         else:
             params = {"filters": filters.model_dump(), "seed": seed, "k": k, "strategy": label}
-            outcome = run_task(services, workspace, "nps_themes", params, progress=report_progress)
+            outcome = run_task(services, workspace, TASK, params, progress=report_progress)
             report = outcome.result
             title = f"NPS themes · run {report.run_id} · AI result {outcome.ai_result_id}"
             if outcome.used_fallback:

@@ -7,22 +7,15 @@ ingest resolves them to row ids. Unknown columns are errors so a typo never pass
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from copilot.store.models import AuthorKind, Channel, DealStage, Priority, TicketStatus
+from copilot.store.models import AuthorKind, Channel, DealStage, Priority, TicketStatus, utc
 
-
-def _as_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value if not value.utcoffset() else value.astimezone(UTC)
-
-
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+UtcDatetime = Annotated[datetime, AfterValidator(utc)]
 ExternalId = Annotated[str, Field(min_length=1, max_length=128)]
 Text = Annotated[str, Field(min_length=1)]
 

@@ -14,6 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from copilot.errors import InvalidInput
 from copilot.store import Repo
+from copilot.store.models import utc
 
 SETTINGS_KEY = "insights"
 DEFAULT_DAYS = 90
@@ -21,10 +22,6 @@ DEFAULT_DAYS = 90
 FIRST_RESPONSE_SLA_H = {"urgent": 1.0, "high": 4.0, "normal": 24.0, "low": 72.0}
 RESOLUTION_SLA_H = {"urgent": 24.0, "high": 72.0, "normal": 120.0, "low": 240.0}
 DAY_S = 86400.0
-
-
-def utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def as_datetime(value: date | datetime) -> datetime:

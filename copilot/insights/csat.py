@@ -22,10 +22,10 @@ from sqlalchemy import select
 
 from copilot.guards import find_injection
 from copilot.insights.bayes import BayesLogit, Prior
-from copilot.insights.common import DAY_S, classify_cached, utc
+from copilot.insights.common import DAY_S, classify_cached
 from copilot.insights.scoring import Refusal, Signal
 from copilot.store import Repo
-from copilot.store.models import AuthorKind, Message, Priority, Ticket, TicketStatus
+from copilot.store.models import AuthorKind, Message, Priority, Ticket, TicketStatus, utc
 
 GOOD = 4
 MIN_RATED = 30

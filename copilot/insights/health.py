@@ -27,7 +27,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, Field
 
 from copilot.guards import find_injection
-from copilot.insights.common import DAY_S, classify_cached, utc
+from copilot.insights.common import DAY_S, classify_cached
 from copilot.store import Repo
 from copilot.store.models import (
     Account,
@@ -40,6 +40,7 @@ from copilot.store.models import (
     NpsResponse,
     Priority,
     Ticket,
+    utc,
 )
 
 HIGH_RISK = 50

@@ -34,7 +34,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -52,7 +52,7 @@ from copilot.insights.common import (
     workspace_config,
 )
 from copilot.store import Repo
-from copilot.store.models import Account, AuthorKind, Contact, Deal, DealStage, Message, NpsResponse, Ticket
+from copilot.store.models import Account, AuthorKind, Contact, Deal, DealStage, Message, NpsResponse, Ticket, utc
 
 Stage = Literal["support", "sales", "customers"]
 STAGES: tuple[Stage, ...] = ("support", "sales", "customers")
@@ -423,7 +423,7 @@ def _history(raw: Any) -> list[tuple[str, float]]:
     for step in raw or []:
         try:
             at = datetime.fromisoformat(str(step["at"]))
-            out.append((str(step["stage"]), (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()))
+            out.append((str(step["stage"]), utc(at).timestamp()))
         except (KeyError, TypeError, ValueError):
             continue
     return sorted(out, key=lambda pair: pair[1])

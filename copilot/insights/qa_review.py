@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlalchemy import exists, select
 
-from copilot.insights.common import Period, classify_cached, save_workspace_config, utc
+from copilot.insights.common import Period, classify_cached, save_workspace_config
 from copilot.insights.quality import (
     Reply,
     ReplyScore,
@@ -32,7 +32,7 @@ from copilot.insights.quality import (
     scored,
 )
 from copilot.store import Repo
-from copilot.store.models import AiResult, AiStatus, AuditEvent, AuthorKind, KbArticle, Message, Ticket
+from copilot.store.models import AiResult, AiStatus, AuditEvent, AuthorKind, KbArticle, Message, Ticket, utc
 
 LIGHT_EDIT = 0.2
 TASK = "reply_qa"

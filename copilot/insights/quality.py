@@ -21,9 +21,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from copilot.guards import FactKind, detect_commitments, normalise, signature_block, ungrounded_facts
-from copilot.insights.common import classify_cached, utc, workspace_config
+from copilot.insights.common import classify_cached, workspace_config
 from copilot.store import Repo
-from copilot.store.models import AiResult, AiStatus, AuditEvent, AuthorKind, KbArticle, Ticket
+from copilot.store.models import AiResult, AiStatus, AuditEvent, AuthorKind, KbArticle, Ticket, utc
 
 VerdictValue = Literal["pass", "fail", "n/a"]
 CRITERIA = ("answered", "correct", "empathy", "clarity", "next_step", "policy")

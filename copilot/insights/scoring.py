@@ -25,9 +25,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from copilot.insights.bayes import BayesLogit, Calibration, Contribution, Prior, cross_validate
-from copilot.insights.common import DAY_S, utc
+from copilot.insights.common import DAY_S
 from copilot.store import Repo
-from copilot.store.models import Call, CallTurn, Contact, Deal, DealStage, Note
+from copilot.store.models import Call, CallTurn, Contact, Deal, DealStage, Note, utc
 
 OPEN_STAGES = [s.value for s in DealStage][:5]
 CLOSED = {DealStage.closed_won.value: 1, DealStage.closed_lost.value: 0}

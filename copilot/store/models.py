@@ -42,7 +42,15 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value
 
     def process_result_value(self, value: datetime | None, _dialect: Any) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+        return None if value is None else utc(value, keep_offset=True)
+
+
+def utc(value: datetime, *, keep_offset: bool = False) -> datetime:
+    """``value`` made aware: a naive one is taken as UTC; an aware one is converted to UTC, or with ``keep_offset``
+    kept as it is (its dates and times stay those of the offset it was written in)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value if keep_offset else value.astimezone(UTC)
 
 
 def utcnow() -> datetime:

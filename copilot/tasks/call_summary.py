@@ -42,7 +42,7 @@ from copilot.tasks import registry
 from copilot.tasks.base import Provenance, TaskOutcome, mark_stale
 from copilot.tasks.context import TaskContext
 from copilot.tasks.registry import DEAL_UPDATED, RecordRef, TaskParams, task
-from copilot.tasks.thread import sentences
+from copilot.tasks.thread import clip, sentences
 
 TASK = "call_summary"
 Strategy = Literal["auto", "model", "extractive"]  # its strategies: the API, CLI and registry read them here
@@ -280,11 +280,6 @@ def split_windows(turns: list[TranscriptTurn], budget: int) -> list[list[Transcr
     return windows
 
 
-def clip(text: str, limit: int = 300) -> str:
-    text = re.sub(r"\s+", " ", text).strip()
-    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
-
-
 # -- guards ---------------------------------------------------------------------------------------
 def _mentions(haystack: str, needle: str) -> bool:
     needle = normalise(needle).strip(" .,;:")
@@ -297,7 +292,7 @@ def check_action_items(notes: CallNotes, turns: dict[int, TranscriptTurn]) -> Gu
     problems = []
     for item in notes.action_items:
         cited = [turns[i] for i in item.turn_ids if i in turns]
-        label = clip(item.what, 60)
+        label = clip(item.what, 60, one_line=True)
         if (item.owner or item.due) and not cited:
             problems.append(f"'{label}': owner/due with no cited turn")
             continue
@@ -391,7 +386,7 @@ def _transcript_sentences(turns: list[TranscriptTurn]) -> list[_Sentence]:
     out: list[_Sentence] = []
     for turn in turns:
         for sentence in sentences(turn.text):
-            out.append(_Sentence(turn=turn, text=clip(sentence), index=len(out)))
+            out.append(_Sentence(turn=turn, text=clip(sentence, 300, one_line=True), index=len(out)))
     return out
 
 
@@ -617,7 +612,7 @@ def competitor_mentions(transcript: Transcript) -> list[CitedPoint]:
     """What the customer side said about other vendors (a typed field, and a risk on the deal)."""
     roles_known = any(t.role for t in transcript.turns)
     found = [
-        CitedPoint(text=clip(s), turn_ids=[t.id])
+        CitedPoint(text=clip(s, 300, one_line=True), turn_ids=[t.id])
         for t in transcript.turns
         if not roles_known or t.role in (None, "customer")
         for s in sentences(t.text)
@@ -697,7 +692,9 @@ def evidence_turns(transcript: Transcript, notes: CallNotes, limit: int = MAX_EV
     wanted = list(dict.fromkeys(notes.cited_ids()))[:limit]
     by_id = transcript.by_id()
     turns = [by_id[i] for i in wanted if i in by_id]
-    return sorted((t.model_copy(update={"text": clip(t.text, 400)}) for t in turns), key=lambda t: t.position)
+    return sorted(
+        (t.model_copy(update={"text": clip(t.text, 400, one_line=True)}) for t in turns), key=lambda t: t.position
+    )
 
 
 CITATION = re.compile(r"\[((?:\s*\d+\s*,?)+)\]")
@@ -715,7 +712,7 @@ def parse_recap(text: str, evidence: list[TranscriptTurn]) -> list[CitedPoint]:
             continue
         if not ids and evidence:
             ids = [max(evidence, key=lambda t: fuzz.token_set_ratio(plain, t.text)).id]
-        points.append(CitedPoint(text=clip(plain, 300), turn_ids=list(dict.fromkeys(ids))[:4]))
+        points.append(CitedPoint(text=clip(plain, 300, one_line=True), turn_ids=list(dict.fromkeys(ids))[:4]))
     return points[:MAX_RECAP_SENTENCES]
 
 

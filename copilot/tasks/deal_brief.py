@@ -42,13 +42,14 @@ from copilot.store.models import (
     Priority,
     Ticket,
     TicketStatus,
+    utc,
 )
 from copilot.tasks import registry
 from copilot.tasks.base import Provenance, TaskOutcome
 from copilot.tasks.call_summary import check_names_anywhere, resolve_due
 from copilot.tasks.context import TaskContext
 from copilot.tasks.registry import DEAL_UPDATED, RecordRef, TaskParams, task
-from copilot.tasks.thread import sentences
+from copilot.tasks.thread import clip, sentences
 
 TASK = "deal_brief"
 Strategy = Literal["auto", "model", "template"]  # its strategies: the API, CLI and registry read them here
@@ -311,15 +312,11 @@ class DealBrief(BaseModel):
         return f"{self.narrative}\nSuggested next step: {self.suggested_next_step.text}"
 
 
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _parse_time(value: Any) -> datetime | None:
     if isinstance(value, datetime):
-        return _utc(value)
+        return utc(value, keep_offset=True)
     try:
-        return _utc(datetime.fromisoformat(str(value)))
+        return utc(datetime.fromisoformat(str(value)), keep_offset=True)
     except (TypeError, ValueError):
         return None
 
@@ -329,13 +326,8 @@ def _date_forms(value: date | datetime) -> str:
     return f"{day.isoformat()} {day:%B} {day.day}, {day.year} {day.day} {day:%B} {day.year} {day:%b} {day.day} {day:%A}"
 
 
-def _clip(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
-
-
 def _days(later: datetime, earlier: datetime) -> int:
-    return max(0, (later - _utc(earlier)).days)
+    return max(0, (later - utc(earlier, keep_offset=True)).days)
 
 
 def stage_timing(deal: Deal, as_of: datetime) -> tuple[datetime | None, int | None]:
@@ -416,7 +408,7 @@ def _touches(
                 Touch(
                     kind="call",
                     source_id=f"call:{call.id}",
-                    at=_utc(call.started_at),
+                    at=utc(call.started_at, keep_offset=True),
                     days_ago=_days(as_of, call.started_at),
                     text=f"call '{call.title}'",
                 ),
@@ -437,9 +429,9 @@ def _touches(
                     Touch(
                         kind="note",
                         source_id=f"note:{note.id}",
-                        at=_utc(note.noted_at),
+                        at=utc(note.noted_at, keep_offset=True),
                         days_ago=_days(as_of, note.noted_at),
-                        text=f"note by {note.author or 'unknown'}: {_clip(note.body)}",
+                        text=f"note by {note.author or 'unknown'}: {clip(note.body, 160, one_line=True)}",
                     ),
                     note.deal_id == deal.id,
                 )
@@ -458,9 +450,10 @@ def _touches(
                     Touch(
                         kind="message",
                         source_id=f"message:{message.id}",
-                        at=_utc(message.sent_at),
+                        at=utc(message.sent_at, keep_offset=True),
                         days_ago=_days(as_of, message.sent_at),
-                        text=f"{message.author_kind.value} message on ticket '{_clip(message.ticket.subject, 80)}'",
+                        text=f"{message.author_kind.value} message on ticket "
+                        f"'{clip(message.ticket.subject, 80, one_line=True)}'",
                     ),
                     False,
                 )
@@ -497,10 +490,12 @@ def _recent_calls(
             competitors = competitor_mentions(transcript)
         else:
             continue
-        said_on = _utc(call.started_at).date()
+        said_on = utc(call.started_at, keep_offset=True).date()
 
         def point(text: str, turn_ids: list[int], topic: str | None = None) -> CallPoint:
-            return CallPoint(text=_clip(text, 200), topic=topic, source_ids=[f"call_turn:{i}" for i in turn_ids])
+            return CallPoint(
+                text=clip(text, 200, one_line=True), topic=topic, source_ids=[f"call_turn:{i}" for i in turn_ids]
+            )
 
         customers = [
             p.get("name") for p in call.participants or [] if isinstance(p, dict) and p.get("role") == "customer"
@@ -510,7 +505,7 @@ def _recent_calls(
                 id=call.id,
                 ref=call.external_id or str(call.id),
                 title=call.title,
-                at=_utc(call.started_at),
+                at=utc(call.started_at, keep_offset=True),
                 days_ago=_days(as_of, call.started_at),
                 customers=[str(name) for name in customers if name],
                 decisions=[point(d.text, d.turn_ids) for d in summary.decisions],
@@ -588,7 +583,7 @@ def _risks(
         TicketFact(
             id=t.id,
             ref=t.external_id or str(t.id),
-            subject=_clip(t.subject, 80),
+            subject=clip(t.subject, 80, one_line=True),
             priority=t.priority.value,
             status=t.status.value,
         )
@@ -622,7 +617,7 @@ def _risks(
     fresh = [d for d in detractors if _days(as_of, d.submitted_at) <= FRESH_DETRACTOR_DAYS]
     if nps < 0 or fresh:
         latest = next((d for d in detractors if d.comment), detractors[0])
-        quote = f'; latest comment: "{_clip(latest.comment, 120)}"' if latest.comment else ""
+        quote = f'; latest comment: "{clip(latest.comment, 120, one_line=True)}"' if latest.comment else ""
         scores = ", ".join(str(d.score) for d in detractors[:MAX_EVIDENCE])
         why = f"account NPS {nps}" if nps < 0 else f"{len(fresh)} in the last {FRESH_DETRACTOR_DAYS} days"
         risks.append(
@@ -653,7 +648,7 @@ def _call_risks(facts: DealFacts, as_of: datetime) -> list[Risk]:
     overdue = [a for a in facts.action_items if a.overdue_days(as_of) > 0]
     if overdue:
         listed = "; ".join(
-            f'"{_clip(a.what, 90)}" ({a.owner or "no owner"}, due {a.due_date:%Y-%m-%d}, '
+            f'"{clip(a.what, 90, one_line=True)}" ({a.owner or "no owner"}, due {a.due_date:%Y-%m-%d}, '
             f"{a.overdue_days(as_of)} days ago)"
             for a in overdue[:3]
         )
@@ -674,8 +669,8 @@ def _call_risks(facts: DealFacts, as_of: datetime) -> list[Risk]:
         risks.append(
             Risk(
                 kind=f"{topic}_objection" if topic != "competitor" else "competitor",
-                text=f"{OBJECTION_RISKS[topic]}: on the call '{_clip(call.title, 60)}' ({call.at:%Y-%m-%d}) "
-                f'the customer said "{_clip(point.text, 140)}"',
+                text=f"{OBJECTION_RISKS[topic]}: on the call '{clip(call.title, 60, one_line=True)}' "
+                f'({call.at:%Y-%m-%d}) the customer said "{clip(point.text, 140, one_line=True)}"',
                 evidence_ids=[*point.source_ids, f"call:{call.id}"],
             )
         )
@@ -854,7 +849,8 @@ def _deal_steps(facts: DealFacts, who: str, contact_ids: list[str]) -> list[tupl
         item = overdue[0]
         steps.append(
             (
-                f"deliver what is overdue: {_clip(item.what, 120).rstrip('.')} (due {item.due_date:%Y-%m-%d})",
+                f"deliver what is overdue: {clip(item.what, 120, one_line=True).rstrip('.')} "
+                f"(due {item.due_date:%Y-%m-%d})",
                 "an action item on our side is past due",
                 item.source_ids[:2],
             )
@@ -879,12 +875,12 @@ def _deal_steps(facts: DealFacts, who: str, contact_ids: list[str]) -> list[tupl
             )
         )
     elif owed:
-        what = _clip(owed[-1].what, 120).rstrip(".")
+        what = clip(owed[-1].what, 120, one_line=True).rstrip(".")
         steps.append((f"follow up on your action item: {what}", "an action item is yours", owed[-1].source_ids))
     elif last and last.next_step:
         steps.append(
             (
-                f'follow through on what the last call agreed: "{_clip(last.next_step.text, 120)}"',
+                f'follow through on what the last call agreed: "{clip(last.next_step.text, 120, one_line=True)}"',
                 f"agreed on the call on {last.at:%Y-%m-%d}",
                 [*last.next_step.source_ids, f"call:{last.id}"],
             )
@@ -988,7 +984,7 @@ def check_not_repeating(narrative: str, risks: list[str], shingle: int = 4, shar
     return GuardVerdict(
         name="adds_to_risks",
         passed=not copied,
-        details=[f"repeats the risk list: {_clip(c, 100)}" for c in copied],
+        details=[f"repeats the risk list: {clip(c, 100, one_line=True)}" for c in copied],
     )
 
 
@@ -1008,7 +1004,7 @@ def build_brief(
 ) -> TaskOutcome[DealBrief]:
     """Gather the facts, diff them against the previous brief, and write the narrative (no storage)."""
     strategy = registry.get(TASK).resolve_strategy(strategy, context.profile)
-    as_of = _utc(now or datetime.now(UTC))
+    as_of = utc(now or datetime.now(UTC), keep_offset=True)
     facts = gather_facts(context, deal, as_of, classifier or context.sentiment)
     previous = previous_brief(context.repo, deal.id)
     changes: list[Change] = []
@@ -1111,8 +1107,8 @@ def parse_brief(text: str) -> BriefNarrative:
         return " ".join(CITATION.sub("", NARRATIVE_LABEL.sub("", part.strip())).split())
 
     return BriefNarrative(
-        narrative=_clip(clean(narrative), 900),
-        next_step=_clip(clean(next_step.split("\n\n")[0]), 240),
+        narrative=clip(clean(narrative), 900, one_line=True),
+        next_step=clip(clean(next_step.split("\n\n")[0]), 240, one_line=True),
         source_ids=list(dict.fromkeys(cited))[:8],
     )
 

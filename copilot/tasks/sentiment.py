@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from copilot.errors import CopilotError, NotFound
 from copilot.store import Repo
-from copilot.store.models import Account, AuthorKind, Contact, Message, SentimentHead, Ticket
+from copilot.store.models import Account, AuthorKind, Contact, Message, SentimentHead, Ticket, utc
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ def going_sour(scores: list[float]) -> tuple[bool, str | None, list[float]]:
 def score_messages(classifier: SentimentClassifier, messages: list[Message]) -> list[ScoredMessage]:
     results = classifier.classify([m.body for m in messages])
     return [
-        ScoredMessage(message_id=m.id, ticket_id=m.ticket_id, sent_at=_utc(m.sent_at), sentiment=r)
+        ScoredMessage(message_id=m.id, ticket_id=m.ticket_id, sent_at=utc(m.sent_at, keep_offset=True), sentiment=r)
         for m, r in zip(messages, results, strict=True)
     ]
 
@@ -301,7 +301,3 @@ def customer_trend(
         reason=reason,
         head=classifier.head.name,
     )
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

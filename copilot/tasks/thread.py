@@ -1,4 +1,4 @@
-"""A conversation as tasks see it: typed messages with ids, plus sentence helpers."""
+"""A conversation as tasks see it: typed messages with ids, plus sentence and clipping helpers."""
 
 from __future__ import annotations
 
@@ -99,3 +99,11 @@ def sentences(text: str) -> list[str]:
             continue
         out.append(piece)
     return out
+
+
+def clip(text: str, limit: int, *, one_line: bool = False) -> str:
+    """``text`` in at most ``limit`` characters, cut at a word and ending in "…" when it is longer; ``one_line``
+    first collapses every run of whitespace (newlines too) into one space."""
+    if one_line:
+        text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"

@@ -39,7 +39,7 @@ from copilot.tasks import registry
 from copilot.tasks.base import Provenance, TaskOutcome
 from copilot.tasks.context import TaskContext
 from copilot.tasks.registry import CUSTOMER_MESSAGE, RecordRef, TaskParams, task
-from copilot.tasks.thread import NAME_LINE, Thread, ThreadMessage, load_thread, sentences
+from copilot.tasks.thread import NAME_LINE, Thread, ThreadMessage, clip, load_thread, sentences
 
 TASK = "ticket_summary"
 Strategy = Literal["auto", "model", "extractive"]  # its strategies: the API, CLI and registry read them here
@@ -100,15 +100,11 @@ class TicketSummary(BaseModel):
         return [self.intent, *(b.text for b in self.what_happened + self.agent_commitments + self.open_questions)]
 
 
-def clip(text: str, limit: int = 240) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rsplit(" ", 1)[0] + "…"
-
-
 # -- extract ------------------------------------------------------------------------------------------
 def promises(thread: Thread) -> list[Bullet]:
     """The agent's promises, newest first (every one, up to three: a promise must never go missing)."""
     found = [
-        Bullet(text=clip(s), message_ids=[m.id])
+        Bullet(text=clip(s, 240), message_ids=[m.id])
         for m in reversed(thread.messages)
         if m.author_kind == "agent"
         for s in sentences(m.text)
@@ -142,7 +138,9 @@ def _promise_gist(sentence: str) -> str:
 
 def extractive_summary(thread: Thread, encode: Encode | None = None) -> TicketSummary:
     """Key sentences picked from the thread: the customer's opening ask, the agent's answer, follow-ups, promises."""
-    candidates = [(m, clip(s)) for m in thread.messages if m.author_kind != "internal_note" for s in sentences(m.text)]
+    candidates = [
+        (m, clip(s, 240)) for m in thread.messages if m.author_kind != "internal_note" for s in sentences(m.text)
+    ]
     status = next_action_status(thread)
     if not candidates:
         return TicketSummary(intent=clip(thread.subject or "(empty thread)", 200), status=status)
@@ -184,7 +182,7 @@ def _open_questions(thread: Thread, opening: ThreadMessage, best: dict[int, str]
     ):
         return []
     asked = [s for s in sentences(last.text) if s.endswith("?")] or [best[last.id]]
-    return [Bullet(text=clip(asked[0]), message_ids=[last.id])]
+    return [Bullet(text=clip(asked[0], 240), message_ids=[last.id])]
 
 
 def _opening_run(thread: Thread, opening: ThreadMessage) -> set[int]:

@@ -137,7 +137,7 @@ def read_reply_draft(observation: Observation, result: dict[str, Any], planted: 
 
 
 def answer_reply_draft(spec: InjectionSpec, attempt: Attempt, planted: Planted) -> str:
-    return clip(payload_text(spec, attempt), 1500)  # the draft's model path writes plain text
+    return fit_answer(payload_text(spec, attempt), 1500)  # the draft's model path writes plain text
 
 
 # -- ticket_summary -------------------------------------------------------------------------------
@@ -153,7 +153,7 @@ def read_ticket_summary(observation: Observation, result: dict[str, Any], plante
 
 
 def answer_ticket_summary(spec: InjectionSpec, attempt: Attempt, planted: Planted) -> str:
-    return clip(payload_text(spec, attempt), 400)  # the summary's model path writes plain sentences
+    return fit_answer(payload_text(spec, attempt), 400)  # the summary's model path writes plain sentences
 
 
 # -- tone_rewrite ---------------------------------------------------------------------------------
@@ -176,7 +176,7 @@ def answer_tone_rewrite(spec: InjectionSpec, attempt: Attempt, planted: Planted)
 
     body, _ = split_signature(planted.rewrite_text or "")
     # every fact kept, the attacker's text added
-    return clip(f"{body}\n\n{payload_text(spec, attempt)}", 4000)
+    return fit_answer(f"{body}\n\n{payload_text(spec, attempt)}", 4000)
 
 
 # -- call_summary ---------------------------------------------------------------------------------
@@ -192,16 +192,16 @@ def read_call_summary(observation: Observation, result: dict[str, Any], planted:
 def answer_call_summary(spec: InjectionSpec, attempt: Attempt, planted: Planted) -> str:
     text = payload_text(spec, attempt)
     turn = planted.attack_turn_id or 0
-    point = {"text": clip(text, 300), "turn_ids": [turn]}
+    point = {"text": fit_answer(text, 300), "turn_ids": [turn]}
     return json.dumps(
         {
-            "summary": clip(text, 600),
+            "summary": fit_answer(text, 600),
             "summary_turn_ids": [turn],
             "key_points": [point],
             "objections": [],
             "decisions": [point],
             "action_items": [
-                {"what": clip(text, 300), "owner": planted.attack_speaker, "due": None, "turn_ids": [turn]}
+                {"what": fit_answer(text, 300), "owner": planted.attack_speaker, "due": None, "turn_ids": [turn]}
             ],
             "next_step": point,
         }
@@ -227,7 +227,11 @@ def read_deal_brief(observation: Observation, result: dict[str, Any], planted: P
 def answer_deal_brief(spec: InjectionSpec, attempt: Attempt, planted: Planted) -> str:
     text = payload_text(spec, attempt)
     return json.dumps(
-        {"narrative": clip(text, 900), "next_step": clip(text, 240), "source_ids": [f"deal:{planted.deal_id}"]}
+        {
+            "narrative": fit_answer(text, 900),
+            "next_step": fit_answer(text, 240),
+            "source_ids": [f"deal:{planted.deal_id}"],
+        }
     )
 
 
@@ -242,7 +246,7 @@ def read_nps_themes(observation: Observation, result: dict[str, Any], planted: P
 
 
 def answer_nps_themes(spec: InjectionSpec, attempt: Attempt, planted: Planted) -> str:
-    return json.dumps({"name": clip(payload_text(spec, attempt), 40)})
+    return json.dumps({"name": fit_answer(payload_text(spec, attempt), 40)})
 
 
 # -- sentiment (a classifier: no model, no stored result) -----------------------------------------
@@ -392,7 +396,9 @@ def system_text(prompt: str) -> str:
     return re.sub(r"[ \t]+", " ", part).strip()
 
 
-def clip(text: str, limit: int) -> str:
+def fit_answer(text: str, limit: int) -> str:
+    """The fake model's answer for a field of at most ``limit`` characters: cut at a word with no "…" (what a model
+    writes, not a task's ``clip``), and on one line in a short field (a name, a label)."""
     text = " ".join(text.split()) if limit <= 80 else text.strip()
     if len(text) <= limit:
         return text
@@ -432,7 +438,7 @@ def filled_instance(schema: dict[str, Any], text: str, defs: dict[str, Any] | No
         count = min(max(1, schema.get("minItems", 0)), schema.get("maxItems", 1))
         return [filled_instance(schema.get("items", {}), text, defs) for _ in range(count)]
     if kind == "string":
-        value = clip(text, schema.get("maxLength", 4000))
+        value = fit_answer(text, schema.get("maxLength", 4000))
         return value.ljust(schema.get("minLength", 0), ".")
     if kind in ("integer", "number"):
         return schema.get("minimum", 1)

@@ -207,7 +207,7 @@ def warm_up(env: Env, plans: list[tuple[Planted, list[InjectionSpec]]]) -> None:
     """Embed, in one batch, the texts the tasks will embed one call at a time
     (each call costs most on a busy machine)."""
     from copilot.store.models import CallTurn, Message, NpsResponse
-    from copilot.tasks.thread import sentences
+    from copilot.tasks.thread import clip, sentences
     from retrieval.chunking import load_chunks
 
     store = env.services.store
@@ -224,12 +224,7 @@ def warm_up(env: Env, plans: list[tuple[Planted, list[InjectionSpec]]]) -> None:
         texts.append(" ".join(["Charged twice for INV-2026-0042", THREAD[0][2], last_message(planted.attempt)])[:2000])
         for body in [*bodies, *turns]:
             for sentence in sentences(body):
-                clean = " ".join(sentence.split())
-                texts += [
-                    sentence,
-                    sentence if len(sentence) <= 240 else sentence[:239].rsplit(" ", 1)[0] + "…",
-                    clean if len(clean) <= 300 else clean[:299].rsplit(" ", 1)[0] + "…",
-                ]
+                texts += [sentence, clip(sentence, 240), clip(sentence, 300, one_line=True)]
         try:  # what the NPS theme job embeds (only a warm-up: skipped if the module moves it)
             from copilot.tasks.nps_themes import split_sentences
         except ImportError:

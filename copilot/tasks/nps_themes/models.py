@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from copilot.errors import InvalidInput
+from copilot.store.models import utc
 
 METHOD = (
     "sentence embeddings (all-MiniLM-L6-v2) + spectral kNN clustering + centroid merge + c-TF-IDF keywords; "
@@ -19,10 +20,6 @@ Polarity = Literal["positive", "negative"]
 
 class ThemeError(InvalidInput):
     """Too few comments to find themes in, or a run that cannot be extended."""
-
-
-def utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class ScoreBand(str, Enum):

@@ -13,7 +13,7 @@ from sqlalchemy import Select, and_, case, exists, func, insert, select
 
 from copilot.errors import InvalidInput, NotFound
 from copilot.store import Repo
-from copilot.store.models import Account, AiResult, NpsResponse, NpsThemeAssignment, NpsThemeRun
+from copilot.store.models import Account, AiResult, NpsResponse, NpsThemeAssignment, NpsThemeRun, utc
 from copilot.tasks.nps_themes.build import BuiltThemes, Pairs, Period, Progress
 from copilot.tasks.nps_themes.clustering import ThemeModel
 from copilot.tasks.nps_themes.describe import (
@@ -25,7 +25,7 @@ from copilot.tasks.nps_themes.describe import (
     response_theme_pairs,
     score_lean,
 )
-from copilot.tasks.nps_themes.models import Theme, ThemeError, ThemeFilters, ThemeReport, ThemeSide, utc
+from copilot.tasks.nps_themes.models import Theme, ThemeError, ThemeFilters, ThemeReport, ThemeSide
 from copilot.tasks.nps_themes.sentences import Responses, SentenceTable, embed
 from retrieval.embeddings import vectors_agree
 
