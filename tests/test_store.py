@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from copilot.store import Store, StoreError, WorkspaceNotFound
-from copilot.store.db import make_engine, migrate
+from copilot.store.db import SCHEMA_HEAD, alembic_config, make_engine, migrate, schema_revision
 from copilot.store.models import Account, AiResult, AuditEvent, AuthorKind, Message, Ticket
 
 
@@ -33,6 +33,25 @@ def test_upgrade_from_empty_creates_every_table(tmp_path):
     migrate(engine)  # idempotent
     with engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_a_database_at_the_newest_migration_is_not_handed_to_alembic(tmp_path, monkeypatch):
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    assert ScriptDirectory.from_config(alembic_config(engine)).get_current_head() == SCHEMA_HEAD
+    assert schema_revision(engine) is None
+    migrate(engine)
+    assert schema_revision(engine) == SCHEMA_HEAD
+    command.downgrade(alembic_config(engine), "-1")
+    calls = []
+    upgrade = command.upgrade
+    monkeypatch.setattr(command, "upgrade", lambda *args: calls.append(args) or upgrade(*args))
+    migrate(engine)  # one behind: alembic upgrades it
+    assert len(calls) == 1 and schema_revision(engine) == SCHEMA_HEAD
+    migrate(engine)  # current: alembic is not run
+    assert len(calls) == 1
 
 
 def test_models_match_migrations(store: Store):

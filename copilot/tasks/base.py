@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from pydantic import BaseModel, Field
 from sqlalchemy import update
 
-from copilot.gateway import Completion
 from copilot.guards import GuardVerdict, blocking_failures
 from copilot.store import Repo
 from copilot.store.models import AiResult, AiStatus
+
+if TYPE_CHECKING:
+    from copilot.gateway import Completion
 
 T = TypeVar("T", bound=BaseModel)
 
