@@ -64,7 +64,7 @@ def prompts_override(directory: Path | None) -> Iterator[None]:
     directory = Path(directory).expanduser().resolve()
     if not directory.is_dir():
         raise InvalidInput(f"prompts dir: {directory} is not a folder")
-    from copilot.tasks.tone_rewrite import builtin_tones
+    from copilot.tasks.tones import builtin_tones
 
     previous = os.environ.get("COPILOT_PROMPTS_DIR")
     os.environ["COPILOT_PROMPTS_DIR"] = str(directory)

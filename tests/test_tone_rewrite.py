@@ -10,8 +10,8 @@ from copilot.errors import InvalidInput
 from copilot.services import Services
 from copilot.store import get_or_create_workspace
 from copilot.store.models import AiResult, AiStatus
-from copilot.tasks.tone_rewrite import reset_tones, set_custom_tone, workspace_tones
 from copilot.tasks.tone_rules import rewrite_by_rules
+from copilot.tasks.tones import reset_tones, set_custom_tone, workspace_tones
 
 DRAFT = (
     "Hi Ana,\nYour refund of $49.00 for INV-2026-0042 is DONE!!! Don't worry, it'll show up by March 9."

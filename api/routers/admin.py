@@ -26,7 +26,7 @@ from copilot.tasks.sentiment_train import (
     reset_workspace_head,
     workspace_head,
 )
-from copilot.tasks.tone_rewrite import reset_tones, set_custom_tone, workspace_tones
+from copilot.tasks.tones import reset_tones, set_custom_tone, workspace_tones
 from copilot.usage import Budget, BudgetStatus, UsageRow, set_budget, usage
 from copilot.usage import status as budget_status
 

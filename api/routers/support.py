@@ -23,7 +23,8 @@ from copilot.tasks.reply_draft import Strategy as DraftStrategy
 from copilot.tasks.sentiment import CustomerTrend, MessageSentiment, TicketSentiment, customer_trend, ticket_sentiment
 from copilot.tasks.ticket_summary import Strategy as SummaryStrategy
 from copilot.tasks.ticket_summary import TicketSummary
-from copilot.tasks.tone_rewrite import Rewrite, RewriteParams, draft_to_rewrite, workspace_tones
+from copilot.tasks.tone_rewrite import Rewrite, RewriteParams, draft_to_rewrite
+from copilot.tasks.tones import workspace_tones
 
 router = APIRouter(prefix="/v1", tags=["support"], responses=ERROR_RESPONSES)
 Reader = Annotated[Caller, Depends(allow(Permission.read_tickets))]

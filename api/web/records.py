@@ -49,7 +49,7 @@ from copilot.store.models import (
     TicketStatus,
 )
 from copilot.tasks.sentiment import ticket_sentiment
-from copilot.tasks.tone_rewrite import workspace_tones
+from copilot.tasks.tones import workspace_tones
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50

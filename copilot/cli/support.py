@@ -138,7 +138,7 @@ tones_app = typer.Typer(help="List, add and reset the workspace's rewrite tones.
 @tones_app.command("list")
 def tones_list(workspace: WorkspaceOption = None) -> None:
     """Show every tone the rewrite task knows in this workspace."""
-    from copilot.tasks.tone_rewrite import builtin_tones, workspace_tones
+    from copilot.tasks.tones import builtin_tones, workspace_tones
 
     settings = load_settings()
     with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
@@ -151,7 +151,7 @@ def tones_list(workspace: WorkspaceOption = None) -> None:
 @tones_app.command("add")
 def tones_add(name: str, instruction: str, workspace: WorkspaceOption = None) -> None:
     """Add or override a tone for this workspace."""
-    from copilot.tasks.tone_rewrite import set_custom_tone
+    from copilot.tasks.tones import set_custom_tone
 
     settings = load_settings()
     with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
@@ -162,7 +162,7 @@ def tones_add(name: str, instruction: str, workspace: WorkspaceOption = None) ->
 @tones_app.command("reset")
 def tones_reset(workspace: WorkspaceOption = None) -> None:
     """Drop the workspace's custom tones and go back to the built-in ones."""
-    from copilot.tasks.tone_rewrite import reset_tones
+    from copilot.tasks.tones import reset_tones
 
     settings = load_settings()
     with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:

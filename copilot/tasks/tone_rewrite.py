@@ -49,6 +49,7 @@ from copilot.tasks.base import Provenance, TaskOutcome
 from copilot.tasks.context import TaskContext
 from copilot.tasks.registry import TaskParams, task
 from copilot.tasks.tone_rules import rewrite_by_rules
+from copilot.tasks.tones import workspace_tones
 
 TASK = "tone_rewrite"
 Strategy = Literal["auto", "model", "rules"]  # its strategies: the API, CLI and registry read them here
@@ -63,32 +64,6 @@ class Rewrite(BaseModel):
     needs_explicit_approval: list[str] = Field(
         default_factory=list, description="Commitments the rewrite added; a human must approve them."
     )
-
-
-@lru_cache(maxsize=1)
-def builtin_tones() -> dict[str, str]:
-    return yaml.safe_load((prompts_dir() / "tones.yaml").read_text(encoding="utf-8"))
-
-
-def workspace_tones(repo: Repo | None) -> dict[str, str]:
-    custom = (repo.workspace.settings or {}).get("tones", {}) if repo is not None else {}
-    return {**builtin_tones(), **custom}
-
-
-def set_custom_tone(repo: Repo, name: str, instruction: str) -> None:
-    if not re.fullmatch(r"[a-z][a-z0-9_-]{1,39}", name):
-        raise InvalidInput("tone name: use 2-40 lower-case letters, digits, '-' or '_'")
-    if not instruction.strip():
-        raise InvalidInput("tone instruction: must not be empty")
-    settings = dict(repo.workspace.settings or {})
-    settings["tones"] = {**settings.get("tones", {}), name: instruction.strip()}
-    repo.workspace.settings = settings
-
-
-def reset_tones(repo: Repo) -> None:
-    settings = dict(repo.workspace.settings or {})
-    settings.pop("tones", None)
-    repo.workspace.settings = settings
 
 
 def split_signature(text: str) -> tuple[str, str | None]:
