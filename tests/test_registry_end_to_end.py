@@ -1,50 +1,22 @@
-"""A task declared here, through the registry alone, is served by the generic API route and reviewed by its role."""
+"""A task declared through the registry alone (tests.fakes.upper_task) is served by the generic API route and reviewed
+by its role."""
 
 from __future__ import annotations
 
-from typing import Literal
-
 import pytest
-from pydantic import BaseModel, Field
 
 from copilot.auth import Permission
-from copilot.profiles import Profile
-from copilot.tasks import registry
-from copilot.tasks.base import Provenance, TaskOutcome
-from copilot.tasks.registry import TaskParams
+from tests.fakes import upper_task
 
 TASK = "echo_upper"
-
-
-class EchoParams(TaskParams):
-    strategy: Literal["auto", "upper"] = "auto"
-    text: str = Field(min_length=1)
-
-
-class Echo(BaseModel):
-    text: str
-
-
-def echo_upper(context, params: EchoParams) -> TaskOutcome[Echo]:
-    """Echo a text in capitals (declared in a test module only)."""
-    return TaskOutcome[Echo](task=TASK, result=Echo(text=params.text.upper()), provenance=Provenance(task=TASK))
 
 
 @pytest.fixture
 def api(request):
     """The ``world`` app, created after the task is registered (the app builds its task routes when created)."""
-    registry.task(
-        TASK,
-        subject="text",
-        permission=Permission.run_sales,
-        review=Permission.review_sales,
-        defaults={Profile.small: "upper", Profile.capable: "upper"},
-    )(echo_upper)
-    try:
+    with upper_task(TASK, Permission.run_sales, Permission.review_sales):
         client, _store, keys, _tickets, _app = request.getfixturevalue("world")
         yield client, lambda role: {"Authorization": f"Bearer {keys[('alpha', role)]}"}
-    finally:
-        registry.unregister(TASK)
 
 
 def queued_ids(client, headers, **query) -> list[int]:

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Literal
 
 import pytest
-from pydantic import BaseModel, Field
 from typer.testing import CliRunner
 
 from copilot.auth import Permission
 from copilot.cli.main import app, main
 from copilot.ingest import ingest_file
-from copilot.profiles import Profile
 from copilot.store.models import AiResult
-from copilot.tasks import registry
-from copilot.tasks.base import Provenance, TaskOutcome
-from copilot.tasks.registry import TaskParams
+from tests.fakes import upper_task
 from tests.test_ingest import DATA
 
 
@@ -51,31 +46,10 @@ def test_unknown_ticket_is_a_one_line_error(workspace, monkeypatch, capsys):
     assert exit_info.value.code == 1 and "no ticket 'T-404'" in err and "Traceback" not in err
 
 
-class ShoutParams(TaskParams):
-    strategy: Literal["auto", "upper"] = "auto"
-    text: str = Field(min_length=1)
-
-
-class Shout(BaseModel):
-    text: str
-
-
-def shout(context, params: ShoutParams) -> TaskOutcome[Shout]:
-    """Shout a text (a task declared here, through the registry alone)."""
-    return TaskOutcome[Shout](task="shout", result=Shout(text=params.text.upper()), provenance=Provenance(task="shout"))
-
-
 @pytest.fixture
 def shout_task():
-    registry.task(
-        "shout",
-        subject="text",
-        permission=Permission.run_support,
-        review=Permission.review_support,
-        defaults={Profile.small: "upper", Profile.capable: "upper"},
-    )(shout)
-    yield
-    registry.unregister("shout")
+    with upper_task("shout", Permission.run_support, Permission.review_support):
+        yield
 
 
 def test_a_registered_task_gets_cli_commands(workspace, shout_task, store, monkeypatch, capsys):
