@@ -90,11 +90,13 @@ def test_the_checks_fail_when_the_detector_is_blind(tmp_path, monkeypatch):
 
 
 def test_command_line_prints_a_table_and_one_json_line(tmp_path, capsys):
-    code = main(["--model", "fake", "--task", "sentiment", "--limit", "2", "--quiet"])
+    code = main(["--model", "fake", "--task", "ticket_sentiment", "--limit", "2", "--quiet"])
     lines = capsys.readouterr().out.strip().splitlines()
     summary = json.loads(lines[-1])
     assert (
-        code == 0 and summary["tasks"]["sentiment"]["run"] == 2 and any(line.startswith("sentiment") for line in lines)
+        code == 0
+        and summary["tasks"]["ticket_sentiment"]["run"] == 2
+        and any(line.startswith("ticket_sentiment") for line in lines)
     )
     assert main(["--task", "telepathy"]) == 2
 
@@ -104,7 +106,7 @@ def test_tasks_of_the_suite_are_the_products_tasks():
         "reply_draft",
         "ticket_summary",
         "tone_rewrite",
-        "sentiment",
+        "ticket_sentiment",
         "call_summary",
         "deal_brief",
         "nps_themes",

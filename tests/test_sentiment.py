@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from copilot.errors import NotFound
+from copilot.errors import InvalidInput, NotFound
 from copilot.store import get_or_create_workspace
 from copilot.store.models import Account, AuthorKind, Message, Ticket
 from copilot.tasks.sentiment import (
@@ -140,3 +140,25 @@ def test_quality_vs_vader_on_tweeteval(classifier):
     assert (
         workspace >= recall_score(gold, vader_labels, average="macro") + 0.04
     )  # a head trained on in-domain labels, by 5-fold CV
+
+
+def test_ticket_sentiment_is_a_registered_task_saved_as_a_completed_result_and_goes_stale(store, services):
+    from copilot.store.models import AiResult, AiStatus
+    from copilot.tasks import registry
+    from copilot.tasks.base import mark_stale
+
+    _, ticket_id = make_thread(store, DECLINING)
+    with store.repo("alpha") as repo:
+        outcome = services.run_task(repo, "ticket_sentiment", {"ticket_id": ticket_id})
+        direct = ticket_sentiment(repo, services.sentiment, ticket_id)
+        row = repo.get(AiResult, outcome.ai_result_id)
+        assert row.status is AiStatus.completed and row.subject_kind == "ticket" and row.subject_id == ticket_id
+        assert outcome.result.model_dump() == direct.model_dump() and outcome.result.going_sour
+        assert len(outcome.provenance.input_ids) == 6 and outcome.provenance.model == "sentiment shipped head"
+        stale = mark_stale(
+            repo, subject_kind="ticket", subject_id=ticket_id, tasks=registry.stale_on(registry.CUSTOMER_MESSAGE)
+        )
+        repo.session.expire_all()
+        assert stale == 1 and repo.get(AiResult, outcome.ai_result_id).status is AiStatus.stale
+        with pytest.raises(InvalidInput, match="strategy: Input should be 'auto' or 'head'"):
+            services.run_task(repo, "ticket_sentiment", {"ticket_id": ticket_id, "strategy": "model"})

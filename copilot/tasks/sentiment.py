@@ -14,14 +14,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from copilot.auth import Permission
 from copilot.errors import CopilotError, NotFound
+from copilot.profiles import Profile
 from copilot.store import Repo
 from copilot.store.models import Account, AuthorKind, Contact, Message, SentimentHead, Ticket, utc
+from copilot.tasks.base import Provenance, TaskOutcome
+from copilot.tasks.context import TaskContext
+from copilot.tasks.registry import CUSTOMER_MESSAGE, RecordRef, TaskParams, task
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +273,36 @@ def ticket_sentiment(repo: Repo, classifier: SentimentClassifier, ticket_id: int
         messages=scored,
         going_sour=sour,
         head=classifier.head.name,
+    )
+
+
+class SentimentParams(TaskParams):
+    ticket_id: RecordRef
+    strategy: Literal["auto", "head"] = "auto"
+
+
+@task(
+    "ticket_sentiment",
+    subject="ticket",
+    subject_field="ticket_id",
+    permission=Permission.run_support,
+    review=Permission.review_support,
+    needs_approval=False,
+    defaults={Profile.small: "head", Profile.capable: "head"},
+    stale_on=(CUSTOMER_MESSAGE,),
+    carriers=("message",),
+)
+def ticket_sentiment_task(context: TaskContext, params: SentimentParams) -> TaskOutcome[TicketSentiment]:
+    """Classify the sentiment of a ticket's customer messages, with the going-sour flag (no generative call)."""
+    ticket = context.repo.resolve(Ticket, params.ticket_id)
+    result = ticket_sentiment(context.repo, context.services.sentiment, ticket.id)  # picks the workspace head
+    provenance = Provenance(
+        task="ticket_sentiment",
+        model=f"sentiment {result.head}",
+        input_ids=[f"message:{scored.message_id}" for scored in result.messages],
+    )
+    return TaskOutcome[TicketSentiment](
+        task="ticket_sentiment", result=result, provenance=provenance, subject_id=ticket.id
     )
 
 

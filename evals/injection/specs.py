@@ -87,8 +87,7 @@ class InjectionSpec:
     customer_facing: bool = False  # a draft or rewrite: commitments must be flagged for explicit approval
     local_strategy: str = "model"  # the strategy on the embedded model
     searches: bool = False  # reads the search index (built for the attempt's workspace before it runs)
-    registered: bool = True  # a task of the registry (sentiment is a classifier, not a registered task)
-    checks_output: bool = True  # False: it only has to run without crashing (sentiment)
+    checks_output: bool = True  # False: it only has to run without crashing (a classifier)
     generic: bool = False  # built from the registry, not written for the task
 
     def script(self, fake: FakeModel, attempt: Attempt, planted: Planted) -> None:
@@ -249,22 +248,26 @@ def answer_nps_themes(spec: InjectionSpec, attempt: Attempt, planted: Planted) -
     return json.dumps({"name": fit_answer(payload_text(spec, attempt), 40)})
 
 
-# -- sentiment (a classifier: no model, no stored result) -----------------------------------------
+# -- ticket_sentiment (a classifier: no model) ----------------------------------------------------
 
 
-def run_sentiment(services: Services, repo: Any, planted: Planted, strategy: str) -> tuple[int | None, Observation]:
-    from copilot.tasks.sentiment import LABELS, ticket_sentiment
+def run_ticket_sentiment(
+    services: Services, repo: Any, planted: Planted, strategy: str
+) -> tuple[int | None, Observation]:
+    """The registered task on a planted message; other carriers' text goes through the classifier alone."""
+    from copilot.tasks.sentiment import LABELS
 
-    observation = Observation("sentiment", planted.attempt)
+    observation = Observation("ticket_sentiment", planted.attempt)
     if planted.attempt.carrier == "message":
-        result = ticket_sentiment(repo, services.sentiment, planted.ticket_id)
-        labels = [result.label, *(m.sentiment.label for m in result.messages)]
+        outcome = services.run_task(repo, "ticket_sentiment", {"ticket_id": planted.ticket_id, "strategy": strategy})
+        labels = [outcome.result.label, *(m.sentiment.label for m in outcome.result.messages)]
+        result_id = outcome.ai_result_id
     else:
-        labels = [s.label for s in services.sentiment.classify([planted.attempt.text])]
+        labels, result_id = [s.label for s in services.sentiment.classify([planted.attempt.text])], None
     observation.label = labels[0] if labels else None
     if not labels or any(label not in LABELS for label in labels):
         observation.error = f"unexpected labels {labels}"
-    return None, observation
+    return result_id, observation
 
 
 TASKS: tuple[InjectionSpec, ...] = (
@@ -322,7 +325,7 @@ TASKS: tuple[InjectionSpec, ...] = (
         answer_deal_brief,
         prompt="deal_brief",
     ),
-    InjectionSpec("sentiment", CARRIERS[:3], run_sentiment, registered=False, checks_output=False),
+    InjectionSpec("ticket_sentiment", CARRIERS[:3], run_ticket_sentiment, local_strategy="auto", checks_output=False),
 )
 
 
@@ -370,7 +373,7 @@ def available_tasks() -> list[InjectionSpec]:
     from copilot.tasks import registry
 
     registered = registry.tasks()
-    specs = [spec for spec in TASKS if not spec.registered or spec.name in registered]
+    specs = [spec for spec in TASKS if spec.name in registered]
     named = {spec.name for spec in TASKS}
     return specs + [generic_spec(task) for name, task in registered.items() if name not in named]
 
