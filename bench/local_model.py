@@ -23,6 +23,7 @@ from pathlib import Path
 
 from copilot.gateway import Gateway
 from copilot.gateway.catalog import CATALOG
+from copilot.services import Services
 from copilot.settings import Settings
 
 PROMPTS = [
@@ -66,7 +67,7 @@ def measure(model: str, data_dir: Path, max_tokens: int, rounds: int) -> dict[st
     from llama_cpp import Llama
 
     settings = Settings(data_dir=data_dir, model=model)
-    gateway = Gateway(settings)
+    gateway = Services(settings).gateway
     gateway.check_ready()
     file = gateway.local.file(model)
     threads = settings.local_threads or os.cpu_count() or 1

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from copilot.delivery import DeliveryPolicy
     from copilot.gateway import Gateway
     from copilot.gateway.fake import FakeModel
+    from copilot.gateway.gateway import Observer
     from copilot.gateway.server import ModelServers
     from copilot.jobs import JobRunner
     from copilot.netguard import Resolver, TargetPolicy
@@ -51,6 +52,7 @@ class Services:
         gateway: Gateway | None = None,
         fake: FakeModel | None = None,
         servers: ModelServers | None = None,
+        observers: tuple[Observer, ...] = (),
         embedder: Embedder | None = None,
         searcher: Searcher | None = None,
         sentiment: SentimentClassifier | None = None,
@@ -60,6 +62,7 @@ class Services:
     ) -> None:
         self.settings = settings
         self._store, self._gateway, self._fake, self._servers = store, gateway, fake, servers
+        self._observers = observers  # called after every completion of the gateway (counting, recording)
         self._embedder, self._searcher, self._sentiment = embedder, searcher, sentiment
         self.webhook_client = webhook_client
         self._resolver = resolver  # DNS for webhook targets (tests hand in their own)
@@ -74,10 +77,14 @@ class Services:
     @cached_property
     def gateway(self) -> Gateway:
         if self._gateway is not None:
-            return self._gateway
-        from copilot.gateway import Gateway
+            gateway = self._gateway
+        else:
+            from copilot.gateway import Gateway
 
-        return Gateway(self.settings, servers=self._servers, fake=self._fake, sleep=self.sleep)
+            gateway = Gateway(self.settings, servers=self._servers, fake=self._fake, sleep=self.sleep)
+        for observer in self._observers:
+            gateway = gateway.observed(observer)
+        return gateway
 
     @property
     def embedder(self) -> Embedder:

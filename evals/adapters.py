@@ -100,13 +100,13 @@ class EvalEnv:
             update={"data_dir": workdir, "database_url": None, "chroma_path": None, "chroma_url": None}
         )
         calls = CallCounter()
-        gateway = Gateway(settings, fake=fake, sleep=lambda _s: None)
+        services = Services(settings, fake=fake, observers=(calls,), sleep=lambda _s: None)
         judge = None
         if judge_model:
             judge_settings = settings.model_copy(update={"model": judge_model, "fallback_models": []})
-            judge = Gateway(judge_settings, servers=gateway.local.servers, fake=fake, sleep=lambda _s: None)
-            judge = judge.observed(calls)
-        services = Services(settings, gateway=gateway.observed(calls), sleep=lambda _s: None)
+            servers = services.gateway.local.servers  # one local model server per model, shared with the judge
+            judge = Services(judge_settings, fake=fake, servers=servers, observers=(calls,), sleep=lambda _s: None)
+            judge = judge.gateway
         return cls(services=services, calls=calls, strategy=strategy, judge=judge)
 
     @property

@@ -170,3 +170,17 @@ def test_long_string_bounds_are_left_out_of_the_local_grammar():
     assert schema["properties"]["label"]["maxLength"] == 20 and schema["properties"]["items"]["maxItems"] == 3
     grammar = json_schema_to_gbnf(json.dumps(schema))
     assert grammar.count("char") < GRAMMAR_MAX_REPEAT * 2
+
+
+def test_services_hand_observers_to_the_gateway_they_build(tmp_path, fake_script):
+    from copilot.services import Services
+
+    seen: list[tuple[str, str]] = []
+    services = Services(
+        Settings(data_dir=tmp_path),
+        fake=fake_script,
+        observers=(lambda messages, completion: seen.append((messages[-1]["content"], completion.text)),),
+    )
+    fake_script.push("pong")
+    assert services.gateway.complete([{"role": "user", "content": "ping"}]).text == "pong"
+    assert seen == [("ping", "pong")] and services.gateway is services.gateway

@@ -20,10 +20,10 @@ def ask(
     if model:
         settings.model = model
     with console.status(f"loading {settings.model} (the first use starts the local model server)...", spinner="dots"):
-        from copilot.gateway import Gateway  # litellm: imported when a command needs a model, not for --help
         from copilot.prompting import load_prompt
+        from copilot.services import Services  # litellm: imported when a command needs a model, not for --help
 
-        gateway = Gateway(settings)
+        gateway = Services(settings).gateway
         gateway.check_ready()
     prompt = load_prompt("ask")
     messages = prompt.render(question=question)

@@ -28,11 +28,11 @@ def read_speeds(data_dir: Path) -> dict[str, dict[str, float]]:
 
 def measure_speed(model: str) -> dict[str, float]:
     """Generated tokens/s and time to first token through the full gateway + server path."""
-    from copilot.gateway import Gateway
+    from copilot.services import Services
 
     settings = load_settings()
     settings.model = model
-    gateway = Gateway(settings)
+    gateway = Services(settings).gateway
     gateway.check_ready()
     messages = [{"role": "system", "content": "You are a support agent."}, {"role": "user", "content": SPEED_PROMPT}]
     gateway.complete(messages, max_tokens=4)

@@ -86,7 +86,6 @@ class Env:
 
 
 def make_env(model: str, workdir: Path) -> Env:
-    from copilot.gateway import Gateway
     from copilot.gateway.fake import FakeModel
     from copilot.services import Services
     from copilot.store import Store
@@ -111,18 +110,18 @@ def make_env(model: str, workdir: Path) -> Env:
     )
     fake = FakeModel() if model == "fake" else None
     recorder = PromptRecorder()
-    gateway = Gateway(settings, fake=fake, sleep=lambda _s: None)
-    if model == "local":
-        gateway.check_ready()
     embedder = CachedEmbedder(default_embedder())
     services = Services(
         settings,
         Store.from_settings(settings),
-        gateway=gateway.observed(recorder),
+        fake=fake,
+        observers=(recorder,),
         embedder=embedder,
         sentiment=SentimentClassifier(embedder.encode),
         sleep=lambda _s: None,
     )
+    if model == "local":
+        services.gateway.check_ready()
     return Env(model=model, services=services, recorder=recorder, fake=fake)
 
 
