@@ -5,7 +5,7 @@ Two heads are measured:
   - a workspace head, as ``copilot sentiment train`` fits it on a workspace's own labelled messages, here on
     TweetEval val itself and therefore scored by 5-fold cross-validation (each tweet labelled by a head that never
     saw it), repeated over three fold seeds. TweetEval is research-use data: such a head is measured, never shipped.
-Run: python -m evals.sentiment_tweeteval
+Run: python -m evals.studies.sentiment_tweeteval
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Queries: held-out messages from the same file. For vector, lexical and hybrid se
   recall@10  - share of queries with at least one same-intent message in the top 10,
   precision@10 - share of the top-10 hits that have the query's intent,
   MRR@10 - mean reciprocal rank of the first same-intent hit.
-Run: python -m evals.retrieval_banking77 [--queries 1000]
+Run: python -m evals.studies.retrieval_banking77 [--queries 1000]
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each request becomes a one-message ticket in a workspace whose KB is the demo help center and
 whose history holds other requests with their reference replies (as past agent replies).
 The default draft path runs on --cases requests; citation validity must be 100%.
-Run: python -m evals.reply_drafts [--cases 200]
+Run: python -m evals.studies.reply_drafts [--cases 200]
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ For comparison the same folds are run on the sentence vectors alone (the head wi
   banking77/train.csv                    10,003 banking messages, 77 intents (CC BY 4.0)
   bitext_customer_support/dev.jsonl      2,514 customer-support requests, 27 intents (CDLA-Sharing-1.0)
 
-Run: python -m evals.triage_public [--dataset banking77|bitext] [--no-compare]
+Run: python -m evals.studies.triage_public [--dataset banking77|bitext] [--no-compare]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ together from hand-written openings, problems and closings; twenty of them the p
 messages), and 200 English lines: banking77 messages when ../shared/data is present, else the demo's English
 openings. Every line is classified on its own, as triage classifies a ticket's customer text.
 
-Run: python -m evals.language_id
+Run: python -m evals.studies.language_id
 """
 
 from __future__ import annotations
