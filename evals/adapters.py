@@ -379,56 +379,19 @@ def _write_library(repo: Any, case: Case, written: dict[str, list[int]], intents
 def _write_case(
     store: Any, slug: str, case: Case, ids: dict[str, list[int]], intents: dict[tuple, str] | None = None
 ) -> tuple[str, int]:
-    from copilot.store.models import Account, AuthorKind, Channel, Contact, Message, Ticket
+    from copilot.store.models import AuthorKind, Channel, Message, Ticket
 
     intents = intents if intents is not None else {}
     with store.repo(slug) as repo:
         written: dict[str, list[int]] = {kind: [] for kind in ids}
         _write_library(repo, case, written, intents)
-        person = customer(case)
-        account = None
-        if not case.inputs.get("no_account"):
-            account = repo.add(Account(name=str(case.inputs.get("account") or f"Account of case {case.id}")))
-            repo.session.flush()
-        contact = None
-        if person.get("name"):
-            contact = repo.add(
-                Contact(
-                    account_id=account.id if account else None,
-                    name=str(person["name"]),
-                    email=person.get("email"),
-                    language=person.get("language"),
-                )
-            )
-            repo.session.flush()
-        at = T0
-        for past in (
-            case.inputs.get("history") or []
-        ):  # the account's earlier tickets: where past agent replies come from
-            old = repo.add(
-                Ticket(
-                    subject=str(past.get("subject", "Earlier request")),
-                    account_id=account.id if account else None,
-                    contact_id=contact.id if contact else None,
-                    channel=Channel(past.get("channel", "email")),
-                    opened_at=at,
-                )
-            )
-            repo.session.flush()
-            written["ticket"].append(old.id)
-            for kind, key in ((AuthorKind.customer, "customer"), (AuthorKind.agent, "agent")):
-                if past.get(key):
-                    at += timedelta(minutes=7)
-                    message = repo.add(Message(ticket_id=old.id, author_kind=kind, body=str(past[key]), sent_at=at))
-                    repo.session.flush()
-                    written["message"].append(message.id)
-                    if past.get("intent"):
-                        intents[(slug, "message", message.id)] = str(past["intent"])
+        account_id, contact_id = _write_customer(repo, case)
+        at = _write_history(repo, slug, case, (account_id, contact_id), written, intents)
         ticket = repo.add(
             Ticket(
                 subject=str(case.inputs.get("subject") or "(no subject)"),
-                account_id=account.id if account else None,
-                contact_id=contact.id if contact else None,
+                account_id=account_id,
+                contact_id=contact_id,
                 channel=Channel(case.inputs.get("channel") or "email"),
                 assignee=case.inputs.get("assignee"),
                 opened_at=at + timedelta(days=1),
@@ -453,6 +416,65 @@ def _write_case(
     for kind, new in written.items():  # only once the case's transaction committed
         ids[kind] += new
     return slug, ticket.id
+
+
+def _write_customer(repo: Any, case: Case) -> tuple[int | None, int | None]:
+    """The case's account (unless ``no_account``) and its customer as a contact; returns their ids."""
+    from copilot.store.models import Account, Contact
+
+    person = customer(case)
+    account = None
+    if not case.inputs.get("no_account"):
+        account = repo.add(Account(name=str(case.inputs.get("account") or f"Account of case {case.id}")))
+        repo.session.flush()
+    account_id = account.id if account else None
+    if not person.get("name"):
+        return account_id, None
+    contact = repo.add(
+        Contact(
+            account_id=account_id,
+            name=str(person["name"]),
+            email=person.get("email"),
+            language=person.get("language"),
+        )
+    )
+    repo.session.flush()
+    return account_id, contact.id
+
+
+def _write_history(
+    repo: Any,
+    slug: str,
+    case: Case,
+    owner: tuple[int | None, int | None],
+    written: dict[str, list[int]],
+    intents: dict[tuple, str],
+) -> datetime:
+    """The account's earlier tickets (where past agent replies come from); returns the time of the last message."""
+    from copilot.store.models import AuthorKind, Channel, Message, Ticket
+
+    at = T0
+    for past in case.inputs.get("history") or []:
+        old = repo.add(
+            Ticket(
+                subject=str(past.get("subject", "Earlier request")),
+                account_id=owner[0],
+                contact_id=owner[1],
+                channel=Channel(past.get("channel", "email")),
+                opened_at=at,
+            )
+        )
+        repo.session.flush()
+        written["ticket"].append(old.id)
+        for kind, key in ((AuthorKind.customer, "customer"), (AuthorKind.agent, "agent")):
+            if past.get(key):
+                at += timedelta(minutes=7)
+                message = repo.add(Message(ticket_id=old.id, author_kind=kind, body=str(past[key]), sent_at=at))
+                repo.session.flush()
+                written["message"].append(message.id)
+                if past.get("intent"):
+                    intents[(slug, "message", message.id)] = str(past["intent"])
+    return at
 
 
 def _demo_articles(articles: list[tuple]) -> list[dict[str, Any]]:

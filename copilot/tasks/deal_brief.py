@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal, Protocol
@@ -537,43 +538,52 @@ def _risks(
     as_of: datetime,
     classifier: Classifier | None,
 ) -> list[Risk]:
-    risks: list[Risk] = []
-    deal_id = f"deal:{facts.deal_id}"
-    stage = DealStage(facts.stage)
-    if facts.is_open:
-        threshold = STALLED_AFTER_DAYS[stage]
-        activity = facts.last_deal_activity
-        quiet = activity is None or activity.days_ago > QUIET_DAYS
-        if facts.days_in_stage is not None and facts.days_in_stage > threshold and quiet:
-            since = (
-                f"; last activity on the deal: {activity.kind} on {activity.at:%Y-%m-%d}, {activity.days_ago} days ago"
-                if activity
-                else "; no calls or notes on the deal"
-            )
-            entered = f" since {facts.stage_entered_at:%Y-%m-%d}" if facts.stage_entered_at else ""
-            risks.append(
-                Risk(
-                    kind="stalled",
-                    text=f"Stalled: in {facts.stage}{entered} ({facts.days_in_stage} days, over the {threshold}-day "
-                    f"threshold){since}.",
-                    evidence_ids=[deal_id, *([activity.source_id] if activity else [])],
-                )
-            )
-        if not facts.next_step:
-            risks.append(
-                Risk(kind="no_next_step", text="No next step is recorded on the deal.", evidence_ids=[deal_id])
-            )
-        if facts.close_date and facts.close_date < as_of.date():
-            risks.append(
-                Risk(
-                    kind="close_date_passed",
-                    text=f"The close date {facts.close_date.isoformat()} has passed while the deal is open.",
-                    evidence_ids=[deal_id],
-                )
-            )
-        risks += _call_risks(facts, as_of)
+    risks = [*_deal_state_risks(facts, as_of), *_call_risks(facts, as_of)] if facts.is_open else []
     if account is None:
         return risks
+    risks += _ticket_risks(repo, facts, account)
+    if sentiment := _sentiment_risk(repo, account, as_of, classifier, facts):
+        risks.append(sentiment)
+    return risks + _nps_risks(repo, account, contacts, as_of)
+
+
+def _deal_state_risks(facts: DealFacts, as_of: datetime) -> list[Risk]:
+    """An open deal stalled in its stage, without a next step, or past its close date."""
+    risks: list[Risk] = []
+    deal_id = f"deal:{facts.deal_id}"
+    threshold = STALLED_AFTER_DAYS[DealStage(facts.stage)]
+    activity = facts.last_deal_activity
+    quiet = activity is None or activity.days_ago > QUIET_DAYS
+    if facts.days_in_stage is not None and facts.days_in_stage > threshold and quiet:
+        since = (
+            f"; last activity on the deal: {activity.kind} on {activity.at:%Y-%m-%d}, {activity.days_ago} days ago"
+            if activity
+            else "; no calls or notes on the deal"
+        )
+        entered = f" since {facts.stage_entered_at:%Y-%m-%d}" if facts.stage_entered_at else ""
+        risks.append(
+            Risk(
+                kind="stalled",
+                text=f"Stalled: in {facts.stage}{entered} ({facts.days_in_stage} days, over the {threshold}-day "
+                f"threshold){since}.",
+                evidence_ids=[deal_id, *([activity.source_id] if activity else [])],
+            )
+        )
+    if not facts.next_step:
+        risks.append(Risk(kind="no_next_step", text="No next step is recorded on the deal.", evidence_ids=[deal_id]))
+    if facts.close_date and facts.close_date < as_of.date():
+        risks.append(
+            Risk(
+                kind="close_date_passed",
+                text=f"The close date {facts.close_date.isoformat()} has passed while the deal is open.",
+                evidence_ids=[deal_id],
+            )
+        )
+    return risks
+
+
+def _ticket_risks(repo: Repo, facts: DealFacts, account: Account) -> list[Risk]:
+    """The account's open high-priority tickets (also listed on the facts)."""
     tickets = repo.all(
         repo.select(Ticket)
         .where(Ticket.account_id == account.id, Ticket.status.in_(OPEN_TICKETS), Ticket.priority.in_(HIGH_PRIORITY))
@@ -589,17 +599,20 @@ def _risks(
         )
         for t in tickets[:MAX_EVIDENCE]
     ]
-    if tickets:
-        listed = "; ".join(f"{t.ref} '{t.subject}' ({t.priority}, {t.status})" for t in facts.high_priority_tickets[:3])
-        risks.append(
-            Risk(
-                kind="high_priority_tickets",
-                text=f"{len(tickets)} open high-priority ticket(s): {listed}.",
-                evidence_ids=[f"ticket:{t.id}" for t in facts.high_priority_tickets],
-            )
+    if not tickets:
+        return []
+    listed = "; ".join(f"{t.ref} '{t.subject}' ({t.priority}, {t.status})" for t in facts.high_priority_tickets[:3])
+    return [
+        Risk(
+            kind="high_priority_tickets",
+            text=f"{len(tickets)} open high-priority ticket(s): {listed}.",
+            evidence_ids=[f"ticket:{t.id}" for t in facts.high_priority_tickets],
         )
-    if sentiment := _sentiment_risk(repo, account, as_of, classifier, facts):
-        risks.append(sentiment)
+    ]
+
+
+def _nps_risks(repo: Repo, account: Account, contacts: list[Contact], as_of: datetime) -> list[Risk]:
+    """Detractors among the account's recent NPS answers: a negative account NPS or fresh detractors."""
     contact_ids = [c.id for c in contacts]
     since = as_of - timedelta(days=NPS_LOOKBACK_DAYS)
     scope = (
@@ -615,20 +628,20 @@ def _risks(
     detractors = [r for r in responses if r.score <= DETRACTOR_MAX_SCORE]
     nps = round(100 * (sum(r.score >= 9 for r in responses) - len(detractors)) / len(responses)) if responses else 0
     fresh = [d for d in detractors if _days(as_of, d.submitted_at) <= FRESH_DETRACTOR_DAYS]
-    if nps < 0 or fresh:
-        latest = next((d for d in detractors if d.comment), detractors[0])
-        quote = f'; latest comment: "{clip(latest.comment, 120, one_line=True)}"' if latest.comment else ""
-        scores = ", ".join(str(d.score) for d in detractors[:MAX_EVIDENCE])
-        why = f"account NPS {nps}" if nps < 0 else f"{len(fresh)} in the last {FRESH_DETRACTOR_DAYS} days"
-        risks.append(
-            Risk(
-                kind="detractor_nps",
-                text=f"{len(detractors)} detractor NPS response(s) of {len(responses)} "
-                f"in the last {NPS_LOOKBACK_DAYS} days ({why}; latest scores {scores}){quote}.",
-                evidence_ids=[f"nps_response:{d.id}" for d in detractors[:MAX_EVIDENCE]],
-            )
+    if not (nps < 0 or fresh):
+        return []
+    latest = next((d for d in detractors if d.comment), detractors[0])
+    quote = f'; latest comment: "{clip(latest.comment, 120, one_line=True)}"' if latest.comment else ""
+    scores = ", ".join(str(d.score) for d in detractors[:MAX_EVIDENCE])
+    why = f"account NPS {nps}" if nps < 0 else f"{len(fresh)} in the last {FRESH_DETRACTOR_DAYS} days"
+    return [
+        Risk(
+            kind="detractor_nps",
+            text=f"{len(detractors)} detractor NPS response(s) of {len(responses)} "
+            f"in the last {NPS_LOOKBACK_DAYS} days ({why}; latest scores {scores}){quote}.",
+            evidence_ids=[f"nps_response:{d.id}" for d in detractors[:MAX_EVIDENCE]],
         )
-    return risks
+    ]
 
 
 OBJECTION_RISKS = {
@@ -1007,87 +1020,106 @@ def build_brief(
     as_of = utc(now or datetime.now(UTC), keep_offset=True)
     facts = gather_facts(context, deal, as_of, classifier or context.sentiment)
     previous = previous_brief(context.repo, deal.id)
-    changes: list[Change] = []
-    if previous is not None:
-        try:
-            changes = diff_facts(DealFacts.model_validate(previous.content["result"]["facts"]), facts)
-        except (KeyError, TypeError, ValidationError):
-            changes = [Change(text=f"The previous brief (AI result {previous.id}) could not be read; no comparison.")]
+    draft = BriefDraft(facts, _changes_since(previous, facts), previous.id if previous else None, rule_next_step(facts))
     prompt = load_prompt(TASK)
     provenance = Provenance(
         task=TASK, prompt_name=prompt.name, prompt_version=prompt.version, input_ids=facts.record_ids()
     )
-    rule_step = rule_next_step(facts)
-    template_sources = list(
-        dict.fromkeys(
-            [
-                f"deal:{facts.deal_id}",
-                *([facts.last_touch.source_id] if facts.last_touch else []),
-                *(i for r in facts.risks for i in r.evidence_ids),
-                *rule_step.source_ids,
-            ]
-        )
-    )
-
-    def fallback(verdicts: list[GuardVerdict], reason: str | None, provenance: Provenance) -> TaskOutcome[DealBrief]:
-        narrative = template_narrative(facts)
-        brief = DealBrief(
-            facts=facts,
-            narrative=narrative,
-            suggested_next_step=rule_step,
-            changes=changes,
-            previous_brief_id=previous.id if previous else None,
-            source_ids=template_sources,
-        )
-        return TaskOutcome[DealBrief](
-            task=TASK,
-            result=brief,
-            verdicts=[*verdicts, *brief_guards(narrative, rule_step.text, template_sources, facts)],
-            provenance=provenance.model_copy(update={"source_ids": template_sources}),
-            used_fallback=reason is not None,
-            fallback_reason=reason,
-        )
-
+    template = provenance.model_copy(update={"model": "template"})
     if strategy != "model":
-        return fallback([], None, provenance.model_copy(update={"model": "template"}))
+        return draft.from_template([], None, template)
     try:
         completion = context.gateway.complete(
-            prompt.render(facts=facts, changes=changes, suggested=rule_step),
+            prompt.render(facts=facts, changes=draft.changes, suggested=draft.rule_step),
             max_tokens=MAX_BRIEF_TOKENS,
             temperature=0.0,
         )
     except ModelError as error:
-        return fallback([], f"model unavailable: {error}", provenance.model_copy(update={"model": "template"}))
-    provenance = provenance.with_completion(completion)
-    value = parse_brief(completion.text)
-    verdicts = brief_guards(value.narrative, value.next_step, value.source_ids, facts)
-    if not value.narrative or not value.next_step:
-        verdicts.append(
-            GuardVerdict(name="complete", passed=False, details=["the model wrote no narrative or no next step"])
-        )
-    if any(not v.passed for v in verdicts):
-        rejected = [
-            v.model_copy(
-                update={"severity": Severity.flag, "details": [f"model output (replaced): {d}" for d in v.details]}
+        return draft.from_template([], f"model unavailable: {error}", template)
+    return draft.from_model(parse_brief(completion.text), provenance.with_completion(completion))
+
+
+def _changes_since(previous: AiResult | None, facts: DealFacts) -> list[Change]:
+    if previous is None:
+        return []
+    try:
+        return diff_facts(DealFacts.model_validate(previous.content["result"]["facts"]), facts)
+    except (KeyError, TypeError, ValidationError):
+        return [Change(text=f"The previous brief (AI result {previous.id}) could not be read; no comparison.")]
+
+
+@dataclass(frozen=True)
+class BriefDraft:
+    """What both paths of a brief share: the facts, the changes since the previous brief and the rule's next step."""
+
+    facts: DealFacts
+    changes: list[Change]
+    previous_brief_id: int | None
+    rule_step: SuggestedStep
+
+    @property
+    def template_sources(self) -> list[str]:
+        facts = self.facts
+        return list(
+            dict.fromkeys(
+                [
+                    f"deal:{facts.deal_id}",
+                    *([facts.last_touch.source_id] if facts.last_touch else []),
+                    *(i for r in facts.risks for i in r.evidence_ids),
+                    *self.rule_step.source_ids,
+                ]
             )
-            for v in verdicts
-            if not v.passed
-        ]
-        return fallback(rejected, "model output failed a guard", provenance)
-    sources = list(dict.fromkeys(value.source_ids or [f"deal:{facts.deal_id}"]))
-    brief = DealBrief(
-        facts=facts,
-        narrative=value.narrative,
-        suggested_next_step=SuggestedStep(
-            text=value.next_step, reason="written by the model from the facts", source_ids=sources
-        ),
-        changes=changes,
-        previous_brief_id=previous.id if previous else None,
-        source_ids=sources,
-    )
-    return TaskOutcome[DealBrief](
-        task=TASK, result=brief, verdicts=verdicts, provenance=provenance.model_copy(update={"source_ids": sources})
-    )
+        )
+
+    def brief(self, narrative: str, step: SuggestedStep, sources: list[str]) -> DealBrief:
+        return DealBrief(
+            facts=self.facts,
+            narrative=narrative,
+            suggested_next_step=step,
+            changes=self.changes,
+            previous_brief_id=self.previous_brief_id,
+            source_ids=sources,
+        )
+
+    def from_template(
+        self, verdicts: list[GuardVerdict], reason: str | None, provenance: Provenance
+    ) -> TaskOutcome[DealBrief]:
+        """The template narrative and the rule's next step (the non-LLM path, and the model path's fallback)."""
+        sources = self.template_sources
+        narrative = template_narrative(self.facts)
+        return TaskOutcome[DealBrief](
+            task=TASK,
+            result=self.brief(narrative, self.rule_step, sources),
+            verdicts=[*verdicts, *brief_guards(narrative, self.rule_step.text, sources, self.facts)],
+            provenance=provenance.model_copy(update={"source_ids": sources}),
+            used_fallback=reason is not None,
+            fallback_reason=reason,
+        )
+
+    def from_model(self, value: BriefNarrative, provenance: Provenance) -> TaskOutcome[DealBrief]:
+        """The model's narrative and next step when every guard passes, else the template with the failures flagged."""
+        verdicts = brief_guards(value.narrative, value.next_step, value.source_ids, self.facts)
+        if not value.narrative or not value.next_step:
+            verdicts.append(
+                GuardVerdict(name="complete", passed=False, details=["the model wrote no narrative or no next step"])
+            )
+        if any(not v.passed for v in verdicts):
+            rejected = [
+                v.model_copy(
+                    update={"severity": Severity.flag, "details": [f"model output (replaced): {d}" for d in v.details]}
+                )
+                for v in verdicts
+                if not v.passed
+            ]
+            return self.from_template(rejected, "model output failed a guard", provenance)
+        sources = list(dict.fromkeys(value.source_ids or [f"deal:{self.facts.deal_id}"]))
+        step = SuggestedStep(text=value.next_step, reason="written by the model from the facts", source_ids=sources)
+        return TaskOutcome[DealBrief](
+            task=TASK,
+            result=self.brief(value.narrative, step, sources),
+            verdicts=verdicts,
+            provenance=provenance.model_copy(update={"source_ids": sources}),
+        )
 
 
 RECORD_ID = re.compile(r"\b(?:deal|account|contact|call|call_turn|ticket|message|note|nps_response|ai_result):\d+\b")
