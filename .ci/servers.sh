@@ -31,7 +31,7 @@ export COPILOT_TEST_DATABASE_URL="postgresql+psycopg://postgres:copilot-ci@127.0
 export COPILOT_TEST_CHROMA_URL="http://127.0.0.1:8765"
 export LITELLM_LOCAL_MODEL_COST_MAP=True HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ANONYMIZED_TELEMETRY=False
 .venv/bin/python -m pytest -q -m "not slow" tests/test_store.py tests/test_retrieval.py tests/test_api.py tests/test_sentiment_head.py \
-  tests/test_security.py tests/test_model_runtime.py tests/test_worker.py
+  tests/test_security.py tests/test_model_runtime.py tests/test_worker.py tests/test_kpis.py tests/test_insights.py
 .venv/bin/python -m pytest -q -m slow tests/test_worker.py  # two `copilot worker` processes, one killed mid-job
 .venv/bin/python -m pytest -q tests/test_ray.py  # a local Ray cluster: reindex and NPS themes as in one process
 

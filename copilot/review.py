@@ -145,6 +145,8 @@ def decide(repo: Repo, result_id: int, request: ReviewRequest, *, actor: str, ta
         repo.session.rollback()
         raise Conflict(f"AI result {result_id} was decided by someone else meanwhile; reload it") from None
     after = {"status": row.status.value, "text": row.final_text, "version": row.version, "reason": request.reason}
+    if request.confirm_commitments and request.decision is not Decision.reject:
+        after["confirm_commitments"] = True  # the reviewer's explicit yes to its refund, credit, deadline, ...
     if request.override_guards and blocking_guards(row):
         after["overrode_guards"] = blocking_guards(row)
     if request.decision is not Decision.reject:

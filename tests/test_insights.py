@@ -459,6 +459,100 @@ def test_reply_qa_task_rules_and_model_paths_with_their_guards(settings, store, 
     assert any(v.name == "rubric_answer" and "not quoted" in " ".join(v.details) for v in replaced.verdicts)
 
 
+def test_scorecards_aggregate_the_latest_stored_scores_per_agent_and_period(settings, store, fake_model, qa_ticket):
+    from copilot.insights.common import Period
+    from copilot.insights.qa_review import score_replies, scorecards, stored_scores
+
+    with store.repo("qa") as repo:
+        for external_id, author, age, reply in (
+            (
+                "T-10",
+                "Ana Sato",
+                1.5,
+                "Hi, I've checked INV-2026-0042: only one payment went through, nothing to refund.",
+            ),
+            ("T-11", "Liam Chen", 1.2, "Thanks."),
+            ("T-12", "Ana Sato", 40, "Hi, the duplicate charge on INV-2026-0042 was reversed by your bank."),
+        ):
+            ticket = repo.add(Ticket(external_id=external_id, subject="Charged twice", opened_at=days_ago(age + 0.1)))
+            repo.session.flush()
+            repo.add(
+                Message(
+                    ticket_id=ticket.id, author_kind=AuthorKind.customer, body=QUESTION, sent_at=days_ago(age + 0.1)
+                )
+            )
+            repo.add(
+                Message(
+                    ticket_id=ticket.id, author_kind=AuthorKind.agent, author=author, body=reply, sent_at=days_ago(age)
+                )
+            )
+    services = qa_services(settings, store, fake_model, model="local/smollm2-135m-instruct")  # rules
+    assert score_replies(services, "qa").replies == 4
+    score_replies(services, "qa")  # scored again: only each ticket's latest result counts
+    with store.repo("qa") as repo:
+        scores = stored_scores(repo)
+        everything = scorecards(repo)
+        recent = scorecards(repo, period=Period.of(days=30, now=NOW))
+    assert len(scores) == 4 and everything.replies == 4 and recent.replies == 3
+    for card in (everything, recent):
+        assert [line.pass_rate for line in card.lines] == sorted(line.pass_rate for line in card.lines)
+        for line in card.lines:
+            mine = [s for s in scores if s.author == line.group and (card is everything or s.sent_at >= days_ago(30))]
+            assert line.replies == len(mine) and line.passed == sum(s.passed for s in mine)
+            assert line.pass_rate == round(line.passed / line.replies, 4)
+            assert line.mean_score == round(sum(s.score for s in mine) / len(mine), 4)
+            assert line.failing_examples == [f"message:{s.message_id}" for s in mine if not s.passed][:5]
+            for name, stats in line.criteria.items():
+                judged = [v for s in mine for v in s.verdicts if v.criterion == name]
+                assert stats.passed + stats.failed + stats.not_applicable == len(judged)
+                assert stats.failed == sum(v.verdict == "fail" for v in judged)
+    by_agent = {line.group: line for line in everything.lines}
+    assert by_agent["Liam Chen"].replies == 2 and by_agent["Ana Sato"].replies == 2
+    assert by_agent["Liam Chen"].criteria["policy"].failed >= 1  # the unapproved refund of T-9
+    assert {line.group: line.replies for line in recent.lines} == {"Liam Chen": 2, "Ana Sato": 1}
+
+
+def test_an_approved_draft_is_scored_as_its_reviewers_reply_with_its_confirmed_commitment(settings, store, fake_model):
+    from copilot.review import Decision, ReviewRequest, decide
+
+    with store.session() as session:
+        get_or_create_workspace(session, "qa")
+    refund = "Hi Dana, I've refunded the duplicate charge on INV-2026-0042; it shows on your card next week."
+    with store.repo("qa") as repo:
+        ticket = repo.add(Ticket(external_id="T-20", subject="Charged twice", opened_at=days_ago(2)))
+        repo.session.flush()
+        repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, body=QUESTION, sent_at=days_ago(2)))
+        draft = repo.add(
+            AiResult(
+                task="reply_draft",
+                status=AiStatus.pending,
+                subject_kind="ticket",
+                subject_id=ticket.id,
+                content={"result": {"text": refund, "needs_explicit_approval": ["refund"]}},
+            )
+        )
+        repo.session.flush()
+        request = ReviewRequest(decision=Decision.approve, version=draft.version, confirm_commitments=True)
+        decide(repo, draft.id, request, actor="Maya Ortiz", tasks=["reply_draft"])
+        ticket_id, draft_id = ticket.id, draft.id
+    services = qa_services(settings, store, fake_model, model="local/smollm2-135m-instruct")  # rules
+    with store.repo("qa") as repo:
+        (score,) = services.run_task(repo, "reply_qa", {"ticket_id": ticket_id}).result.replies
+    assert score.ai_result_id == draft_id and score.message_id is None and score.author == "Maya Ortiz"
+    policy = score.verdict("policy")
+    assert policy.verdict == "pass" and "approved on record" in policy.why and "refunded" in policy.evidence
+    with store.repo("qa") as repo:  # the approved text then sent as a message is one reply, not two
+        repo.add(
+            Message(
+                ticket_id=ticket_id, author_kind=AuthorKind.agent, author="Maya Ortiz", body=refund, sent_at=days_ago(1)
+            )
+        )
+    with store.repo("qa") as repo:
+        (sent,) = services.run_task(repo, "reply_qa", {"ticket_id": ticket_id}).result.replies
+    assert sent.message_id is not None and sent.ai_result_id is None
+    assert sent.verdict("policy").verdict == "fail"  # as a plain message, no approval is on record
+
+
 def test_an_injection_in_the_thread_is_graded_by_the_rules_and_flagged(settings, store, fake_model, qa_ticket):
     ticket_id, _ = qa_ticket
     with store.repo("qa") as repo:
