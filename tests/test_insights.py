@@ -17,7 +17,14 @@ from copilot.insights.bayes import BayesLogit, Prior, cross_validate
 from copilot.insights.csat import MIN_RATED, evaluate_csat, predict_csat
 from copilot.insights.health import going_sour, health_report
 from copilot.insights.quality import DEFAULT_SCORECARD, Reply, approved_commitments, grade_rules, scored
-from copilot.insights.scoring import MIN_OUTCOMES, deal_calibration, forecast, score_deals, score_leads
+from copilot.insights.scoring import (
+    LEAD_PRIORS,
+    MIN_OUTCOMES,
+    deal_calibration,
+    forecast,
+    score_deals,
+    score_leads,
+)
 from copilot.store import Store, get_or_create_workspace
 from copilot.store.models import (
     Account,
@@ -185,6 +192,19 @@ def test_demo_stalled_deal_ranks_among_the_lowest_and_scores_are_calibrated(demo
     )
     assert sum(p.expected for p in outlook.periods) == pytest.approx(expected, rel=1e-6)
     assert leads.refusal is None and leads.leads and 0 <= leads.leads[-1].score <= leads.leads[0].score <= 100
+
+
+def test_demo_lead_scores_are_calibrated_and_read_the_leads_touches(demo):
+    from copilot.insights.scoring import lead_calibration, lead_history
+
+    with demo.repo("demo") as repo:
+        calibration = lead_calibration(repo, NOW)
+        history = lead_history(repo, NOW)
+    touches = history.x[:, [p.name for p in LEAD_PRIORS].index("touches")]
+    assert touches.max() > 0 and touches.min() == 0  # the demo's lead notes reach their contacts
+    assert calibration.examples >= 100 and calibration.brier < calibration.brier_base_rate
+    assert calibration.auc > 0.6
+    assert sum(b.count for b in calibration.reliability) == calibration.examples * calibration.repeats
 
 
 # -- account health -------------------------------------------------------------------------------
@@ -709,6 +729,9 @@ def test_api_role_checks(world):
     assert deals["refusal"]["reason"].startswith("not enough history") and deals["deals"] == []
     assert get("agent", "/v1/insights/deals/scores").status_code == 403
     assert get("rep", "/v1/insights/deals/calibration").status_code == 422
+    refused = get("rep", "/v1/insights/leads/calibration")
+    assert refused.status_code == 422 and "not enough history" in refused.text
+    assert get("agent", "/v1/insights/leads/calibration").status_code == 403
     assert get("rep", "/v1/insights/csat/predictions").status_code == 403
     assert get("agent", "/v1/insights/csat/predictions").json()["refusal"] is not None
     assert get("agent", "/v1/insights/kpis?days=-1").status_code == 422
@@ -729,6 +752,10 @@ def test_cli_kpis_and_scores(demo, monkeypatch):
     assert scores.exit_code == 0 and "Acme Corporation" in scores.output and "P(win)" in scores.output
     calibration = CliRunner().invoke(app, ["scores", "calibration", "-w", "demo"])
     assert calibration.exit_code == 0 and "Brier" in calibration.output
+    leads = CliRunner().invoke(app, ["scores", "calibration", "-w", "demo", "--kind", "leads"])
+    assert leads.exit_code == 0 and "decided leads" in leads.output and "observed converted" in leads.output
+    wrong = CliRunner().invoke(app, ["scores", "calibration", "-w", "demo", "--kind", "accounts"])
+    assert wrong.exit_code == 1 and "--kind: unknown kind 'accounts'" in wrong.output
 
 
 def test_cli_refuses_scores_without_history(settings, store, monkeypatch):

@@ -26,7 +26,15 @@ from copilot.insights.health import AccountHealth, going_sour, health_report
 from copilot.insights.kpis import STAGES, KpiReport, Stage, compute_kpis
 from copilot.insights.qa_review import Agreement, Scorecards, agreement, replied_tickets, scorecards
 from copilot.insights.quality import Scorecard, scorecard_of
-from copilot.insights.scoring import Forecast, ScoreBoard, deal_calibration, forecast, score_deals, score_leads
+from copilot.insights.scoring import (
+    Forecast,
+    ScoreBoard,
+    deal_calibration,
+    forecast,
+    lead_calibration,
+    score_deals,
+    score_leads,
+)
 from copilot.store.models import Account, Ticket
 from copilot.tasks.base import TaskOutcome
 from copilot.tasks.reply_qa import ReplyQaResult
@@ -196,6 +204,13 @@ def deals_calibration(caller: Sales) -> Calibration:
 def lead_scores(caller: Sales) -> ScoreBoard:
     with caller.repo() as repo:
         return score_leads(repo)
+
+
+@router.get("/leads/calibration", response_model=Calibration)
+def leads_calibration(caller: Sales) -> Calibration:
+    """Cross-validated conversion probabilities of the decided leads: Brier score, reliability table, base rate."""
+    with caller.repo() as repo:
+        return lead_calibration(repo)
 
 
 @router.get("/forecast", response_model=Forecast)

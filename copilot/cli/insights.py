@@ -358,25 +358,31 @@ def scores_leads(workspace: WorkspaceOption = None, as_json: JsonOption = False)
 @scores_app.command("calibration")
 def scores_calibration(
     workspace: WorkspaceOption = None,
+    kind: Annotated[str, typer.Option(help="deals (win probability) or leads (conversion).")] = "deals",
     folds: int = 5,
     repeats: int = 3,
     as_json: JsonOption = False,
 ) -> None:
-    """Cross-validated win probabilities of the closed deals: Brier score and reliability table."""
-    from copilot.insights.scoring import deal_calibration
+    """Cross-validated win (or lead conversion) probabilities: Brier score and reliability table."""
+    from copilot.insights.scoring import deal_calibration, lead_calibration
 
+    calibrations = {"deals": deal_calibration, "leads": lead_calibration}
+    if kind not in calibrations:
+        raise fail(f"--kind: unknown kind '{kind}' (one of: deals, leads)")
+    calibrate = calibrations[kind]
     settings = load_settings()
     with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
-        result = deal_calibration(repo, folds=folds, repeats=repeats)
+        result = calibrate(repo, folds=folds, repeats=repeats)
     if as_json:
         console.print_json(result.model_dump_json())
         return
+    outcome, record = ("won", "closed deals") if kind == "deals" else ("converted", "decided leads")
     console.print(
-        f"{result.examples} closed deals ({result.positives} won, base rate {result.base_rate:.3f}); "
+        f"{result.examples} {record} ({result.positives} {outcome}, base rate {result.base_rate:.3f}); "
         f"{result.folds}-fold CV x {result.repeats}: Brier {result.brier} vs {result.brier_base_rate} for the base "
         f"rate (skill {result.brier_skill}), log loss {result.log_loss}, AUC {result.auc}"
     )
-    table = Table("predicted", "deals", "mean predicted", "observed won")
+    table = Table("predicted", kind, "mean predicted", f"observed {outcome}")
     for b in result.reliability:
         shown = ["-" if v is None else f"{v:.3f}" for v in (b.mean_predicted, b.observed)]
         table.add_row(f"{b.low:.1f}-{b.high:.1f}", str(b.count), *shown)

@@ -321,9 +321,23 @@ def deal_calibration(repo: Repo, now: datetime | None = None, *, folds: int = 5,
         from copilot.errors import InvalidInput
 
         raise InvalidInput(refusal.reason)
-    return cross_validate(
-        lambda: BayesLogit(DEAL_PRIORS), x, y, folds=min(folds, int(min(y.sum(), len(y) - y.sum()))), repeats=repeats
-    )
+    return _calibrated(DEAL_PRIORS, x, y, folds, repeats)
+
+
+def lead_calibration(repo: Repo, now: datetime | None = None, *, folds: int = 5, repeats: int = 3) -> Calibration:
+    """Cross-validated conversion probabilities of the decided leads: Brier score and reliability against the base
+    rate."""
+    history = lead_history(repo, utc(now or datetime.now(UTC)))
+    if refusal := _refusal("leads", [int(v) for v in history.y]):
+        from copilot.errors import InvalidInput
+
+        raise InvalidInput(refusal.reason)
+    return _calibrated(LEAD_PRIORS, history.x, history.y, folds, repeats)
+
+
+def _calibrated(priors: list[Prior], x: np.ndarray, y: np.ndarray, folds: int, repeats: int) -> Calibration:
+    folds = min(folds, int(min(y.sum(), len(y) - y.sum())))  # every fold holds both outcomes
+    return cross_validate(lambda: BayesLogit(priors), x, y, folds=folds, repeats=repeats)
 
 
 def forecast(repo: Repo, now: datetime | None = None, months: int = 3) -> Forecast:
@@ -386,23 +400,37 @@ def describe_lead(contact: Contact, touches: list[tuple[datetime, str]], now: da
     return Described(values, facts, evidence)
 
 
-def score_leads(repo: Repo, now: datetime | None = None) -> ScoreBoard:
-    """A score per open or qualified lead from the workspace's converted and disqualified ones, highest first."""
-    now = utc(now or datetime.now(UTC))
+@dataclass
+class LeadHistory:
+    """The workspace's leads: the decided ones described as they stood at their last touch (x, y), and the open."""
+
+    x: np.ndarray
+    y: np.ndarray
+    open_leads: list[Contact]
+    touches: dict[int, list[tuple[datetime, str]]]
+
+
+def lead_history(repo: Repo, now: datetime) -> LeadHistory:
     leads = repo.all(repo.select(Contact).where(Contact.lead_status.is_not(None)).order_by(Contact.id))
     touches: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
     for note in repo.all(repo.select(Note).where(Note.contact_id.in_([c.id for c in leads]))):
         touches[note.contact_id].append((utc(note.noted_at), f"note:{note.id}"))
     decided = [c for c in leads if c.lead_status in ("converted", "disqualified")]
-    open_leads = [c for c in leads if c.lead_status in ("open", "qualified")]
 
-    def when(contact: Contact) -> datetime:  # a decided lead is described as it stood at its last touch
-        own = touches[contact.id]
-        return max((at for at, _ in own), default=now) if contact in decided else now
+    def described(contact: Contact) -> list[float]:
+        at = max((at for at, _ in touches[contact.id]), default=now)
+        return describe_lead(contact, [t for t in touches[contact.id] if t[0] <= at], at).values
 
-    x = np.array([describe_lead(c, [t for t in touches[c.id] if t[0] <= when(c)], when(c)).values for c in decided])
-    x = x.reshape(len(decided), len(LEAD_PRIORS))
+    x = np.array([described(c) for c in decided]).reshape(len(decided), len(LEAD_PRIORS))
     y = np.array([int(c.lead_status == "converted") for c in decided])
+    return LeadHistory(x, y, [c for c in leads if c.lead_status in ("open", "qualified")], touches)
+
+
+def score_leads(repo: Repo, now: datetime | None = None) -> ScoreBoard:
+    """A score per open or qualified lead from the workspace's converted and disqualified ones, highest first."""
+    now = utc(now or datetime.now(UTC))
+    history = lead_history(repo, now)
+    x, y, open_leads, touches = history.x, history.y, history.open_leads, history.touches
     board = ScoreBoard(kind="leads", trained_on=len(y), positives=int(y.sum()))
     if refusal := _refusal("leads", [int(v) for v in y]):
         board.refusal = refusal

@@ -313,6 +313,7 @@ class Note(CrmRecord, Base):
     noted_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     account: Mapped[Account | None] = relationship()
+    contact: Mapped[Contact | None] = relationship()
     deal: Mapped[Deal | None] = relationship()
 
 
