@@ -417,14 +417,20 @@ def test_a_fact_not_in_the_kb_or_thread_fails_correct():
     assert verdict.verdict == "fail" and "pay.example.net" in verdict.why and "Settings > Wallet" in verdict.evidence
 
 
+def asked(repo, external_id: str, subject: str = "Charged twice", age: float = 2.0) -> Ticket:
+    """A ticket whose customer asked QUESTION ``age`` days ago."""
+    ticket = repo.add(Ticket(external_id=external_id, subject=subject, opened_at=days_ago(age)))
+    repo.session.flush()
+    repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, body=QUESTION, sent_at=days_ago(age)))
+    return ticket
+
+
 @pytest.fixture
 def qa_ticket(store):
     with store.session() as session:
         get_or_create_workspace(session, "qa")
     with store.repo("qa") as repo:
-        ticket = repo.add(Ticket(external_id="T-9", subject="Charged twice for INV-2026-0042", opened_at=days_ago(2)))
-        repo.session.flush()
-        repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, body=QUESTION, sent_at=days_ago(2)))
+        ticket = asked(repo, "T-9", "Charged twice for INV-2026-0042")
         reply = repo.add(
             Message(
                 ticket_id=ticket.id,
@@ -494,13 +500,7 @@ def test_scorecards_aggregate_the_latest_stored_scores_per_agent_and_period(sett
             ("T-11", "Liam Chen", 1.2, "Thanks."),
             ("T-12", "Ana Sato", 40, "Hi, the duplicate charge on INV-2026-0042 was reversed by your bank."),
         ):
-            ticket = repo.add(Ticket(external_id=external_id, subject="Charged twice", opened_at=days_ago(age + 0.1)))
-            repo.session.flush()
-            repo.add(
-                Message(
-                    ticket_id=ticket.id, author_kind=AuthorKind.customer, body=QUESTION, sent_at=days_ago(age + 0.1)
-                )
-            )
+            ticket = asked(repo, external_id, age=age + 0.1)
             repo.add(
                 Message(
                     ticket_id=ticket.id, author_kind=AuthorKind.agent, author=author, body=reply, sent_at=days_ago(age)
@@ -539,9 +539,7 @@ def test_an_approved_draft_is_scored_as_its_reviewers_reply_with_its_confirmed_c
         get_or_create_workspace(session, "qa")
     refund = "Hi Dana, I've refunded the duplicate charge on INV-2026-0042; it shows on your card next week."
     with store.repo("qa") as repo:
-        ticket = repo.add(Ticket(external_id="T-20", subject="Charged twice", opened_at=days_ago(2)))
-        repo.session.flush()
-        repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, body=QUESTION, sent_at=days_ago(2)))
+        ticket = asked(repo, "T-20")
         draft = repo.add(
             AiResult(
                 task="reply_draft",
