@@ -4,6 +4,7 @@ metrics and thresholds are applied, and each suite run is compared with its appr
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -184,7 +185,7 @@ def _run_cases(
     progress(label, 0, len(cases))
     if adapter.prepare is not None:
         adapter.prepare(env, cases)
-    done = 0
+    done, counting = 0, threading.Lock()
 
     def one(case: Case) -> m.CaseOutput:
         nonlocal done
@@ -202,8 +203,9 @@ def _run_cases(
             except Exception as error:
                 output.judge_reason = f"judge failed: {type(error).__name__}: {error}"
         output.check_failures, output.checks_run = run_checks(case, output)
-        done += 1
-        progress(label, done, len(cases))
+        with counting:  # cases finish on several threads; each count is reported once, in order
+            done += 1
+            progress(label, done, len(cases))
         return output
 
     with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="eval") as pool:

@@ -491,6 +491,32 @@ def count_words(context, params: CountParams) -> TaskOutcome[WordCount]:
     )
 
 
+def test_a_run_reports_progress_once_per_case_in_order_on_concurrent_cases(tmp_path):
+    from copilot.auth import Permission
+    from copilot.profiles import Profile
+    from copilot.settings import Settings
+    from copilot.tasks import registry
+
+    registry.task(
+        "word_count",
+        subject="text",
+        permission=Permission.run_support,
+        review=Permission.review_support,
+        needs_approval=False,
+        defaults={Profile.small: "count", Profile.capable: "count"},
+    )(count_words)
+    try:
+        rows = [json.dumps({"id": f"w{n}", "inputs": {"text": "a " * n}, "expected": "{}"}) for n in range(1, 8)]
+        (tmp_path / "rows.jsonl").write_text("\n".join(rows) + "\n")
+        (tmp_path / "words.yaml").write_text("name: words\ntask: word_count\ndataset: rows.jsonl\n")
+        seen: list[tuple[str, int, int]] = []
+        options = RunOptions(cache=False, concurrency=4, progress=lambda *call: seen.append(call))
+        run_evals([load_suite(tmp_path / "words.yaml")], Settings(data_dir=tmp_path / "data"), options)
+    finally:
+        registry.unregister("word_count")
+    assert seen == [("words", done, 7) for done in range(8)]
+
+
 def test_a_registered_task_without_an_adapter_runs_through_the_generic_one(tmp_path):
     from copilot.auth import Permission
     from copilot.profiles import Profile
