@@ -4,6 +4,7 @@ theme assignments of the single-process path. Skipped when Ray is not installed 
 
 from __future__ import annotations
 
+import os
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +28,11 @@ pytestmark = pytest.mark.slow
 ISSUES = ["charged twice", "cannot log in", "export to CSV fails", "the app crashes", "sync with QuickBooks"]
 ASKS = ["Please help", "When will this be fixed?", "Can you refund me?", "Any update?", "I need this today."]
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
+# The size CI runs; COPILOT_RAY_TEST_MESSAGES=100000 COPILOT_RAY_TEST_COMMENTS=100000 is the full-size check (about an
+# hour on 2 cores, README "Bulk embedding on Ray").
+MESSAGES = int(os.environ.get("COPILOT_RAY_TEST_MESSAGES", "2000"))
+COMMENTS = int(os.environ.get("COPILOT_RAY_TEST_COMMENTS", "1200"))
+PER_TICKET = 10
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +42,7 @@ def ray_address(tmp_path_factory):
 
 
 def seeded_store(data_dir: Path, models_dir: Path, ray_address: str | None) -> tuple[Settings, Store]:
-    """The same 2,000 messages and 1,200 NPS comments in a new data dir."""
+    """The same MESSAGES messages (PER_TICKET per ticket) and COMMENTS NPS comments in a new data dir."""
     settings = Settings(
         data_dir=data_dir,
         model="fake/echo",
@@ -50,15 +56,15 @@ def seeded_store(data_dir: Path, models_dir: Path, ray_address: str | None) -> t
     with store.session() as session:
         get_or_create_workspace(session, "alpha")
     with store.repo("alpha") as repo:
-        for t in range(200):
+        for t in range(MESSAGES // PER_TICKET):
             ticket = repo.add(Ticket(external_id=f"T-{t}", subject=rng.choice(ISSUES).capitalize()))
             repo.session.flush()
-            for m in range(10):
+            for m in range(PER_TICKET):
                 body = f"{rng.choice(ISSUES).capitalize()} since {rng.randint(1, 28)} May. {rng.choice(ASKS)}" * (
                     1 + m % 3
                 )
                 repo.add(Message(ticket_id=ticket.id, author_kind=AuthorKind.customer, body=body))
-        for n in range(1200):
+        for n in range(COMMENTS):
             comment = f"{rng.choice(ISSUES).capitalize()}. {rng.choice(['Love it', 'Too slow', 'Great team'])}."
             submitted = NOW - timedelta(days=n % 20)
             repo.add(NpsResponse(external_id=f"N-{n}", score=n % 11, comment=comment, submitted_at=submitted))
@@ -86,7 +92,10 @@ def themes(services: Services) -> dict[int, list[int]]:
                 NpsThemeAssignment.run_id == report.run_id
             )
         ).all()
-    return {response: sorted(t for r, t in rows if r == response) for response, _ in rows}
+    assigned: dict[int, list[int]] = {}
+    for response, theme in rows:
+        assigned.setdefault(response, []).append(theme)
+    return {response: sorted(found) for response, found in assigned.items()}
 
 
 def test_reindex_and_nps_themes_on_ray_match_the_single_process_path(tmp_path, ray_address):
@@ -97,15 +106,15 @@ def test_reindex_and_nps_themes_on_ray_match_the_single_process_path(tmp_path, r
         services = Services(settings, store, sleep=lambda _seconds: None)
         try:
             with store.repo("alpha") as repo:
-                assert services.index.rebuild(repo) == 3400  # 200 tickets, 2,000 messages, 1,200 NPS comments
+                assert services.index.rebuild(repo) == MESSAGES // PER_TICKET + MESSAGES + COMMENTS
             results[name] = (*index_contents(services), themes(services))
             if address:
                 assert isinstance(services.embedder, RayEmbedder)
-                assert services.embedder.texts_on_ray >= 2000  # the bulk encodes went to the actors
+                assert services.embedder.texts_on_ray >= MESSAGES  # the bulk encodes went to the actors
         finally:
             services.close()
             store.engine.dispose()
     (local_rows, local_vectors, local_themes), (ray_rows, ray_vectors, ray_themes) = results["local"], results["ray"]
-    assert ray_rows == local_rows and len(local_rows) >= 3400
+    assert ray_rows == local_rows and len(local_rows) >= MESSAGES // PER_TICKET + MESSAGES + COMMENTS
     assert np.abs(ray_vectors - local_vectors).max() < 1e-5
     assert ray_themes == local_themes and len(set(map(tuple, local_themes.values()))) > 1
