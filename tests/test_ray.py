@@ -33,6 +33,7 @@ NOW = datetime(2026, 11, 1, tzinfo=UTC)
 MESSAGES = int(os.environ.get("COPILOT_RAY_TEST_MESSAGES", "2000"))
 COMMENTS = int(os.environ.get("COPILOT_RAY_TEST_COMMENTS", "1200"))
 PER_TICKET = 10
+PAGE = 5000
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +75,12 @@ def seeded_store(data_dir: Path, models_dir: Path, ray_address: str | None) -> t
 def index_contents(services: Services) -> tuple[list, np.ndarray]:
     with services.store.repo("alpha") as repo:
         workspace_id = repo.workspace_id
-    got = services.index.client.get_collection(collection_name(workspace_id)).get(
-        include=["embeddings", "documents", "metadatas"]
-    )
+    collection = services.index.client.get_collection(collection_name(workspace_id))
+    got: dict[str, list] = {"ids": [], "documents": [], "metadatas": [], "embeddings": []}
+    for offset in range(0, collection.count(), PAGE):  # one get of 100,000+ rows is more SQL variables than allowed
+        page = collection.get(include=["embeddings", "documents", "metadatas"], limit=PAGE, offset=offset)
+        for key in got:
+            got[key].extend(page[key])
     order = np.argsort(got["ids"])
     # ts is when the seeding wrote the record (each data dir seeds at its own moment): everything else must match
     rows = [(got["ids"][i], got["documents"][i], {**got["metadatas"][i], "ts": None}) for i in order]
