@@ -491,10 +491,11 @@ def count_words(context, params: CountParams) -> TaskOutcome[WordCount]:
     )
 
 
-def test_a_run_reports_progress_once_per_case_in_order_on_concurrent_cases(tmp_path):
+@pytest.fixture
+def word_count_task():
+    """The word_count task, declared through the registry for the test (it has no eval adapter of its own)."""
     from copilot.auth import Permission
     from copilot.profiles import Profile
-    from copilot.settings import Settings
     from copilot.tasks import registry
 
     registry.task(
@@ -505,54 +506,44 @@ def test_a_run_reports_progress_once_per_case_in_order_on_concurrent_cases(tmp_p
         needs_approval=False,
         defaults={Profile.small: "count", Profile.capable: "count"},
     )(count_words)
-    try:
-        rows = [json.dumps({"id": f"w{n}", "inputs": {"text": "a " * n}, "expected": "{}"}) for n in range(1, 8)]
-        (tmp_path / "rows.jsonl").write_text("\n".join(rows) + "\n")
-        (tmp_path / "words.yaml").write_text("name: words\ntask: word_count\ndataset: rows.jsonl\n")
-        seen: list[tuple[str, int, int]] = []
-        options = RunOptions(cache=False, concurrency=4, progress=lambda *call: seen.append(call))
-        run_evals([load_suite(tmp_path / "words.yaml")], Settings(data_dir=tmp_path / "data"), options)
-    finally:
-        registry.unregister("word_count")
+    yield "word_count"
+    registry.unregister("word_count")
+
+
+def test_a_run_reports_progress_once_per_case_in_order_on_concurrent_cases(tmp_path, word_count_task):
+    from copilot.settings import Settings
+
+    rows = [json.dumps({"id": f"w{n}", "inputs": {"text": "a " * n}, "expected": "{}"}) for n in range(1, 8)]
+    (tmp_path / "rows.jsonl").write_text("\n".join(rows) + "\n")
+    (tmp_path / "words.yaml").write_text("name: words\ntask: word_count\ndataset: rows.jsonl\n")
+    seen: list[tuple[str, int, int]] = []
+    options = RunOptions(cache=False, concurrency=4, progress=lambda *call: seen.append(call))
+    run_evals([load_suite(tmp_path / "words.yaml")], Settings(data_dir=tmp_path / "data"), options)
     assert seen == [("words", done, 7) for done in range(8)]
 
 
-def test_a_registered_task_without_an_adapter_runs_through_the_generic_one(tmp_path):
-    from copilot.auth import Permission
-    from copilot.profiles import Profile
+def test_a_registered_task_without_an_adapter_runs_through_the_generic_one(tmp_path, word_count_task):
     from copilot.settings import Settings
     from copilot.store.models import AiResult
-    from copilot.tasks import registry
     from evals.adapters import EvalEnv, generic_adapter
 
-    registry.task(
-        "word_count",
-        subject="text",
-        permission=Permission.run_support,
-        review=Permission.review_support,
-        needs_approval=False,
-        defaults={Profile.small: "count", Profile.capable: "count"},
-    )(count_words)
-    try:
-        (tmp_path / "rows.jsonl").write_text(
-            json.dumps({"id": "w1", "inputs": {"text": "one two three"}, "expected": '{"longest": "three"}'})
-            + "\n"
-            + json.dumps({"id": "w2", "inputs": {"text": "a b", "colour": "red"}, "checks": {"expect": {"words": 2}}})
-            + "\n"
-        )
-        (tmp_path / "words.yaml").write_text("name: words\ntask: word_count\ndataset: rows.jsonl\n")
-        settings = Settings(data_dir=tmp_path / "data")
-        report = run_evals([load_suite(tmp_path / "words.yaml")], settings, RunOptions(cache=False))
+    (tmp_path / "rows.jsonl").write_text(
+        json.dumps({"id": "w1", "inputs": {"text": "one two three"}, "expected": '{"longest": "three"}'})
+        + "\n"
+        + json.dumps({"id": "w2", "inputs": {"text": "a b", "colour": "red"}, "checks": {"expect": {"words": 2}}})
+        + "\n"
+    )
+    (tmp_path / "words.yaml").write_text("name: words\ntask: word_count\ndataset: rows.jsonl\n")
+    settings = Settings(data_dir=tmp_path / "data")
+    report = run_evals([load_suite(tmp_path / "words.yaml")], settings, RunOptions(cache=False))
 
-        env = EvalEnv.create(settings, "auto", tmp_path / "env")
-        adapter = generic_adapter("word_count")
-        adapter.prepare(env, [])
-        assert json.loads(adapter.run(env, Case(id="x", inputs={"text": "hi there"})).text)["words"] == 2
-        with env.store.session() as session:  # the eval never keeps what the task wrote
-            assert session.query(AiResult).count() == 0
-        env.close()
-    finally:
-        registry.unregister("word_count")
+    env = EvalEnv.create(settings, "auto", tmp_path / "env")
+    adapter = generic_adapter("word_count")
+    adapter.prepare(env, [])
+    assert json.loads(adapter.run(env, Case(id="x", inputs={"text": "hi there"})).text)["words"] == 2
+    with env.store.session() as session:  # the eval never keeps what the task wrote
+        assert session.query(AiResult).count() == 0
+    env.close()
     run = report.runs[0]
     first, second = run.cases
     assert json.loads(first.output.text) == {"longest": "three", "words": 3} and first.output.data["words"] == 3
