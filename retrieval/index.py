@@ -276,10 +276,11 @@ class HistoryIndex:
     ) -> list[tuple[str, float]]:
         try:
             collection = self.collection(workspace_id)
-            if collection.count() == 0:
+            size = collection.count()
+            if size == 0:
                 return []
             result = collection.query(
-                query_embeddings=[vector], n_results=min(limit, collection.count()), where=where, include=["distances"]
+                query_embeddings=[vector], n_results=min(limit, size), where=where, include=["distances"]
             )
         except EmbedderMismatch:
             raise

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
+from collections import OrderedDict
 from datetime import datetime
 
+import numpy as np
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -16,6 +19,7 @@ from retrieval.chunking import MODELS, epoch
 from retrieval.index import HistoryIndex, VectorIndexError
 
 RRF_K = 60
+QUERY_VECTORS = 256
 log = logging.getLogger("copilot.retrieval")
 
 
@@ -50,6 +54,24 @@ class SearchHit(BaseModel):
 class Searcher:
     def __init__(self, index: HistoryIndex) -> None:
         self.index = index
+        self._query_vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def query_vector(self, query: str) -> np.ndarray:
+        """The query's vector, remembered for the last QUERY_VECTORS queries: a reply draft searches three kinds of
+        source with the same question."""
+        key = (self.index.embedder.name, query)
+        with self._lock:
+            if key in self._query_vectors:
+                self._query_vectors.move_to_end(key)
+                return self._query_vectors[key]
+        vector = self.index.embedder.encode([query])[0]
+        vector.setflags(write=False)  # shared by every search of the same query
+        with self._lock:
+            self._query_vectors[key] = vector
+            while len(self._query_vectors) > QUERY_VECTORS:
+                self._query_vectors.popitem(last=False)
+        return vector
 
     def search(
         self,
@@ -67,7 +89,7 @@ class Searcher:
         vector_ranked: list[tuple[str, float]] = []
         lexical_ranked: list[tuple[str, float]] = []
         if mode in ("hybrid", "vector"):
-            vector = self.index.embedder.encode([query])[0]
+            vector = self.query_vector(query)
             try:
                 vector_ranked = self.index.vector_candidates(
                     repo.workspace_id, vector, _chroma_where(filters), candidates

@@ -96,6 +96,22 @@ def test_hybrid_search_returns_cited_hits(store, world):
     assert hits == sorted(hits, key=lambda h: -h.score)
 
 
+def test_searches_for_the_same_query_encode_it_once(store, world, monkeypatch):
+    index, _ = world
+    searcher = Searcher(index)
+    encoded: list[list[str]] = []
+    real = index.embedder.encode
+    monkeypatch.setattr(index.embedder, "encode", lambda texts, *a, **k: encoded.append(list(texts)) or real(texts))
+    with store.repo("alpha") as repo:
+        first = searcher.search(repo, "refund for double charge", limit=5)
+        again = searcher.search(repo, "refund for double charge", limit=5)
+        kb = searcher.search(repo, "refund for double charge", SearchFilters(kinds=["kb_article"]), limit=2)
+        other = searcher.search(repo, "android crash", limit=3)
+    assert encoded == [["refund for double charge"], ["android crash"]]
+    assert first == again and kb and other
+    assert not searcher.query_vector("android crash").flags.writeable  # shared, so nobody may change it
+
+
 def test_account_filter_never_returns_another_accounts_private_history(store, world):
     index, ids = world
     for mode in ("hybrid", "vector", "lexical"):
