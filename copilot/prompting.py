@@ -83,7 +83,6 @@ def split_messages(text: str, name: str = "prompt") -> list[dict[str, str]]:
     return messages
 
 
-@lru_cache(maxsize=1)
 @lru_cache(maxsize=256)
 def _compiled(body: str) -> Template:
     """A template's body compiled once (compiling took about 9 ms a render; rendering is thread-safe)."""

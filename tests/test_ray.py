@@ -33,6 +33,7 @@ NOW = datetime(2026, 11, 1, tzinfo=UTC)
 MESSAGES = int(os.environ.get("COPILOT_RAY_TEST_MESSAGES", "2000"))
 COMMENTS = int(os.environ.get("COPILOT_RAY_TEST_COMMENTS", "1200"))
 PER_TICKET = 10
+RECORDS = MESSAGES // PER_TICKET + MESSAGES + COMMENTS  # tickets, messages, comments
 PAGE = 5000
 
 
@@ -110,7 +111,7 @@ def test_reindex_and_nps_themes_on_ray_match_the_single_process_path(tmp_path, r
         services = Services(settings, store, sleep=lambda _seconds: None)
         try:
             with store.repo("alpha") as repo:
-                assert services.index.rebuild(repo) == MESSAGES // PER_TICKET + MESSAGES + COMMENTS
+                assert services.index.rebuild(repo) == RECORDS
             results[name] = (*index_contents(services), themes(services))
             if address:
                 assert isinstance(services.embedder, RayEmbedder)
@@ -119,6 +120,6 @@ def test_reindex_and_nps_themes_on_ray_match_the_single_process_path(tmp_path, r
             services.close()
             store.engine.dispose()
     (local_rows, local_vectors, local_themes), (ray_rows, ray_vectors, ray_themes) = results["local"], results["ray"]
-    assert ray_rows == local_rows and len(local_rows) >= MESSAGES // PER_TICKET + MESSAGES + COMMENTS
+    assert ray_rows == local_rows and len(local_rows) >= RECORDS
     assert np.abs(ray_vectors - local_vectors).max() < 1e-5
     assert ray_themes == local_themes and len(set(map(tuple, local_themes.values()))) > 1

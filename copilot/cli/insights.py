@@ -366,17 +366,19 @@ def scores_calibration(
     """Cross-validated win (or lead conversion) probabilities: Brier score and reliability table."""
     from copilot.insights.scoring import deal_calibration, lead_calibration
 
-    calibrations = {"deals": deal_calibration, "leads": lead_calibration}
+    calibrations = {
+        "deals": (deal_calibration, "won", "closed deals"),
+        "leads": (lead_calibration, "converted", "decided leads"),
+    }
     if kind not in calibrations:
         raise fail(f"--kind: unknown kind '{kind}' (one of: deals, leads)")
-    calibrate = calibrations[kind]
+    calibrate, outcome, record = calibrations[kind]
     settings = load_settings()
     with open_store(settings).repo(workspace_slug(settings, workspace)) as repo:
         result = calibrate(repo, folds=folds, repeats=repeats)
     if as_json:
         console.print_json(result.model_dump_json())
         return
-    outcome, record = ("won", "closed deals") if kind == "deals" else ("converted", "decided leads")
     console.print(
         f"{result.examples} {record} ({result.positives} {outcome}, base rate {result.base_rate:.3f}); "
         f"{result.folds}-fold CV x {result.repeats}: Brier {result.brier} vs {result.brier_base_rate} for the base "

@@ -317,25 +317,22 @@ def score_deals(repo: Repo, now: datetime | None = None, deal_ids: list[int] | N
 def deal_calibration(repo: Repo, now: datetime | None = None, *, folds: int = 5, repeats: int = 3) -> Calibration:
     """Cross-validated win probabilities of the closed deals: Brier score and reliability against the base rate."""
     x, y = deal_training(load_deal_records(repo), utc(now or datetime.now(UTC)))
-    if refusal := _refusal("deals", [int(v) for v in y]):
-        from copilot.errors import InvalidInput
-
-        raise InvalidInput(refusal.reason)
-    return _calibrated(DEAL_PRIORS, x, y, folds, repeats)
+    return _calibrated("deals", DEAL_PRIORS, x, y, folds, repeats)
 
 
 def lead_calibration(repo: Repo, now: datetime | None = None, *, folds: int = 5, repeats: int = 3) -> Calibration:
     """Cross-validated conversion probabilities of the decided leads: Brier score and reliability against the base
     rate."""
     history = lead_history(repo, utc(now or datetime.now(UTC)))
-    if refusal := _refusal("leads", [int(v) for v in history.y]):
+    return _calibrated("leads", LEAD_PRIORS, history.x, history.y, folds, repeats)
+
+
+def _calibrated(kind: str, priors: list[Prior], x: np.ndarray, y: np.ndarray, folds: int, repeats: int) -> Calibration:
+    """Cross-validated predictions of the decided outcomes, or InvalidInput with the refusal when there are too few."""
+    if refusal := _refusal(kind, [int(v) for v in y]):
         from copilot.errors import InvalidInput
 
         raise InvalidInput(refusal.reason)
-    return _calibrated(LEAD_PRIORS, history.x, history.y, folds, repeats)
-
-
-def _calibrated(priors: list[Prior], x: np.ndarray, y: np.ndarray, folds: int, repeats: int) -> Calibration:
     folds = min(folds, int(min(y.sum(), len(y) - y.sum())))  # every fold holds both outcomes
     return cross_validate(lambda: BayesLogit(priors), x, y, folds=folds, repeats=repeats)
 
