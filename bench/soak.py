@@ -51,7 +51,7 @@ from copilot.demo.generator import seed_demo
 from copilot.services import Services
 from copilot.settings import Settings
 from copilot.store import Store
-from copilot.store.models import AiResult, AiStatus, AuditEvent, Job, JobStatus, Ticket
+from copilot.store.models import AiResult, AiStatus, AuditEvent, Job, JobItem, JobStatus, Ticket
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = [
@@ -362,7 +362,7 @@ def consistency(store: Store) -> list[str]:
 
 
 def job_consistency(store: Store, soak: Soak, kill: Kill | None) -> list[str]:
-    """Every job ended as asked; each reserved ticket has exactly as many summaries as bulk jobs reached it."""
+    """Every job ended as asked; each reserved ticket has exactly as many summaries as bulk jobs recorded it done."""
     problems = []
     with store.session() as session:
         jobs = session.scalars(select(Job).order_by(Job.id)).all()
@@ -373,6 +373,9 @@ def job_consistency(store: Store, soak: Soak, kill: Kill | None) -> list[str]:
                 )
             )
         )
+        items_done: dict[int, list[int]] = {}
+        for job_id, item in session.execute(select(JobItem.job_id, JobItem.item)):
+            items_done.setdefault(job_id, []).append(item)
     known = {job.id for job in jobs}
     problems += [f"job {job_id} was accepted but is not in the database" for job_id in set(soak.jobs) - known]
     expected: Counter[int] = Counter()
@@ -384,7 +387,10 @@ def job_consistency(store: Store, soak: Soak, kill: Kill | None) -> list[str]:
         elif job.status is JobStatus.cancelled and job.id not in soak.cancels:
             problems.append(f"job {job.id} ({job.kind}) was cancelled without being asked")
         if job.kind == "task_batch" and job.params.get("task") == "ticket_summary":
-            expected.update(item["ticket_id"] for item in job.params["items"][: job.done])
+            done = items_done.get(job.id, [])  # items run in parallel: the done ones are any of them
+            expected.update(job.params["items"][n]["ticket_id"] for n in done)
+            if len(done) != job.done:
+                problems.append(f"job {job.id}: {job.done} items counted done, {len(done)} recorded")
             if job.status is JobStatus.succeeded and job.done != len(job.params["items"]):
                 problems.append(f"job {job.id} succeeded with {job.done} of {len(job.params['items'])} items done")
     for ticket_id in soak.reserved:

@@ -115,10 +115,11 @@ class JobContext:
             raise JobCancelled(f"job {self.job_id} was cancelled")
 
     @contextmanager
-    def step(self, done: int | None = None) -> Iterator[Repo]:
+    def step(self, done: int | ColumnElement[int] | None = None) -> Iterator[Repo]:
         """One unit of the job's work in its own workspace transaction, committed together with the job's progress
-        (``done``, when given) and a renewed lease, or rolled back with LeaseLost when this runner no longer holds
-        the job: a step is never committed twice, whichever runner resumes the job."""
+        (``done``, when given: a count, or an expression such as ``Job.done + 1``) and a renewed lease, or rolled
+        back with LeaseLost when this runner no longer holds the job: a step is never committed twice, whichever
+        runner resumes the job."""
         with self.services.store.repo(self.workspace) as repo:
             yield repo
             cancelled = self._record(repo.session, {} if done is None else {"done": done})
@@ -128,18 +129,20 @@ class JobContext:
     def _record(self, session: Session, values: dict[str, Any]) -> bool:
         """Write ``values`` and a renewed lease under the fence; True when someone asked to cancel the job."""
         lease = _utcnow() + timedelta(seconds=self.lease_s)
-        changed = session.execute(
-            update(Job)
-            .where(self.held())
-            .values(**values, lease_expires_at=lease)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        with session.no_autoflush:  # the step's pending rows are written only once the fence held
+            changed = session.execute(
+                update(Job)
+                .where(self.held())
+                .values(**values, lease_expires_at=lease)
+                .execution_options(synchronize_session=False)
+            ).rowcount
         if not changed:
             raise LeaseLost(f"job {self.job_id}: this runner no longer holds it (attempt {self.attempt})")
         return bool(session.scalar(select(Job.cancel_requested).where(Job.id == self.job_id)))
 
 
 Handler = Callable[[JobContext], dict[str, Any]]
+Mark = Callable[[Repo, int | None, str | None], None]
 PermissionFor = Callable[[Mapping[str, Any]], Permission]
 
 
@@ -636,23 +639,30 @@ def run_fenced(
     task: str,
     params: Mapping[str, Any],
     *,
-    done: int | None = None,
+    done: int | ColumnElement[int] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    mark: Mark | None = None,
 ) -> TaskOutcome[Any]:
     """``run_in_workspace`` as a step of the job: the task's result commits together with the job's progress
     (``done``) under the job's lease, so a job resumed by another runner never saves it twice. A task that fails
-    counts as done too (a model failure leaves its ``failed`` result), then its error is raised."""
+    counts as done too (a model failure leaves its ``failed`` result), then its error is raised. ``mark(repo,
+    ai_result_id, error)`` adds what else commits with the step (a bulk job's item row)."""
     from copilot.tasks.runner import record_task_failure
 
     try:
         with job.step(done) as repo:
-            return job.services.run_task(repo, task, params, progress=progress)
+            outcome = job.services.run_task(repo, task, params, progress=progress)
+            if mark is not None:
+                mark(repo, outcome.ai_result_id, None)
+            return outcome
     except (LeaseLost, JobCancelled):
         raise
     except CopilotError as error:
         with job.step(done) as repo:
             if isinstance(error, ModelError) and not isinstance(error, BudgetExceeded):
                 record_task_failure(repo, task, params, str(error))
+            if mark is not None:
+                mark(repo, None, str(error))
         raise
 
 
@@ -664,17 +674,7 @@ def summary_of(result: Any) -> dict[str, Any]:
 
 @job_kind("task_batch", _task_permission)
 def run_task_batch(job: JobContext) -> dict[str, Any]:
-    """A registered task over many subjects, each in its own step; a resumed run starts after the last one done."""
-    task, items = job.params["task"], job.params["items"]
-    already = job.done_before()  # a resumed run skips those
-    done_ids: list[int | None] = []
-    failed: list[dict[str, Any]] = []
-    job.progress(already, len(items), force=True)
-    for n, item in enumerate(items[already:], already + 1):
-        try:
-            done_ids.append(run_fenced(job, task, item, done=n).ai_result_id)
-        except (LeaseLost, JobCancelled):
-            raise
-        except CopilotError as error:
-            failed.append({"params": item, "error": str(error)})
-    return {"ai_result_ids": done_ids, "failed": failed, "skipped_as_done_before": already}
+    """A registered task over many subjects (``copilot.batch``: items in parallel, each in its own step)."""
+    from copilot.batch import run_batch
+
+    return run_batch(job)

@@ -25,6 +25,7 @@ from copilot.store import Repo, Store
 if TYPE_CHECKING:
     import httpx
 
+    from copilot.batch import BatchActors
     from copilot.delivery import DeliveryPolicy
     from copilot.gateway import Gateway
     from copilot.gateway.fake import FakeModel
@@ -108,6 +109,13 @@ class Services:
             min_batch=settings.ray_min_batch,
             cache_dir=settings.resolved_embedding_cache_dir,
         )
+
+    @cached_property
+    def batch_actors(self) -> BatchActors:
+        """The Ray actors bulk jobs fan their items out to (COPILOT_RAY_ADDRESS), kept between jobs."""
+        from copilot.batch import BatchActors
+
+        return BatchActors(self.settings)
 
     @property
     def index(self) -> HistoryIndex:
@@ -247,6 +255,8 @@ class Services:
         stop = getattr(self._embedder, "stop_actors", None)  # a Ray embedder's actors hold cluster CPUs
         if callable(stop):
             stop()
+        if "batch_actors" in self.__dict__:
+            self.batch_actors.stop()
 
 
 def metered(gateway: Gateway, repo: Repo) -> Gateway:

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     task_profiles: Annotated[dict[str, Profile], NoDecode] = Field(
         default_factory=dict, description="Per-task profile overrides: reply_draft=capable,..."
     )
+    model_concurrency: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=dict,
+        description="Model calls a bulk job keeps in flight per provider: openai=16,local=1 (default local 1, else 4).",
+    )
     request_timeout_s: float = 120.0
     max_retries: int = 2
     cache_dir: Path | None = Field(default=None, description="On-disk response cache; off when unset.")
@@ -138,7 +142,7 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("task_models", "task_profiles", mode="before")
+    @field_validator("task_models", "task_profiles", "model_concurrency", mode="before")
     @classmethod
     def _split_pairs(cls, value: object) -> object:
         if not isinstance(value, str):
@@ -150,6 +154,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected task=value pairs separated by commas, got '{item}'")
             pairs[task.strip()] = target.strip()
         return pairs
+
+    @field_validator("model_concurrency")
+    @classmethod
+    def _positive_caps(cls, value: dict[str, int]) -> dict[str, int]:
+        if bad := [provider for provider, cap in value.items() if cap < 1]:
+            raise ValueError(f"a provider's cap is at least 1 call in flight: {', '.join(bad)}")
+        return value
 
     @model_validator(mode="after")
     def _name_custom_local_model(self) -> Settings:

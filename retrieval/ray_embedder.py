@@ -96,11 +96,18 @@ class RayEmbedder:
             self._actors = []
 
 
-def start_actors(embedder: RayEmbedder) -> list[Any]:
+def connect(address: str) -> None:
+    """Join the Ray cluster at ``address`` once per process (embedding actors and bulk task actors share it)."""
     import ray
 
     if not ray.is_initialized():
-        ray.init(address=embedder.address, namespace="copilot", log_to_driver=False, logging_level=logging.WARNING)
+        ray.init(address=address, namespace="copilot", log_to_driver=False, logging_level=logging.WARNING)
+
+
+def start_actors(embedder: RayEmbedder) -> list[Any]:
+    import ray
+
+    connect(embedder.address)
     actor_class = ray.remote(num_cpus=1)(EmbeddingActor)
     actors = [actor_class.remote(embedder.backend, str(embedder.cache_dir), 1) for _ in range(max(1, embedder.workers))]
     names = set(ray.get([actor.name.remote() for actor in actors]))

@@ -165,6 +165,11 @@ def test_the_insight_pages_render_the_demo_workspace(demo_site):
         for chart in charts:
             assert f'id="{chart}"' in kpis, chart
         assert kpis.count('rect class="now"') >= 30 and "<b>-</b>" not in kpis  # every KPI has a value
+        assert [client.get(f"/insights?channel={c}&team=").status_code for c in ("", "chat")] == [200, 200]
+        unknown = client.get("/insights?channel=fax", headers={"Accept": "text/html"})
+        assert unknown.status_code == 422 and "&#39;fax&#39; is not a ticket channel" in unknown.text
+        api_error = client.get("/v1/insights/kpis?channel=fax", headers={"Authorization": f"Bearer {keys['admin']}"})
+        assert api_error.status_code == 422 and "channel" in api_error.text
         accounts = client.get("/insights/accounts").text
         assert "Acme Corporation" in accounts and accounts.count('class="band-high"') >= 1
         deals = client.get("/insights/deals").text

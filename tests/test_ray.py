@@ -16,10 +16,11 @@ pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]'
 
 from sqlalchemy import select  # noqa: E402
 
+from copilot.jobs import JobRunner  # noqa: E402
 from copilot.services import Services  # noqa: E402
 from copilot.settings import Settings  # noqa: E402
 from copilot.store import Store, get_or_create_workspace  # noqa: E402
-from copilot.store.models import AuthorKind, Message, NpsResponse, NpsThemeAssignment, Ticket  # noqa: E402
+from copilot.store.models import AiResult, AuthorKind, Job, Message, NpsResponse, NpsThemeAssignment, Ticket  # noqa: E402
 from copilot.tasks.nps_themes import ThemeFilters, run_themes  # noqa: E402
 from retrieval.index import collection_name  # noqa: E402
 from retrieval.ray_embedder import RayEmbedder, local_ray_cluster  # noqa: E402
@@ -123,3 +124,36 @@ def test_reindex_and_nps_themes_on_ray_match_the_single_process_path(tmp_path, r
     assert ray_rows == local_rows and len(local_rows) >= RECORDS
     assert np.abs(ray_vectors - local_vectors).max() < 1e-5
     assert ray_themes == local_themes and len(set(map(tuple, local_themes.values()))) > 1
+
+
+def bulk_summaries(services: Services, tickets: int) -> tuple[dict, dict[int, dict]]:
+    """A bulk-summary job over the first ``tickets`` tickets: the job's result and each ticket's saved summary."""
+    runner = JobRunner(services, threads=0)
+    items = [{"ticket_id": f"T-{t}"} for t in range(tickets)]
+    with services.store.repo("alpha") as repo:
+        job_id = runner.submit(repo, "task_batch", {"task": "ticket_summary", "items": items}).id
+    assert runner.run_once()
+    with services.store.session() as session:
+        job = session.get(Job, job_id)
+        summaries = {r.subject_id: r.content["result"] for r in session.scalars(select(AiResult))}
+        return {**job.result, "done": job.done, "status": job.status.value}, summaries
+
+
+def test_bulk_summaries_on_ray_actors_match_the_single_process_path(tmp_path, ray_address):
+    tickets = 24
+    results = {}
+    for name, address in (("local", None), ("ray", ray_address)):
+        settings, store = seeded_store(tmp_path / name, tmp_path / "models", address)
+        services = Services(settings.model_copy(update={"model_concurrency": {"fake": 3}}), store)
+        try:
+            results[name] = bulk_summaries(services, tickets)
+        finally:
+            services.close()
+            store.engine.dispose()
+    (local_job, local_summaries), (ray_job, ray_summaries) = results["local"], results["ray"]
+    assert (local_job["on_ray"], ray_job["on_ray"]) == (False, True)
+    for job in (local_job, ray_job):
+        assert (job["status"], job["done"], job["failed"], job["concurrency"]) == ("succeeded", tickets, [], 3)
+        assert len(set(job["ai_result_ids"])) == tickets
+    assert ray_summaries == local_summaries and len(local_summaries) == tickets
+    assert len({str(summary) for summary in local_summaries.values()}) > 1  # the tickets differ, so do summaries

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 from sqlalchemy import select, update
 
 from api.app import create_app
@@ -24,8 +25,9 @@ from copilot.auth import Permission
 from copilot.errors import Conflict
 from copilot.jobs import JobKind, JobRunner
 from copilot.services import Services
+from copilot.settings import Settings
 from copilot.store import Store, get_or_create_workspace, migrate
-from copilot.store.db import make_engine
+from copilot.store.db import SCHEMA_HEAD, make_engine
 from copilot.store.models import AiResult, AiStatus, Job, JobStatus, Note
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,26 +93,87 @@ def rewrite_items(n: int) -> list[dict]:
 
 
 # -- leases fence out a runner that lost its job -----------------------------------------------------
-def test_a_stalled_runner_never_saves_a_result_its_successor_saved(settings, store, alpha, fake_model):
-    items = rewrite_items(6)
-    stalled = PausingServices(settings, store, fake=fake_model, pause_at=items[2]["text"])
-    first, second = JobRunner(stalled, threads=0), JobRunner(Services(settings, store, fake=fake_model), threads=0)
+def batch_taken_over(settings, store, alpha, fake_model, *, items, cap, stall_at, done_before_takeover):
+    """A bulk job whose runner stalls at item ``stall_at`` (``cap`` items in flight) and loses its lease once
+    ``done_before_takeover`` items are recorded; a second runner resumes it; then the stalled one wakes up.
+    Returns the job's row and the runner that took over."""
+    capped = settings.model_copy(update={"model_concurrency": {"fake": cap}})
+    stalled = PausingServices(capped, store, fake=fake_model, pause_at=items[stall_at]["text"])
+    first, second = JobRunner(stalled, threads=0), JobRunner(Services(capped, store, fake=fake_model), threads=0)
     with store.repo(alpha) as repo:
         job_id = first.submit(repo, "task_batch", {"task": "tone_rewrite", "items": items}).id
     running = threading.Thread(target=first.run_once)
     running.start()
-    assert stalled.paused.wait(60)  # two items saved; the third is in flight when its lease runs out
+    assert stalled.paused.wait(60)
+    deadline = time.monotonic() + 60
+    while job_row(store, job_id).done < done_before_takeover:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     expire_lease(store, job_id)
-    assert second.run_once()  # claims attempt 2 and resumes at the third item
+    assert second.run_once()  # claims attempt 2 and resumes the items not recorded
     stalled.resume.set()
     running.join(30)
+    return job_row(store, job_id), second
 
-    row = job_row(store, job_id)
-    assert (row.status, row.attempts, row.done, row.finished_by) == (JobStatus.succeeded, 2, 6, second.owner)
-    assert row.result["skipped_as_done_before"] == 2 and len(row.result["ai_result_ids"]) == 4
+
+def saved_originals(store) -> dict[int, str]:
     with store.session() as session:
-        originals = sorted(r.content["result"]["original"] for r in session.scalars(select(AiResult)))
-    assert originals == sorted(item["text"] for item in items)  # each item saved exactly once
+        return {r.id: r.content["result"]["original"] for r in session.scalars(select(AiResult))}
+
+
+def test_a_stalled_runner_never_saves_a_result_its_successor_saved(settings, store, alpha, fake_model):
+    items = rewrite_items(6)  # one at a time: two items saved; the third is in flight when its lease runs out
+    row, second = batch_taken_over(
+        settings, store, alpha, fake_model, items=items, cap=1, stall_at=2, done_before_takeover=2
+    )
+    assert (row.status, row.attempts, row.done, row.finished_by) == (JobStatus.succeeded, 2, 6, second.owner)
+    assert row.result["skipped_as_done_before"] == 2 and len(set(row.result["ai_result_ids"])) == 6
+    assert sorted(saved_originals(store).values()) == sorted(item["text"] for item in items)  # each saved once
+
+
+def test_a_resumed_parallel_batch_runs_only_the_items_nobody_finished(settings, store, alpha, fake_model):
+    """Items run three at a time: the second item stalls while the other seven finish around it; the runner that
+    resumes the job runs that one item, and the stalled runner's late result is never saved."""
+    items = rewrite_items(8)
+    row, second = batch_taken_over(
+        settings, store, alpha, fake_model, items=items, cap=3, stall_at=1, done_before_takeover=7
+    )
+    assert (row.status, row.attempts, row.done, row.finished_by) == (JobStatus.succeeded, 2, 8, second.owner)
+    assert row.result["skipped_as_done_before"] == 7 and row.result["concurrency"] == 1  # one item left to run
+    saved = saved_originals(store)
+    assert sorted(saved.values()) == sorted(item["text"] for item in items)  # each item saved exactly once
+    assert [saved[i] for i in row.result["ai_result_ids"]] == [item["text"] for item in items]  # in item order
+
+
+class CountingServices(Services):
+    """Services whose task runs take a while and count how many are in flight at once."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lock, self.in_flight, self.most = threading.Lock(), 0, 0
+
+    def run_task(self, repo, name, params, **kwargs):
+        with self.lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+        try:
+            time.sleep(0.1)
+            return super().run_task(repo, name, params, **kwargs)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+@pytest.mark.parametrize(("caps", "expected"), [({"fake": 3}, 3), ({}, 4), ({"fake": 1, "openai": 9}, 1)])
+def test_a_batch_keeps_its_providers_cap_of_calls_in_flight(settings, store, alpha, fake_model, caps, expected):
+    services = CountingServices(settings.model_copy(update={"model_concurrency": caps}), store, fake=fake_model)
+    runner = JobRunner(services, threads=0)
+    with store.repo(alpha) as repo:
+        job_id = runner.submit(repo, "task_batch", {"task": "tone_rewrite", "items": rewrite_items(12)}).id
+    assert runner.run_once()
+    row = job_row(store, job_id)
+    assert row.status is JobStatus.succeeded and row.done == 12 and len(row.result["ai_result_ids"]) == 12
+    assert services.most == row.result["concurrency"] == expected
 
 
 def test_a_runner_that_lost_its_lease_can_neither_step_nor_finish(services, store, alpha):
@@ -333,7 +396,7 @@ def test_processes_starting_together_migrate_one_at_a_time(settings):
     try:
         assert errors == []
         with engines[0].connect() as connection:
-            assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0012_job_leases"
+            assert connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == SCHEMA_HEAD
     finally:
         for engine in engines:
             engine.dispose()
@@ -393,3 +456,28 @@ def test_a_job_whose_worker_was_killed_completes_on_the_other_worker(settings, s
     assert sorted(c["result"]["original"] for c in originals) == sorted(item["text"] for item in items)
     log = (tmp_path / f"worker-{workers.index(survivor)}.log").read_text()
     assert "stopped after 1 job(s)" in log
+
+
+# -- how many model calls a bulk job keeps in flight -------------------------------------------------
+@pytest.mark.parametrize(
+    ("model", "caps", "expected"),
+    [
+        ("local/qwen2.5-coder-0.5b", {}, 1),  # one local model server answers one call at a time
+        ("openai/gpt-4o-mini", {}, 4),
+        ("gpt-4o-mini", {"openai": 16}, 16),  # litellm names the provider of a bare model name
+        ("ollama/llama3", {"openai": 16}, 4),
+        ("local/qwen2.5-coder-1.5b", {"local": 2}, 2),
+    ],
+)
+def test_a_bulk_jobs_width_is_its_providers_cap(model, caps, expected):
+    from copilot.batch import concurrency_for
+
+    assert concurrency_for(Settings(model_concurrency=caps), model) == expected
+
+
+def test_provider_caps_come_from_the_environment_and_must_be_positive(monkeypatch):
+    monkeypatch.setenv("COPILOT_MODEL_CONCURRENCY", "openai=16, local=1")
+    assert Settings().model_concurrency == {"openai": 16, "local": 1}
+    monkeypatch.setenv("COPILOT_MODEL_CONCURRENCY", "openai=0")
+    with pytest.raises(ValidationError, match="at least 1"):
+        Settings()

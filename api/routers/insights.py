@@ -35,7 +35,7 @@ from copilot.insights.scoring import (
     score_deals,
     score_leads,
 )
-from copilot.store.models import Account, Ticket
+from copilot.store.models import Account, Channel, Ticket
 from copilot.tasks.base import TaskOutcome
 from copilot.tasks.reply_qa import ReplyQaResult
 from copilot.tasks.reply_qa import Strategy as QaStrategy
@@ -76,7 +76,7 @@ def kpis(
     period: Annotated[PeriodQuery, Depends()],
     stage: Annotated[list[Stage] | None, Query(description="Only these stages (repeatable).")] = None,
     team: str | None = None,
-    channel: str | None = None,
+    channel: Channel | None = None,
     segment: str | None = None,
     source: str | None = None,
 ) -> KpiReport:

@@ -69,7 +69,7 @@ def kpi_page(
     if not any(map(caller.principal.can, KPI_READERS)):
         raise PermissionDenied(f"role '{caller.principal.role.value}' may not read the KPIs")
     stages = stages_for(caller.principal, None)
-    filters = Filters(team=team or None, channel=channel or None, segment=segment or None, source=source or None)
+    filters = Filters.from_form(team=team, channel=channel, segment=segment, source=source)
     with caller.repo() as repo:
         report = compute_kpis(repo, Period.of(_date(since), _date(until), days), filters, stages)
         segments, sources = _distinct(repo, Account.segment), _distinct(repo, Deal.lead_source)

@@ -14,7 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from copilot.errors import InvalidInput
 from copilot.store import Repo
-from copilot.store.models import utc
+from copilot.store.models import Channel, utc
 
 SETTINGS_KEY = "insights"
 DEFAULT_DAYS = 90
@@ -80,12 +80,21 @@ class Filters(BaseModel):
     """What the KPIs are narrowed to; each applies to the stages whose records have it (the report says which not)."""
 
     team: str | None = Field(default=None, description="A team, or one assignee (ticket) / owner (deal).")
-    channel: str | None = Field(default=None, description="Ticket channel: email, chat, phone, web, social.")
+    channel: Channel | None = Field(default=None, description="Ticket channel: email, chat, phone, web, social.")
     segment: str | None = Field(default=None, description="The account's segment (smb, mid-market, enterprise...).")
     source: str | None = Field(default=None, description="Lead source of deals and leads (referral, inbound...).")
 
     def given(self) -> dict[str, str]:
-        return {name: value for name, value in self.model_dump().items() if value}
+        return {name: value for name, value in self.model_dump(mode="json").items() if value}
+
+    @classmethod
+    def from_form(cls, **values: str | None) -> Filters:
+        """Filters from a web form, where an empty field means "any"; an unknown channel is an InvalidInput."""
+        given = {name: value for name, value in values.items() if value}
+        if "channel" in given and given["channel"] not in {c.value for c in Channel}:
+            choices = ", ".join(c.value for c in Channel)
+            raise InvalidInput(f"channel: '{given['channel']}' is not a ticket channel (one of: {choices})")
+        return cls.model_validate(given)
 
 
 def epoch(column: Any, dialect: str) -> ColumnElement[float]:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # The newest migration (tests/test_store.py checks it is alembic's head): a database already there is not handed
 # to alembic at all, which keeps commands that only read records quick (alembic loads every migration script).
-SCHEMA_HEAD = "0012_job_leases"
+SCHEMA_HEAD = "0013_job_items"
 MIGRATION_LOCK = 0x636F70696C6F74  # "copilot": the PostgreSQL advisory lock migrations take
 
 T = TypeVar("T", bound=WorkspaceScoped)

@@ -449,6 +449,20 @@ class Job(WorkspaceScoped, Base):
     finished_by: Mapped[str | None] = mapped_column(String(120))  # the runner (host:pid:id) that recorded its end
 
 
+class JobItem(Base):
+    """One item of a bulk job done: written in the item's own transaction, so a resumed job skips exactly these."""
+
+    __tablename__ = "job_items"
+    __table_args__ = (UniqueConstraint("job_id", "item", name="uq_job_items_item"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    item: Mapped[int] = mapped_column()  # the position in the job's ``items``
+    ai_result_id: Mapped[int | None] = mapped_column(ForeignKey("ai_results.id", ondelete="SET NULL"))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
 class DeliveryStatus(str, enum.Enum):
     pending = "pending"
     delivered = "delivered"
