@@ -14,12 +14,13 @@ from the cluster's nodes under the same addresses. The results are the same eith
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from copilot.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_CAP = 4  # model calls in flight per provider when COPILOT_MODEL_CONCURRENCY does not name it
 DEFAULT_CAPS = {"local": 1}  # the local model server answers one call at a time; more would only queue there
@@ -118,19 +120,22 @@ def on_threads(
         for n in todo:
             yield run_item(job, task, items[n], n)
         return
-    queue = iter(todo)
     with ThreadPoolExecutor(max_workers=width, thread_name_prefix=f"copilot-job-{job.job_id}") as pool:
-        pending: set[Future[ItemDone]] = set()
-        while True:
-            for n in queue:
-                pending.add(pool.submit(run_item, job, task, items[n], n))
-                if len(pending) >= width:
-                    break
-            if not pending:
-                return
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                yield future.result()  # a lost lease or a cancel ends the job once the calls in flight returned
+        for future in in_flight(todo, width, lambda n: pool.submit(run_item, job, task, items[n], n)):
+            yield future.result()  # a lost lease or a cancel ends the job once the calls in flight returned
+
+
+def in_flight(todo: list[int], width: int, start: Callable[[int], Future[T]]) -> Iterator[Future[T]]:
+    """Start the items of ``todo`` with ``start``, ``width`` at a time, and yield each one's future as it finishes;
+    the next item starts once the caller has handled the finished one."""
+    queue = iter(todo)
+    pending = {start(n) for n in itertools.islice(queue, width)}
+    while pending:
+        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+        for future in finished:
+            yield future
+            if (n := next(queue, None)) is not None:
+                pending.add(start(n))
 
 
 class BatchActor:
@@ -186,24 +191,22 @@ def on_ray_actors(
     job: JobContext, task: str, items: Sequence[dict[str, Any]], todo: list[int], width: int
 ) -> Iterator[ItemDone]:
     """The items on ``width`` Ray actors, one item in flight on each."""
-    import ray
-
     pool = job.services.batch_actors
     claim = {"workspace": job.workspace, "job_id": job.job_id, "owner": job.owner, "attempt": job.attempt,
              "lease_s": job.lease_s}  # fmt: skip
     idle = pool.take(width)
-    running: dict[Any, Any] = {}
-    queue = iter(todo)
+    actor_of: dict[Future[Any], Any] = {}
+
+    def start(n: int) -> Future[Any]:
+        actor = idle.pop()
+        future = actor.run.remote(claim, task, items[n], n).future()
+        actor_of[future] = actor
+        return future
+
     try:
-        while True:
-            while idle and (n := next(queue, None)) is not None:
-                actor = idle.pop()
-                running[actor.run.remote(claim, task, items[n], n)] = actor
-            if not running:
-                return
-            ready, _ = ray.wait(list(running), num_returns=1)
-            idle.append(running.pop(ready[0]))
-            yield _from_actor(*ray.get(ready[0]))
+        for future in in_flight(todo, width, start):
+            idle.append(actor_of.pop(future))  # free again before the next item starts
+            yield _from_actor(*future.result())
     except (LeaseLost, JobCancelled):
         raise
     except Exception:  # an actor died, or the cluster went away: the next job starts new ones
