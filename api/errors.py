@@ -26,6 +26,7 @@ from copilot.errors import (
     PermissionDenied,
     RateLimited,
     Unauthenticated,
+    Unavailable,
 )
 
 log = logging.getLogger("copilot.api")
@@ -60,6 +61,7 @@ STATUS_BY_ERROR: list[tuple[type[CopilotError], int, str]] = [
     (Conflict, 409, "conflict"),
     (Unauthenticated, 401, "unauthenticated"),
     (PermissionDenied, 403, "forbidden"),
+    (Unavailable, 503, "unavailable"),
 ]
 
 

@@ -25,6 +25,10 @@ class PermissionDenied(CopilotError):
     """Valid credentials whose role may not do this."""
 
 
+class Unavailable(CopilotError):
+    """A service the deployment depends on cannot be reached (e.g. the Ray cluster); trying later may help."""
+
+
 class RateLimited(CopilotError):
     """Too many attempts: the message says when to try again."""
 

@@ -87,7 +87,7 @@ class Settings(BaseSettings):
         default=None, description="Where the ONNX exports are cached; default: data_dir/models/embeddings."
     )
     ray_address: str | None = Field(
-        default=None, description="Ray cluster (e.g. ray://head:10001 or 127.0.0.1:6379): bulk embedding runs there."
+        default=None, description="Ray cluster (ray://head:10001, 127.0.0.1:6379): bulk embedding, task and eval runs."
     )
     ray_workers: int = Field(default=2, ge=1, le=1024, description="Embedding actors on the Ray cluster (1 CPU each).")
     ray_min_batch: int = Field(

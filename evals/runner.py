@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ from evals.suite import Case, MetricSpec, Suite, SuiteError, load_cases
 
 if TYPE_CHECKING:
     from copilot.gateway.fake import FakeModel
+    from evals.on_ray import EvalActors
 
 Progress = Callable[[str, int, int], None]  # (suite label, cases done, cases total)
 NAMED_CASES = 8
@@ -95,15 +96,25 @@ def run_evals(suites: list[Suite], settings: Settings, options: RunOptions | Non
         prompts_dir=str(options.prompts_dir) if options.prompts_dir else None,
         cache_dir=str(cache_dir) if cache_dir else None,
     )
-    with prompts_override(options.prompts_dir):
+    with prompts_override(options.prompts_dir), ray_actors(settings, options) as actors:
         for entry in models:
             model, strategy = split_model_entry(entry)
             run_settings = settings.model_copy(update={"model": model, "cache_dir": cache_dir})
             for suite in suites:
-                report.runs.append(run_suite(suite, run_settings, options, label=entry, strategy=strategy))
+                run = run_suite(suite, run_settings, options, label=entry, strategy=strategy, actors=actors)
+                report.runs.append(run)
     report.finished_at = datetime.now(UTC).isoformat(timespec="seconds")
     report.wall_s = round(time.perf_counter() - started, 2)
     return report
+
+
+def ray_actors(settings: Settings, options: RunOptions) -> AbstractContextManager[EvalActors | None]:
+    """The run's Ray actors when ``COPILOT_RAY_ADDRESS`` is set (cases then run there), else nothing."""
+    if not settings.ray_address:
+        return nullcontext()
+    from evals.on_ray import EvalActors
+
+    return EvalActors(settings, options)
 
 
 def split_model_entry(entry: str) -> tuple[str, str | None]:
@@ -126,9 +137,16 @@ def metric_names(suite: Suite, default: tuple[str, ...], judge: bool) -> list[st
 
 
 def run_suite(
-    suite: Suite, settings: Settings, options: RunOptions, *, label: str | None = None, strategy: str | None = None
+    suite: Suite,
+    settings: Settings,
+    options: RunOptions,
+    *,
+    label: str | None = None,
+    strategy: str | None = None,
+    actors: EvalActors | None = None,
 ) -> SuiteRun:
-    """Run one suite with the model in ``settings``; never raises for a failing case (the case records its error)."""
+    """Run one suite with the model in ``settings`` (its cases on ``actors`` when given, else on threads here);
+    never raises for a failing case (the case records its error)."""
     started = time.perf_counter()
     adapter = get_adapter(suite.task)
     strategy = strategy or options.strategy or suite.strategy
@@ -154,13 +172,16 @@ def run_suite(
     if options.limit is not None:
         cases = cases[: options.limit]
     label = suite.name if len(options.models or []) <= 1 else f"{suite.name} [{label or settings.model}]"
-    with scratch_dir() as workdir:
-        env = EvalEnv.create(settings, strategy, Path(workdir), fake=options.fake, judge_model=options.judge_model)
-        try:
-            outputs = _run_cases(env, adapter, suite, cases, options, label)
-        finally:
-            env.close()
-        run.model_calls, run.cache_hits = env.calls.model_calls, env.calls.cache_hits  # the judge's calls too
+    if actors is not None:
+        outputs, (run.model_calls, run.cache_hits) = actors.run_cases(settings, strategy, suite, cases, options, label)
+    else:
+        with scratch_dir() as workdir:
+            env = EvalEnv.create(settings, strategy, Path(workdir), fake=options.fake, judge_model=options.judge_model)
+            try:
+                outputs = _run_cases(env, adapter, suite, cases, options, label)
+            finally:
+                env.close()
+            run.model_calls, run.cache_hits = env.calls.model_calls, env.calls.cache_hits  # the judge's calls too
     score(run, cases, outputs)
     run.failures = threshold_failures(run)
     if options.compare_baseline:
@@ -189,20 +210,7 @@ def _run_cases(
 
     def one(case: Case) -> m.CaseOutput:
         nonlocal done
-        started = time.perf_counter()
-        try:
-            output = adapter.runner_for(env.strategy)(env, case)
-        except Exception as error:  # a broken case is a failing case, not a crashed run
-            output = m.CaseOutput(error=f"{type(error).__name__}: {error}")
-        output.latency_ms = round((time.perf_counter() - started) * 1000, 1)
-        if env.judge is not None and not output.error:
-            from evals.judge import judge_case
-
-            try:
-                output.judge, output.judge_reason = judge_case(env.judge, suite.task, case, output)
-            except Exception as error:
-                output.judge_reason = f"judge failed: {type(error).__name__}: {error}"
-        output.check_failures, output.checks_run = run_checks(case, output)
+        output = run_case(env, adapter, suite.task, case)
         with counting:  # cases finish on several threads; each count is reported once, in order
             done += 1
             progress(label, done, len(cases))
@@ -210,6 +218,26 @@ def _run_cases(
 
     with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="eval") as pool:
         return list(pool.map(one, cases))
+
+
+def run_case(env: EvalEnv, adapter: Any, task: str, case: Case) -> m.CaseOutput:
+    """One case through its adapter, judged when there is a judge, with its own checks; a broken case is a failing
+    case, not a crashed run."""
+    started = time.perf_counter()
+    try:
+        output = adapter.runner_for(env.strategy)(env, case)
+    except Exception as error:
+        output = m.CaseOutput(error=f"{type(error).__name__}: {error}")
+    output.latency_ms = round((time.perf_counter() - started) * 1000, 1)
+    if env.judge is not None and not output.error:
+        from evals.judge import judge_case
+
+        try:
+            output.judge, output.judge_reason = judge_case(env.judge, task, case, output)
+        except Exception as error:
+            output.judge_reason = f"judge failed: {type(error).__name__}: {error}"
+    output.check_failures, output.checks_run = run_checks(case, output)
+    return output
 
 
 # -- case checks --------------------------------------------------------------------------------------

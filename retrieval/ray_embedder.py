@@ -18,15 +18,19 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from copilot.errors import Unavailable
 from retrieval.embeddings import Embedder
 
 log = logging.getLogger("copilot.retrieval")
@@ -101,7 +105,19 @@ def connect(address: str) -> None:
     import ray
 
     if not ray.is_initialized():
+        check_reachable(address)
         ray.init(address=address, namespace="copilot", log_to_driver=False, logging_level=logging.WARNING)
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds on a ``host:port`` (or ``ray://host:port``) nobody answers: Ray itself retries for minutes."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto", or an address Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as error:
+        raise Unavailable(f"COPILOT_RAY_ADDRESS: no Ray cluster answers at {address} ({error})") from error
 
 
 def start_actors(embedder: RayEmbedder) -> list[Any]:
@@ -136,20 +152,55 @@ def shard(order: np.ndarray, parts: int, batch_size: int) -> list[np.ndarray]:
 
 @contextlib.contextmanager
 def local_ray_cluster(temp_dir: Path, cpus: int = 2) -> Iterator[str]:
-    """A Ray head on 127.0.0.1 for trials, benches and tests (``ray start --head``), stopped on exit; yields its
-    address for ``COPILOT_RAY_ADDRESS``."""
+    """A Ray head on 127.0.0.1 for trials, benches and tests, yielding its address for ``COPILOT_RAY_ADDRESS``.
+
+    ``ray start --head --block`` runs in its own process group, and only that group is stopped on exit: ``ray stop``
+    would also stop any other Ray cluster on the machine."""
     ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or "ray"
     from copilot.gateway.server import free_port
 
     port = free_port()
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    command = [ray, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", f"--num-cpus={cpus}",
-               "--include-dashboard=false", f"--temp-dir={temp_dir}", "--disable-usage-stats"]  # fmt: skip
-    subprocess.run(command, check=True, env=env, capture_output=True, timeout=180)
+    log_path = Path(temp_dir) / "ray-start.log"
+    command = [ray, "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}"]
+    command += [f"--num-cpus={cpus}", "--include-dashboard=false", f"--temp-dir={temp_dir}", "--disable-usage-stats"]
+    with log_path.open("wb") as log_file:
+        head = subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
     try:
+        wait_for_head(head, log_path, timeout_s=180)
         yield f"127.0.0.1:{port}"
     finally:
         import ray as ray_module
 
         ray_module.shutdown()
-        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+        stop_group(head, grace_s=60)
+
+
+def wait_for_head(head: subprocess.Popen, log_path: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while "Ray runtime started" not in log_path.read_text(errors="replace"):
+        if head.poll() is not None or time.monotonic() > deadline:
+            stop_group(head, grace_s=10)
+            raise RuntimeError(f"the local Ray head did not start; see {log_path}")
+        time.sleep(0.5)
+
+
+def stop_group(head: subprocess.Popen, grace_s: float) -> None:
+    """SIGTERM to the head's process group (Ray drains, up to 30 s), SIGKILL to what is left after ``grace_s``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(head.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and group_alive(head.pid):
+        head.poll()
+        time.sleep(0.5)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(head.pid, signal.SIGKILL)
+    head.wait(timeout=30)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,12 +17,15 @@ pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[ray]'
 
 from sqlalchemy import select  # noqa: E402
 
+from copilot.gateway.fake import FakeModel, echo  # noqa: E402
 from copilot.jobs import JobRunner  # noqa: E402
 from copilot.services import Services  # noqa: E402
 from copilot.settings import Settings  # noqa: E402
 from copilot.store import Store, get_or_create_workspace  # noqa: E402
 from copilot.store.models import AiResult, AuthorKind, Job, Message, NpsResponse, NpsThemeAssignment, Ticket  # noqa: E402
 from copilot.tasks.nps_themes import ThemeFilters, run_themes  # noqa: E402
+from evals.runner import RunOptions, run_evals  # noqa: E402
+from evals.suite import select_suites  # noqa: E402
 from retrieval.index import collection_name  # noqa: E402
 from retrieval.ray_embedder import RayEmbedder, local_ray_cluster  # noqa: E402
 
@@ -157,3 +161,71 @@ def test_bulk_summaries_on_ray_actors_match_the_single_process_path(tmp_path, ra
         assert len(set(job["ai_result_ids"])) == tickets
     assert ray_summaries == local_summaries and len(local_summaries) == tickets
     assert len({str(summary) for summary in local_summaries.values()}) > 1  # the tickets differ, so do summaries
+
+
+def first_line_summary(messages, params):
+    """A model that summarises by quoting the prompt's first message line, so each case's answer differs."""
+    lines = [line for line in messages[-1]["content"].splitlines() if line.startswith(("Customer:", "Agent:"))]
+    if "You summarise customer support conversations" not in messages[0]["content"] or not lines:
+        return echo(messages, params)
+    return f"The thread starts: {lines[0].split(':', 1)[1].strip()[:160]}"
+
+
+def test_eval_runs_on_ray_actors_match_the_single_process_path(tmp_path, ray_address):
+    """ticket_summary on the model path (every case a model call) and reply_draft (its prepare writes records and
+    indexes them on each actor): the same outputs, metrics and call counts on 3 Ray actors as on 3 threads."""
+    suites = select_suites(["ticket_summary", "reply_draft"])
+    runs, progress = {}, {}
+    for name, address in (("local", None), ("ray", ray_address)):
+        settings = Settings(data_dir=tmp_path / name, model="fake/echo", embedding_backend="torch", ray_address=address)
+        seen = progress[name] = []
+        runs[name], fake = {}, FakeModel(function=first_line_summary)
+        for strategy in ("model", None):
+            options = RunOptions(
+                strategy=strategy,
+                concurrency=3,
+                cache=False,
+                compare_baseline=False,
+                fake=fake,
+                progress=lambda label, done, total, seen=seen: seen.append((label, done, total)),
+            )
+            runs[name] |= {(run.suite, run.strategy): run for run in run_evals(suites, settings, options).runs}
+        calls = sum(run.model_calls for run in runs[name].values())
+        assert len(fake.calls) == (0 if address else calls)  # on Ray, the actors' copies of the model answered
+    assert runs["local"].keys() == runs["ray"].keys()
+    for key, local in runs["local"].items():
+        on_ray = runs["ray"][key]
+        assert [case_view(c) for c in on_ray.cases] == [case_view(c) for c in local.cases], key
+        assert without_latency(on_ray.metrics) == without_latency(local.metrics), key
+        assert on_ray.model_calls == local.model_calls, key
+    summaries = runs["local"][("ticket_summary", "model")]
+    assert summaries.model_calls >= len(summaries.cases) - 1  # the injection case never reaches the model
+    assert len({c.output.text for c in summaries.cases}) > 1
+    assert progress["ray"] == progress["local"]  # each case counted once, in order
+
+
+def case_view(case) -> tuple:
+    output = case.output
+    return case.id, output.text, output.label, output.data, output.error, output.used_fallback, case.passed
+
+
+def without_latency(metrics: dict) -> dict:
+    return {name: value for name, value in metrics.items() if "latency" not in name}
+
+
+def test_an_unreachable_ray_address_fails_in_seconds_naming_it(tmp_path):
+    """Ray retries a dead address for many minutes; an eval run (and any bulk job) says so within seconds."""
+    from api.errors import copilot_error
+    from copilot.errors import Unavailable
+    from copilot.gateway.server import free_port
+
+    import ray
+
+    ray.shutdown()  # a process joins one cluster; this one leaves the module's cluster (the next test joins again)
+    address = f"127.0.0.1:{free_port()}"
+    settings = Settings(data_dir=tmp_path / "data", model="fake/echo", ray_address=address)
+    started = time.perf_counter()
+    with pytest.raises(Unavailable, match=f"no Ray cluster answers at {address}") as raised:
+        run_evals(select_suites(["ticket_summary"]), settings, RunOptions(cache=False, compare_baseline=False))
+    assert time.perf_counter() - started < 30
+    assert copilot_error(None, raised.value).status_code == 503

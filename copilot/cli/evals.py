@@ -44,7 +44,9 @@ def run_command(
         bool, typer.Option("--public", help="Also run the suites on public dev data (skipped when absent).")
     ] = False,
     limit: Annotated[int | None, typer.Option(help="At most N cases per suite.")] = None,
-    concurrency: Annotated[int, typer.Option(help="Cases run at the same time.")] = 4,
+    concurrency: Annotated[
+        int, typer.Option(help="Cases run at the same time (on Ray actors with COPILOT_RAY_ADDRESS).")
+    ] = 4,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not use the model response cache.")] = False,
     cache_dir: Annotated[
         Path | None, typer.Option(help="Response cache folder (default: $COPILOT_CACHE_DIR or <data dir>/evals/cache).")
@@ -75,6 +77,10 @@ def run_command(
 
     settings = load_settings()
     suites = select_suites(suite, task, public=public)
+    if settings.ray_address:
+        console.print(
+            escape(f"cases run on Ray at {settings.ray_address}: {concurrency} actor(s) per suite"), style="dim"
+        )
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

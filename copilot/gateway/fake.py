@@ -43,6 +43,14 @@ class FakeModel:
         self._lock = threading.Lock()
         _LIVE[self.key] = self
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy for another process (a Ray actor): the queue and the answering function; its calls are its own."""
+        return {"function": self.function, "queue": deque(self.queue)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["function"])  # type: ignore[misc]
+        self.queue.extend(state["queue"])
+
     @property
     def api_base(self) -> str:
         """How the gateway tells litellm's fake provider which instance answers."""
