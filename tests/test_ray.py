@@ -215,11 +215,11 @@ def without_latency(metrics: dict) -> dict:
 
 def test_an_unreachable_ray_address_fails_in_seconds_naming_it(tmp_path):
     """Ray retries a dead address for many minutes; an eval run (and any bulk job) says so within seconds."""
+    import ray
+
     from api.errors import copilot_error
     from copilot.errors import Unavailable
     from copilot.gateway.server import free_port
-
-    import ray
 
     ray.shutdown()  # a process joins one cluster; this one leaves the module's cluster (the next test joins again)
     address = f"127.0.0.1:{free_port()}"

@@ -4,6 +4,7 @@ signed ticket.updated event, the routing quality stats, injection, roles."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -32,8 +33,8 @@ from copilot.store.models import (
     TicketStatus,
 )
 from copilot.tasks.triage_labels import LabelSpec, remove_label, set_labels, set_triage_settings
-from copilot.tasks.triage_model import TopicClassifier, TopicHead
-from copilot.tasks.triage_train import LabelledTicket, labelled_tickets, train_workspace_head
+from copilot.tasks.triage_model import EMBEDDING, TopicClassifier, TopicHead, softmax
+from copilot.tasks.triage_train import LabelledTicket, fit_head, labelled_tickets, train_workspace_head
 from tests.conftest import public_dns
 from tests.test_nps_themes import letters_sentiment
 
@@ -180,6 +181,27 @@ def test_a_label_outside_the_workspace_set_cannot_come_out():
     assert any(t.label == "b" for t in topics) and any(t.label == "c" for t in topics)
     none = classifier.suggest(vectors[:3], ("d",), 0.5)  # the head knows none of the labels: no topic at all
     assert all(t.label is None and t.unsure and "knows none" in t.note for t in none)
+
+
+def test_a_head_keeps_its_examples_and_their_neighbours_vote_within_the_label_set():
+    rng = np.random.default_rng(1)
+    centres = rng.normal(size=(3, 8))
+    x = np.vstack([centre + 0.05 * rng.normal(size=(20, 8)) for centre in centres]).astype(np.float32)
+    gold = np.repeat([0, 1, 2], 20)
+    head = fit_head(x, [("a", "b", "c")[g] for g in gold], "x", "test", layout=EMBEDDING)
+    assert head.memory.shape == (60, 8) and list(head.memory_labels) == list(gold)
+    # a regression that knows nothing (zero weights): the neighbours' vote alone tells the labels apart
+    blank = dataclasses.replace(head, coef=np.zeros_like(head.coef), intercept=np.zeros_like(head.intercept))
+    voted = blank.probabilities(x, range(3))
+    assert (voted.argmax(axis=1) == gold).all() and voted.max(axis=1).min() > 0.5
+    # a head saved before it kept examples answers with the regression's softmax alone
+    plain = dataclasses.replace(head, memory=None, memory_labels=None)
+    assert np.allclose(plain.probabilities(x, range(3)), softmax(plain.logits(x)))
+    # the vote counts only examples of the workspace's labels: rows of "a" get "b" or "c", never "a"
+    topics = TopicClassifier(object(), blank).suggest(x, ("b", "c"), 0.5)
+    assert {t.label for t in topics[20:40]} == {"b"} and {t.label for t in topics[:20]} <= {"b", "c"}
+    again = TopicHead.from_bytes(head.to_bytes(), "saved")  # the examples are saved with the head
+    assert np.allclose(again.probabilities(x, range(3)), head.probabilities(x, range(3)), atol=1e-3)
 
 
 def test_the_label_set_is_never_empty_and_names_are_slugs(store, two_workspaces):

@@ -39,7 +39,6 @@ from copilot.tasks.triage_model import (
     TopicHead,
     combine,
     head_for,
-    softmax,
     text_hash,
     workspace_head_name,
     workspace_head_row,
@@ -166,11 +165,12 @@ def encode_in_chunks(encoder: object, texts: list[str], progress: Callable[[int,
 def fit_head(
     x: Features, labels: list[str], encoder_name: str, name: str, c: float = C, layout: str = HASHED
 ) -> TopicHead:
-    """A head over features of ``layout`` (``combine``). One thread: on a busy machine, scikit-learn's OpenMP threads
-    made a fit 20 times slower (measured: 4.2 s against 0.2 s for 18 tickets, load 13 on 2 cores)."""
+    """A head over features of ``layout`` (``combine``), keeping its examples' sentence vectors for the neighbour vote
+    (``TopicHead.probabilities``). One thread: on a busy machine, scikit-learn's OpenMP threads made a fit 20 times
+    slower (measured: 4.2 s against 0.2 s for 18 tickets, load 13 on 2 cores)."""
     with threadpool_limits(1):
         model = LogisticRegression(C=c, max_iter=3000, random_state=0).fit(x, labels)
-    return TopicHead(
+    head = TopicHead(
         coef=model.coef_.astype(np.float32) if len(model.classes_) > 2 else _binary(model.coef_),
         intercept=model.intercept_.astype(np.float32) if len(model.classes_) > 2 else _binary(model.intercept_),
         labels=tuple(str(c) for c in model.classes_),
@@ -178,6 +178,7 @@ def fit_head(
         name=name,
         layout=layout,
     )
+    return head.remembering(x, labels)
 
 
 def _binary(weights: np.ndarray) -> np.ndarray:
@@ -201,7 +202,7 @@ def cross_validated(
     predicted, confidence = np.empty(len(labels), dtype=object), np.zeros(len(labels))
     for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(gold)), gold):
         head = fit_head(x[train], list(gold[train]), encoder_name, "fold", c, layout)
-        p = softmax(head.logits(x[test]))
+        p = head.probabilities(x[test], range(len(head.labels)))
         predicted[test] = [head.labels[i] for i in p.argmax(axis=1)]
         confidence[test] = p.max(axis=1)
     return list(predicted), confidence.tolist()
