@@ -609,13 +609,6 @@ def _transcript(case: Case) -> Any:
     )
 
 
-def _call_text(result: Any, case: Case) -> str:
-    """What the query asks for: the recap (or summary) as prose, or the decisions, items and next step."""
-    if case.inputs.get("query_type") == "decisions":
-        return result.decisions_text() or result.summary
-    return result.as_text()
-
-
 def lead_call(env: EvalEnv, case: Case) -> CaseOutput:
     """LEAD-N: the transcript's first N words, N = the reference's length (the same budget as the answer)."""
     words = max(len(case.references[0].split()), 1) if case.references else 60
@@ -635,8 +628,9 @@ def lead_call(env: EvalEnv, case: Case) -> CaseOutput:
     metrics=("rouge1", "rouge2", "rougeL", "evidence_id_validity", "guard_pass_rate", "fallback_rate", "latency_ms"),
 )
 def call_summary(env: EvalEnv, case: Case) -> CaseOutput:
-    """Inputs: turns [{speaker, text, role?}], title, participants, query_type (general | decisions).
-    A transcript shared by several cases (queries on one meeting) is summarised once."""
+    """Inputs: turns [{speaker, text, role?}], title, participants, query_type (general | decisions: both are scored on
+    the recap, what a rep reads). A transcript shared by several cases (queries on one meeting) is
+    summarised once."""
     from copilot.tasks.call_summary import objection_topic, summarize_transcript
 
     transcript = _transcript(case)
@@ -648,7 +642,7 @@ def call_summary(env: EvalEnv, case: Case) -> CaseOutput:
         env.state["call_outcomes"][key] = outcome
     result = outcome.result
     evidence = check_cited_ids(result.cited_ids(), transcript.ids, what="turn")
-    output = from_outcome(outcome, text=_call_text(result, case), evidence_valid=evidence.passed)
+    output = from_outcome(outcome, text=result.as_text(), evidence_valid=evidence.passed)
     output.data.update(
         due_dates=sorted(f"{a.owner or '-'}: {a.due_date}" for a in result.action_items if a.due_date),
         objection_topics=sorted(

@@ -3,6 +3,7 @@ storage, approval hook, CLI."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -21,6 +22,7 @@ from copilot.tasks.call_summary import (
     apply_to_deal,
     estimate_tokens,
     extractive_notes,
+    fluent,
     summarize_call,
     summarize_transcript,
 )
@@ -155,6 +157,27 @@ def test_extractive_notes_find_objection_decision_action_items_and_next_step():
     assert notes.next_step and notes.next_step.turn_ids == [108]
     assert notes.summary and set(notes.cited_ids()) <= set(transcript.ids)
     assert "Thank you, talk soon" not in notes.summary  # short courtesy lines are never summary material
+
+
+def test_extracted_sentences_read_as_written_without_fillers_or_words_said_twice():
+    spoken = [
+        ("Dana Reyes", "Um so the the logo can go on on every uh front of the remote."),
+        ("Ana Lima", "Uh, we we agreed to ship it in twenty twenty seven, erm, with two two buttons."),
+        ("Dana Reyes", "I had had a look, and that that is what the the team on the on the call wants."),
+        ("Ana Lima", "Mm. Hmm."),
+    ]
+    transcript = transcript_of(spoken)
+    notes = extractive_notes(transcript, FakeEmbedder().encode)
+    text = " ".join(notes.texts())
+    assert not re.search(r"(?i)\b(um|uh|erm|mm|hmm)\b", text), text
+    assert "So the logo can go on every front of the remote." in text
+    assert "We agreed to ship it in twenty twenty seven, with two two buttons." in text  # numbers stay as said
+    assert "I had had a look, and that that is what the team on the call wants." in text
+    assert [d.turn_ids for d in notes.decisions] == [[101]] and set(notes.cited_ids()) <= set(transcript.ids)
+    assert fluent("Mm. Hmm.") == "" and fluent("no no no") == "No no no"
+    german = transcript_of([("Dana Reyes", "Wir treffen uns um zehn Uhr mit der Frau, die die Zeitung liest.")] * 3)
+    kept = " ".join(extractive_notes(german, FakeEmbedder().encode).texts())
+    assert "um zehn Uhr mit der Frau, die die Zeitung" in kept  # "um" is a German word; the repeat is grammar
 
 
 def test_embedded_model_uses_the_extractive_path_and_stores_it_pending_review(store, summarize, call_ids):

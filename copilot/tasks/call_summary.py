@@ -34,6 +34,7 @@ from copilot.guards import (
     injection_flags,
     normalise,
 )
+from copilot.language import detect_language
 from copilot.profiles import Profile
 from copilot.prompting import PromptTemplate, load_prompt
 from copilot.store import Repo
@@ -109,6 +110,12 @@ DECISION = re.compile(
     re.I,
 )
 NEXT_STEP = re.compile(r"\b(?:next steps?|follow-up meeting|meet again|reconvene|next meeting|next call)\b", re.I)
+FILLER = re.compile(r"(?<![\w'-])(?:uh-huh|mm-hmm|mhm|u+m+|u+h+m*|m{2,}|h+m+|erm+|a+h+)(?![\w'-])[,.]?\s*", re.I)
+NUMBER_WORDS = set(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
+    "eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million billion".split()
+)
+MEANT_TWICE = {"had", "that", "very", "bye", "no", *NUMBER_WORDS}
 FIRST_PERSON = re.compile(
     r"^(?:I'll|I will|I'm going to|I am going to|I can|let me|we'll|we will|we're going to)$", re.I
 )
@@ -160,15 +167,6 @@ class CallNotes(BaseModel):
         parts += [a.what for a in self.action_items]
         if self.next_step:
             parts.append(self.next_step.text)
-        return " ".join(dict.fromkeys(p.strip() for p in parts if p.strip()))
-
-    def decisions_text(self) -> str:
-        """Decisions, action items and the next step as prose (what a 'what was decided?' question asks for)."""
-        parts = [
-            *(p.text for p in self.decisions),
-            *(a.what for a in self.action_items),
-            *([self.next_step.text] if self.next_step else []),
-        ]
         return " ".join(dict.fromkeys(p.strip() for p in parts if p.strip()))
 
 
@@ -383,11 +381,31 @@ class _Sentence(BaseModel):
 
 
 def _transcript_sentences(turns: list[TranscriptTurn]) -> list[_Sentence]:
+    """The transcript's sentences; in English, as written (``fluent``). Other languages are kept as said: "um" is a
+    word in German ("um 10 Uhr") and a repeat can be grammar ("nous nous sommes vus", "die die Zeitung liest")."""
+    english = detect_language(" ".join(t.text for t in turns)[:2000]).code == "en"
     out: list[_Sentence] = []
     for turn in turns:
         for sentence in sentences(turn.text):
-            out.append(_Sentence(turn=turn, text=clip(sentence, 300, one_line=True), index=len(out)))
+            if text := fluent(sentence) if english else sentence:
+                out.append(_Sentence(turn=turn, text=clip(text, 300, one_line=True), index=len(out)))
     return out
+
+
+def fluent(sentence: str) -> str:
+    """An English spoken sentence as it would be written: fillers ("um", "uh") and words said twice over ("on the on
+    the") left out. Only removes words, so the sentence still says nothing its turn did not."""
+    text = FILLER.sub("", sentence)
+    for n in (3, 2, 1):
+        text = re.sub(rf"(?<![\w'])((?:[\w']+[\s,]+){{{n}}})\1+", _said_once, text + " ", flags=re.I).strip()
+    text = re.sub(r"\s{2,}", " ", text).strip(" ,")
+    return text[:1].upper() + text[1:]
+
+
+def _said_once(repeat: re.Match[str]) -> str:
+    """A repeat said once, unless repeating is meaning: numbers ("twenty twenty"), "had had", "that that"."""
+    words = set(re.findall(r"[\w']+", repeat.group(1).lower()))
+    return repeat.group(0) if words & MEANT_TWICE or any(w.isdigit() for w in words) else repeat.group(1)
 
 
 def _owner(match: re.Match[str], turn: TranscriptTurn) -> str:
