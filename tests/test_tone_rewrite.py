@@ -131,6 +131,13 @@ def test_rule_rewrite_calms_rude_text_and_keeps_facts():
         ("Fix it, you idiots.", "Fix it."),  # an insult said to the reader goes
         ("This app sucks and you look like clowns", "This app is bad and you look bad"),
         ("This app Sucks.", "This app is bad."),  # capitalised: still the present tense
+        ("Nobody there gives a shit about invoice 88.", "Nobody there cares about invoice 88."),
+        ("Stop being a bitch and refund me", "Stop being wrong and refund me"),
+        ("Those bitches never answer.", "Those people never answer."),
+        ("Get the fuck out of my inbox, fuckin spam", "Get out of my inbox, spam"),
+        ("Move your lazy ass and fix that shit today", "Move you and fix that today"),
+        ("WTF! why is my invoice wrong", "why is my invoice wrong"),  # no stray "!" where the word was
+        ("I did not say shit about .NET", "I did not say anything about .NET"),  # ".NET" keeps its space
     ],
 )
 def test_neutral_rewrite_replaces_rude_wording_instead_of_leaving_holes(rude, neutral):

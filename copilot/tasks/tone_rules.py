@@ -23,7 +23,8 @@ import re
 
 INSULT = (
     r"(idiot|moron|imbecile|cretin|fool|clown|jerk|loser|bozo|hick|cunt|jackass|dumbass|asshole|bastard|retard|"
-    r"scumbag|scum|pig|dick|prick|douche(?:bag)?|s[ch]muck|twat|dimwit|nitwit|halfwit|dipshit)"
+    r"scumbag|scum|pig|dick|prick|douche(?:bag)?|s[ch]muck|twat|dimwit|nitwit|halfwit|dipshit|bitche?|whore|slut|nigg(?:a|ah|er)|"
+    r"faggot)"
 )
 INSULT_LEAD = r"(?:(?:such|a|an|the|one|total|complete|absolute|real|bunch|load|pile|piece|of)\s+)*"
 COPULA = (
@@ -44,7 +45,26 @@ def _person(match: re.Match) -> str:
 # keeps its sentence whole ("you are an idiot" -> "you are wrong"), a noun keeps its place ("these fools" ->
 # "these people"), a phrase keeps its meaning ("doesn't give a damn" -> "doesn't care").
 NEUTRAL_WORDING = [
-    (r"\bgive an? (damn|shit|fuck|crap|rat'?s ass)\b", "care"),
+    (
+        r"\b(give|gives|gave) (an?|ah) (damn|shit|fuck|crap|rat'?s ass)\b",
+        lambda m: {"give": "care", "gives": "cares", "gave": "cared"}[m.group(1).lower()],
+    ),
+    (r"\bthe (fuck|hell|heck|shit)\s+(?=(out|outta|up|off|away|down|on)\b)", ""),
+    (
+        r"\b(his|her|your|yo|my|their|our) (?:(?:lazy|fat|dumb|stupid|sorry|punk) )?ass\b",
+        lambda m: {"his": "him", "her": "her", "your": "you", "yo": "you", "my": "me", "their": "them", "our": "us"}[
+            m.group(1).lower()
+        ],
+    ),
+    (
+        r"\b(say|said|says|do|did|does|know|knew|knows|see|saw|sees|get|got|gets|give|gave|gives) (no )?shit\b",
+        lambda m: f"{m.group(1)} {'nothing' if m.group(2) else 'anything'}",
+    ),
+    (r",?\s*\band (shit|stuff like that|crap)\b", ""),
+    (r"\b(this|that) (shit|crap)\b", r"\1"),
+    (r"\b(my|your|his|her|our|their|some|no) (shit|crap)\b", r"\1 stuff"),
+    (r"\b(holy|hell) (shit|fuck|crap|hell)\b", ""),
+    (r"\bhell (yeah|yes|no)\b", r"\1"),
     (r"\b(what|who|where|why|how) (the|in the) (hell|fuck|heck)\b", r"\1"),
     (r"\b(going|goes|gone|went) to hell\b", r"\1 downhill"),
     (r"\bshut (the (hell|fuck) )?up\b", "please stop"),
@@ -70,7 +90,7 @@ NEUTRAL_WORDING = [
 ]
 
 RUDE = re.compile(
-    r"\b(stupid|idiotic|moronic|dumb|brainless|crap(py)?|shit(ty)?|damn(ed)?|hell|fu?c?k(ing|in|ed|er)?|wtf|stfu|suck(ed|ing)?|useless|pathetic|ridiculous|incompetent|garbage|bullsh[i*]?t|arsed?|trash|lousy|ass|"
+    r"\b(stupid|idiotic|moronic|dumb|brainless|crap(py)?|shit(ty)?|damn(ed)?|hell|f+u*c*k+(ing|in|ed|er|e|s)?|fuc+in|fukk?in|wtf|stfu|suck(ed|ing)?|useless|pathetic|ridiculous|incompetent|garbage|bullsh[i*]?t|arsed?|trash|lousy|ass|"
     r"screw(ed)?|freaking|frigging|bloody|retarded|" + INSULT[1:-1] + r")\b",
     re.I,
 )
@@ -395,12 +415,12 @@ def _tidy(line: str, recase: bool = True) -> str:
     if not stripped:
         return ""
     line = re.sub(r"\s{2,}", " ", stripped)
-    line = re.sub(r"\s+([,.!?;:])", r"\1", line)
+    line = re.sub(r"\s+([,.!?;:])(?![\w])", r"\1", line)
     line = re.sub(r"([,;:])\1+", r"\1", line)
     line = re.sub(r"\.{2}(?!\.)", ".", line)
     if recase:
         line = re.sub(r"(^|[.!?]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(), line)
-    return line.lstrip(",;").strip()
+    return re.sub(r"^(?:[,;]+|[!?.:]+(?=\s))\s*", "", line).strip()
 
 
 def _frame(text: str, tone: str, language: str) -> str:
