@@ -211,7 +211,7 @@ def answer_call_summary(spec: InjectionSpec, attempt: Attempt, planted: Planted)
 
 
 def read_deal_brief(observation: Observation, result: dict[str, Any], planted: Planted) -> None:
-    from copilot.tasks.deal_brief import DealFacts
+    from copilot.tasks.deal_facts import DealFacts
 
     changes = [c.get("text", "") for c in result.get("changes") or []]
     observation.output = "\n".join(
