@@ -23,6 +23,7 @@ from copilot.tasks.call_summary import (
     estimate_tokens,
     extractive_notes,
     fluent,
+    notes_guards,
     summarize_call,
     summarize_transcript,
 )
@@ -175,9 +176,23 @@ def test_extracted_sentences_read_as_written_without_fillers_or_words_said_twice
     assert "I had had a look, and that that is what the team on the call wants." in text
     assert [d.turn_ids for d in notes.decisions] == [[101]] and set(notes.cited_ids()) <= set(transcript.ids)
     assert fluent("Mm. Hmm.") == "" and fluent("no no no") == "No no no"
+    assert fluent("Um, the case is 5 mm thinner, mm.") == "The case is 5 mm thinner."  # millimetres stay
     german = transcript_of([("Dana Reyes", "Wir treffen uns um zehn Uhr mit der Frau, die die Zeitung liest.")] * 3)
     kept = " ".join(extractive_notes(german, FakeEmbedder().encode).texts())
     assert "um zehn Uhr mit der Frau, die die Zeitung" in kept  # "um" is a German word; the repeat is grammar
+
+
+def test_a_recap_may_name_the_time_of_a_turn_but_not_an_invented_time():
+    transcript = transcript_of(TURNS)  # turn 103 is said at 00:30
+    notes = extractive_notes(transcript, FakeEmbedder().encode)
+
+    def grounded(recap: str) -> bool:
+        candidate = notes.model_copy(update={"summary": recap})
+        return next(v for v in notes_guards(candidate, transcript) if v.name == "grounded_facts").passed
+
+    assert grounded("At 00:30 Ana said the price is the main concern.")
+    assert not grounded("At 07:13 Ana said the price is the main concern.")
+    assert not grounded("At 00:30 Ana asked for 35 licences.")  # a turn's time grounds no other number
 
 
 def test_embedded_model_uses_the_extractive_path_and_stores_it_pending_review(store, summarize, call_ids):

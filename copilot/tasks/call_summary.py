@@ -110,7 +110,8 @@ DECISION = re.compile(
     re.I,
 )
 NEXT_STEP = re.compile(r"\b(?:next steps?|follow-up meeting|meet again|reconvene|next meeting|next call)\b", re.I)
-FILLER = re.compile(r"(?<![\w'-])(?:uh-huh|mm-hmm|mhm|u+m+|u+h+m*|m{2,}|h+m+|erm+|a+h+)(?![\w'-])[,.]?\s*", re.I)
+FILLER = re.compile(r"(?<![\w'-])(?<!\d )(?:uh-huh|mm-hmm|mhm|u+m+|u+h+m*|m{2,}|h+m+|erm+|a+h+)(?![\w'-]),?\s*", re.I)
+CLOCK = re.compile(r"(?<![\d:])\d{1,2}:\d{2}(?::\d{2})?(?![\d:])")
 NUMBER_WORDS = set(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
     "eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million billion".split()
@@ -338,6 +339,7 @@ def notes_guards(
         *(a.owner for a in notes.action_items if a.owner),
         *(a.due for a in notes.action_items if a.due),
     ]
+    parts = without_turn_clocks(parts, transcript)
     kinds = (
         FactKind.url,
         FactKind.email,
@@ -356,6 +358,13 @@ def notes_guards(
             (f"turn {t.id}", t.text) for t in transcript.turns
         ),  # a flag; model notes of such a call are replaced
     ]
+
+
+def without_turn_clocks(parts: list[str], transcript: Transcript) -> list[str]:
+    """The parts without the times of turns they point at ("at 12:05"): the prompt shows each turn's time, and a time
+    that is a turn's is grounded. Any other time stays, to be checked as a number."""
+    clocks = {t.clock for t in transcript.turns}
+    return [CLOCK.sub(lambda m: " " if m.group(0) in clocks else m.group(0), part) for part in parts]
 
 
 def _as_rejected(verdicts: list[GuardVerdict], where: str) -> list[GuardVerdict]:
@@ -398,8 +407,8 @@ def fluent(sentence: str) -> str:
     text = FILLER.sub("", sentence)
     for n in (3, 2, 1):
         text = re.sub(rf"(?<![\w'])((?:[\w']+[\s,]+){{{n}}})\1+", _said_once, text + " ", flags=re.I).strip()
-    text = re.sub(r"\s{2,}", " ", text).strip(" ,")
-    return text[:1].upper() + text[1:]
+    text = re.sub(r"[\s,]+([.?!])", r"\1", re.sub(r"\s{2,}", " ", text)).strip(" ,")
+    return text[:1].upper() + text[1:] if re.search(r"\w", text) else ""
 
 
 def _said_once(repeat: re.Match[str]) -> str:
