@@ -79,7 +79,7 @@ class TopicHead:
     name: str = SHIPPED_HEAD
     trained_on: frozenset[int] = field(default_factory=frozenset, repr=False)
     layout: str = HASHED
-    memory: np.ndarray | None = field(default=None, repr=False)  # unit sentence vectors of training examples
+    memory: np.ndarray | None = field(default=None, repr=False)  # unit sentence vectors of training examples (f32)
     memory_labels: np.ndarray | None = field(default=None, repr=False)  # each one's index into ``labels``
 
     def logits(self, x: np.ndarray | sp.csr_matrix) -> np.ndarray:
@@ -103,7 +103,7 @@ class TopicHead:
         position[columns] = np.arange(len(columns))
         of_column = position[self.memory_labels]
         kept = of_column >= 0
-        memory, of_column = self.memory[kept].astype(np.float32), of_column[kept]
+        memory, of_column = (self.memory, of_column) if kept.all() else (self.memory[kept], of_column[kept])
         votes = np.zeros((x.shape[0], len(columns)), dtype=np.float64)
         if not len(memory):
             return votes
@@ -123,11 +123,16 @@ class TopicHead:
         if len(rows) > MAX_MEMORY:
             rows = np.sort(np.random.default_rng(0).choice(rows, MAX_MEMORY, replace=False))
         index = {label: i for i, label in enumerate(self.labels)}
-        memory = unit_rows(sentence_vectors(x[rows], self.layout)).astype(np.float16)
+        # rounded as saved (float16), so a head just trained votes exactly as the same head loaded again
+        memory = unit_rows(sentence_vectors(x[rows], self.layout)).astype(np.float16).astype(np.float32)
         return replace(self, memory=memory, memory_labels=np.array([index[labels[i]] for i in rows], dtype=np.int32))
 
     def to_bytes(self) -> bytes:
-        kept = {} if self.memory is None else {"memory": self.memory, "memory_labels": self.memory_labels}
+        kept = (
+            {}
+            if self.memory is None
+            else {"memory": self.memory.astype(np.float16), "memory_labels": self.memory_labels}
+        )
         buffer = io.BytesIO()
         np.savez_compressed(
             buffer,
@@ -152,7 +157,7 @@ class TopicHead:
             name=name,
             trained_on=frozenset(int(h) for h in arrays["trained_on"]) if "trained_on" in arrays else frozenset(),
             layout=str(arrays["layout"]) if "layout" in arrays else EMBEDDING,
-            memory=arrays["memory"] if "memory" in arrays else None,
+            memory=arrays["memory"].astype(np.float32) if "memory" in arrays else None,
             memory_labels=arrays["memory_labels"] if "memory_labels" in arrays else None,
         )
 
