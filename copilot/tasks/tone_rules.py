@@ -23,8 +23,8 @@ import re
 
 INSULT = (
     r"(idiot|moron|imbecile|cretin|fool|clown|jerk|loser|bozo|hick|cunt|jackass|dumbass|asshole|bastard|retard|"
-    r"scumbag|scum|pig|dick|prick|douche(?:bag)?|s[ch]muck|twat|dimwit|nitwit|halfwit|dipshit|bitche?|whore|slut|nigg(?:a|ah|er)|"
-    r"faggot)"
+    r"scumbag|scum|pig|dick|prick|douche(?:bag)?|s[ch]muck|twat|dimwit|nitwit|halfwit|dipshit|bitche?|whore|slut|"
+    r"nigg(?:a|ah|er)|faggot)"
 )
 INSULT_LEAD = r"(?:(?:such|a|an|the|one|total|complete|absolute|real|bunch|load|pile|piece|of)\s+)*"
 COPULA = (
@@ -90,7 +90,9 @@ NEUTRAL_WORDING = [
 ]
 
 RUDE = re.compile(
-    r"\b(stupid|idiotic|moronic|dumb|brainless|crap(py)?|shit(ty)?|damn(ed)?|hell|f+u*c*k+(ing|in|ed|er|e|s)?|fuc+in|fukk?in|wtf|stfu|suck(ed|ing)?|useless|pathetic|ridiculous|incompetent|garbage|bullsh[i*]?t|arsed?|trash|lousy|ass|"
+    r"\b(stupid|idiotic|moronic|dumb|brainless|crap(py)?|shit(ty)?|damn(ed)?|hell|f+u*c*k+(ing|in|ed|er|e|s)?|fuc+in|"
+    r"fukk?in|wtf|stfu|suck(ed|ing)?|useless|pathetic|ridiculous|incompetent|garbage|bullsh[i*]?t|arsed?|trash|"
+    r"lousy|ass|"
     r"screw(ed)?|freaking|frigging|bloody|retarded|" + INSULT[1:-1] + r")\b",
     re.I,
 )
