@@ -1,5 +1,6 @@
-"""Embedding backends: texts/s of raw SentenceTransformer.encode, the torch backend and the ONNX fp32 and int8 backends
-on the same N real texts (default 10,000) in the same run, and how far each ONNX backend's vectors agree with torch's.
+"""Embedding backends: texts/s of raw SentenceTransformer.encode, the torch backend, the ONNX fp32 and int8 backends
+and (on CPUs with native bf16) the torch-bf16 backend on the same N real texts (default 10,000) in the same run, and
+how far each backend's vectors agree with torch's.
 
 The texts are public customer-support and social text from ../shared/data (banking77 messages, Bitext customer
 requests and agent replies, TweetSumm support tweets, TweetEval tweets, Stack Exchange requests, SemEval reviews),
@@ -9,7 +10,11 @@ order, so load from other jobs on a shared machine hits all of them alike.
   ratio            raw encode time / ONNX int8 backend time (texts/s over raw torch texts/s); target >= 2.0
   fp32_ratio       raw encode time / ONNX fp32 backend time
   torch_ratio      raw encode time / torch backend time (the product's own torch path)
-  agreement        per ONNX backend, torch fp32 vs its vectors of the same texts: cosine mean / 1st percentile / min;
+  raw_batch_ratios raw encode time / raw encode time at batch 32 (sentence-transformers' default) and at the
+                   product's batch size (retrieval.embeddings.BATCH_SIZE): how much of each ratio batch size alone
+                   gives (the baseline stays raw encode at batch 64)
+  bf16_ratio       raw encode time / torch-bf16 backend time (null where the CPU has no native bf16)
+  agreement        per checked backend, torch fp32 vs its vectors of the same texts: cosine mean / 1st percentile / min;
                    neighbours@10: share of the exact top-10 by its vectors (query and corpus) that is in the exact
                    fp32 top-10 (tie-aware), over --queries texts against all N; sentiment: share of texts that the
                    shipped sentiment head labels alike; themes: share of texts assigned to the same of 20 k-means
@@ -41,9 +46,11 @@ import time
 import numpy as np
 
 from copilot.settings import Settings
-from retrieval.embeddings import load_embedder
+from retrieval.embeddings import BATCH_SIZE, load_embedder
+from retrieval.torch_bf16 import native_bf16
 
-ONNX_SIDES = ("onnx-fp32", "onnx")
+RAW_BATCHES = (32, BATCH_SIZE)  # sentence-transformers' own default batch size, and the product's
+CHECKED_SIDES = ("onnx-fp32", "onnx", "torch-bf16")  # backends whose vectors are compared with torch's
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -73,9 +80,12 @@ def real_texts(n: int, seed: int = 0) -> list[str]:
     return distinct[:n]
 
 
-def raw_encode(model, texts: list[str]) -> np.ndarray:
-    """The baseline: SentenceTransformer.encode called directly, as a user of the library would."""
-    return model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+def raw_encode(model, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    """The baseline: SentenceTransformer.encode called directly, as a user of the library would (batch 64, what
+    every bench here has measured against since the first one)."""
+    return model.encode(
+        texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )
 
 
 def timed_blocks(sides: dict, texts: list[str], block: int) -> tuple[dict[str, float], dict[str, np.ndarray]]:
@@ -186,7 +196,7 @@ def task_quality(backends: dict, seeds: int) -> dict:
 
 
 def agreement(texts: list[str], reference: np.ndarray, vectors: np.ndarray, queries: int) -> dict[str, float]:
-    """How far one ONNX backend's vectors agree with the torch backend's fp32 ones."""
+    """How far one backend's vectors agree with the torch backend's fp32 ones."""
     cosine = (reference * vectors).sum(axis=1)
     return {
         "cosine_mean": round(float(cosine.mean()), 5),
@@ -208,10 +218,15 @@ def main() -> None:
     texts = real_texts(args.n)
     load_before = os.getloadavg()
     settings = Settings()  # the ONNX exports are cached under COPILOT_DATA_DIR (or COPILOT_EMBEDDING_CACHE_DIR)
-    backends = {name: load_embedder(name, settings.resolved_embedding_cache_dir) for name in ONNX_SIDES}
+    backends = {name: load_embedder(name, settings.resolved_embedding_cache_dir) for name in CHECKED_SIDES[:2]}
+    if native_bf16():
+        backends["torch-bf16"] = load_embedder("torch-bf16", settings.resolved_embedding_cache_dir)
+    else:
+        print("torch-bf16 left out: this CPU does not multiply bf16 natively")
     torch_backend = load_embedder("torch", settings.resolved_embedding_cache_dir)
     model = torch_backend.model  # the SentenceTransformer inside the torch backend
     sides = {"raw": lambda part: raw_encode(model, part), "torch": torch_backend.encode}
+    sides.update({f"raw-{size}": lambda part, size=size: raw_encode(model, part, size) for size in RAW_BATCHES})
     sides.update({name: backend.encode for name, backend in backends.items()})
     for encode in sides.values():
         encode(texts[:256])  # warm-up
@@ -223,12 +238,16 @@ def main() -> None:
         "ratio": round(seconds["raw"] / seconds["onnx"], 3),
         "fp32_ratio": round(seconds["raw"] / seconds["onnx-fp32"], 3),
         "torch_ratio": round(seconds["raw"] / seconds["torch"], 3),
+        "raw_batch_ratios": {str(size): round(seconds["raw"] / seconds[f"raw-{size}"], 3) for size in RAW_BATCHES},
+        "bf16_ratio": round(seconds["raw"] / seconds["torch-bf16"], 3) if "torch-bf16" in seconds else None,
         "agreement": {name: agreement(texts, vectors["torch"], vectors[name], args.queries) for name in backends},
         **task_quality({"torch": torch_backend, **backends}, args.seeds),
         "onnx_exports": {
             name: backend.manifest.model_dump(include={"onnx_sha256", "source_sha256", "cpu", "probe"})
             for name, backend in backends.items()
+            if name.startswith("onnx")
         },
+        "bf16_check": backends["torch-bf16"].check.model_dump() if "torch-bf16" in backends else None,
         "machine": f"{platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}, CPU only",
         "load_average_before": [round(x, 1) for x in load_before],
         "load_average_after": [round(x, 1) for x in os.getloadavg()],
@@ -239,8 +258,11 @@ def main() -> None:
     )
     print(f"raw SentenceTransformer.encode: {figures['raw_per_s']} texts/s")
     print(f"torch backend: {figures['torch_per_s']} texts/s (ratio {figures['torch_ratio']})")
+    print(f"raw encode at batch 32 and {BATCH_SIZE} (the product's), ratio: {figures['raw_batch_ratios']}")
     print(f"ONNX fp32 backend: {figures['onnx_fp32_per_s']} texts/s, ratio {figures['fp32_ratio']}")
     print(f"ONNX int8 backend: {figures['onnx_per_s']} texts/s, ratio {figures['ratio']} (target >= 2.0)")
+    if figures["bf16_ratio"]:
+        print(f"torch-bf16 backend: {figures['torch_bf16_per_s']} texts/s, ratio {figures['bf16_ratio']}")
     for name, figure in figures["agreement"].items():
         print(
             f"agreement torch fp32 vs {name}: cosine mean {figure['cosine_mean']} (target >= 0.99), 1st percentile "

@@ -78,13 +78,14 @@ class Settings(BaseSettings):
     cache_dir: Path | None = Field(default=None, description="On-disk response cache; off when unset.")
 
     index_on_ingest: bool = Field(default=True, description="Index ingested records for search right away.")
-    embedding_backend: Literal["auto", "onnx", "onnx-fp32", "torch"] = Field(
+    embedding_backend: Literal["auto", "onnx", "onnx-fp32", "torch", "torch-bf16"] = Field(
         default="auto",
-        description="Sentence embeddings: onnx-fp32 (exported locally), onnx (int8), torch, or auto (onnx-fp32 where "
-        "it agrees, else torch).",
+        description="Sentence embeddings: torch-bf16 (CPUs with native bf16), onnx-fp32 (exported locally), onnx "
+        "(int8), torch, or auto (the first of torch-bf16 and onnx-fp32 that agrees with torch here, else torch).",
     )
     embedding_cache_dir: Path | None = Field(
-        default=None, description="Where the ONNX exports are cached; default: data_dir/models/embeddings."
+        default=None,
+        description="Where the ONNX exports and the bf16 check are cached; default: data_dir/models/embeddings.",
     )
     ray_address: str | None = Field(
         default=None, description="Ray cluster (ray://head:10001, 127.0.0.1:6379): bulk embedding, task and eval runs."

@@ -30,6 +30,7 @@ from evals import metrics as m
 from evals.adapters import EvalEnv, adapter
 from evals.metrics import CaseOutput
 from evals.suite import Case
+from retrieval.embeddings import BATCH_SIZE
 
 WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*", re.U)
 PASSIVE_SCORE = 8  # a comment without a score (public review data) counts as a passive: the score says nothing
@@ -69,7 +70,7 @@ class CachedEmbedder:
         self.inner, self.vectors = embedder, vectors
         self.name, self.dimensions = embedder.name, embedder.dimensions
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if t not in self.vectors]
         if missing:
             fresh = np.asarray(self.inner.encode(missing), dtype=np.float32)

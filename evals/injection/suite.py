@@ -23,6 +23,7 @@ from evals.injection.corpus import CARRIERS, CORPUS, Attempt, load_corpus
 from evals.injection.fixtures import THREAD, Planted, last_message, plant_workspace
 from evals.injection.scoring import adopted, evaluate, exposed_to
 from evals.injection.specs import LOCAL_NOTE, TASKS, InjectionSpec, Observation, available_tasks, read_stored
+from retrieval.embeddings import BATCH_SIZE
 
 if TYPE_CHECKING:
     from copilot.gateway import Completion
@@ -59,7 +60,7 @@ class CachedEmbedder:
         self._memo: dict[str, np.ndarray] = {}
         self._lock = threading.Lock()
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
         with self._lock:
             missing = [t for t in dict.fromkeys(texts) if t not in self._memo]
             if missing:
