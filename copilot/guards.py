@@ -135,6 +135,15 @@ _NAME_STOPWORDS = {
     "Agent",
     "Team",
 }
+_NUMBER_WORDS = {
+    word: str(value)
+    for value, word in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen twenty".split()
+    )
+} | {"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60", "seventy": "70", "eighty": "80", "ninety": "90"}
+_NUMBER_WORD = re.compile(rf"\b(?:{'|'.join(_NUMBER_WORDS)})\b", re.I)
+_SPLIT_THOUSANDS = re.compile(r"\b(\d{1,3}), (\d{3})\b")  # "2, 000 yuan", as transcripts often write it
 _TAG = re.compile(r"(?<![\w#@])[#@]([A-Za-z][A-Za-z0-9_]+)")
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+(?:\s+[A-Z][a-z]+)+\b")
 
@@ -176,12 +185,20 @@ def ungrounded_facts(output: str, sources: Iterable[str], kinds: Iterable[FactKi
     """Facts in ``output`` that appear in none of ``sources``, as 'kind: value'."""
     kinds = tuple(kinds)
     source_facts = extract_facts("\n".join(sources), kinds)
+    if FactKind.number in kinds:
+        source_facts[FactKind.number] |= _spelled_numbers("\n".join(sources))
     found = extract_facts(output, kinds)
     missing = []
     for kind in kinds:
         for value in sorted(found[kind] - source_facts[kind]):
             missing.append(f"{kind.value}: {value}")
     return missing
+
+
+def _spelled_numbers(text: str) -> set[str]:
+    """Numbers a text gives in words ("windows ten", "Nine") or with its thousands split ("2, 000"), as digits."""
+    words = {_NUMBER_WORDS[match.group(0).lower()] for match in _NUMBER_WORD.finditer(text)}
+    return words | {a + b for a, b in _SPLIT_THOUSANDS.findall(text)}
 
 
 def check_grounded(output: str, sources: Iterable[str], kinds: Iterable[FactKind] | None = None) -> GuardVerdict:

@@ -50,6 +50,15 @@ def test_new_date_is_caught_but_reformatted_known_one_is_not():
     assert check_grounded("On March 3 you were charged twice.", THREAD).passed
 
 
+def test_a_number_the_thread_writes_in_words_or_with_split_thousands_is_grounded():
+    thread = ["How old are you? Nine, but I'll be ten on May 1st.", "windows ten? surface pro 2", "a 2, 000 yuan raise"]
+    kinds = [FactKind.number]
+    assert check_grounded("The child is 9 and runs Windows 10 on a Surface Pro 2.", thread, kinds).passed
+    assert check_grounded("Julia gets a raise of 2,000 yuan (2000 a month).", thread, kinds).passed
+    verdict = check_grounded("The child is 11 and the raise is 3000 yuan.", thread, kinds)
+    assert not verdict.passed and verdict.details == ["not in sources: number: 11", "not in sources: number: 3000"]
+
+
 def test_invented_name_is_caught():
     assert check_names_grounded("Ana, our colleague will check.", THREAD).passed
     verdict = check_names_grounded("Your account manager Peter Hansen will call you.", THREAD)

@@ -299,7 +299,7 @@ def alpha(store):
 def rewrite_with(store, settings, text, fake):
     services = Services(settings.model_copy(update={"model": "fake/scripted"}), store, fake=fake, sleep=lambda _s: None)
     with store.repo("alpha") as repo:
-        return services.run_task(repo, "tone_rewrite", {"text": text, "tone": "friendly"})
+        return services.run_task(repo, "tone_rewrite", {"text": text, "tone": "friendly", "strategy": "model"})
 
 
 def test_a_text_carrying_an_injection_is_rewritten_by_the_rules_not_the_model(store, settings, alpha, fake_script):

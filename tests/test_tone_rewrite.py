@@ -46,7 +46,7 @@ def test_rewrite_that_drops_a_price_is_rejected_with_what_was_lost(store, run, f
         "Hi Ana,\nGood news: your refund for INV-2026-0042 is complete and will show up by March 9."
         "\n\n> we were charged twice"
     )
-    outcome = run(DRAFT, "friendly")
+    outcome = run(DRAFT, "friendly", strategy="model")
     assert outcome.used_fallback and outcome.fallback_reason == "model rewrite lost facts"
     lost = next(v for v in outcome.verdicts if v.name == "fact_preservation")
     assert not lost.passed and any("49" in d for d in lost.details)
@@ -58,7 +58,7 @@ def test_good_model_rewrite_keeps_signature_and_quotes(store, run, fake_script, 
         "Here is the rewritten message:\n\nHello Ana!\nGreat news: your refund of $49.00 for INV-2026-0042 is done "
         "and should show up by March 9.\n\n> we were charged twice"
     )
-    outcome = run(DRAFT, "friendly")
+    outcome = run(DRAFT, "friendly", strategy="model")
     assert not outcome.used_fallback and not outcome.result.lost and not outcome.result.unchanged
     assert outcome.result.text.startswith("Hello Ana!")  # the preamble is not part of the rewrite
     assert outcome.result.text.endswith("Best regards,\nLiam Chen")  # the model never saw the signature
@@ -68,7 +68,7 @@ def test_good_model_rewrite_keeps_signature_and_quotes(store, run, fake_script, 
 
 def test_rewrite_that_drops_a_quoted_line_is_rejected(store, run, fake_script, workspace):
     fake_script.push("Hello Ana! Your refund of $49.00 for INV-2026-0042 is done and shows up by March 9.")
-    outcome = run(DRAFT, "friendly")
+    outcome = run(DRAFT, "friendly", strategy="model")
     lost = next(v for v in outcome.verdicts if v.name == "fact_preservation")
     assert any("quoted line" in d for d in lost.details) and "> we were charged twice" in outcome.result.text
 
@@ -102,10 +102,18 @@ def test_formal_writes_out_chat_slang():
 
 def test_a_model_that_copies_the_input_gives_way_to_the_rules(run, fake_script, workspace):
     fake_script.push(BLUNT)  # what Qwen 1.5B did with the old prompt
-    outcome = run(BLUNT, "friendly")
+    outcome = run(BLUNT, "friendly", strategy="model")
     assert outcome.used_fallback and "unchanged" in outcome.fallback_reason and not outcome.result.unchanged
     prompt = fake_script.calls[-1]["messages"]
     assert sum(m["role"] == "assistant" for m in prompt) >= 2  # few-shot examples of real rewrites
+
+
+def test_a_capable_model_rewrites_by_the_rules_unless_asked_for_the_model(run, fake_script, workspace):
+    # measured on ParaDetox and the Bitext tone set: the rules beat both Qwen models on chrF and direction
+    outcome = run(BLUNT, "friendly")
+    assert outcome.provenance.model == "rules" and not fake_script.calls and not outcome.result.unchanged
+    fake_script.push("We're sorry, but we can't refund you. Your plan renewed on 3 March for $49. Thanks!")
+    assert run(BLUNT, "friendly", strategy="model").provenance.model == "fake/scripted"
 
 
 def test_a_spanish_text_gets_spanish_additions(run, workspace):
