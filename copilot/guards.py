@@ -277,10 +277,21 @@ CHAT_PREAMBLE = re.compile(
 STRUCTURED_START = re.compile(r"^\s*(?:\{|\[\s*[{\"]|```)")  # JSON, or a code fence
 
 
+REFUSAL = re.compile(
+    r"^\W*(?:i'?m |i am |i )?(?:sorry|apologi[sz]e)[^.!?\n]{0,20}?,? but i "
+    r"(?:can(?:no|')?t|can not|am (?:un|not )able to|(?:do not|don't) have enough information to) "
+    r"(?:assist|help)(?: you)? with (?:that|this)\b",
+    re.I,
+)
+
+
 def prose_problem(text: str) -> str | None:
-    """Why a model's plain-text answer is not prose to use (JSON or a code block, or nothing but a chat preamble)."""
+    """Why a model's plain-text answer is not prose to use (JSON or a code block, a refusal, or nothing but a chat
+    preamble)."""
     if STRUCTURED_START.match(text):
         return "the model answered with JSON or code, not prose"
+    if REFUSAL.match(CHAT_PREAMBLE.sub("", text, count=1)):
+        return "the model refused or said it cannot help instead of answering"
     if not CHAT_PREAMBLE.sub("", text, count=1).strip(" \n\"'"):
         return "the model wrote nothing but a preamble" if text.strip() else "the model wrote nothing"
     return None

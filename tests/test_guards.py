@@ -111,3 +111,14 @@ def test_rewrite_that_drops_signature_or_name_is_rejected():
     assert not verdict.passed
     assert "lost signature block" in verdict.details and "lost name: Liam Chen" in verdict.details
     assert signature_block(original) == "Kind regards,\nLiam Chen"
+
+
+def test_a_bare_refusal_is_not_prose_but_a_reply_that_declines_something_is():
+    from copilot.guards import prose_problem
+
+    assert "refused" in prose_problem("Sorry, but I can't assist with that.")
+    assert "refused" in prose_problem("I apologize, but I cannot help with this request.")
+    assert (
+        prose_problem("I'm sorry, but I can't refund orders older than 90 days; I can offer a credit instead.") is None
+    )
+    assert prose_problem("Sorry about the empty export! Please check the date filter.") is None

@@ -154,6 +154,23 @@ def test_a_claim_copied_from_another_customers_case_fails(store, settings, fake_
     assert "credited" not in retrieval.result.text and "reviewed the incidents" not in retrieval.result.text
 
 
+@pytest.mark.parametrize(
+    "refusal",
+    ["Sorry, but I can't assist with that.", "I'm sorry, but I don't have enough information to assist with that."],
+)
+def test_a_model_that_refuses_gives_way_to_the_retrieval_draft(
+    store, settings, fake_script, embedder, workspace, refusal
+):
+    # what both Qwen models answered to Bitext requests while the few-shot reply began with "Sorry"
+    ticket_id = make_ticket(store, workspace, ["We were charged twice for INV-2026-0042. Please refund one."])
+    fake_script.push(refusal)
+    outcome = run(store, settings, fake_script, embedder, ticket_id)
+    assert outcome.used_fallback and "refused" in outcome.fallback_reason
+    assert "assist with that" not in outcome.result.text and "[S1]" in outcome.result.text
+    example = fake_script.calls[-1]["messages"][2]["content"]
+    assert not example.startswith("Sorry"), example
+
+
 def test_a_spanish_ticket_gets_a_spanish_body(store, settings, fake_script, embedder, workspace):
     ticket_id = make_ticket(
         store, workspace, ["Hola, nos han cobrado dos veces la factura INV-2026-0042."], channel="chat"

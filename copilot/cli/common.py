@@ -5,6 +5,8 @@ index is imported inside the command that needs it, so `copilot --help` and mode
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,7 +21,9 @@ if TYPE_CHECKING:
     from copilot.store import Store
     from copilot.tasks.base import TaskOutcome
 
-console = Console()
+# Redirected to a file or a CI log, rich would wrap tables at 80 columns and cut model names to "local/q…".
+_PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+console = Console(width=_PIPED_WIDTH)
 err_console = Console(stderr=True)
 
 WorkspaceOption = Annotated[
