@@ -78,8 +78,13 @@ class Env:
     fake: FakeModel | None = None
 
     def strategy(self, spec: InjectionSpec) -> str:
-        # fake/scripted is a capable model: auto is the model path
-        return spec.local_strategy if self.model == "local" else "auto"
+        """The model path wherever a task has one (a capable profile's default may be rules, as for tone)."""
+        if self.model == "local":
+            return spec.local_strategy
+        from copilot.tasks import registry
+
+        registered = registry.tasks().get(spec.name)
+        return "model" if registered is not None and "model" in registered.strategies else "auto"
 
     def close(self) -> None:
         self.services.close()
