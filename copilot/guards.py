@@ -184,9 +184,10 @@ def extract_facts(text: str, kinds: Iterable[FactKind] = tuple(FactKind)) -> dic
 def ungrounded_facts(output: str, sources: Iterable[str], kinds: Iterable[FactKind]) -> list[str]:
     """Facts in ``output`` that appear in none of ``sources``, as 'kind: value'."""
     kinds = tuple(kinds)
-    source_facts = extract_facts("\n".join(sources), kinds)
+    joined = "\n".join(sources)
+    source_facts = extract_facts(joined, kinds)
     if FactKind.number in kinds:
-        source_facts[FactKind.number] |= _spelled_numbers("\n".join(sources))
+        source_facts[FactKind.number] |= _spelled_numbers(joined)
     found = extract_facts(output, kinds)
     missing = []
     for kind in kinds:
@@ -290,9 +291,10 @@ def prose_problem(text: str) -> str | None:
     preamble)."""
     if STRUCTURED_START.match(text):
         return "the model answered with JSON or code, not prose"
-    if REFUSAL.match(CHAT_PREAMBLE.sub("", text, count=1)):
+    after_preamble = CHAT_PREAMBLE.sub("", text, count=1)
+    if REFUSAL.match(after_preamble):
         return "the model refused or said it cannot help instead of answering"
-    if not CHAT_PREAMBLE.sub("", text, count=1).strip(" \n\"'"):
+    if not after_preamble.strip(" \n\"'"):
         return "the model wrote nothing but a preamble" if text.strip() else "the model wrote nothing"
     return None
 

@@ -12,6 +12,7 @@ from copilot.guards import (
     check_names_grounded,
     detect_commitments,
     extract_facts,
+    prose_problem,
     signature_block,
 )
 
@@ -114,8 +115,6 @@ def test_rewrite_that_drops_signature_or_name_is_rejected():
 
 
 def test_a_bare_refusal_is_not_prose_but_a_reply_that_declines_something_is():
-    from copilot.guards import prose_problem
-
     assert "refused" in prose_problem("Sorry, but I can't assist with that.")
     assert "refused" in prose_problem("I apologize, but I cannot help with this request.")
     assert (
