@@ -48,7 +48,7 @@ def warm_local_models(services: Services) -> None:
 def create_app(
     settings: Settings | None = None, store: Store | None = None, services: Services | None = None
 ) -> FastAPI:
-    settings = settings or (services.settings if services else Settings())
+    settings = settings or (services.settings if services else Settings.from_env())
     services = services or Services(settings, store or Store.from_settings(settings))
 
     @asynccontextmanager

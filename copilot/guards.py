@@ -10,7 +10,7 @@ import base64
 import binascii
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
 
 from pydantic import BaseModel, Field
@@ -286,9 +286,11 @@ REFUSAL = re.compile(
 )
 
 
-def prose_problem(text: str) -> str | None:
-    """Why a model's plain-text answer is not prose to use (JSON or a code block, a refusal, or nothing but a chat
-    preamble)."""
+def prose_problem(text: str, prompt: Sequence[Mapping[str, str]] = ()) -> str | None:
+    """Why a model's plain-text answer is not prose to use (JSON or a code block, a refusal, nothing but a chat
+    preamble, or the ``prompt``'s few-shot example answer repeated)."""
+    if copied_example(text, prompt):
+        return "the model repeated the prompt's example answer instead of answering"
     if STRUCTURED_START.match(text):
         return "the model answered with JSON or code, not prose"
     after_preamble = CHAT_PREAMBLE.sub("", text, count=1)
@@ -297,6 +299,27 @@ def prose_problem(text: str) -> str | None:
     if not after_preamble.strip(" \n\"'"):
         return "the model wrote nothing but a preamble" if text.strip() else "the model wrote nothing"
     return None
+
+
+def copied_example(text: str, prompt: Sequence[Mapping[str, str]], span: int = 5, share: float = 0.5) -> bool:
+    """Whether most of ``text`` sits in runs of ``span`` words that an example answer of the prompt (an assistant
+    message before the last one) has and the real input (the last message) does not."""
+    examples = [message["content"] for message in prompt[:-1] if message["role"] == "assistant"]
+    words = re.findall(r"\w+", text.lower())
+    if not examples or not words:
+        return False
+    example_runs = set().union(*(_word_runs(example, span) for example in examples))
+    example_runs -= _word_runs(prompt[-1]["content"], span)
+    copied = set()
+    for start in range(len(words) - span + 1):
+        if tuple(words[start : start + span]) in example_runs:
+            copied.update(range(start, start + span))
+    return len(copied) >= share * len(words)
+
+
+def _word_runs(text: str, span: int) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[start : start + span]) for start in range(len(words) - span + 1)}
 
 
 def signature_block(text: str) -> str | None:

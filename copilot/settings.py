@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -68,6 +69,9 @@ class Settings(BaseSettings):
     )
     task_profiles: Annotated[dict[str, Profile], NoDecode] = Field(
         default_factory=dict, description="Per-task profile overrides: reply_draft=capable,..."
+    )
+    task_strategies: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, description="Per-task strategy for 'auto': reply_draft=model,tone_rewrite=model,..."
     )
     model_concurrency: Annotated[dict[str, int], NoDecode] = Field(
         default_factory=dict,
@@ -143,7 +147,7 @@ class Settings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("task_models", "task_profiles", "model_concurrency", mode="before")
+    @field_validator("task_models", "task_profiles", "task_strategies", "model_concurrency", mode="before")
     @classmethod
     def _split_pairs(cls, value: object) -> object:
         if not isinstance(value, str):
@@ -164,11 +168,41 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _known_task_strategies(self) -> Settings:
+        if self.task_strategies:
+            from copilot.errors import CopilotError
+            from copilot.tasks import registry
+
+            known = registry.tasks()
+            for task, strategy in self.task_strategies.items():
+                if task not in known:
+                    raise ValueError(
+                        f"COPILOT_TASK_STRATEGIES: unknown task '{task}' (one of: {', '.join(sorted(known))})"
+                    )
+                try:
+                    known[task].resolve_strategy("auto", Profile.small, strategy)
+                except CopilotError as error:
+                    raise ValueError(str(error)) from None
+        return self
+
+    @model_validator(mode="after")
     def _name_custom_local_model(self) -> Settings:
         """A GGUF set by COPILOT_LOCAL_MODEL_PATH is the default model, named after its file (never SmolLM2's name)."""
         if self.local_model_path is not None and "model" not in self.model_fields_set:
             self.model = custom_model_name(self.local_model_path)
         return self
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """The settings from the COPILOT_* environment; a bad value raises InvalidInput naming the variable."""
+        from pydantic import ValidationError
+
+        from copilot.errors import InvalidInput
+
+        try:
+            return cls()
+        except ValidationError as error:
+            raise InvalidInput("; ".join(_env_problem(problem) for problem in error.errors())) from None
 
     @property
     def resolved_database_url(self) -> str:
@@ -194,3 +228,12 @@ class Settings(BaseSettings):
         """The data dir, private to its owner: it holds the database, keys and caches."""
         if not self.data_dir.exists():
             self.data_dir.mkdir(parents=True, mode=0o700)
+
+
+def _env_problem(problem: Mapping[str, Any]) -> str:
+    message = str(problem["msg"]).removeprefix("Value error, ")
+    if not problem["loc"]:
+        return message
+    field, *key = (str(part) for part in problem["loc"])
+    where = f"COPILOT_{field.upper()}" + (f" ({'.'.join(key)})" if key else "")
+    return f"{where}: {message}"

@@ -55,7 +55,7 @@ def _strategy(env: EvalEnv, task: str) -> str:
 
     entry = registry.get(task)
     asked = env.strategy if env.strategy in entry.strategies else "auto"
-    return entry.resolve_strategy(asked, env.services.gateway.profile)
+    return entry.resolve_strategy(asked, env.services.gateway.profile, env.services.settings.task_strategies.get(task))
 
 
 def _when(value: Any) -> datetime:

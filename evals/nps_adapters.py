@@ -169,7 +169,9 @@ def _strategy(env: EvalEnv) -> str:
 
     entry = registry.get("nps_themes")
     asked = env.strategy if env.strategy in entry.strategies else "auto"
-    return entry.resolve_strategy(asked, env.services.gateway.profile)
+    return entry.resolve_strategy(
+        asked, env.services.gateway.profile, env.services.settings.task_strategies.get("nps_themes")
+    )
 
 
 @adapter(

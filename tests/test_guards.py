@@ -114,6 +114,26 @@ def test_rewrite_that_drops_signature_or_name_is_rejected():
     assert signature_block(original) == "Kind regards,\nLiam Chen"
 
 
+def test_an_answer_that_repeats_the_prompts_example_is_not_prose():
+    example = "Thanks for flagging the empty export. Please check the date filter on the Invoices page [S1]."
+    prompt = [
+        {"role": "system", "content": "Draft replies."},
+        {"role": "user", "content": "The CSV export is empty."},
+        {"role": "assistant", "content": example},
+        {"role": "user", "content": "I want to cancel order 4411. How do I do that?"},
+    ]
+    assert "example" in prose_problem(
+        "Thank you for flagging the empty export. Please check the date filter on the Invoices page [S1]. Let me know.",
+        prompt,
+    )
+    own = "Thanks for flagging this. You can cancel order 4411 from the Orders page [S1]; let me know and I will help."
+    assert prose_problem(own, prompt) is None  # a few stock words in common are not a copy
+    # words the real input has are not the example's: a rewrite that keeps the text it was given is fine
+    kept = [*prompt[:-1], {"role": "user", "content": "Rewrite: Please check the date filter on the Invoices page."}]
+    assert prose_problem("Could you please check the date filter on the Invoices page? Thanks!", kept) is None
+    assert prose_problem(example) is None  # without its prompt, text is judged as prose only
+
+
 def test_a_bare_refusal_is_not_prose_but_a_reply_that_declines_something_is():
     assert "refused" in prose_problem("Sorry, but I can't assist with that.")
     assert "refused" in prose_problem("I apologize, but I cannot help with this request.")

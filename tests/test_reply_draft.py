@@ -96,7 +96,9 @@ def make_ticket(store, account_id, customer_messages, channel="email", language=
         return ticket.id
 
 
-def run(store, settings, fake_model, embedder, ticket_id, model="fake/scripted", strategy="auto"):
+def run(store, settings, fake_model, embedder, ticket_id, model="fake/scripted", strategy=None):
+    """The scripted (capable) model writes by the model path, the embedded one by its default (retrieval)."""
+    strategy = strategy or ("model" if model == "fake/scripted" else "auto")
     services = Services(
         settings.model_copy(update={"model": model}), store, fake=fake_model, embedder=embedder, sleep=lambda _s: None
     )
@@ -124,6 +126,21 @@ def test_sources_answer_the_latest_ask_question_to_question(store, settings, fak
     with store.repo("alpha") as repo:
         row = repo.get(AiResult, outcome.ai_result_id)
         assert row.status is AiStatus.pending and row.source_ids[0].startswith("S1=")
+
+
+def test_a_capable_model_drafts_by_retrieval_unless_asked_for_the_model(
+    store, settings, fake_script, embedder, workspace
+):
+    # measured on Bitext history: the retrieval draft addressed the intent more often than both Qwen models
+    ticket_id = make_ticket(store, workspace, ["We were charged twice for INV-2026-0042. Please refund one."])
+    outcome = run(store, settings, fake_script, embedder, ticket_id, strategy="auto")
+    assert outcome.provenance.model == "retrieval" and not fake_script.calls and "[S1]" in outcome.result.text
+    fake_script.push("Sorry about the double charge on INV-2026-0042. Duplicate charges go back to your card [S1].")
+    assert run(store, settings, fake_script, embedder, ticket_id).provenance.model == "fake/scripted"
+    # a team whose hosted model writes better drafts makes the model path its "auto"
+    fake_script.push("Sorry about the double charge on INV-2026-0042. Duplicate charges go back to your card [S1].")
+    chosen = settings.model_copy(update={"task_strategies": {"reply_draft": "model"}})
+    assert run(store, chosen, fake_script, embedder, ticket_id, strategy="auto").provenance.model == "fake/scripted"
 
 
 def test_no_answering_source_gives_a_marked_holding_reply(store, settings, fake_script, embedder, workspace):
@@ -169,6 +186,21 @@ def test_a_model_that_refuses_gives_way_to_the_retrieval_draft(
     assert "assist with that" not in outcome.result.text and "[S1]" in outcome.result.text
     example = fake_script.calls[-1]["messages"][2]["content"]
     assert not example.startswith("Sorry"), example
+
+
+def test_a_model_that_repeats_the_prompts_example_gives_way_to_the_retrieval_draft(
+    store, settings, fake_script, embedder, workspace
+):
+    # what Qwen2.5-Coder-0.5B answered to 20 of 30 Bitext requests: the few-shot reply, word for word
+    ticket_id = make_ticket(store, workspace, ["We were charged twice for INV-2026-0042. Please refund one."])
+    fake_script.push(
+        "Thanks for flagging the empty export. Please check the date filter on the Invoices page: the CSV export "
+        "only includes invoices inside the selected period [S1]. If it is still empty with the right period "
+        "selected, let me know and I will look into it."
+    )
+    outcome = run(store, settings, fake_script, embedder, ticket_id)
+    assert outcome.used_fallback and "example" in outcome.fallback_reason
+    assert "empty export" not in outcome.result.text and "[S1]" in outcome.result.text
 
 
 def test_a_spanish_ticket_gets_a_spanish_body(store, settings, fake_script, embedder, workspace):

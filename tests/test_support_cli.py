@@ -46,6 +46,30 @@ def test_unknown_ticket_is_a_one_line_error(workspace, monkeypatch, capsys):
     assert exit_info.value.code == 1 and "no ticket 'T-404'" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        (
+            "COPILOT_TASK_STRATEGIES",
+            "reply_draft=magic",
+            "COPILOT_TASK_STRATEGIES: reply_draft has no strategy 'magic'",
+        ),
+        ("COPILOT_TASK_STRATEGIES", "nope=model", "COPILOT_TASK_STRATEGIES: unknown task 'nope'"),
+        ("COPILOT_TASK_PROFILES", "reply_draft=huge", "COPILOT_TASK_PROFILES (reply_draft): Input should be"),
+        ("COPILOT_LOCAL_THREADS", "many", "COPILOT_LOCAL_THREADS: Input should be a valid integer"),
+    ],
+)
+def test_a_bad_setting_is_a_one_line_error_naming_the_variable(
+    workspace, monkeypatch, capsys, variable, value, problem
+):
+    monkeypatch.setenv(variable, value)
+    monkeypatch.setattr("sys.argv", ["copilot", "summarize-ticket", "T-1", "-w", workspace])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and problem in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
 @pytest.fixture
 def shout_task():
     with upper_task("shout", Permission.run_support, Permission.review_support):

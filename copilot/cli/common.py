@@ -34,7 +34,7 @@ WorkspaceOption = Annotated[
 def load_settings() -> Settings:
     from copilot.settings import Settings
 
-    return Settings()
+    return Settings.from_env()
 
 
 def open_store(settings: Settings) -> Store:

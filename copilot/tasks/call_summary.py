@@ -653,7 +653,7 @@ def summarize_transcript(
 ) -> TaskOutcome[CallSummary]:
     """Summarise a transcript (no storage): extract the evidence turns and items; with the model path, the model
     writes the recap from that evidence, each sentence citing its turns."""
-    strategy = registry.get(TASK).resolve_strategy(strategy, context.profile)
+    strategy = context.strategy(TASK, strategy)
     prompt = load_prompt(TASK)
     windows = split_windows(transcript.turns, window_budget(context.settings.local_context_tokens))
     provenance = Provenance(

@@ -55,6 +55,13 @@ class TaskContext:
         """What the model this task calls can do (small or capable)."""
         return self.gateway.profile
 
+    def strategy(self, task: str, asked: str) -> str:
+        """The strategy ``task`` runs: ``asked``, or for "auto" the one COPILOT_TASK_STRATEGIES sets, else the
+        task's default for the model's profile."""
+        from copilot.tasks import registry
+
+        return registry.get(task).resolve_strategy(asked, self.profile, self.settings.task_strategies.get(task))
+
     def report(self, done: int, total: int) -> None:
         if self.progress is not None:
             self.progress(done, total)

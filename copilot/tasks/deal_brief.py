@@ -32,7 +32,6 @@ from copilot.store.models import (
     DealStage,
     utc,
 )
-from copilot.tasks import registry
 from copilot.tasks.base import Provenance, TaskOutcome
 from copilot.tasks.call_summary import check_names_anywhere
 from copilot.tasks.context import TaskContext
@@ -376,7 +375,7 @@ def build_brief(
     classifier: Classifier | None = None,
 ) -> TaskOutcome[DealBrief]:
     """Gather the facts, diff them against the previous brief, and write the narrative (no storage)."""
-    strategy = registry.get(TASK).resolve_strategy(strategy, context.profile)
+    strategy = context.strategy(TASK, strategy)
     as_of = utc(now or datetime.now(UTC), keep_offset=True)
     facts = gather_facts(context, deal, as_of, classifier or context.sentiment)
     previous = previous_brief(context.repo, deal.id)

@@ -46,7 +46,6 @@ from copilot.prompting import load_prompt, prompts_dir
 from copilot.review import record_event
 from copilot.store import Repo
 from copilot.store.models import AiResult, AiStatus, NpsAdvocacy, NpsResponse
-from copilot.tasks import registry
 from copilot.tasks.base import Provenance, TaskOutcome
 from copilot.tasks.context import TaskContext
 from copilot.tasks.nps_respondents import SUBJECT_KIND, TASK_OF_KIND, Kind, Respondent, RouteName, describe, kind_for
@@ -327,7 +326,7 @@ def model_body(context: TaskContext, drafting: Drafting, provenance: Provenance)
     )
     completion = context.gateway.complete(messages, max_tokens=220, temperature=0.0)
     body = clean_body(completion.text)
-    return (None if prose_problem(body) else body), provenance.with_completion(completion)
+    return (None if prose_problem(body, messages) else body), provenance.with_completion(completion)
 
 
 def draft(context: TaskContext, params: AdvocacyParams, expected: Kind) -> TaskOutcome[AdvocacyDraft]:
@@ -346,7 +345,7 @@ def draft(context: TaskContext, params: AdvocacyParams, expected: Kind) -> TaskO
             f"(AI result {state.asked_result_id}); pass again=true to draft once more"
         )
     drafting = gather(repo, response, kind)
-    strategy = registry.get(TASK_OF_KIND[kind]).resolve_strategy(params.strategy, context.profile)
+    strategy = context.strategy(TASK_OF_KIND[kind], params.strategy)
     outcome = _write(context, drafting, strategy)
     _remember(repo, drafting)
     outcome.subject_kind, outcome.subject_id = SUBJECT_KIND, response.id

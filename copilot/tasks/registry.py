@@ -92,14 +92,21 @@ class Task:
         """The non-LLM path: what runs when the model is unavailable or the budget is spent."""
         return next((s for s in self.strategies if s != MODEL_STRATEGY), MODEL_STRATEGY)
 
-    def resolve_strategy(self, asked: str, profile: Profile) -> str:
-        if asked == "auto":
-            return self.defaults.get(profile, self.fallback_strategy)
-        if asked not in self.strategies:
+    def resolve_strategy(self, asked: str, profile: Profile, configured: str | None = None) -> str:
+        """``asked``; for "auto", the strategy the settings choose for this task (``configured``), else the
+        profile's default."""
+        if asked != "auto":
+            return self._known(asked, "strategy")
+        if configured is not None:
+            return self._known(configured, "COPILOT_TASK_STRATEGIES")
+        return self.defaults.get(profile, self.fallback_strategy)
+
+    def _known(self, strategy: str, where: str) -> str:
+        if strategy not in self.strategies:
             raise InvalidInput(
-                f"strategy: {self.name} has no strategy '{asked}' (one of: auto, {', '.join(self.strategies)})"
+                f"{where}: {self.name} has no strategy '{strategy}' (one of: auto, {', '.join(self.strategies)})"
             )
-        return asked
+        return strategy
 
     def parse(self, params: TaskParams | Mapping[str, Any]) -> TaskParams:
         if isinstance(params, self.params):

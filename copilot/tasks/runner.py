@@ -37,7 +37,7 @@ def run_task(
     task = registry.get(name) if isinstance(name, str) else name
     parsed = task.parse(params)
     context = services.context(repo, task=task.name, on_token=on_token, progress=progress)
-    strategy = task.resolve_strategy(parsed.strategy, context.profile)
+    strategy = context.strategy(task.name, parsed.strategy)
     budget_note = None
     if strategy == MODEL_STRATEGY and (spent := budget_spent(repo)) is not None:
         if parsed.strategy == MODEL_STRATEGY:

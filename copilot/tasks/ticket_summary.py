@@ -35,7 +35,6 @@ from copilot.guards import (
 from copilot.profiles import Profile
 from copilot.prompting import load_prompt
 from copilot.store.models import Ticket
-from copilot.tasks import registry
 from copilot.tasks.base import Provenance, TaskOutcome
 from copilot.tasks.context import TaskContext
 from copilot.tasks.registry import CUSTOMER_MESSAGE, RecordRef, TaskParams, task
@@ -299,7 +298,7 @@ def summarize_thread(context: TaskContext, thread: Thread, strategy: str = "auto
         input_ids=[f"message:{i}" for i in thread.ids],
     )
     evidence = extractive_summary(thread, context.embedder.encode)
-    if registry.get(TASK).resolve_strategy(strategy, context.profile) != "model":
+    if context.strategy(TASK, strategy) != "model":
         return _outcome(evidence, thread, provenance.model_copy(update={"model": "extractive"}))
     if injection := injection_flags([(f"message {m.id}", m.text) for m in thread.messages]):
         return _outcome(evidence, thread, provenance, injection, "the thread carries a prompt injection")

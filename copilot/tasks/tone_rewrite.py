@@ -142,7 +142,7 @@ def rewrite_text(context: TaskContext, text: str, tone: str, strategy: str = "au
     injected = bool(injection_flags([("text", text)]))
     if injected:
         reason = "the text carries a prompt injection: rewritten by the rules, not sent to the model"
-    elif registry.get(TASK).resolve_strategy(strategy, context.profile) == "model":
+    elif context.strategy(TASK, strategy) == "model":
         chosen, verdicts, reason, provenance = _model_rewrite(
             context, prompt, text, body, signature, tone, tones, provenance, by_rules
         )
@@ -183,16 +183,13 @@ def _model_rewrite(
 ):  # noqa: ANN202
     """The model's rewrite when it keeps every fact and changes something (or the rules change nothing either)."""
     examples = tone_examples().get(tone) or tone_examples()["friendly"]
+    messages = prompt.render(text=body, instruction=tones[tone], examples=examples)
     try:
-        completion = context.gateway.complete(
-            prompt.render(text=body, instruction=tones[tone], examples=examples),
-            max_tokens=min(900, 40 + len(body) // 2),
-            temperature=0.0,
-        )
+        completion = context.gateway.complete(messages, max_tokens=min(900, 40 + len(body) // 2), temperature=0.0)
     except ModelError as error:
         return None, [], f"model unavailable: {error}", provenance
     provenance = provenance.with_completion(completion)
-    if problem := prose_problem(completion.text):
+    if problem := prose_problem(completion.text, messages):
         return None, [GuardVerdict(name="prose", passed=False, details=[problem])], problem, provenance
     candidate = _join(clean_model_text(completion.text), signature)
     checks = rewrite_guards(text, candidate)

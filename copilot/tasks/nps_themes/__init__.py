@@ -38,7 +38,6 @@ from copilot.auth import Permission
 from copilot.jobs import JobContext, job_kind
 from copilot.profiles import Profile
 from copilot.store.models import AiStatus
-from copilot.tasks import registry
 from copilot.tasks.base import Provenance, TaskOutcome, save_outcome
 from copilot.tasks.context import TaskContext
 from copilot.tasks.nps_themes.build import MIN_COMMENTS, BuiltThemes, Progress, ThemeBuild, build_themes
@@ -211,7 +210,7 @@ def run_themes(
 def _names_with_model(context: TaskContext, asked: bool | None) -> bool:
     if asked is not None:
         return asked
-    return registry.get(TASK).resolve_strategy("auto", context.profile) == "model"
+    return context.strategy(TASK, "auto") == "model"
 
 
 def _outcome(context: TaskContext, built: BuiltThemes, namer: Namer | None, label: str) -> TaskOutcome[ThemeReport]:
