@@ -76,6 +76,14 @@ def shout_task():
         yield
 
 
+def test_task_list_shows_what_auto_runs_when_the_settings_choose_it(workspace, monkeypatch):
+    monkeypatch.setenv("COPILOT_TASK_STRATEGIES", "reply_draft=model")
+    listed = CliRunner().invoke(app, ["task", "list"], env={"COLUMNS": "250"})
+    rows = {line.split("│")[1].strip(): line for line in listed.output.splitlines() if line.count("│") > 3}
+    assert "model (COPILOT_TASK_STRATEGIES)" in rows["reply_draft"], listed.output
+    assert "retrieval / retrieval" not in rows["reply_draft"] and "extractive / model" in rows["ticket_summary"]
+
+
 def test_a_registered_task_gets_cli_commands(workspace, shout_task, store, monkeypatch, capsys):
     listed = CliRunner().invoke(app, ["task", "list"], env={"COLUMNS": "200"})
     assert listed.exit_code == 0 and "shout" in listed.output and "upper / upper" in listed.output

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Column, Table
 
-from copilot.cli.common import WorkspaceOption, console, fail, open_services, run_task
+from copilot.cli.common import WorkspaceOption, console, fail, load_settings, open_services, run_task
 from copilot.cli.support import show_outcome
 
 task_app = typer.Typer(help="Run any registered task (built-in or from a plugin) with its own parameters.")
@@ -25,11 +25,14 @@ def list_tasks() -> None:
     from copilot.profiles import Profile
     from copilot.tasks import registry
 
+    chosen = load_settings().task_strategies
     table = Table("subject", "strategies", "auto: small / capable", "reviewed", "summary")
     table.columns.insert(0, Column("task", no_wrap=True))
     for entry in sorted(registry.tasks().values(), key=lambda t: t.name):
         profiles = (Profile.small, Profile.capable)
         auto = " / ".join(entry.defaults.get(profile, entry.fallback_strategy) for profile in profiles)
+        if entry.name in chosen:
+            auto = f"{chosen[entry.name]} (COPILOT_TASK_STRATEGIES)"
         reviewed = "yes" if entry.needs_approval else "no"
         table.add_row(entry.name, entry.subject, ", ".join(entry.strategies), auto, reviewed, entry.summary)
     console.print(table)
