@@ -363,6 +363,23 @@ def _prepare_reply_drafts(env: EvalEnv, cases: list[Case]) -> None:
             for kind, record_ids in kinds.items():
                 env.index.index_records(repo, kind, record_ids)
     env.state["tickets"], env.state["errors"], env.state["intents"] = tickets, errors, intents
+    _load_intent_judge(env, cases)
+
+
+def _load_intent_judge(env: EvalEnv, cases: list[Case]) -> None:
+    """The intent judges (evals/intent_judge.py) for cases with an intent, when their public data is present: two
+    folds of cases, each judged by a judge that never saw the fold's expected replies."""
+    from evals.data import shared_data_dir
+    from evals.intent_judge import DATA, load_intent_judges
+
+    judged = [case for case in cases if case.inputs.get("intent")]
+    if not judged or not (shared_data_dir() / DATA).is_file():
+        return
+    folds = [judged[0::2], judged[1::2]]
+    cache = (env.settings.cache_dir or Path(tempfile.gettempdir())) / "intent-judge"
+    references = [{reference for case in fold for reference in case.references} for fold in folds]
+    judges = load_intent_judges(shared_data_dir(), cache, references, env.embedder.encode)
+    env.state["intent_judges"] = {case.id: judge for fold, judge in zip(folds, judges, strict=True) for case in fold}
 
 
 def _write_library(repo: Any, case: Case, written: dict[str, list[int]], intents: dict[tuple, str]) -> None:
@@ -518,8 +535,10 @@ def reply_draft(env: EvalEnv, case: Case) -> CaseOutput:
         citations = check_citations(draft.text, [s.label for s in draft.sources])
         repo.session.rollback()  # the eval never keeps what a task might have written
     output = from_outcome(outcome, text=draft.text, citations_valid=citations.passed)
-    if case.inputs.get("intent"):
-        output.data["intent_addressed"] = _addressed(env, slug, draft, str(case.inputs["intent"]))
+    if intent := case.inputs.get("intent"):
+        output.data["intent_addressed"] = _addressed(env, slug, draft, str(intent))
+        if judge := env.state.get("intent_judges", {}).get(case.id):
+            output.data["intent_judged"] = judge.intent_of([draft.text], env.embedder.encode)[0] == str(intent)
     return output
 
 

@@ -334,6 +334,17 @@ register(
 )
 register(
     Metric(
+        "intent_judged",
+        "share of drafts an intent classifier (fitted on other Bitext replies) reads as answering the request's "
+        "intent, cited or not",
+        True,
+        _binary(lambda c, o: o.data.get("intent_judged")),
+        mean,
+        binary=True,
+    )
+)
+register(
+    Metric(
         "direction_rate",
         "share of rewrites moved the asked way: more polite (politeness judge) for friendly, empathetic and "
         "formal; shorter for concise; longer for expand",

@@ -549,3 +549,46 @@ def test_a_registered_task_without_an_adapter_runs_through_the_generic_one(tmp_p
     assert json.loads(first.output.text) == {"longest": "three", "words": 3} and first.output.data["words"] == 3
     assert first.passed and run.metrics["chrF"] > 0 and "schema_validity" in run.metrics
     assert "colour: Extra inputs are not permitted" in (second.output.error or "")  # inputs are the task's params
+
+
+def test_the_intent_judge_reads_what_a_draft_answers_and_never_learns_the_replies_it_judges(tmp_path):
+    from evals.intent_judge import DATA, load_intent_judges
+    from retrieval.embeddings import default_embedder
+
+    replies = {
+        "cancel_order": [
+            "To cancel order {n}, open Order Details and press Cancel Order.",
+            "Order {n} can be cancelled from your order history: choose the order and click Cancel.",
+        ],
+        "recover_password": [
+            "To reset your password, click 'Forgot password' on the login page and follow the link we email you ({n}).",
+            "Use the password reset link on the sign-in page; it expires after {n} hours.",
+        ],
+        "delivery_options": [
+            "We ship with standard ({n} days) or express delivery; pick one at checkout.",
+            "Delivery options at checkout: standard, express or pickup point ({n} stores).",
+        ],
+    }
+    rows = [
+        {"intent": intent, "response": text.format(n=n)}
+        for intent, texts in replies.items()
+        for n in range(1, 9)
+        for text in texts
+    ]
+    (tmp_path / DATA).parent.mkdir(parents=True)
+    (tmp_path / DATA).write_text("\n".join(json.dumps(row) for row in rows), encoding="utf-8")
+    encoder = default_embedder()
+    calls = []
+
+    def encode(texts):
+        calls.append(len(texts))
+        return encoder.encode(texts)
+
+    only_passwords = {row["response"] for row in rows if row["intent"] == "recover_password"}
+    fold = {rows[0]["response"]}
+    blind, seen = load_intent_judges(tmp_path, tmp_path / "cache", [only_passwords, fold], encode)
+    assert "recover_password" not in blind.intents and "recover_password" in seen.intents  # its replies were left out
+    draft = "Hi Ana,\n\nYou can cancel order 4411 under Order Details [S1].\n\nBest regards,\nLiam Chen"
+    assert seen.intent_of([draft, "Pick express delivery at checkout."], encode) == ["cancel_order", "delivery_options"]
+    load_intent_judges(tmp_path, tmp_path / "cache", [fold], encode)
+    assert calls.count(len(rows)) == 1  # the reply vectors are embedded once, then read from the cache

@@ -319,3 +319,27 @@ def test_search_is_scoped_to_the_tickets_account(store, settings, fake_script, e
     private = [f for f in calls if not f.shared_only]
     assert private and all(f.account_id == workspace and not f.include_shared for f in private)
     services.close()
+
+
+def test_a_retrieval_draft_keeps_the_sources_steps_as_a_numbered_list_on_email():
+    # Bitext's answers are an intro, numbered steps and an outro: cut at three sentences, the drafts stopped at
+    # "Sign in to your account" (an intent judge read 19 of 30 as answering the request; with the steps, 28)
+    from copilot.tasks.reply_draft import retrieval_draft
+    from copilot.tasks.reply_sources import Source
+    from copilot.tasks.thread import Thread, ThreadMessage
+
+    answer = (
+        "I can help you cancel it. Please follow these steps:\r\n\r\n1. Sign in to your account.\r\n"
+        "2. Open the Order Details section.\r\n3. Press Cancel Order next to the order.\r\n\r\n"
+        "If anything goes wrong, our team is happy to help."
+    )
+    source = Source(label="S1", record_kind="message", record_id=1, text=answer)
+    ask = [ThreadMessage(id=1, author_kind="customer", author="Ana", text="How do I cancel my order?")]
+    email = retrieval_draft([source], Thread(channel="email", messages=ask), "en")
+    assert email == (
+        "I can help you cancel it. Please follow these steps:\n1. Sign in to your account.\n"
+        "2. Open the Order Details section.\n3. Press Cancel Order next to the order.\n"
+        "If anything goes wrong, our team is happy to help. [S1]"
+    )
+    chat = retrieval_draft([source], Thread(channel="chat", messages=ask), "en")
+    assert chat == "I can help you cancel it. Sign in to your account. [S1]"  # no "follow these steps:" left hanging

@@ -96,6 +96,8 @@ CASE_CLAIM = re.compile(
     re.I,
 )
 CHAT_SENTENCES = 2
+MAX_STEPS = 8
+LIST_ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*\u2022])\s+")
 GREETING_LINE = re.compile(r"^(hi|hello|dear|hola|hallo|bonjour|olá|ciao)\b[^\n]{0,40}[,!]?$", re.I)
 SIGN_OFF_LINE = re.compile(r"^(best( regards)?|kind regards|regards|saludos|cordialement|viele grüße|thanks),?$", re.I)
 
@@ -143,20 +145,48 @@ def grounding_texts(thread: Thread, sources: list[Source]) -> list[str]:
 
 # -- the retrieval draft (small models) ---------------------------------------------------------------
 def retrieval_draft(sources: list[Source], thread: Thread, language: str) -> str:
-    """The best source's generic sentences (no case facts, claims or slots), cited; else the holding reply."""
+    """The best source's generic sentences (no case facts, claims or slots), cited; else the holding reply. On email
+    the source's steps come along as a numbered list (they are the answer), besides up to three other sentences."""
     grounding = grounding_texts(thread, sources)
-    limit = CHAT_SENTENCES if thread.channel in ("chat", "social") else 3
+    chat = thread.channel in ("chat", "social")
     for source in sources:
         if source.language != language:
             continue  # never a reply in another language than the customer's
         body = source.text.split("\n", 1)[-1] if source.record_kind == "kb_article" else source.text
-        candidates = (
-            re.sub(r"^(\d+\.|-)\s+", "", c) for s in sentences(body) if not s.startswith("#") for c in _clauses(s)
-        )
-        picked = [s for s in candidates if _generic(s, grounding, source)][:limit]
-        if picked:
-            return f"{' '.join(picked)} [{source.label}]"
+        steps = [] if chat else [LIST_ITEM.sub("", line) for line in body.splitlines() if LIST_ITEM.match(line)]
+        parts: list[tuple[bool, str]] = []  # (is a step, text), in the source's order
+        for sentence in (s for s in sentences(body) if not s.startswith("#")):
+            is_step = any(sentence[1:] in step for step in steps)
+            for clause in (c for c in _clauses(LIST_ITEM.sub("", sentence)) if _generic(c, grounding, source)):
+                parts.append((is_step, clause))
+        if text := _laid_out(parts, CHAT_SENTENCES if chat else 3):
+            return f"{text} [{source.label}]"
     return HOLDING[language]
+
+
+def _laid_out(parts: list[tuple[bool, str]], max_sentences: int) -> str:
+    """Up to ``max_sentences`` sentences and ``MAX_STEPS`` steps, the steps as a numbered list; a sentence that
+    introduces a list ("follow these steps:") only when its steps come along."""
+    kept: list[tuple[bool, str]] = []
+    for n, (is_step, text) in enumerate(parts):
+        if is_step:
+            if sum(step for step, _ in kept) < MAX_STEPS:
+                kept.append((True, text))
+        elif text.endswith(":") and not (n + 1 < len(parts) and parts[n + 1][0]):
+            continue
+        elif sum(not step for step, _ in kept) < max_sentences:
+            kept.append((False, text))
+    lines: list[str] = []
+    number = 0
+    for n, (is_step, text) in enumerate(kept):
+        if is_step:
+            number += 1
+            lines.append(f"{number}. {text}")
+        elif n and not kept[n - 1][0]:
+            lines[-1] += " " + text
+        else:
+            lines.append(text)
+    return "\n".join(lines)
 
 
 def _clauses(sentence: str) -> list[str]:
