@@ -46,7 +46,7 @@ from copilot.tasks.base import Provenance, TaskOutcome
 from copilot.tasks.context import TaskContext
 from copilot.tasks.registry import CUSTOMER_MESSAGE, RecordRef, TaskParams, task
 from copilot.tasks.reply_library import add_to_library, has_slots
-from copilot.tasks.reply_sources import Source, find_sources, latest_ask
+from copilot.tasks.reply_sources import MAX_STEPS, NUMBERED, Source, find_sources, latest_ask
 from copilot.tasks.thread import NAME_LINE, Thread, load_thread, sentences
 
 TASK = "reply_draft"
@@ -96,7 +96,6 @@ CASE_CLAIM = re.compile(
     re.I,
 )
 CHAT_SENTENCES = 2
-MAX_STEPS = 8
 LIST_ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*\u2022])\s+")
 GREETING_LINE = re.compile(r"^(hi|hello|dear|hola|hallo|bonjour|olá|ciao)\b[^\n]{0,40}[,!]?$", re.I)
 SIGN_OFF_LINE = re.compile(r"^(best( regards)?|kind regards|regards|saludos|cordialement|viele grüße|thanks),?$", re.I)
@@ -153,7 +152,7 @@ def retrieval_draft(sources: list[Source], thread: Thread, language: str) -> str
         if source.language != language:
             continue  # never a reply in another language than the customer's
         body = source.text.split("\n", 1)[-1] if source.record_kind == "kb_article" else source.text
-        steps = [] if chat else [LIST_ITEM.sub("", line) for line in body.splitlines() if LIST_ITEM.match(line)]
+        steps = [] if chat else [NUMBERED.sub("", line) for line in body.splitlines() if NUMBERED.match(line)]
         parts: list[tuple[bool, str]] = []  # (is a step, text), in the source's order
         for sentence in (s for s in sentences(body) if not s.startswith("#")):
             is_step = any(sentence[1:] in step for step in steps)

@@ -11,6 +11,8 @@ answering something else.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -18,7 +20,7 @@ from sqlalchemy import select
 from copilot.guards import find_injection
 from copilot.language import detect_language
 from copilot.store import Repo
-from copilot.store.models import AuthorKind, Message, ReplyTemplate, SearchChunk, Ticket
+from copilot.store.models import AuthorKind, KbArticle, Message, ReplyTemplate, SearchChunk, Ticket
 from copilot.tasks.context import TaskContext
 from copilot.tasks.thread import Thread, body_without_signature
 
@@ -27,6 +29,8 @@ from copilot.tasks.thread import Thread, body_without_signature
 QUESTION_MIN = 0.45
 PASSAGE_MIN = 0.40
 MAX_SOURCES = 4
+MAX_STEPS = 8
+NUMBERED = re.compile(r"^\s*\d+[.)]\s+")
 
 
 class Source(BaseModel):
@@ -68,11 +72,35 @@ def find_sources(context: TaskContext, ticket: Ticket, thread: Thread, ask: str)
     answering = [s for s in scored if s.similarity >= (PASSAGE_MIN if s.record_kind == "kb_article" else QUESTION_MIN)]
     # An answer to the same question comes before a KB passage on the topic; each group best first.
     chosen = sorted(answering, key=lambda s: (s.record_kind == "kb_article", -s.similarity))[:MAX_SOURCES]
+    widened = _distinct([with_article_steps(context.repo, s) for s in chosen])
     labelled = [
         s.model_copy(update={"label": f"S{n}", "language": detect_language(s.text).code})
-        for n, s in enumerate(chosen, start=1)
+        for n, s in enumerate(widened, start=1)
     ]
     return labelled, left_out
+
+
+def with_article_steps(repo: Repo, source: Source) -> Source:
+    """A KB passage followed by its article's numbered steps (the passage that matched an ask is often the overview
+    or a tip, and the steps are the answer), unless the steps carry a prompt injection."""
+    article = repo.get(KbArticle, source.record_id) if source.record_kind == "kb_article" else None
+    if article is None:
+        return source
+    steps = [line.strip() for line in article.body.splitlines() if NUMBERED.match(line) and line not in source.text]
+    if not steps or find_injection("\n".join(steps)):
+        return source
+    return source.model_copy(update={"text": "\n".join([source.text, *steps[:MAX_STEPS]])})
+
+
+def _distinct(sources: list[Source]) -> list[Source]:
+    """Two passages of one article that read the same once the steps are added are one source (the better first)."""
+    seen: set[tuple[str, int, str]] = set()
+    out = []
+    for source in sources:
+        if (key := (source.record_kind, source.record_id, source.text)) not in seen:
+            seen.add(key)
+            out.append(source)
+    return out
 
 
 def quarantine(candidates: list[Source]) -> tuple[list[Source], list[str]]:
