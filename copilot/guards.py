@@ -305,7 +305,7 @@ def copied_example(text: str, prompt: Sequence[Mapping[str, str]], span: int = 5
     """Whether most of ``text`` sits in runs of ``span`` words that an example answer of the prompt (an assistant
     message before the last one) has and the real input (the last message) does not."""
     examples = [message["content"] for message in prompt[:-1] if message["role"] == "assistant"]
-    words = re.findall(r"\w+", text.lower())
+    words = _words(text)
     if not examples or not words:
         return False
     example_runs = set().union(*(_word_runs(example, span) for example in examples))
@@ -317,8 +317,12 @@ def copied_example(text: str, prompt: Sequence[Mapping[str, str]], span: int = 5
     return len(copied) >= share * len(words)
 
 
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
+
+
 def _word_runs(text: str, span: int) -> set[tuple[str, ...]]:
-    words = re.findall(r"\w+", text.lower())
+    words = _words(text)
     return {tuple(words[start : start + span]) for start in range(len(words) - span + 1)}
 
 

@@ -129,6 +129,16 @@ class EvalEnv:
     def context(self, repo: Any = None) -> TaskContext:
         return self.services.context(repo)
 
+    def task_strategy(self, task: str) -> str:
+        """The suite's strategy if the task has it, else what "auto" runs for the task (COPILOT_TASK_STRATEGIES,
+        then the model's profile)."""
+        from copilot.tasks import registry
+
+        entry = registry.get(task)
+        asked = self.strategy if self.strategy in entry.strategies else "auto"
+        chosen = self.services.settings.task_strategies.get(task)
+        return entry.resolve_strategy(asked, self.services.gateway.profile, chosen)
+
     def close(self) -> None:
         built = "store" in self.services.__dict__
         self.services.close()

@@ -49,15 +49,6 @@ m.register(
 )
 
 
-def _strategy(env: EvalEnv, task: str) -> str:
-    """The suite's strategy if the task has it, else the task's default for the model's profile."""
-    from copilot.tasks import registry
-
-    entry = registry.get(task)
-    asked = env.strategy if env.strategy in entry.strategies else "auto"
-    return entry.resolve_strategy(asked, env.services.gateway.profile, env.services.settings.task_strategies.get(task))
-
-
 def _when(value: Any) -> datetime:
     """Case times are days before the run's fixed 'now' (e.g. 3.5), so the cases never age."""
     return NOW - timedelta(days=float(value))
@@ -97,7 +88,7 @@ def reply_qa(env: EvalEnv, case: Case) -> CaseOutput:
     )
     card = DEFAULT_SCORECARD
     rules = grade_rules(reply, card, reply_sentiment(env.services.sentiment, [reply]))
-    strategy, fell_back, provenance = _strategy(env, "reply_qa"), None, None
+    strategy, fell_back, provenance = env.task_strategy("reply_qa"), None, None
     graded = rules
     if strategy == "model" and not any(find_injection(text) for _, text in shown_texts(reply)):
         verdicts, problems, provenance = grade_model(env.context(), reply, card, rules)
@@ -137,7 +128,7 @@ def _run_on_record(env: EvalEnv, task: str, write, params) -> Any:
     """Write the case's record and run the task on it, in one transaction that is rolled back (cases stay apart)."""
     with _WRITE_LOCK, env.store.repo(DEMO) as repo:
         record_id = write(repo)
-        outcome = env.services.run_task(repo, task, {**params(record_id), "strategy": _strategy(env, task)})
+        outcome = env.services.run_task(repo, task, {**params(record_id), "strategy": env.task_strategy(task)})
         repo.session.rollback()
     return outcome
 

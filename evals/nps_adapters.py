@@ -164,16 +164,6 @@ def _bertopic_warm() -> None:
 # -- the task ----------------------------------------------------------------------------------------
 
 
-def _strategy(env: EvalEnv) -> str:
-    from copilot.tasks import registry
-
-    entry = registry.get("nps_themes")
-    asked = env.strategy if env.strategy in entry.strategies else "auto"
-    return entry.resolve_strategy(
-        asked, env.services.gateway.profile, env.services.settings.task_strategies.get("nps_themes")
-    )
-
-
 @adapter(
     "nps_themes",
     prepare=_prepare,
@@ -194,7 +184,7 @@ def nps_themes(env: EvalEnv, case: Case) -> CaseOutput:
     from copilot.tasks.nps_themes import Namer, Responses, ThemeBuild, build_themes
 
     responses = case_responses(case)
-    strategy = _strategy(env)
+    strategy = env.task_strategy("nps_themes")
     rows = [(i + 1, r["score"], r["comment"], f"R{i + 1}") for i, r in enumerate(responses)]
     namer = Namer(env.context()) if strategy == "model" else None
     request = ThemeBuild(

@@ -82,9 +82,10 @@ class Env:
         if self.model == "local":
             return spec.local_strategy
         from copilot.tasks import registry
+        from copilot.tasks.registry import MODEL_STRATEGY
 
         registered = registry.tasks().get(spec.name)
-        return "model" if registered is not None and "model" in registered.strategies else "auto"
+        return MODEL_STRATEGY if registered is not None and registered.uses_model else "auto"
 
     def close(self) -> None:
         self.services.close()
