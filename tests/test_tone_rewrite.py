@@ -210,3 +210,27 @@ def test_friendly_asks_instead_of_ordering_but_leaves_how_to_steps_alone():
     out = rewrite_by_rules("Send me the invoice. Fix the address today.\n1. Open Settings.", "friendly")
     assert "Please send me the invoice. Please fix the address today." in out
     assert "\n1. Open Settings." in out
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I understand that you need to modify order 732201349959.",
+        "Here's what you need to do: sign in first.",
+        "If you do not receive it by Friday, I don't know why.",
+    ],
+)
+def test_a_request_is_made_only_of_an_order_that_opens_a_sentence(text):
+    out = rewrite_by_rules(text, "friendly")
+    assert "Please" not in out and text.rstrip(".") in out
+    assert rewrite_by_rules("You must pay now. Don't call us.", "friendly").startswith(
+        "Thanks for reaching out! Please pay now. Please don't call us."
+    )
+
+
+def test_an_empathetic_opener_does_not_repeat_an_acknowledgement_the_reply_already_makes():
+    out = rewrite_by_rules("I understand that you want to cancel order 42. Sign in and open Orders.", "empathetic")
+    assert out.startswith("I'm sorry for the trouble this has caused. I understand that you want to cancel order 42.")
+    assert out.count("understand") == 1
+    plain = rewrite_by_rules("Sign in and open Orders to cancel order 42.", "empathetic")
+    assert plain.startswith("I'm sorry for the trouble this has caused, and I understand how frustrating it is.")

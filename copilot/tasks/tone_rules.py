@@ -128,6 +128,13 @@ CONTRACTIONS = {
     "let's": "let us",
     "they're": "they are",
     "what's": "what is",
+    "here's": "here is",
+    "where's": "where is",
+    "they'll": "they will",
+    "they've": "they have",
+    "we'd": "we would",
+    "you'd": "you would",
+    "it'll": "it will",
 }
 SLANG = {
     "cuz": "because",
@@ -230,13 +237,15 @@ FORMAL_WORDING = [
     (r"^Sure\b", "Certainly"),
     (r"\bthanks\b", "thank you"),
 ]
+SENTENCE_START = r"(?:^|(?<=[.!?:]\s))"
+# Orders become requests only where they open a sentence: "what you need to do" and "I don't know" stay as they are.
 BLUNT = [
     (r",?\s*\b(and )?that'?s final\b", ""),
     (r",?\s*\b(and )?that is final\b", ""),
     (r"\bRead the (terms|policy|docs|documentation|FAQ)\b\.?", r"You can find the details in our \1."),
-    (r"\bYou (must|have to|need to) ", "Please "),
-    (r"\bDo not\b", "Please do not"),
-    (r"\bDon't\b", "Please don't"),
+    (SENTENCE_START + r"You (must|have to|need to) ", "Please "),
+    (SENTENCE_START + r"Do not\b", "Please do not"),
+    (SENTENCE_START + r"Don't\b", "Please don't"),
     (r"^(No)[.!]\s+", ""),
     (r"\bThat's not our (problem|fault)\b\.?", "I understand this is frustrating."),
     (r"\bas I (already )?said\b,?\s*", ""),
@@ -310,6 +319,8 @@ CLOSERS = {
 CLOSERS["empathetic"] = CLOSERS["friendly"]
 ALREADY_THANKS = re.compile(r"\b(thank|thanks|gracias|danke|merci)\b", re.I)
 ALREADY_SORRY = re.compile(r"\b(sorry|apolog|understand how|lo siento|disculp|tut mir leid|désolé|pardon)", re.I)
+ALREADY_UNDERSTANDS = re.compile(r"\bI (understand|acknowledge|can see|realise|realize)\b", re.I)
+APOLOGY_ONLY = "I'm sorry for the trouble this has caused."  # the English empathetic opener, minus the "I understand"
 ALREADY_OFFER = re.compile(r"\b(let (me|us) know|any (other )?questions|happy to help|anything else|reply to)", re.I)
 GREETING = re.compile(
     r"^(hi|hello|hey|dear|hola|hallo|bonjour|good (morning|afternoon|evening))\b[^\n,!.]*[,!.]?\s*", re.I
@@ -429,6 +440,8 @@ def _frame(text: str, tone: str, language: str) -> str:
     """Add the tone's opener and closer (once, only where the text has none), after any greeting line."""
     lang = language if language in OPENERS.get(tone, CLOSERS.get(tone, {})) else "en"
     opener = OPENERS.get(tone, {}).get(lang)
+    if tone == "empathetic" and lang == "en" and ALREADY_UNDERSTANDS.search(text):
+        opener = APOLOGY_ONLY
     closer = CLOSERS.get(tone, {}).get(lang)
     greeting_match = GREETING.match(text)
     greeting = greeting_match.group(0).strip() if greeting_match else ""
