@@ -280,8 +280,9 @@ STRUCTURED_START = re.compile(r"^\s*(?:\{|\[\s*[{\"]|```)")  # JSON, or a code f
 
 REFUSAL = re.compile(
     r"^\W*(?:i'?m |i am |i )?(?:sorry|apologi[sz]e)[^.!?\n]{0,20}?,? but i "
-    r"(?:can(?:no|')?t|can not|am (?:un|not )able to|(?:do not|don't) have enough information to) "
-    r"(?:assist|help)(?: you)? with (?:that|this)\b",
+    r"(?:(?:can(?:no|')?t|can not|am (?:un|not )able to|(?:do not|don't) have enough information to) "
+    r"(?:assist|help)(?: you)? with (?:that|this)\b"
+    r"|(?:do not|don't) have enough (?:information|details|context) to (?:assist|help|provide|answer)\b)",
     re.I,
 )
 

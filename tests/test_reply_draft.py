@@ -3,6 +3,7 @@ claims, language, the reply library, prompt injection, review status."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -178,7 +179,16 @@ def test_a_claim_copied_from_another_customers_case_fails(store, settings, fake_
 
 @pytest.mark.parametrize(
     "refusal",
-    ["Sorry, but I can't assist with that.", "I'm sorry, but I don't have enough information to assist with that."],
+    [
+        "Sorry, but I can't assist with that.",
+        "I'm sorry, but I don't have enough information to assist with that.",
+        # Qwen2.5-Coder-1.5B to a Bitext library request whose source answered it
+        "I'm sorry, but I don't have enough information to provide a specific answer. Could you please provide more "
+        "details about the order number?",
+        # and to two others: the customer never sees the sources
+        "Please follow the instructions provided in the sources [S1].",
+        "Please contact our support team at [S1] or through the live chat on our website.",
+    ],
 )
 def test_a_model_that_refuses_gives_way_to_the_retrieval_draft(
     store, settings, fake_script, embedder, workspace, refusal
@@ -187,8 +197,8 @@ def test_a_model_that_refuses_gives_way_to_the_retrieval_draft(
     ticket_id = make_ticket(store, workspace, ["We were charged twice for INV-2026-0042. Please refund one."])
     fake_script.push(refusal)
     outcome = run(store, settings, fake_script, embedder, ticket_id)
-    assert outcome.used_fallback and "refused" in outcome.fallback_reason
-    assert "assist with that" not in outcome.result.text and "[S1]" in outcome.result.text
+    assert outcome.used_fallback and ("refused" in outcome.fallback_reason or "sources" in outcome.fallback_reason)
+    assert refusal[:30] not in outcome.result.text and "[S1]" in outcome.result.text
     example = fake_script.calls[-1]["messages"][2]["content"]
     assert not example.startswith("Sorry"), example
 
@@ -360,3 +370,18 @@ def test_a_kb_passage_comes_with_its_articles_steps_unless_they_carry_an_injecti
         assert with_article_steps(repo, other) == other  # the injected step never reaches a draft
         draft = retrieval_draft([with_article_steps(repo, passage)], Thread(messages=[ASK_2FA]), "en")
         assert draft == "The account owner can reset 2FA.\n1. Open Settings > Team.\n2. Choose Reset. [S1]", draft
+
+
+def test_a_model_reply_drawn_from_a_source_without_citing_it_gets_the_sources_label(
+    store, settings, fake_script, embedder, workspace
+):
+    # Qwen2.5-Coder-1.5B answered Bitext requests with a source's steps but no [S#] (cited 0.53, on topic 0.67)
+    ticket_id = make_ticket(store, workspace, ["We were charged twice for INV-2026-0042. Please refund one."])
+    drawn = "Duplicate charges go back to the original card within 5-10 business days, so the second payment returns."
+    fake_script.push(f"{drawn}\n\nLet me know if anything else comes up.")
+    outcome = run(store, settings, fake_script, embedder, ticket_id)
+    assert not outcome.used_fallback
+    labels = {s.label: s for s in outcome.result.sources}
+    cited = re.findall(r"\[(S\d+)\]", outcome.result.text)
+    assert len(cited) == 1 and "original card" in labels[cited[0]].text
+    assert f"{drawn} [{cited[0]}]\n\nLet me know if anything else comes up." in outcome.result.text

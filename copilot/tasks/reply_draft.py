@@ -8,7 +8,9 @@ marked holding reply (``confident`` false, a ``relevance`` flag), never a confid
 The default on every profile (measured on Bitext history, it beat both local Qwen models) is a retrieval draft: the
 best source's generic sentences, in the customer's language only (another language gets the holding reply in
 theirs). The model strategy writes the reply from the thread and the chosen sources, in the customer's language for
-the whole text, sized for the channel, citing [S#] (few-shot prompt). Guards,
+the whole text, sized for the channel, citing [S#] (few-shot prompt; a paragraph or list drawn from a source that
+the model left uncited gets that source's label, and an answer that points the customer at "the sources" gives way
+to the retrieval draft). Guards,
 either way: no URL, email, phone, price, order id or date that is not in this thread or the KB; citations map to
 sources; no unfilled library slot; no claim copied from another customer's case ("we credited last month's fee");
 commitments flagged for explicit approval and blocked when the thread carries a prompt injection. The draft is saved
@@ -96,6 +98,18 @@ CASE_CLAIM = re.compile(
     re.I,
 )
 CHAT_SENTENCES = 2
+CITATION = re.compile(r"\[S\d+\]")
+SOURCE_TALK = re.compile(
+    r"\b(?:the|these|those|provided|given|listed|above|following) sources?\b(?!\s+of\b)|"
+    r"\bsources? (?:provided|above|listed)\b|\b(?:at|in|from|see|visit|per) \[S\d+\]",
+    re.I,
+)
+MIN_DRAWN_WORDS = 6  # a shorter block ("Let me know if you need anything else.") is not attributed
+DRAWN_SHARE = 0.5
+COMMON_WORDS = frozenset(
+    """that this with your have will from they them then there their what when which would could should about
+    please thank thanks help need into also more just like make sure here only some than very well were been""".split()
+)
 LIST_ITEM = re.compile(r"^\s*(?:\d+[.)]|[-*\u2022])\s+")
 GREETING_LINE = re.compile(r"^(hi|hello|dear|hola|hallo|bonjour|olá|ciao)\b[^\n]{0,40}[,!]?$", re.I)
 SIGN_OFF_LINE = re.compile(r"^(best( regards)?|kind regards|regards|saludos|cordialement|viele grüße|thanks),?$", re.I)
@@ -317,9 +331,36 @@ def model_body(context: TaskContext, draft: Draft, provenance: Provenance) -> tu
         return None, provenance, f"model unavailable: {error}"
     provenance = provenance.with_completion(completion)
     body = clean_body(completion.text)
-    if problem := prose_problem(body, messages):
+    if problem := prose_problem(body, messages) or talks_of_sources(body):
         return None, provenance, problem
-    return body, provenance, None
+    return cite_drawn_blocks(body, draft.sources), provenance, None
+
+
+def talks_of_sources(body: str) -> str | None:
+    """Why a body that points the customer at the prompt's sources ("follow the steps in the sources", "contact us
+    at [S1]") cannot be sent: the customer never sees them."""
+    if match := SOURCE_TALK.search(body):
+        return f"the model referred the customer to its sources ('{match.group(0)}') instead of answering"
+    return None
+
+
+def cite_drawn_blocks(body: str, sources: list[Source]) -> str:
+    """The body with each uncited paragraph or list that is drawn from a source (most of its content words are
+    that source's, the most of any source) ending in the source's label, as the prompt asked the model to do."""
+    blocks = re.split(r"(\n\s*\n)", body)
+    for n in range(0, len(blocks), 2):
+        block = blocks[n].rstrip()
+        words = _content_words(block)
+        if CITATION.search(block) or len(words) < MIN_DRAWN_WORDS:
+            continue
+        shares = [len(words & _content_words(source.text)) / len(words) for source in sources]
+        if shares and max(shares) >= DRAWN_SHARE:  # ties go to the better-ranked source
+            blocks[n] = f"{block} [{sources[shares.index(max(shares))].label}]"
+    return "".join(blocks)
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[^\W\d_]{4,}", text.lower()) if w not in COMMON_WORDS}
 
 
 def clean_body(text: str) -> str:
