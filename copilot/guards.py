@@ -255,10 +255,13 @@ def check_commitments(output: str, sources: Iterable[str] = ()) -> GuardVerdict:
     )
 
 
+CITATION = re.compile(r"\[(S\d+)\]")  # a source marker, [S1]; the group is its label
+
+
 def check_citations(output: str, valid_labels: Iterable[str]) -> GuardVerdict:
     """Every [S#] marker must map to a real source."""
     valid = set(valid_labels)
-    cited = re.findall(r"\[(S\d+)\]", output)
+    cited = CITATION.findall(output)
     unknown = sorted({label for label in cited if label not in valid})
     return GuardVerdict(name="citations", passed=not unknown, details=[f"unknown source: [{u}]" for u in unknown])
 

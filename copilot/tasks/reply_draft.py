@@ -28,6 +28,7 @@ from rapidfuzz import fuzz
 from copilot.auth import Permission
 from copilot.errors import ModelError
 from copilot.guards import (
+    CITATION,
     FactKind,
     GuardVerdict,
     Severity,
@@ -98,7 +99,6 @@ CASE_CLAIM = re.compile(
     re.I,
 )
 CHAT_SENTENCES = 2
-CITATION = re.compile(r"\[S\d+\]")
 SOURCE_TALK = re.compile(
     r"\b(?:the|these|those|provided|given|listed|above|following) sources?\b(?!\s+of\b)|"
     r"\bsources? (?:provided|above|listed)\b|\b(?:at|in|from|see|visit|per) \[S\d+\]",
@@ -347,15 +347,17 @@ def talks_of_sources(body: str) -> str | None:
 def cite_drawn_blocks(body: str, sources: list[Source]) -> str:
     """The body with each uncited paragraph or list that is drawn from a source (most of its content words are
     that source's, the most of any source) ending in the source's label, as the prompt asked the model to do."""
+    source_words = [_content_words(source.text) for source in sources]
     blocks = re.split(r"(\n\s*\n)", body)
     for n in range(0, len(blocks), 2):
         block = blocks[n].rstrip()
         words = _content_words(block)
-        if CITATION.search(block) or len(words) < MIN_DRAWN_WORDS:
+        if not source_words or CITATION.search(block) or len(words) < MIN_DRAWN_WORDS:
             continue
-        shares = [len(words & _content_words(source.text)) / len(words) for source in sources]
-        if shares and max(shares) >= DRAWN_SHARE:  # ties go to the better-ranked source
-            blocks[n] = f"{block} [{sources[shares.index(max(shares))].label}]"
+        shares = [len(words & drawn) / len(words) for drawn in source_words]
+        best = max(range(len(shares)), key=shares.__getitem__)  # the first of equals: the better-ranked source
+        if shares[best] >= DRAWN_SHARE:
+            blocks[n] = f"{block} [{sources[best].label}]"
     return "".join(blocks)
 
 
