@@ -292,9 +292,11 @@ REFUSAL = re.compile(
 
 def prose_problem(text: str, prompt: Sequence[Mapping[str, str]] = ()) -> str | None:
     """Why a model's plain-text answer is not prose to use (JSON or a code block, a refusal, nothing but a chat
-    preamble, or the ``prompt``'s few-shot example answer repeated)."""
+    preamble, the ``prompt``'s few-shot example answer or its system instructions repeated)."""
     if copied_example(text, prompt):
         return "the model repeated the prompt's example answer instead of answering"
+    if repeats_instructions(text, prompt):
+        return "the model repeated its instructions instead of answering"
     if STRUCTURED_START.match(text):
         return "the model answered with JSON or code, not prose"
     after_preamble = CHAT_PREAMBLE.sub("", text, count=1)
@@ -319,6 +321,17 @@ def copied_example(text: str, prompt: Sequence[Mapping[str, str]], span: int = 5
         if tuple(words[start : start + span]) in example_runs:
             copied.update(range(start, start + span))
     return len(copied) >= share * len(words)
+
+
+def repeats_instructions(text: str, prompt: Sequence[Mapping[str, str]], span: int = 8) -> bool:
+    """Whether ``text`` holds a run of ``span`` words of the prompt's system message that no other message of the
+    prompt has: the model leaking its instructions, which no reply, summary or rewrite quotes."""
+    system = [message["content"] for message in prompt if message["role"] == "system"]
+    if not system:
+        return False
+    instruction_runs = set().union(*(_word_runs(content, span) for content in system))
+    instruction_runs -= set().union(*(_word_runs(m["content"], span) for m in prompt if m["role"] != "system"))
+    return not instruction_runs.isdisjoint(_word_runs(text, span))
 
 
 def _words(text: str) -> list[str]:

@@ -19,7 +19,7 @@ from copilot.profiles import Profile
 from copilot.services import Services
 from copilot.store import get_or_create_workspace
 from copilot.store.models import Ticket
-from copilot.tasks import registry
+from copilot.tasks import registry, reply_draft
 from copilot.tasks.base import Provenance, TaskOutcome
 from copilot.tasks.registry import RecordRef, TaskParams
 from copilot.tasks.reply_draft import draft_guards
@@ -81,6 +81,9 @@ def test_the_checks_fail_when_the_detector_is_blind(tmp_path, monkeypatch):
     never = re.compile(r"(?!x)x")
     monkeypatch.setattr(guards, "_INJECTION", never)
     monkeypatch.setattr(guards, "_HIDDEN", never)
+    # the reply draft's own fallbacks would replace the leaked prompt before it reaches the reviewer
+    monkeypatch.setattr(reply_draft, "SOURCE_TALK", never)
+    monkeypatch.setattr(guards, "repeats_instructions", lambda text, prompt: False)
     result = run_suite(
         "fake", tasks=["reply_draft"], attempt_ids=["msg-override-url", "msg-reveal-prompt"], workdir=tmp_path
     )

@@ -303,11 +303,12 @@ def summarize_thread(context: TaskContext, thread: Thread, strategy: str = "auto
     if injection := injection_flags([(f"message {m.id}", m.text) for m in thread.messages]):
         return _outcome(evidence, thread, provenance, injection, "the thread carries a prompt injection")
     try:
-        completion = context.gateway.complete(prompt.render(thread=thread), max_tokens=120, temperature=0.0)
+        messages = prompt.render(thread=thread)
+        completion = context.gateway.complete(messages, max_tokens=120, temperature=0.0)
     except ModelError as error:
         return _outcome(evidence, thread, provenance, [], f"model unavailable: {error}")
     provenance = provenance.with_completion(completion)
-    problem = prose_problem(completion.text)
+    problem = prose_problem(completion.text, messages)
     written = [] if problem else abstract_sentences(completion.text)
     if not written:
         problem = problem or "the model wrote no summary"
