@@ -218,6 +218,37 @@ def test_a_model_that_repeats_the_prompts_example_gives_way_to_the_retrieval_dra
     assert "empty export" not in outcome.result.text and "[S1]" in outcome.result.text
 
 
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [  # what Qwen2.5-Coder-1.5B answered to Bitext requests that named their order
+        (
+            "I'm sorry to hear that. Can you please provide me with the invoice number so I can assist you further?",
+            "gave",
+        ),
+        ("Please provide us with the following details: your invoice number and the date of the charge.", "gave"),
+        (
+            "Thank you for your assistance. I will follow the steps outlined in the instructions [S1].",
+            "as the customer",
+        ),
+    ],
+)
+def test_a_model_that_asks_for_what_it_was_given_or_writes_as_the_customer_gives_way(
+    store, settings, fake_script, embedder, workspace, answer, reason
+):
+    ticket_id = make_ticket(store, workspace, ["We were charged twice for INV-2026-0042. Please refund one."])
+    fake_script.push(answer)
+    outcome = run(store, settings, fake_script, embedder, ticket_id)
+    assert outcome.used_fallback and reason in outcome.fallback_reason
+    assert answer[:30] not in outcome.result.text and "[S1]" in outcome.result.text
+
+
+def test_a_model_may_ask_for_a_reference_the_customer_did_not_give(store, settings, fake_script, embedder, workspace):
+    ticket_id = make_ticket(store, workspace, ["We were charged twice last month. Please refund one."])
+    fake_script.push("Could you share the invoice number of the duplicate charge? Then I can look into it [S1].")
+    outcome = run(store, settings, fake_script, embedder, ticket_id)
+    assert not outcome.used_fallback and "share the invoice number" in outcome.result.text
+
+
 def test_a_spanish_ticket_gets_a_spanish_body(store, settings, fake_script, embedder, workspace):
     ticket_id = make_ticket(
         store, workspace, ["Hola, nos han cobrado dos veces la factura INV-2026-0042."], channel="chat"

@@ -229,8 +229,30 @@ def test_a_request_is_made_only_of_an_order_that_opens_a_sentence(text):
 
 
 def test_an_empathetic_opener_does_not_repeat_an_acknowledgement_the_reply_already_makes():
-    out = rewrite_by_rules("I understand that you want to cancel order 42. Sign in and open Orders.", "empathetic")
-    assert out.startswith("I'm sorry for the trouble this has caused. I understand that you want to cancel order 42.")
+    out = rewrite_by_rules("I understand that your export failed twice. Run it again from Reports.", "empathetic")
+    assert out.startswith("I'm sorry for the trouble this has caused. I understand that your export failed twice.")
     assert out.count("understand") == 1
-    plain = rewrite_by_rules("Sign in and open Orders to cancel order 42.", "empathetic")
+    plain = rewrite_by_rules("The export failed twice. Run it again from Reports.", "empathetic")
     assert plain.startswith("I'm sorry for the trouble this has caused, and I understand how frustrating it is.")
+
+
+def test_an_empathetic_rewrite_of_a_reply_to_a_plain_request_apologises_for_nothing():
+    out = rewrite_by_rules("Certainly! Sign in and open Orders to cancel order 42.", "empathetic")
+    assert out.startswith("I know how much it matters to get this sorted, and I'm glad to help. Sign in and open")
+    assert "sorry" not in out and "Certainly" not in out  # no apology, and no "Certainly!" after the opener
+    assert rewrite_by_rules("Sure! Your order 42 ships today.", "friendly").startswith(
+        "Thanks for reaching out! Your order 42 ships today."
+    )
+
+
+def test_formal_wording_stays_grammatical():
+    cases = {
+        "I'm here to provide the help you need.": "I am here to provide the help you need.",
+        "This will help us assist you.": "This will help us assist you.",
+        "I'm here to help you troubleshoot it.": "I am here to help you troubleshoot it.",
+        "We're here to help you with that.": "We are here to assist you with that.",
+        "I'm sorry to hear that.": "I am sorry to hear that.",
+        "I'm sorry for the delay.": "I apologize for the delay.",
+        'Open the tab labelled "Account Settings."': 'Open the tab labelled "Account Settings."',
+    }
+    assert {text: rewrite_by_rules(text, "formal") for text in cases} == cases

@@ -104,6 +104,22 @@ SOURCE_TALK = re.compile(
     r"\bsources? (?:provided|above|listed)\b|\b(?:at|in|from|see|visit|per) \[S\d+\]",
     re.I,
 )
+# Asking for a reference the customer already gave ("Can you provide your order number?" after "cancel order 4411").
+ASKS_FOR_REFERENCE = re.compile(
+    r"\b(?:provide|share|send|give|tell|confirm|include|let (?:me|us) know)\b[^.?!\n\d]{0,60}?"
+    r"\b(?:order|purchase|invoice|account|ticket|reference|booking|transaction)\s*(?:number|no\b|id\b|#)"
+    r"(?![^.?!\n]{0,20}\d)",  # "confirm that order number 4411 is the one" names the number: no request
+    re.I,
+)
+GIVEN_REFERENCE = re.compile(r"\b(?=[A-Z0-9-]*\d)[A-Z0-9]+(?:-[A-Z0-9]+)*\b", re.I)
+MIN_REFERENCE_DIGITS = 5
+# The model writing as the customer would ("Thank you for your assistance. I will follow the steps.").
+CUSTOMER_VOICE = re.compile(
+    r"^\W*(?:thank you|thanks) (?:so much )?for your (?:assistance|help)\b|"
+    r"\bI(?:'ll| will) (?:follow|try) (?:the|these|your) (?:steps|instructions)\b|"
+    r"\bI(?:'ll| will) contact (?:your |the )?(?:customer )?support\b",
+    re.I,
+)
 MIN_DRAWN_WORDS = 6  # a shorter block ("Let me know if you need anything else.") is not attributed
 DRAWN_SHARE = 0.5
 COMMON_WORDS = frozenset(
@@ -331,7 +347,12 @@ def model_body(context: TaskContext, draft: Draft, provenance: Provenance) -> tu
         return None, provenance, f"model unavailable: {error}"
     provenance = provenance.with_completion(completion)
     body = clean_body(completion.text)
-    if problem := prose_problem(body, messages) or talks_of_sources(body):
+    if problem := (
+        prose_problem(body, messages)
+        or talks_of_sources(body)
+        or asks_for_given_reference(body, draft.thread)
+        or speaks_as_customer(body)
+    ):
         return None, provenance, problem
     return cite_drawn_blocks(body, draft.sources), provenance, None
 
@@ -341,6 +362,27 @@ def talks_of_sources(body: str) -> str | None:
     at [S1]") cannot be sent: the customer never sees them."""
     if match := SOURCE_TALK.search(body):
         return f"the model referred the customer to its sources ('{match.group(0)}') instead of answering"
+    return None
+
+
+def asks_for_given_reference(body: str, thread: Thread) -> str | None:
+    """Why a body that asks for an order (invoice, account, ...) number cannot be sent when the customer gave one."""
+    request = ASKS_FOR_REFERENCE.search(body)
+    if request is None:
+        return None
+    customer_text = " ".join(m.text for m in thread.messages if m.author_kind == "customer")
+    given = [
+        ref for ref in GIVEN_REFERENCE.findall(customer_text) if sum(c.isdigit() for c in ref) >= MIN_REFERENCE_DIGITS
+    ]
+    if not given:
+        return None
+    return f"the model asked for a reference the customer already gave ({given[0]}): '{request.group(0)}'"
+
+
+def speaks_as_customer(body: str) -> str | None:
+    """Why a body written in the customer's voice (thanking the agent, promising to follow the steps) is no reply."""
+    if match := CUSTOMER_VOICE.search(body):
+        return f"the model wrote as the customer ('{match.group(0).strip()}') instead of replying"
     return None
 
 

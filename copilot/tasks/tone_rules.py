@@ -216,11 +216,11 @@ COURTESY_ONLY = re.compile(
 FACT_LIKE = re.compile(r"\d|\{\{|[\"@]|(?<!\w)'|'(?!\w)|https?:|\b[A-Z][a-z]+ [A-Z]")
 FORMAL_WORDING = [
     (r"\blet me (?!know\b)", "allow me to "),
-    (
-        r"\b(help|helping) (you|us)\b",
+    (  # "help you with it" -> "assist you with it"; "help you find it" and "the help you need" stay
+        r"(?<!\bthe )(?<!\bany )(?<!\bmore )\b(help|helping) (you|us)(?= (?:with|in|through)\b|[.,;!?]|$)",
         lambda m: ("assist " if m.group(1).lower() == "help" else "assisting ") + m.group(2),
     ),
-    (r"\bto help\b", "to assist"),
+    (r"\bto help(?= (?:with|in|through)\b|[.,;!?]|$)", "to assist"),
     (r"\bwant to\b", "wish to"),
     (r"\b(buy|bought)\b", lambda m: "purchase" if m.group(1).lower() == "buy" else "purchased"),
     (r"\bget back to (you|us)\b", r"respond to \1"),
@@ -232,8 +232,8 @@ FORMAL_WORDING = [
     (r"\bstart by\b", "begin by"),
     (r"^(\d+[.)]\s+)?(find|look for)\b", lambda m: (m.group(1) or "") + _same_case(m.group(2), "locate")),
     (r"\bshow up\b", "appear"),
-    (r"\b(I am|we are) sorry\b", lambda m: "I apologise" if m.group(1).lower() == "i am" else "we apologise"),
-    (r"^Sorry\b", "We apologise"),
+    (r"\b(I am|we are) sorry\b(?! to (?:hear|learn|see|read)\b)", lambda m: f"{m.group(1).split()[0]} apologize"),
+    (r"^Sorry\b(?! to (?:hear|learn|see|read)\b)", "We apologize"),
     (r"^Sure\b", "Certainly"),
     (r"\bthanks\b", "thank you"),
 ]
@@ -321,6 +321,16 @@ ALREADY_THANKS = re.compile(r"\b(thank|thanks|gracias|danke|merci)\b", re.I)
 ALREADY_SORRY = re.compile(r"\b(sorry|apolog|understand how|lo siento|disculp|tut mir leid|désolé|pardon)", re.I)
 ALREADY_UNDERSTANDS = re.compile(r"\bI (understand|acknowledge|can see|realise|realize)\b", re.I)
 APOLOGY_ONLY = "I'm sorry for the trouble this has caused."  # the English empathetic opener, minus the "I understand"
+# A reply to a plain request ("I want to add an item to my order") has nothing to apologise for: an acknowledgement.
+SPEAKS_OF_TROUBLE = re.compile(
+    r"\b(issues?|problems?|errors?|trouble|difficult|frustrat|inconvenien|unable|can'?t|cannot|not working|fail|"
+    r"broken|wrong|mistak|delay|late|lost|locked|twice|outage|down|sorry|apolog|concern|complain|disappoint|urgen|"
+    r"resolved|fixed|restored|elevated|slow|incident|reset|unfortunately|refund|credit)",
+    re.I,
+)
+ACKNOWLEDGEMENT = "I know how much it matters to get this sorted, and I'm glad to help."
+# A bare interjection that would follow the added opener ("I'm sorry for the trouble. Certainly! ...") is dropped.
+LEADING_INTERJECTION = re.compile(r"^(?:certainly|sure|of course|absolutely|no problem|no worries)[!.,]\s+", re.I)
 ALREADY_OFFER = re.compile(r"\b(let (me|us) know|any (other )?questions|happy to help|anything else|reply to)", re.I)
 GREETING = re.compile(
     r"^(hi|hello|hey|dear|hola|hallo|bonjour|good (morning|afternoon|evening))\b[^\n,!.]*[,!.]?\s*", re.I
@@ -406,7 +416,7 @@ def _formal(line: str) -> str:
             flags=re.I,
         )
     line = re.sub(r"!(?=\s|$)", ".", line)
-    return line if re.search(r"[.!?:,]$", line.strip()) or not line.strip() else line.rstrip() + "."
+    return line if re.search(r"[.!?:,][\"')\]]*$", line.strip()) or not line.strip() else line.rstrip() + "."
 
 
 def _concise(line: str) -> str:
@@ -436,12 +446,20 @@ def _tidy(line: str, recase: bool = True) -> str:
     return re.sub(r"^(?:[,;]+|[!?.:]+(?=\s))\s*", "", line).strip()
 
 
+def _empathetic_opener(text: str) -> str:
+    """An apology where the reply speaks of something gone wrong (without a second "I understand" when it has one),
+    else an acknowledgement: a reply to a plain request has nothing to apologise for."""
+    if not SPEAKS_OF_TROUBLE.search(text):
+        return ACKNOWLEDGEMENT
+    return APOLOGY_ONLY if ALREADY_UNDERSTANDS.search(text) else OPENERS["empathetic"]["en"]
+
+
 def _frame(text: str, tone: str, language: str) -> str:
     """Add the tone's opener and closer (once, only where the text has none), after any greeting line."""
     lang = language if language in OPENERS.get(tone, CLOSERS.get(tone, {})) else "en"
     opener = OPENERS.get(tone, {}).get(lang)
-    if tone == "empathetic" and lang == "en" and ALREADY_UNDERSTANDS.search(text):
-        opener = APOLOGY_ONLY
+    if tone == "empathetic" and lang == "en":
+        opener = _empathetic_opener(text)
     closer = CLOSERS.get(tone, {}).get(lang)
     greeting_match = GREETING.match(text)
     greeting = greeting_match.group(0).strip() if greeting_match else ""
@@ -451,7 +469,7 @@ def _frame(text: str, tone: str, language: str) -> str:
         and not (tone == "empathetic" and ALREADY_SORRY.search(rest))
         and not (tone == "friendly" and ALREADY_THANKS.search(rest[:80]))
     ):
-        rest = f"{opener} {rest}".strip()
+        rest = f"{opener} {LEADING_INTERJECTION.sub('', rest)}".strip()
     if closer and not ALREADY_OFFER.search(rest):
         rest = rest.rstrip()
         rest = f"{rest}{'' if not rest or rest[-1] in '.!?:' else '.'} {closer}".strip()
