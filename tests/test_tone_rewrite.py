@@ -83,7 +83,7 @@ def test_unchanged_rewrite_is_reported_as_such(store, run, workspace):
 BLUNT = "We can't refund you. Your plan renewed on 3 March for $49 and that's final. Read the terms."
 
 
-@pytest.mark.parametrize("tone", ["friendly", "empathetic", "formal", "expand"])
+@pytest.mark.parametrize("tone", ["friendly", "empathetic", "formal", "expand", "concise"])
 def test_a_small_model_rewrite_changes_the_text_in_the_asked_direction(run, workspace, tone):
     outcome = run(BLUNT, tone, model="local/smollm2-135m-instruct")
     rewrite = outcome.result
@@ -91,6 +91,10 @@ def test_a_small_model_rewrite_changes_the_text_in_the_asked_direction(run, work
     assert "3 March" in rewrite.text and "$49" in rewrite.text and not rewrite.needs_explicit_approval
     if tone in ("friendly", "empathetic"):
         assert "that's final" not in rewrite.text and "Read the terms." not in rewrite.text
+    if tone == "concise":  # the clause that says nothing goes
+        assert rewrite.text == "We can't refund you. Your plan renewed on 3 March for $49. Read the terms."
+    if tone == "formal":  # an order to read the terms becomes a formal reference to them
+        assert "Please refer to our terms." in rewrite.text and "cannot" in rewrite.text
 
 
 def test_formal_writes_out_chat_slang():

@@ -202,6 +202,7 @@ WORDY = [
     (r"\bare able to\b", "can"),
     (r"\bmake a decision\b", "decide"),
     (r"\bgive you an update\b", "update you"),
+    (r"(?<=\w),?\s+(?:and )?that(?:'s| is) final\b", ""),  # a trailing clause that says nothing new
 ]
 # Sentences that only say the writer is willing to help: cut by "concise" when they carry no fact.
 COURTESY_ONLY = re.compile(
@@ -214,6 +215,7 @@ COURTESY_ONLY = re.compile(
     re.I,
 )
 FACT_LIKE = re.compile(r"\d|\{\{|[\"@]|(?<!\w)'|'(?!\w)|https?:|\b[A-Z][a-z]+ [A-Z]")
+SENTENCE_START = r"(?:^|(?<=[.!?:]\s))"
 FORMAL_WORDING = [
     (r"\blet me (?!know\b)", "allow me to "),
     (  # "help you with it" -> "assist you with it"; "help you find it" and "the help you need" stay
@@ -236,8 +238,11 @@ FORMAL_WORDING = [
     (r"^Sorry\b(?! to (?:hear|learn|see|read)\b)", "We apologize"),
     (r"^Sure\b", "Certainly"),
     (r"\bthanks\b", "thank you"),
+    (
+        SENTENCE_START + r"(?:Read|See|Check) (?:the|our) (terms|policy|docs|documentation|FAQ)\b",
+        r"Please refer to our \1",
+    ),
 ]
-SENTENCE_START = r"(?:^|(?<=[.!?:]\s))"
 # Orders become requests only where they open a sentence: "what you need to do" and "I don't know" stay as they are.
 BLUNT = [
     (r",?\s*\b(and )?that'?s final\b", ""),
