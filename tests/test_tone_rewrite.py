@@ -244,6 +244,8 @@ def test_an_empathetic_rewrite_of_a_reply_to_a_plain_request_apologises_for_noth
     out = rewrite_by_rules("Certainly! Sign in and open Orders to cancel order 42.", "empathetic")
     assert out.startswith("I know how much it matters to get this sorted, and I'm glad to help. Sign in and open")
     assert "sorry" not in out and "Certainly" not in out  # no apology, and no "Certainly!" after the opener
+    download = rewrite_by_rules("You can download the latest invoice from Billing later today.", "empathetic")
+    assert "sorry" not in download  # "download", "latest", "later" speak of no trouble
     assert rewrite_by_rules("Sure! Your order 42 ships today.", "friendly").startswith(
         "Thanks for reaching out! Your order 42 ships today."
     )

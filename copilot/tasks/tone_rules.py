@@ -328,9 +328,9 @@ ALREADY_UNDERSTANDS = re.compile(r"\bI (understand|acknowledge|can see|realise|r
 APOLOGY_ONLY = "I'm sorry for the trouble this has caused."  # the English empathetic opener, minus the "I understand"
 # A reply to a plain request ("I want to add an item to my order") has nothing to apologise for: an acknowledgement.
 SPEAKS_OF_TROUBLE = re.compile(
-    r"\b(issues?|problems?|errors?|trouble|difficult|frustrat|inconvenien|unable|can'?t|cannot|not working|fail|"
-    r"broken|wrong|mistak|delay|late|lost|locked|twice|outage|down|sorry|apolog|concern|complain|disappoint|urgen|"
-    r"resolved|fixed|restored|elevated|slow|incident|reset|unfortunately|refund|credit)",
+    r"\b(?:(?:frustrat|inconvenien|mistak|apolog|disappoint|urgen|difficult|fail|complain|concern)\w*|"
+    r"issues?|problems?|errors?|trouble|unable|can'?t|cannot|not working|broken|wrong|delay(?:ed|s)?|late|lost|"
+    r"locked|twice|outage|down|sorry|resolved|fixed|restored|elevated|slow|incident|reset|unfortunately|refund)\b",
     re.I,
 )
 ACKNOWLEDGEMENT = "I know how much it matters to get this sorted, and I'm glad to help."
