@@ -154,8 +154,7 @@ def customer_language(thread: Thread, contact: Contact | None) -> str:
     """The contact's language when it is one we write, else the language of what the customer wrote."""
     if contact is not None and contact.language in HOLDING:
         return contact.language
-    text = " ".join(m.text for m in thread.messages if m.author_kind == "customer")
-    detected = detect_language(text)
+    detected = detect_language(thread.customer_text())
     return detected.code if detected.code in HOLDING and detected.confidence >= 0.5 else "en"
 
 
@@ -370,9 +369,10 @@ def asks_for_given_reference(body: str, thread: Thread) -> str | None:
     request = ASKS_FOR_REFERENCE.search(body)
     if request is None:
         return None
-    customer_text = " ".join(m.text for m in thread.messages if m.author_kind == "customer")
     given = [
-        ref for ref in GIVEN_REFERENCE.findall(customer_text) if sum(c.isdigit() for c in ref) >= MIN_REFERENCE_DIGITS
+        ref
+        for ref in GIVEN_REFERENCE.findall(thread.customer_text())
+        if sum(c.isdigit() for c in ref) >= MIN_REFERENCE_DIGITS
     ]
     if not given:
         return None

@@ -50,6 +50,10 @@ class Thread(BaseModel):
     def texts(self) -> list[str]:
         return [self.subject, *(m.text for m in self.messages)]
 
+    def customer_text(self) -> str:
+        """Everything the customer wrote in the thread, in order."""
+        return " ".join(m.text for m in self.messages if m.author_kind == "customer")
+
 
 def load_thread(repo: Repo, ticket: Ticket) -> Thread:
     return Thread(
