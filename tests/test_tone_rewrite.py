@@ -10,13 +10,19 @@ from copilot.errors import InvalidInput
 from copilot.services import Services
 from copilot.store import get_or_create_workspace
 from copilot.store.models import AiResult, AiStatus
-from copilot.tasks.tone_rules import rewrite_by_rules
+from copilot.tasks.tone_rules import ACKNOWLEDGEMENT, CLOSERS, rewrite_by_rules
 from copilot.tasks.tones import reset_tones, set_custom_tone, workspace_tones
 
 DRAFT = (
     "Hi Ana,\nYour refund of $49.00 for INV-2026-0042 is DONE!!! Don't worry, it'll show up by March 9."
     "\n\n> we were charged twice\n\nBest regards,\nLiam Chen"
 )
+FORMAL_CLOSER = CLOSERS["formal"]["en"]
+
+
+def formal_body(text: str) -> str:
+    """The formal rewrite without the closer it adds."""
+    return rewrite_by_rules(text, "formal").removesuffix(FORMAL_CLOSER).rstrip()
 
 
 @pytest.fixture
@@ -129,7 +135,7 @@ def test_rule_rewrite_calms_rude_text_and_keeps_facts():
     out = rewrite_by_rules("This STUPID app charged me $49 TWICE!!! Fix it, you idiots.", "neutral")
     assert "stupid" not in out.lower() and "idiots" not in out.lower() and "!!!" not in out
     assert "$49" in out
-    assert rewrite_by_rules("Don't worry, I'm on it.", "formal") == "Do not worry, I am on it."
+    assert rewrite_by_rules("Don't worry, I'm on it.", "formal") == f"Do not worry, I am on it. {FORMAL_CLOSER}"
 
 
 @pytest.mark.parametrize(
@@ -168,13 +174,12 @@ def test_concise_cuts_courtesy_only_sentences_but_keeps_any_with_a_fact():
 
 def test_formal_writes_plain_verbs_formally_even_without_slang():
     reply = "Let me help you with that. Go to the Billing page.\n3. Find the invoice and tell us if it is wrong."
-    out = rewrite_by_rules(reply, "formal")
-    assert out == (
+    assert formal_body(reply) == (
         "Allow me to assist you with that. Proceed to the Billing page.\n"
-        "3. Locate the invoice and inform us if it is wrong."
+        "3. Find the invoice and inform us if it is wrong."
     )
     assert rewrite_by_rules("Let me know if you need anything.", "formal") == "Let me know if you need anything."
-    assert rewrite_by_rules("Help you with that? Certainly.", "formal") == "Assist you with that? Certainly."
+    assert formal_body("Help you with that? Certainly.") == "Assist you with that? Certainly."
 
 
 def test_custom_tones_can_be_added_and_reset(store, run, workspace):
@@ -242,8 +247,12 @@ def test_an_empathetic_opener_does_not_repeat_an_acknowledgement_the_reply_alrea
 
 def test_an_empathetic_rewrite_of_a_reply_to_a_plain_request_apologises_for_nothing():
     out = rewrite_by_rules("Certainly! Sign in and open Orders to cancel order 42.", "empathetic")
-    assert out.startswith("I know how much it matters to get this sorted, and I'm glad to help. Sign in and open")
-    assert "sorry" not in out and "Certainly" not in out  # no apology, and no "Certainly!" after the opener
+    assert out.startswith("Certainly! I know how much it matters to get this sorted, and I'm glad to help. Sign in")
+    assert "sorry" not in out and out.count("Certainly") == 1  # no apology, and the "Certainly!" stays first
+    trouble = rewrite_by_rules("Certainly! The export failed, so run it again.", "empathetic")
+    assert trouble.startswith("I'm sorry for the trouble this has caused") and "Certainly" not in trouble
+    policy = "I can explain our refund policy:\n\n1. If the product is defective, you get a full refund."
+    assert "sorry" not in rewrite_by_rules(policy, "empathetic")  # a question about refunds, its terms in a list
     download = rewrite_by_rules("You can download the latest invoice from Billing later today.", "empathetic")
     assert "sorry" not in download  # "download", "latest", "later" speak of no trouble
     assert rewrite_by_rules("Sure! Your order 42 ships today.", "friendly").startswith(
@@ -261,4 +270,27 @@ def test_formal_wording_stays_grammatical():
         "I'm sorry for the delay.": "I apologize for the delay.",
         'Open the tab labelled "Account Settings."': 'Open the tab labelled "Account Settings."',
     }
-    assert {text: rewrite_by_rules(text, "formal") for text in cases} == cases
+    assert {text: formal_body(text) for text in cases} == cases
+
+
+def test_a_closer_goes_before_the_sign_off_and_only_where_the_reply_offers_no_more_help():
+    reply = "Hi Ana,\n\nwe fixed it cuz the sync was broken.\n\nCheers,\nBob"
+    assert rewrite_by_rules(reply, "formal") == (
+        f"Dear Ana,\n\nWe fixed it because the sync was broken. {FORMAL_CLOSER}\n\nKind regards,\nBob"
+    )
+    friendly = rewrite_by_rules(reply, "friendly")
+    assert friendly.endswith("Let me know if there's anything else I can do.\n\nCheers,\nBob")
+    steps = "Here are the steps:\n\n1. Go to Billing.\n2. Open the invoice."
+    assert rewrite_by_rules(steps, "formal").endswith("2. Open the invoice.\n\n" + FORMAL_CLOSER)
+    offered = "Go to Billing. If you have any other questions, let us know."
+    assert rewrite_by_rules(offered, "formal") == "Proceed to Billing. If you have any other questions, let us know."
+
+
+def test_an_empathetic_rewrite_does_not_apologise_for_trouble_the_reply_only_supposes():
+    supposed = (
+        "I can add the item to order 00123842 for you. If you encounter any difficulties, reply here. "
+        "Our team can also address any technical issues. No problem at all!"
+    )
+    assert rewrite_by_rules(supposed, "empathetic").startswith(ACKNOWLEDGEMENT)
+    real = "I understand that you are having trouble adding the item to order 00123842."
+    assert rewrite_by_rules(real, "empathetic").startswith("I'm sorry for the trouble this has caused.")

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import re
 
+from copilot.tasks.thread import NAME_LINE
+
 INSULT = (
     r"(idiot|moron|imbecile|cretin|fool|clown|jerk|loser|bozo|hick|cunt|jackass|dumbass|asshole|bastard|retard|"
     r"scumbag|scum|pig|dick|prick|douche(?:bag)?|s[ch]muck|twat|dimwit|nitwit|halfwit|dipshit|bitche?|whore|slut|"
@@ -232,7 +234,6 @@ FORMAL_WORDING = [
     (r"\bmake sure\b", "ensure"),
     (r"\bgo to\b", "proceed to"),
     (r"\bstart by\b", "begin by"),
-    (r"^(\d+[.)]\s+)?(find|look for)\b", lambda m: (m.group(1) or "") + _same_case(m.group(2), "locate")),
     (r"\bshow up\b", "appear"),
     (r"\b(I am|we are) sorry\b(?! to (?:hear|learn|see|read)\b)", lambda m: f"{m.group(1).split()[0]} apologize"),
     (r"^Sorry\b(?! to (?:hear|learn|see|read)\b)", "We apologize"),
@@ -322,6 +323,12 @@ CLOSERS = {
     },
 }
 CLOSERS["empathetic"] = CLOSERS["friendly"]
+CLOSERS["formal"] = {
+    "en": "Should you require further assistance, please let us know.",
+    "es": "Quedamos a su disposición para cualquier otra consulta.",
+    "de": "Für weitere Fragen stehen wir Ihnen gern zur Verfügung.",
+    "fr": "Nous restons à votre disposition pour toute autre question.",
+}
 ALREADY_THANKS = re.compile(r"\b(thank|thanks|gracias|danke|merci)\b", re.I)
 ALREADY_SORRY = re.compile(r"\b(sorry|apolog|understand how|lo siento|disculp|tut mir leid|désolé|pardon)", re.I)
 ALREADY_UNDERSTANDS = re.compile(r"\bI (understand|acknowledge|can see|realise|realize)\b", re.I)
@@ -330,7 +337,14 @@ APOLOGY_ONLY = "I'm sorry for the trouble this has caused."  # the English empat
 SPEAKS_OF_TROUBLE = re.compile(
     r"\b(?:(?:frustrat|inconvenien|mistak|apolog|disappoint|urgen|difficult|fail|complain|concern)\w*|"
     r"issues?|problems?|errors?|trouble|unable|can'?t|cannot|not working|broken|wrong|delay(?:ed|s)?|late|lost|"
-    r"locked|twice|outage|down|sorry|resolved|fixed|restored|elevated|slow|incident|reset|unfortunately|refund)\b",
+    r"locked|twice|outage|(?:is|are|was|went) down|sorry|resolved|fixed|restored|elevated|slow|incident|reset|"
+    r"unfortunately)\b",
+    re.I,
+)
+# What a reply only supposes ("If you encounter any difficulties, ...", "any technical issues", "No problem!").
+SUPPOSED_TROUBLE = re.compile(
+    r"^(?:if|should|in case|unless)\b.*|\bany (?:\w+ )?(?:issues?|difficult\w*|problems?|concerns?|errors?|trouble)\b|"
+    r"\bno problem\b",
     re.I,
 )
 ACKNOWLEDGEMENT = "I know how much it matters to get this sorted, and I'm glad to help."
@@ -341,6 +355,11 @@ GREETING = re.compile(
     r"^(hi|hello|hey|dear|hola|hallo|bonjour|good (morning|afternoon|evening))\b[^\n,!.]*[,!.]?\s*", re.I
 )
 SIGN_OFF = re.compile(r"^(cheers|thanks|thx|ta|best|later|bye)[,!.]?\s*$", re.I)
+CLOSING_LINE = re.compile(
+    r"^(?:cheers|thanks|thank you|thx|best|(?:best |kind )?regards|sincerely|bye|saludos|cordialement|viele grüße)"
+    r"[,!.]?$",
+    re.I,
+)
 
 
 def rewrite_by_rules(text: str, tone: str, language: str = "en") -> str:
@@ -421,7 +440,10 @@ def _formal(line: str) -> str:
             flags=re.I,
         )
     line = re.sub(r"!(?=\s|$)", ".", line)
-    return line if re.search(r"[.!?:,][\"')\]]*$", line.strip()) or not line.strip() else line.rstrip() + "."
+    stripped = line.strip()
+    if not stripped or NAME_LINE.match(stripped) or _ends_sentence(stripped) or stripped.endswith(","):
+        return line
+    return line.rstrip() + "."
 
 
 def _concise(line: str) -> str:
@@ -454,7 +476,9 @@ def _tidy(line: str, recase: bool = True) -> str:
 def _empathetic_opener(text: str) -> str:
     """An apology where the reply speaks of something gone wrong (without a second "I understand" when it has one),
     else an acknowledgement: a reply to a plain request has nothing to apologise for."""
-    if not SPEAKS_OF_TROUBLE.search(text):
+    prose = "\n".join(line for line in text.split("\n") if not LIST_ITEM.match(line))  # not steps or policy terms
+    sentences = re.split(r"(?<=[.!?])\s+|\n+", prose)
+    if not any(SPEAKS_OF_TROUBLE.search(SUPPOSED_TROUBLE.sub("", sentence.strip())) for sentence in sentences):
         return ACKNOWLEDGEMENT
     return APOLOGY_ONLY if ALREADY_UNDERSTANDS.search(text) else OPENERS["empathetic"]["en"]
 
@@ -474,8 +498,40 @@ def _frame(text: str, tone: str, language: str) -> str:
         and not (tone == "empathetic" and ALREADY_SORRY.search(rest))
         and not (tone == "friendly" and ALREADY_THANKS.search(rest[:80]))
     ):
-        rest = f"{opener} {LEADING_INTERJECTION.sub('', rest)}".strip()
+        rest = _open_with(rest, opener)
     if closer and not ALREADY_OFFER.search(rest):
-        rest = rest.rstrip()
-        rest = f"{rest}{'' if not rest or rest[-1] in '.!?:' else '.'} {closer}".strip()
+        rest = _add_closer(rest, closer)
     return f"{greeting}\n\n{rest}" if greeting and "\n" in text[: len(greeting) + 2] else f"{greeting} {rest}".strip()
+
+
+def _add_closer(text: str, closer: str) -> str:
+    """The closer after the body, on its own paragraph when the body has several lines, and before any sign-off."""
+    body, sign_off = _split_sign_off(text.rstrip())
+    if "\n" in body:
+        body = f"{body}\n\n{closer}"
+    else:
+        body = f"{body}{'' if not body or _ends_sentence(body) else '.'} {closer}".strip()
+    return f"{body}\n\n{sign_off}" if sign_off else body
+
+
+def _split_sign_off(text: str) -> tuple[str, str]:
+    """The text before its sign-off ("Cheers," and the name lines under it), and the sign-off."""
+    lines = text.split("\n")
+    for index in range(len(lines) - 1, max(0, len(lines) - 4), -1):
+        names = [line.strip() for line in lines[index + 1 :] if line.strip()]
+        if CLOSING_LINE.match(lines[index].strip()) and all(NAME_LINE.match(name) for name in names):
+            return "\n".join(lines[:index]).rstrip(), "\n".join(lines[index:])
+    return text, ""
+
+
+def _ends_sentence(text: str) -> bool:
+    return bool(re.search(r"[.!?:][\"')\]]*$", text))
+
+
+def _open_with(text: str, opener: str) -> str:
+    """The opener before the text, after its "Certainly!" when the opener is an acknowledgement (one voice: "Certainly!
+    I know how much it matters ..."), else in its place ("I'm sorry for the trouble. Certainly!" reads as two)."""
+    interjection = LEADING_INTERJECTION.match(text)
+    if interjection and opener == ACKNOWLEDGEMENT:
+        return f"{interjection.group(0).strip()} {opener} {text[interjection.end() :]}".strip()
+    return f"{opener} {LEADING_INTERJECTION.sub('', text)}".strip()
