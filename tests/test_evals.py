@@ -21,6 +21,7 @@ from copilot.cli.main import app
 from copilot.settings import DEFAULT_MODEL
 from copilot.tasks.base import Provenance, TaskOutcome
 from copilot.tasks.registry import TaskParams
+from copilot.tasks.tone_rules import CLOSERS
 from evals import metrics as m
 from evals.baseline import Baseline, approve, diff_run, review
 from evals.redact import Redactor, luhn_ok, redact
@@ -31,18 +32,19 @@ from evals.suite import SUITES_DIR, Case, SuiteError, load_cases, load_suite, se
 
 PROMPTS = Path(__file__).resolve().parents[1] / "prompts"
 
+FORMAL_CLOSER = CLOSERS["formal"]["en"]  # what a formal rewrite ends with
 USER_ROWS = [
     {
         "ref": "u1",
         "draft": "Your STUPID export is broken!!! Fix INV-2026-0042 by March 3.",
-        "wanted": "Your export is broken! Fix INV-2026-0042 by March 3.",
+        "wanted": f"Your export is broken! Fix INV-2026-0042 by March 3. {FORMAL_CLOSER}",
     },
     {
         "ref": "u2",
         "draft": "We can't refund $99.00 twice, it's the same charge.",
-        "wanted": "We cannot refund $99.00 twice, it is the same charge.",
+        "wanted": f"We cannot refund $99.00 twice, it is the same charge. {FORMAL_CLOSER}",
     },
-    {"ref": "u3", "draft": "Thanks, that's sorted now.", "wanted": "Thanks, that's sorted now."},
+    {"ref": "u3", "draft": "Thanks, that's sorted now.", "wanted": f"Thank you, that is sorted now. {FORMAL_CLOSER}"},
 ]
 
 
