@@ -95,8 +95,10 @@ def test_a_small_model_rewrite_changes_the_text_in_the_asked_direction(run, work
     rewrite = outcome.result
     assert not rewrite.unchanged and not rewrite.lost and rewrite.text != BLUNT, rewrite.text
     assert "3 March" in rewrite.text and "$49" in rewrite.text and not rewrite.needs_explicit_approval
+    if tone != "expand":  # the clause that closes the door goes; expand only adds
+        assert "final" not in rewrite.text
     if tone in ("friendly", "empathetic"):
-        assert "that's final" not in rewrite.text and "Read the terms." not in rewrite.text
+        assert "Read the terms." not in rewrite.text
     if tone == "concise":  # the clause that says nothing goes
         assert rewrite.text == "We can't refund you. Your plan renewed on 3 March for $49. Read the terms."
     if tone == "formal":  # an order to read the terms becomes a formal reference to them

@@ -186,6 +186,8 @@ FILLER = re.compile(
     r"definitely|certainly|absolutely|easily|simple|specific)\s+",
     re.I,
 )
+# "..., and that's final": a clause that says nothing new and closes the door; cut by concise, friendly and formal.
+FINALITY = r",?\s*\b(?:and )?that(?:'?s| is) final\b"
 WORDY = [
     (r"\bI (just )?wanted to (let you know|reach out and let you know|inform you) that\s+", ""),
     (r"\bI am writing to (let you know|inform you) that\s+", ""),
@@ -204,7 +206,7 @@ WORDY = [
     (r"\bare able to\b", "can"),
     (r"\bmake a decision\b", "decide"),
     (r"\bgive you an update\b", "update you"),
-    (r"(?<=\w),?\s+(?:and )?that(?:'s| is) final\b", ""),  # a trailing clause that says nothing new
+    (FINALITY, ""),
 ]
 # Sentences that only say the writer is willing to help: cut by "concise" when they carry no fact.
 COURTESY_ONLY = re.compile(
@@ -239,6 +241,7 @@ FORMAL_WORDING = [
     (r"^Sorry\b(?! to (?:hear|learn|see|read)\b)", "We apologize"),
     (r"^Sure\b", "Certainly"),
     (r"\bthanks\b", "thank you"),
+    (FINALITY, ""),
     (
         SENTENCE_START + r"(?:Read|See|Check) (?:the|our) (terms|policy|docs|documentation|FAQ)\b",
         r"Please refer to our \1",
@@ -246,8 +249,7 @@ FORMAL_WORDING = [
 ]
 # Orders become requests only where they open a sentence: "what you need to do" and "I don't know" stay as they are.
 BLUNT = [
-    (r",?\s*\b(and )?that'?s final\b", ""),
-    (r",?\s*\b(and )?that is final\b", ""),
+    (FINALITY, ""),
     (r"\bRead the (terms|policy|docs|documentation|FAQ)\b\.?", r"You can find the details in our \1."),
     (SENTENCE_START + r"You (must|have to|need to) ", "Please "),
     (SENTENCE_START + r"Do not\b", "Please do not"),
