@@ -286,6 +286,10 @@ def test_a_closer_goes_before_the_sign_off_and_only_where_the_reply_offers_no_mo
     assert rewrite_by_rules(steps, "formal").endswith("2. Open the invoice.\n\n" + FORMAL_CLOSER)
     offered = "Go to Billing. If you have any other questions, let us know."
     assert rewrite_by_rules(offered, "formal") == "Proceed to Billing. If you have any other questions, let us know."
+    spanish = "Hemos corregido la factura INV-9. Quedamos a su disposición para cualquier consulta."
+    assert rewrite_by_rules(spanish, "formal", "es") == spanish  # its own offer, in its language: no second one
+    german = "Wir haben die Rechnung INV-9 korrigiert."
+    assert rewrite_by_rules(german, "formal", "de") == f"{german} {CLOSERS['formal']['de']}"
 
 
 def test_an_empathetic_rewrite_does_not_apologise_for_trouble_the_reply_only_supposes():

@@ -352,7 +352,12 @@ SUPPOSED_TROUBLE = re.compile(
 ACKNOWLEDGEMENT = "I know how much it matters to get this sorted, and I'm glad to help."
 # A bare interjection that would follow the added opener ("I'm sorry for the trouble. Certainly! ...") is dropped.
 LEADING_INTERJECTION = re.compile(r"^(?:certainly|sure|of course|absolutely|no problem|no worries)[!.,]\s+", re.I)
-ALREADY_OFFER = re.compile(r"\b(let (me|us) know|any (other )?questions|happy to help|anything else|reply to)", re.I)
+ALREADY_OFFER = re.compile(
+    r"\b(let (me|us) know|any (other )?questions|happy to help|anything else|reply to|"
+    r"otra (pregunta|consulta)|algo más|su disposición|no dude|weitere(n)? fragen|zur verfügung|noch etwas|"
+    r"autres? questions?|votre disposition|n'hésitez)",
+    re.I,
+)
 GREETING = re.compile(
     r"^(hi|hello|hey|dear|hola|hallo|bonjour|good (morning|afternoon|evening))\b[^\n,!.]*[,!.]?\s*", re.I
 )
