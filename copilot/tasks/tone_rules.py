@@ -4,10 +4,11 @@ Every tone starts from the same clean-up (rude wording put neutrally where a neu
 insults and profanity dropped with articles agreeing again, shouting and runs of !!! calmed), then:
   friendly     blunt refusals softened ("We can't" -> "Unfortunately, we can't"), orders turned into requests,
                a thank-you opener and an offer to help at the end when the text has none
-  empathetic   as friendly, with an acknowledgement of the trouble first
+  empathetic   as friendly, with an apology first where the reply speaks of trouble (not trouble it only supposes:
+               "If you encounter any issues"), else an acknowledgement that the request matters
   formal       contractions and chat slang written out (cuz, asap, tho, gonna, thx, pls, u ...), plain verbs made
                formal ("let me help you" -> "allow me to assist you"), greetings and sign-offs made formal,
-               exclamation marks calmed
+               exclamation marks calmed, an offer of further assistance at the end when the text has none
   concise      filler, hedges and wordy phrases cut ("in order to" -> "to", "due to the fact that" -> "because"),
                and sentences that only offer help ("I'm here to help you with that.") when they carry no fact
   expand       a courteous opener and closing added around the text (no new facts)
@@ -350,7 +351,7 @@ SUPPOSED_TROUBLE = re.compile(
     re.I,
 )
 ACKNOWLEDGEMENT = "I know how much it matters to get this sorted, and I'm glad to help."
-# A bare interjection that would follow the added opener ("I'm sorry for the trouble. Certainly! ...") is dropped.
+# A bare interjection that would follow an apology ("I'm sorry for the trouble. Certainly! ...") is dropped.
 LEADING_INTERJECTION = re.compile(r"^(?:certainly|sure|of course|absolutely|no problem|no worries)[!.,]\s+", re.I)
 ALREADY_OFFER = re.compile(
     r"\b(let (me|us) know|any (other )?questions|happy to help|anything else|reply to|"
@@ -361,7 +362,9 @@ ALREADY_OFFER = re.compile(
 GREETING = re.compile(
     r"^(hi|hello|hey|dear|hola|hallo|bonjour|good (morning|afternoon|evening))\b[^\n,!.]*[,!.]?\s*", re.I
 )
+# A casual sign-off, which formal writes "Kind regards,".
 SIGN_OFF = re.compile(r"^(cheers|thanks|thx|ta|best|later|bye)[,!.]?\s*$", re.I)
+# Any sign-off line: an added closer goes before it and the name lines under it.
 CLOSING_LINE = re.compile(
     r"^(?:cheers|thanks|thank you|thx|best|(?:best |kind )?regards|sincerely|bye|saludos|cordialement|viele grüße)"
     r"[,!.]?$",
