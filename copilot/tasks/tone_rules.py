@@ -542,6 +542,7 @@ def _open_with(text: str, opener: str) -> str:
     """The opener before the text, after its "Certainly!" when the opener is an acknowledgement (one voice: "Certainly!
     I know how much it matters ..."), else in its place ("I'm sorry for the trouble. Certainly!" reads as two)."""
     interjection = LEADING_INTERJECTION.match(text)
+    rest = text[interjection.end() :] if interjection else text
     if interjection and opener == ACKNOWLEDGEMENT:
-        return f"{interjection.group(0).strip()} {opener} {text[interjection.end() :]}".strip()
-    return f"{opener} {LEADING_INTERJECTION.sub('', text)}".strip()
+        return f"{interjection.group(0).strip()} {opener} {rest}".strip()
+    return f"{opener} {rest}".strip()
