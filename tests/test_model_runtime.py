@@ -16,7 +16,7 @@ from copilot.gateway.buildcheck import check_build, cpu_flags
 from copilot.gateway.catalog import CATALOG, SMOLLM2, LocalModelSpec, assemble, catalog_file
 from copilot.profiles import Profile
 from copilot.settings import Settings
-from copilot.store.models import AuthorKind, Message
+from copilot.store.models import AiResult, AiStatus, AuthorKind, Message
 
 MESSAGES = [{"role": "system", "content": "You are brief."}, {"role": "user", "content": "Write a long story."}]
 COUNTING = [
@@ -254,6 +254,28 @@ def test_precompute_results_made_while_the_customer_wrote_again_are_stale(world)
     job = client.get("/v1/jobs?kind=precompute_ticket", headers=auth(keys)).json()[0]
     draft_id = job["result"]["ai_result_ids"]["reply_draft"]
     assert client.get(f"/v1/review/{draft_id}", headers=auth(keys)).json()["status"] == "stale"
+
+
+def test_a_draft_a_reviewer_decides_while_precompute_finishes_stays_decided(world, monkeypatch):
+    from copilot.tasks import precompute
+
+    client, store, keys, tickets, app = world
+    client.put("/v1/admin/precompute", headers=auth(keys, "admin"), json={"enabled": True})
+    newest_input = precompute._newest_input
+
+    def reviewer_decides_meanwhile(row):
+        with store.repo("alpha") as repo:  # another replica commits a decision on the loaded row
+            repo.get(AiResult, row.id).status = AiStatus.approved
+        return newest_input(row) - 1  # and the customer wrote again
+
+    monkeypatch.setattr(precompute, "_newest_input", reviewer_decides_meanwhile)
+    app.state.services.jobs.shutdown()
+    client.post("/v1/records/message", headers=auth(keys, "admin"), json=[message("T-1", "M-2", "Any news?")])
+    assert app.state.services.jobs.run_once()
+    job = client.get("/v1/jobs?kind=precompute_ticket", headers=auth(keys)).json()[0]
+    assert job["status"] == "succeeded", job
+    draft = client.get(f"/v1/review/{job['result']['ai_result_ids']['reply_draft']}", headers=auth(keys)).json()
+    assert draft["status"] == "approved"
 
 
 def test_precompute_is_off_by_default_for_a_small_model(settings):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from copilot.auth import Permission
 from copilot.jobs import JobContext, job_kind, run_fenced
@@ -78,10 +78,21 @@ def precompute_ticket(job: JobContext) -> dict[str, Any]:
         if n > already:
             results[task] = run_fenced(job, task, {"ticket_id": ticket_id}, done=n).ai_result_id
     with job.services.store.repo(job.workspace) as repo:
-        latest = latest_customer_message(repo, ticket_id) or 0
-        for name, result_id in results.items():
-            row = repo.get(AiResult, result_id) if result_id else None
-            if row is not None and row.status in (AiStatus.pending, AiStatus.completed) and _newest_input(row) < latest:
-                if name in stale_on(CUSTOMER_MESSAGE):
-                    row.status = AiStatus.stale  # the customer wrote again while this ran
+        staling = [rid for name, rid in results.items() if name in stale_on(CUSTOMER_MESSAGE)]
+        _mark_overtaken_stale(repo, ticket_id, staling)
     return {"ticket_id": ticket_id, "ai_result_ids": results}
+
+
+def _mark_overtaken_stale(repo: Repo, ticket_id: int, result_ids: list[int | None]) -> None:
+    """Results made from a thread the customer wrote to again while the job ran become stale. One conditional
+    UPDATE, so a reviewer deciding a result meanwhile is neither overwritten nor a version conflict."""
+    latest = latest_customer_message(repo, ticket_id) or 0
+    rows = [repo.get(AiResult, rid) for rid in result_ids if rid]
+    overtaken = [row.id for row in rows if row is not None and _newest_input(row) < latest]
+    if overtaken:
+        repo.session.execute(
+            update(AiResult)
+            .where(AiResult.id.in_(overtaken), AiResult.status.in_([AiStatus.pending, AiStatus.completed]))
+            .values(status=AiStatus.stale, version=AiResult.version + 1)
+            .execution_options(synchronize_session=False)
+        )
