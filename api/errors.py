@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from copilot.errors import (
@@ -31,6 +32,7 @@ from copilot.errors import (
 
 log = logging.getLogger("copilot.api")
 FIELD_PREFIX = re.compile(r"^([\w.\[\]-]+): ")
+CHANGED_MEANWHILE = "a record this request changes was changed by another request meanwhile; reload it and try again"
 
 
 class ErrorDetail(BaseModel):
@@ -109,6 +111,11 @@ def database_error(_request: Request, error: OperationalError) -> JSONResponse:
     return error_response(503, "database_unavailable", "the database is busy or unavailable; try again shortly")
 
 
+def changed_meanwhile(_request: Request, error: StaleDataError) -> JSONResponse:
+    log.info("concurrent change: %s", error)
+    return error_response(409, "conflict", CHANGED_MEANWHILE)
+
+
 def out_of_range(_request: Request, _error: OverflowError) -> JSONResponse:
     return error_response(422, "invalid_input", "a number in the request is too large")
 
@@ -123,5 +130,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(OperationalError, database_error)
+    app.add_exception_handler(StaleDataError, changed_meanwhile)
     app.add_exception_handler(OverflowError, out_of_range)
     app.add_exception_handler(Exception, unexpected_error)

@@ -297,6 +297,49 @@ def test_nothing_is_sent_before_approval_and_approval_marks_the_promoter_asked(w
     assert forced.status_code == 200 and len(calls) == 1  # a new draft, still not sent
 
 
+def approve_when_superseding(monkeypatch, client, marketing, first):
+    """A reviewer approves ``first`` between the draft reading it as pending and superseding it."""
+    from copilot.tasks import nps_advocacy
+
+    record_event = nps_advocacy.record_event
+
+    def reviewer_approves_meanwhile(repo, actor, action, row, **change):
+        decision = {"decision": "approve", "version": first["version"]}
+        assert client.post(f"/v1/review/{row.id}/decision", headers=marketing, json=decision).is_success
+        return record_event(repo, actor, action, row, **change)
+
+    monkeypatch.setattr(nps_advocacy, "record_event", reviewer_approves_meanwhile)
+
+
+def test_a_draft_made_while_a_reviewer_approves_the_last_one_is_a_clear_409_and_leaves_nothing(
+    world, shop_in_world, monkeypatch
+):
+    client, store, keys, _, _ = world
+    marketing = {"Authorization": f"Bearer {keys[('alpha', 'marketing')]}"}
+    first = client.post("/v1/nps/advocacy/NPS-1/draft", headers=marketing, json={"strategy": "template"}).json()
+    approve_when_superseding(monkeypatch, client, marketing, first)
+    again = client.post("/v1/nps/advocacy/NPS-1/draft", headers=marketing, json={"strategy": "template"})
+    assert again.status_code == 409, again.text
+    assert "changed by another request meanwhile" in again.json()["error"]["message"]
+    with store.repo("alpha") as repo:
+        rows = repo.all(repo.select(AiResult).where(AiResult.subject_id == shop_in_world["promoter"]))
+        assert [(row.id, row.status) for row in rows] == [(first["ai_result_id"], AiStatus.approved)]
+
+
+def test_the_page_says_in_words_that_the_record_changed_meanwhile(world, shop_in_world, monkeypatch):
+    client, _, keys, _, _ = world
+    marketing = {"Authorization": f"Bearer {keys[('alpha', 'marketing')]}"}
+    target = shop_in_world["detractor_deal"]
+    first = client.post(f"/v1/nps/advocacy/{target}/draft", headers=marketing, json={"strategy": "template"}).json()
+    token = client.get("/login").text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    client.post("/login", data={"api_key": keys[("alpha", "marketing")], "csrf": token})
+    token = client.get("/advocacy").text.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    approve_when_superseding(monkeypatch, client, marketing, first)
+    page = client.post(f"/advocacy/{target}/draft", data={"csrf": token}, headers={"Accept": "text/html"})
+    assert page.status_code == 409 and "changed by another request meanwhile" in page.text
+    assert "<html" in page.text.lower()
+
+
 def test_a_rejected_draft_leaves_the_respondent_not_asked(services, store, shop):
     outcome = draft(services, store, "nps_thank_you", shop["promoter"])
     with store.repo("alpha") as repo:

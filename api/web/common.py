@@ -13,10 +13,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import CSRF_SESSION_KEY, Caller, Services, get_services
-from api.errors import copilot_error, http_error, unexpected_error, validation_error
+from api.errors import (
+    CHANGED_MEANWHILE,
+    changed_meanwhile,
+    copilot_error,
+    http_error,
+    unexpected_error,
+    validation_error,
+)
 from api.sessions import csrf_matches, session_key_id
 from copilot.auth import Permission, Principal, principal_for_key
 from copilot.errors import CopilotError, PermissionDenied, Unauthenticated
@@ -110,6 +118,11 @@ def install(app: FastAPI) -> None:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body"))
         return error_page(request, 422, f"{where or 'request'}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(StaleDataError)
+    def changed_meanwhile_page(request: Request, error: StaleDataError) -> Response:
+        response = changed_meanwhile(request, error)
+        return error_page(request, 409, CHANGED_MEANWHILE.capitalize() + ".") if wants_html(request) else response
 
     @app.exception_handler(Exception)
     def unexpected_error_page(request: Request, error: Exception) -> Response:
