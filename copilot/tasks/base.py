@@ -12,6 +12,8 @@ from copilot.store import Repo
 from copilot.store.models import AiResult, AiStatus
 
 if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement
+
     from copilot.gateway import Completion
 
 T = TypeVar("T", bound=BaseModel)
@@ -111,14 +113,19 @@ def save_outcome(repo: Repo, outcome: TaskOutcome[T], *, subject_kind: str, subj
 
 def mark_stale(repo: Repo, *, subject_kind: str, subject_id: int, tasks: tuple[str, ...]) -> int:
     """Mark pending or completed outputs about a record as stale after it changed; returns how many."""
+    conditions = (AiResult.subject_kind == subject_kind, AiResult.subject_id == subject_id, AiResult.task.in_(tasks))
+    return mark_stale_where(repo, *conditions)
+
+
+def mark_stale_where(repo: Repo, *conditions: ColumnElement[bool]) -> int:
+    """Pending or completed outputs matching ``conditions`` become stale, in one conditional UPDATE: a result a
+    reviewer decided meanwhile keeps its decision and is no version conflict. Returns how many."""
     statement = (
         update(AiResult)
         .where(
             AiResult.workspace_id == repo.workspace_id,
-            AiResult.subject_kind == subject_kind,
-            AiResult.subject_id == subject_id,
-            AiResult.task.in_(tasks),
             AiResult.status.in_([AiStatus.pending, AiStatus.completed]),
+            *conditions,
         )
         .values(status=AiStatus.stale, version=AiResult.version + 1)
         .execution_options(synchronize_session=False)

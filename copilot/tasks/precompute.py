@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from copilot.auth import Permission
 from copilot.jobs import JobContext, job_kind, run_fenced
 from copilot.store import Repo
-from copilot.store.models import AiResult, AiStatus, AuthorKind, Job, Message
+from copilot.store.models import AiResult, AuthorKind, Job, Message
+from copilot.tasks.base import mark_stale_where
 from copilot.tasks.registry import CUSTOMER_MESSAGE, stale_on
 
 if TYPE_CHECKING:
@@ -84,15 +85,9 @@ def precompute_ticket(job: JobContext) -> dict[str, Any]:
 
 
 def _mark_overtaken_stale(repo: Repo, ticket_id: int, result_ids: list[int | None]) -> None:
-    """Results made from a thread the customer wrote to again while the job ran become stale. One conditional
-    UPDATE, so a reviewer deciding a result meanwhile is neither overwritten nor a version conflict."""
+    """Results made from a thread the customer wrote to again while the job ran become stale."""
     latest = latest_customer_message(repo, ticket_id) or 0
     rows = [repo.get(AiResult, rid) for rid in result_ids if rid]
     overtaken = [row.id for row in rows if row is not None and _newest_input(row) < latest]
     if overtaken:
-        repo.session.execute(
-            update(AiResult)
-            .where(AiResult.id.in_(overtaken), AiResult.status.in_([AiStatus.pending, AiStatus.completed]))
-            .values(status=AiStatus.stale, version=AiResult.version + 1)
-            .execution_options(synchronize_session=False)
-        )
+        mark_stale_where(repo, AiResult.id.in_(overtaken))
